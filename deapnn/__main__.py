@@ -1,0 +1,5 @@
+import sys
+
+from deapnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""CIFAR-style (32×32 input) architectures used in the GLS experiments (Ding & Spector 2022, §4):
+VGG19-BN, ResNet18 and MobileNetV2 with a 3×3 stride-1 stem instead of the ImageNet stem."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+_VGG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+          512, 512, 512, 512, "M"]
+
+
+class VGG19BN(nn.Module):
+    """VGG19 with batch normalisation; five 2×2 poolings bring 32×32 to 1×1 before the classifier."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        layers, c = [], in_channels
+        for v in _VGG19:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+                c = v
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet18 (He et al. 2016) with the CIFAR stem: 3×3 conv, no max-pool."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        blocks, c = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            blocks += [BasicBlock(c, cout, stride), BasicBlock(cout, cout, 1)]
+            c = cout
+        self.layers = nn.Sequential(*blocks)
+        self.head = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        out = self.layers(self.stem(x))
+        return self.head(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, expansion, stride):
+        super().__init__()
+        hidden = cin * expansion
+        self.use_residual = stride == 1 and cin == cout
+        self.block = nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.block(x)
+        return x + out if self.use_residual else out
+
+
+# (expansion, out channels, repeats, stride); strides of the first two stages set to 1 for 32×32.
+_MBV2 = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+         (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 (Sandler et al. 2018) adapted to 32×32 inputs (stride-1 stem)."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        layers = [nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32),
+                  nn.ReLU6(inplace=True)]
+        c = 32
+        for t, cout, n, s in _MBV2:
+            for i in range(n):
+                layers.append(InvertedResidual(c, cout, t, s if i == 0 else 1))
+                c = cout
+        layers += [nn.Conv2d(c, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6(inplace=True),
+                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(1280, num_classes)
+
+    def forward(self, x):
+        return self.head(self.features(x))

@@ -1,0 +1,118 @@
+"""Run directories shared by every command: ``config.json``, ``logbook.csv``, weights, plots and an
+atomic checkpoint that ``--resume DIR`` continues from."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be created or resumed as asked."""
+
+
+class RunDir:
+    """A run's directory.
+
+    ``RunDir(path, config)`` starts a fresh run (refusing a directory that already holds a
+    checkpoint, so nothing is overwritten by accident); ``RunDir.resume(path)`` reopens one and
+    restores its stored configuration.
+    """
+
+    CONFIG, LOGBOOK, CHECKPOINT = "config.json", "logbook.csv", "checkpoint.pt"
+
+    def __init__(self, path: str | os.PathLike, config: dict, *, _resuming: bool = False):
+        self.path = os.fspath(path)
+        self.config = dict(config)
+        if not _resuming:
+            if os.path.exists(self.file(self.CHECKPOINT)):
+                raise RunDirError(f"{self.path} already holds a run; use --resume {self.path} "
+                                  "to continue it or choose another --out")
+            os.makedirs(self.path, exist_ok=True)
+            self.write_json(self.CONFIG, self.config)
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike) -> "RunDir":
+        path = os.fspath(path)
+        cfg_file = os.path.join(path, cls.CONFIG)
+        if not os.path.exists(cfg_file):
+            raise RunDirError(f"cannot resume {path}: no {cls.CONFIG} there")
+        with open(cfg_file, encoding="utf-8") as fh:
+            config = json.load(fh)
+        return cls(path, config, _resuming=True)
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    # --- state -----------------------------------------------------------------------------
+    def has_checkpoint(self) -> bool:
+        return os.path.exists(self.file(self.CHECKPOINT))
+
+    def save_checkpoint(self, state: dict) -> None:
+        save_checkpoint(self.file(self.CHECKPOINT), state)
+
+    def load_checkpoint(self) -> dict | None:
+        return load_checkpoint(self.file(self.CHECKPOINT)) if self.has_checkpoint() else None
+
+    def save_weights(self, state_dict: dict, name: str = "best_model.pt") -> str:
+        """Save model weights (CPU tensors) atomically; load with ``torch.load(weights_only=True)``."""
+        target = self.file(name)
+        tmp = target + ".tmp"
+        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
+        os.replace(tmp, target)
+        return target
+
+    # --- text outputs ------------------------------------------------------------------------
+    def write_json(self, name: str, obj) -> str:
+        target = self.file(name)
+        tmp = target + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=True, default=str)
+            fh.write("\n")
+        os.replace(tmp, target)
+        return target
+
+    def write_logbook(self, records, name: str | None = None) -> str:
+        """Write a list of dicts (or a DEAP ``Logbook``) as CSV; columns are the union of keys."""
+        rows = [dict(r) for r in records]
+        columns: list[str] = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+        target = self.file(name or self.LOGBOOK)
+        tmp = target + ".tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _cell(v) for k, v in row.items()})
+        os.replace(tmp, target)
+        return target
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return value
+
+
+def read_logbook(path: str | os.PathLike) -> list[dict]:
+    """Read a ``logbook.csv`` back as a list of dicts with numbers parsed."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _parse(text: str):
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -1,0 +1,155 @@
+"""Runtime: device choice, worker threads, seeding and the toolbox ``map``.
+
+Nothing here touches CUDA at import time (DESIGN "Devices"): the device is chosen lazily, per
+worker process, the first time :func:`get_device` is called.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+
+import numpy as np
+import torch
+
+_DEVICE: torch.device | None = None
+_REQUESTED: str | None = None
+VALID_DEVICES = ("auto", "cpu", "cuda")
+
+
+def _env_device() -> str | None:
+    return os.environ.get("DEAPNN_DEVICE") or None
+
+
+def set_device(name: str | None) -> None:
+    """Force the device for this process (``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``).
+
+    The choice is also exported as ``DEAPNN_DEVICE`` so SCOOP workers spawned later inherit it.
+    """
+    global _DEVICE, _REQUESTED
+    if name is not None:
+        base = name.split(":")[0]
+        if base not in VALID_DEVICES:
+            raise ValueError(f"unknown device {name!r}; valid: {', '.join(VALID_DEVICES)} or cuda:N")
+        os.environ["DEAPNN_DEVICE"] = name
+    _REQUESTED = name
+    _DEVICE = None
+
+
+def worker_slot() -> int:
+    """Index of this worker among the workers of its host (0 when not under SCOOP)."""
+    for var in ("DEAPNN_WORKER_SLOT", "SCOOP_WORKER_SLOT"):
+        if var in os.environ:
+            return int(os.environ[var])
+    try:
+        import scoop
+        if getattr(scoop, "IS_RUNNING", False) and scoop.worker is not None:
+            # scoop.worker is (host, port) of this worker; the port differs per worker and
+            # workers on a host are started together, so its rank is stable for the run.
+            return int(hashlib.sha1(str(scoop.worker).encode()).hexdigest(), 16) % 1_000_003
+    except Exception:  # scoop not importable or not initialised
+        pass
+    return 0
+
+
+def cuda_device_count() -> int:
+    """Number of visible CUDA devices (``DEAPNN_FAKE_GPUS`` simulates a count for tests)."""
+    fake = os.environ.get("DEAPNN_FAKE_GPUS")
+    if fake is not None:
+        return int(fake)
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def assign_gpu(slot: int, n_gpus: int) -> int | None:
+    """GPU index claimed by worker ``slot`` on a host with ``n_gpus`` GPUs (slot mod G), or None."""
+    return None if n_gpus <= 0 else slot % n_gpus
+
+
+def get_device() -> torch.device:
+    """The device evaluations on this worker run on, chosen once, lazily.
+
+    ``auto`` (default): ``cuda:<slot mod G>`` when CUDA is available, else CPU.
+    """
+    global _DEVICE
+    if _DEVICE is None:
+        req = _REQUESTED or _env_device() or "auto"
+        if req == "auto":
+            gpu = assign_gpu(worker_slot(), cuda_device_count()) if torch.cuda.is_available() else None
+            _DEVICE = torch.device("cpu") if gpu is None else torch.device("cuda", gpu)
+        elif req == "cuda":
+            if not torch.cuda.is_available():
+                raise RuntimeError("--device cuda requested but CUDA is not available on this host")
+            _DEVICE = torch.device("cuda", assign_gpu(worker_slot(), cuda_device_count()) or 0)
+        else:
+            _DEVICE = torch.device(req)
+    return _DEVICE
+
+
+def running_under_scoop() -> bool:
+    """True inside a program started with ``python -m scoop``."""
+    try:
+        import scoop
+    except ImportError:
+        return False
+    return bool(getattr(scoop, "IS_RUNNING", False))
+
+
+def configure_worker_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count for this worker.
+
+    Under SCOOP several workers share a host, so each gets one thread unless ``n`` says otherwise
+    (DESIGN "Devices"). Returns the thread count in force.
+    """
+    if n is None:
+        env = os.environ.get("DEAPNN_THREADS")
+        n = int(env) if env else (1 if running_under_scoop() else torch.get_num_threads())
+    if n != torch.get_num_threads():
+        torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+def get_map():
+    """The ``map`` for ``toolbox.register("map", ...)``: SCOOP's ``futures.map`` under
+    ``python -m scoop``, the builtin ``map`` otherwise."""
+    if running_under_scoop():
+        from scoop import futures
+        return futures.map
+    return map
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch from one integer (DESIGN "Reproducible")."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed derived from the run seed and an identity (e.g. generation, individual key).
+
+    Evaluations seed themselves with ``derive_seed(run_seed, identity...)`` so their result does
+    not depend on which worker runs them.
+    """
+    text = "/".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def rng_state() -> dict:
+    """Snapshot of python, numpy (legacy global) and torch CPU RNG states, safe for checkpoints."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a snapshot taken by :func:`rng_state`."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(state["torch"])

@@ -1,0 +1,191 @@
+"""The one train / evaluate loop shared by every method (SGD baselines, GLS SubGD, loss searches).
+
+A NaN/inf loss stops training and is reported as divergence, never raised (DESIGN "Failure is data").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SCHEDULES = ("cosine", "step", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of the SGD loop (defaults: GLS reference, SPEC §1)."""
+    epochs: int = 20
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    schedule: str = "cosine"
+    milestones: tuple = ()     # step schedule: epochs (or steps) at which lr *= gamma
+    gamma: float = 0.1
+
+    def validate(self) -> "TrainConfig":
+        """Raise ``ValueError`` naming the first invalid hyper-parameter."""
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight decay must be >= 0, got {self.weight_decay!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`: per-epoch mean losses and divergence status."""
+    losses: list = field(default_factory=list)
+    diverged: bool = False
+    reason: str | None = None
+    history: list = field(default_factory=list)   # per-epoch dicts from the eval callback
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD with momentum / Nesterov / weight decay as in ``cfg``."""
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay)
+
+
+def scheduled_lr(cfg: TrainConfig, t: float, total: float) -> float:
+    """Learning rate at progress ``t`` of ``total`` (epochs or generations).
+
+    cosine: lr0 · ½(1 + cos(π t / total)), reaching 0 at the end (SPEC §1.4);
+    step: lr0 · γ^(number of milestones ≤ t); constant: lr0.
+    """
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(t, total) / max(total, 1)))
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.gamma ** sum(1 for m in cfg.milestones if t >= m)
+    return cfg.lr
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def default_loss(task: str) -> Callable:
+    """Cross-entropy for classification, MSE for regression."""
+    return F.cross_entropy if task == "classification" else F.mse_loss
+
+
+def batch_order(n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """One shuffled pass over ``n`` examples (CPU permutation: identical on every device)."""
+    return torch.randperm(n, generator=generator)
+
+
+def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                y: torch.Tensor, loss_fn: Callable, batches, augment=None,
+                generator: torch.Generator | None = None) -> tuple[float, str | None]:
+    """Run SGD over the given index batches; return (mean loss, divergence reason or None).
+
+    ``x``/``y`` already live on the model's device; ``batches`` is an iterable of index tensors.
+    Stops at the first non-finite loss (the model is then left as it was before that step).
+    """
+    from .data import augment_batch   # local: data is a sibling concern, imported lazily
+    model.train()
+    device = x.device
+    total, count = torch.zeros((), device=device), 0
+    for idx in batches:
+        idx = idx.to(device)
+        xb, yb = x[idx], y[idx]
+        if augment:
+            xb = augment_batch(xb, augment, generator)
+        loss = loss_fn(model(xb), yb)
+        if not torch.isfinite(loss):
+            return (float(total) / max(count, 1)), f"non-finite loss {float(loss)} at step {count}"
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+        count += 1
+    mean = float(total) / max(count, 1)
+    if not math.isfinite(mean):
+        return mean, "non-finite mean loss"
+    return mean, None
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+          loss_fn: Callable | None = None, task: str = "classification", augment=None,
+          device: torch.device | None = None, seed: int | None = None,
+          on_epoch: Callable[[int, float], dict | None] | None = None,
+          progress=None) -> TrainResult:
+    """Train ``model`` in place with SGD for ``cfg.epochs`` epochs (the SGD baseline loop).
+
+    ``on_epoch(epoch, mean_loss)`` may return a dict (e.g. validation accuracy) kept in
+    ``history``; ``progress`` is an optional ``tqdm``-like object updated once per epoch.
+    """
+    cfg.validate()
+    from .runtime import get_device
+    device = device or get_device()
+    model.to(device)
+    loss_fn = loss_fn or default_loss(task)
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    aug_gen = torch.Generator(device=device).manual_seed(seed + 1) if seed is not None else None
+    x, y = x.to(device), y.to(device)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    result = TrainResult()
+    for epoch in range(cfg.epochs):
+        set_lr(optimizer, scheduled_lr(cfg, epoch, cfg.epochs))
+        order = batch_order(len(x), gen)
+        loss, reason = train_steps(model, optimizer, x, y, loss_fn, order.split(cfg.batch_size),
+                                   augment, aug_gen)
+        result.losses.append(loss)
+        if reason:
+            result.diverged, result.reason = True, f"epoch {epoch}: {reason}"
+            break
+        if on_epoch is not None:
+            record = on_epoch(epoch, loss)
+            if record:
+                result.history.append(record)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4f}")
+    return result
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024,
+            device: torch.device | None = None) -> torch.Tensor:
+    """Model outputs for ``x`` in eval mode, computed in batches, returned on CPU."""
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    outs = [model(xb.to(device)).float().cpu() for xb in x.split(batch_size)]
+    model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+@torch.no_grad()
+def per_case_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+                     device: torch.device | None = None) -> torch.Tensor:
+    """``(N,) bool``: whether the model's top-1 prediction is right on each case (GLS cases, SPEC §1.5)."""
+    return predict(model, x, batch_size, device).argmax(1) == y.cpu()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str = "classification",
+             batch_size: int = 1024, device: torch.device | None = None) -> float:
+    """Accuracy (classification) or mean squared error (regression); NaN outputs give NaN MSE."""
+    out = predict(model, x, batch_size, device)
+    if task == "classification":
+        return float((out.argmax(1) == y.cpu()).float().mean())
+    return float(F.mse_loss(out, y.cpu().float()))
