@@ -19,7 +19,7 @@ class RunDir:
     """A run's directory.
 
     ``RunDir(path, config)`` starts a fresh run (refusing a directory that already holds a
-    checkpoint, so nothing is overwritten by accident); ``RunDir.resume(path)`` reopens one and
+    run's ``config.json``, so nothing is overwritten by accident); ``RunDir.resume(path)`` reopens one and
     restores its stored configuration.
     """
 
@@ -29,7 +29,7 @@ class RunDir:
         self.path = os.fspath(path)
         self.config = dict(config)
         if not _resuming:
-            if os.path.exists(self.file(self.CHECKPOINT)):
+            if os.path.exists(self.file(self.CONFIG)):
                 raise RunDirError(f"{self.path} already holds a run; use --resume {self.path} "
                                   "to continue it or choose another --out")
             os.makedirs(self.path, exist_ok=True)
@@ -44,6 +44,12 @@ class RunDir:
         with open(cfg_file, encoding="utf-8") as fh:
             config = json.load(fh)
         return cls(path, config, _resuming=True)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "RunDir":
+        """A directory for a part of a run (e.g. one arm × seed), without a config of its own."""
+        os.makedirs(path, exist_ok=True)
+        return cls(path, {}, _resuming=True)
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)

@@ -109,7 +109,7 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
             xb = augment_batch(xb, augment, generator)
         loss = loss_fn(model(xb), yb)
         if not torch.isfinite(loss):
-            return (float(total) / max(count, 1)), f"non-finite loss {float(loss)} at step {count}"
+            return (float(total) / max(count, 1)), f"non-finite loss {float(loss.detach())} at step {count}"
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -123,27 +123,39 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
           loss_fn: Callable | None = None, task: str = "classification", augment=None,
-          device: torch.device | None = None, seed: int | None = None,
+          device: torch.device | None = None, seed: int = 0,
           on_epoch: Callable[[int, float], dict | None] | None = None,
-          progress=None) -> TrainResult:
+          progress=None, checkpoint: Callable[[dict], None] | None = None,
+          resume_state: dict | None = None) -> TrainResult:
     """Train ``model`` in place with SGD for ``cfg.epochs`` epochs (the SGD baseline loop).
 
+    Epoch ``e`` shuffles and augments with generators seeded by ``derive_seed(seed, "sgd", e)``,
+    so a run resumed from ``checkpoint(state)`` (called after every epoch with model, optimizer
+    and history) by passing that state as ``resume_state`` ends bit-identical on CPU.
     ``on_epoch(epoch, mean_loss)`` may return a dict (e.g. validation accuracy) kept in
     ``history``; ``progress`` is an optional ``tqdm``-like object updated once per epoch.
     """
     cfg.validate()
-    from .runtime import get_device
+    from .runtime import derive_seed, get_device
     device = device or get_device()
     model.to(device)
     loss_fn = loss_fn or default_loss(task)
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    aug_gen = torch.Generator(device=device).manual_seed(seed + 1) if seed is not None else None
     x, y = x.to(device), y.to(device)
     optimizer = make_optimizer(model.parameters(), cfg)
-    result = TrainResult()
-    for epoch in range(cfg.epochs):
+    result, start = TrainResult(), 0
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        result.losses, result.history = list(resume_state["losses"]), list(resume_state["history"])
+        start = int(resume_state["epoch"])
+        if progress is not None:
+            progress.update(start)
+    for epoch in range(start, cfg.epochs):
+        e_seed = derive_seed(seed, "sgd", epoch)
+        torch.manual_seed(e_seed)
         set_lr(optimizer, scheduled_lr(cfg, epoch, cfg.epochs))
-        order = batch_order(len(x), gen)
+        order = batch_order(len(x), torch.Generator().manual_seed(e_seed))
+        aug_gen = torch.Generator(device=device).manual_seed(e_seed + 1) if augment else None
         loss, reason = train_steps(model, optimizer, x, y, loss_fn, order.split(cfg.batch_size),
                                    augment, aug_gen)
         result.losses.append(loss)
@@ -157,6 +169,10 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}")
+        if checkpoint is not None:
+            checkpoint({"epoch": epoch + 1, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "losses": list(result.losses),
+                        "history": [dict(r) for r in result.history]})
     return result
 
 

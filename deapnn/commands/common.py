@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -48,6 +49,8 @@ def check_choice(value, choices, what: str) -> None:
 def check_positive(value, what: str, *, allow_zero: bool = False) -> None:
     if value is None:
         return
+    if not math.isfinite(value):   # nan slips through both comparisons below
+        raise UsageError(f"{what} must be a finite number, got {value}")
     if (value < 0) if allow_zero else (value <= 0):
         raise UsageError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 

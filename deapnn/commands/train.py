@@ -31,6 +31,13 @@ def check_training_args(args) -> None:
     check_choice(args.dataset, dataset_names(), "dataset")
     check_choice(args.model, model_names(), "model")
     check_choice(args.schedule, SCHEDULES, "schedule")
+    from ..data import DATASETS
+    from ..models import check_model_input
+    try:  # e.g. cnn on tabular iris, vgg19_bn on 28x28 MNIST: refuse before loading anything
+        check_model_input(args.model, DATASETS[args.dataset].input_shape)
+    except ValueError as exc:
+        raise UsageError(f"--model {args.model} does not fit --dataset {args.dataset}: "
+                         f"{exc}") from None
     check_positive(args.epochs, "--epochs", allow_zero=True)
     check_positive(args.lr, "--lr")
     check_positive(args.batch_size, "--batch-size")
@@ -39,6 +46,10 @@ def check_training_args(args) -> None:
         raise UsageError(f"--momentum must be in [0, 1), got {args.momentum}")
     if args.nesterov and args.momentum == 0:
         raise UsageError("--nesterov needs --momentum > 0")
+    try:  # whatever else the training loop would refuse, refuse it here, before any work
+        train_config(args).validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def train_config(args, epochs: int | None = None):

@@ -14,17 +14,38 @@ from .cifar import MobileNetV2, ResNet18, VGG19BN
 def _cnn(input_shape, num_classes):
     if len(input_shape) == 2:
         return CNN1d(input_shape[0], num_classes)
-    if len(input_shape) == 3:
-        return CNN2d(input_shape[0], num_classes)
-    raise ValueError(f"cnn needs an input of shape (C, L) or (C, H, W), got {tuple(input_shape)}")
+    return CNN2d(input_shape[0], num_classes)
 
 
 def _image32(cls):
     def build(input_shape, num_classes):
-        if len(input_shape) != 3:
-            raise ValueError(f"{cls.__name__} needs (C, H, W) image inputs, got {tuple(input_shape)}")
         return cls(input_shape[0], num_classes)
     return build
+
+
+def _check_cnn(shape):
+    if len(shape) not in (2, 3):
+        raise ValueError(f"cnn needs an input of shape (C, L) or (C, H, W), got {shape}")
+
+
+def _check_image(name, min_side=1):
+    def check(shape):
+        if len(shape) != 3:
+            raise ValueError(f"{name} needs (C, H, W) image inputs, got {shape}")
+        if min(shape[1:]) < min_side:
+            # VGG's five 2x2 poolings need at least 32x32; smaller inputs would only fail
+            # inside the first forward pass, after training had started.
+            raise ValueError(f"{name} needs images of at least {min_side}x{min_side}, got {shape}")
+    return check
+
+
+_INPUT_CHECKS = {
+    "mlp": lambda shape: None,
+    "cnn": _check_cnn,
+    "vgg19_bn": _check_image("vgg19_bn", 32),
+    "resnet18": _check_image("resnet18"),
+    "mobilenetv2": _check_image("mobilenetv2"),
+}
 
 
 MODELS = {
@@ -40,15 +61,25 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
+def check_model_input(name: str, input_shape) -> None:
+    """Raise ``ValueError`` unless model ``name`` exists and accepts examples of ``input_shape``
+    (cheap: builds nothing, so the CLI can check before loading data)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(model_names())}")
+    shape = tuple(int(s) for s in input_shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"{name} needs a non-empty input shape of positive sizes, got {shape}")
+    _INPUT_CHECKS.get(name, lambda _shape: None)(shape)
+
+
 def build_model(name: str, input_shape, num_classes: int) -> nn.Module:
     """Build model ``name`` for examples of ``input_shape`` and ``num_classes`` outputs
     (``num_classes`` = output dimension, 1 for regression)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(model_names())}")
+    check_model_input(name, input_shape)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     return MODELS[name](tuple(input_shape), int(num_classes))
 
 
-__all__ = ["build_model", "model_names", "MODELS", "MLP", "CNN1d", "CNN2d", "VGG19BN", "ResNet18",
-           "MobileNetV2"]
+__all__ = ["build_model", "check_model_input", "model_names", "MODELS", "MLP", "CNN1d", "CNN2d",
+           "VGG19BN", "ResNet18", "MobileNetV2"]

@@ -1,0 +1,161 @@
+"""Benchmark: our lexicase operators vs deap.tools and the `lexicase` 0.3.0 package (bench-only).
+
+Settings (SPEC §2 / issue 3):
+  A  1,000 individuals x 200 cases, integer errors 0-3, k = 1,000
+  B  8 individuals x 50,000 cases, binary pass/fail correlated across individuals, k = 1
+Targets: >= 200x faster than deap.tools.selLexicase and >= 2x faster than `lexicase` 0.3.0 at A and B;
+automatic epsilon >= 200x faster than deap.tools.selAutomaticEpsilonLexicase; peak extra memory of
+our call (tracemalloc) <= 2x the error matrix.  Times are means over repeated calls (fresh random
+state each call; ours vs `lexicase` at A: medians of alternating calls); slow DEAP runs are timed on fewer events and scaled linearly per event, as printed.
+
+Usage: python bench/lexicase.py [--quick]   (--quick: DEAP selLexicase at A timed on k=100, scaled)
+"""
+import argparse
+import os
+import random
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# this file is itself named lexicase.py: keep its folder off the path so the package is imported
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+import lexicase as lexicase_pkg  # noqa: E402  (bench-only dependency, higher is better)
+from deap import base, creator, tools  # noqa: E402
+
+from operators.lexicase import lexicase  # noqa: E402
+
+
+def mean_time(fn, reps, min_time=0.3):
+    fn()
+    t0, n = time.perf_counter(), 0
+    while n < reps or time.perf_counter() - t0 < min_time:
+        fn()
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+def paired_times(fn_a, fn_b, rounds):
+    """Median per-call times of two functions run alternately (fair under a shared, busy CPU)."""
+    fn_a(), fn_b()
+    ta, tb = [], []
+    for _ in range(rounds):
+        for fn, acc in ((fn_a, ta), (fn_b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return float(np.median(ta)), float(np.median(tb))
+
+
+def deap_population(X, tag):
+    creator.create("FitBench" + tag, base.Fitness, weights=(-1.0,) * X.shape[1])
+    creator.create("IndBench" + tag, list, fitness=getattr(creator, "FitBench" + tag))
+    cls = getattr(creator, "IndBench" + tag)
+    pop = []
+    for i, row in enumerate(X):
+        ind = cls([i])
+        ind.fitness.values = tuple(float(v) for v in row)
+        pop.append(ind)
+    return pop
+
+
+def deap_time(sel, pop, k_run, k_target):
+    t0 = time.perf_counter()
+    sel(pop, k_run)
+    return (time.perf_counter() - t0) * k_target / k_run
+
+
+def peak_ratio(fn, X):
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / X.nbytes
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    rng = np.random.default_rng(2024)
+    random.seed(2024)
+    A = rng.integers(0, 4, size=(1000, 200))
+    common = rng.random(50000) < 0.5                       # case difficulty shared by everyone
+    B = (common ^ (rng.random((8, 50000)) < 0.1)).astype(np.int64)
+    popA, popB = deap_population(A, "A"), deap_population(B, "B")
+    g = np.random.default_rng(7)
+    seeds = iter(range(10**9))
+    rows, mem = [], []
+
+    def ours(X, k, **kw):
+        return lambda: lexicase(X, k, rng=g, **kw)
+
+    def pkg(X, k):
+        return lambda: lexicase_pkg.lexicase_selection(-X, k, seed=next(seeds))
+
+    # --- A: 1000 x 200, k = 1000
+    kA = 100 if args.quick else 1000
+    t_deapA = deap_time(tools.selLexicase, popA, kA, 1000)
+    t_oursA, t_pkgA = paired_times(ours(A, 1000), pkg(A, 1000), 15)
+    t_deap_autoA = deap_time(tools.selAutomaticEpsilonLexicase, popA, 50, 1000)
+    t_semiA = mean_time(ours(A, 1000, epsilon="auto"), 5)
+    t_dynA = mean_time(ours(A, 1000, epsilon="auto", epsilon_mode="dynamic"), 5)
+    rows += [
+        ("A 1000x200 k=1000", "lexicase vs deap.tools.selLexicase", t_oursA, t_deapA, 200,
+         f"deap timed on k={kA}, scaled" if kA != 1000 else "deap timed once, full k"),
+        ("A 1000x200 k=1000", "lexicase vs lexicase 0.3.0", t_oursA, t_pkgA, 2, ""),
+        ("A 1000x200 k=1000", "auto-eps semi-dynamic vs deap auto", t_semiA, t_deap_autoA, 200,
+         "deap timed on k=50, scaled"),
+        ("A 1000x200 k=1000", "auto-eps dynamic vs deap auto", t_dynA, t_deap_autoA, 200,
+         "deap timed on k=50, scaled"),
+    ]
+    mem += [("A exact", peak_ratio(ours(A, 1000), A)),
+            ("A auto semi-dynamic", peak_ratio(ours(A, 1000, epsilon="auto"), A)),
+            ("A auto dynamic", peak_ratio(ours(A, 1000, epsilon="auto", epsilon_mode="dynamic"), A))]
+
+    # --- B: 8 x 50000, k = 1
+    t_deapB = np.mean([deap_time(tools.selLexicase, popB, 1, 1) for _ in range(5)])
+    t_oursB = mean_time(ours(B, 1), 200)
+    t_pkgB = mean_time(pkg(B, 1), 200)
+    t_deap_autoB = np.mean([deap_time(tools.selAutomaticEpsilonLexicase, popB, 1, 1)
+                            for _ in range(3)])
+    t_semiB = mean_time(ours(B, 1, epsilon="auto"), 200)
+    t_dynB = mean_time(ours(B, 1, epsilon="auto", epsilon_mode="dynamic"), 200)
+    rows += [
+        ("B 8x50000 k=1", "lexicase vs deap.tools.selLexicase", t_oursB, t_deapB, 200,
+         "deap: mean of 5 calls"),
+        ("B 8x50000 k=1", "lexicase vs lexicase 0.3.0", t_oursB, t_pkgB, 2, ""),
+        ("B 8x50000 k=1", "auto-eps semi-dynamic vs deap auto", t_semiB, t_deap_autoB, 200,
+         "deap: mean of 3 calls"),
+        ("B 8x50000 k=1", "auto-eps dynamic vs deap auto", t_dynB, t_deap_autoB, 200,
+         "deap: mean of 3 calls"),
+    ]
+    mem += [("B exact", peak_ratio(ours(B, 1), B)),
+            ("B auto semi-dynamic", peak_ratio(ours(B, 1, epsilon="auto"), B)),
+            ("B auto dynamic", peak_ratio(ours(B, 1, epsilon="auto", epsilon_mode="dynamic"), B))]
+
+    ok = True
+    print(f"{'setting':<19} {'comparison':<38} {'ours':>10} {'theirs':>10} {'ratio':>9} "
+          f"{'target':>7}  result  note")
+    for setting, what, t_ours, t_theirs, target, note in rows:
+        ratio = t_theirs / t_ours
+        passed = ratio >= target
+        ok &= passed
+        print(f"{setting:<19} {what:<38} {t_ours * 1e3:>8.3f}ms {t_theirs * 1e3:>8.1f}ms "
+              f"{ratio:>8.1f}x {'>=' + str(target) + 'x':>7}  {'PASS' if passed else 'FAIL'}    "
+              f"{note}")
+    print()
+    print(f"{'peak extra memory (tracemalloc)':<40} {'x error matrix':>15} {'target':>7}  result")
+    for what, r in mem:
+        ok &= r <= 2
+        print(f"{what:<40} {r:>14.2f}x {'<=2x':>7}  {'PASS' if r <= 2 else 'FAIL'}")
+    print("\nALL PASS" if ok else "\nSOME TARGETS FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

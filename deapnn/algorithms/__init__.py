@@ -1,0 +1,7 @@
+"""Generation loops of the three methods (DEAP conventions: ``(population, toolbox, ...)`` in,
+``(population, logbook)`` out)."""
+from .evomal import eaEvoMAL
+from .gradient_lexicase import eaGradientLexicase
+from .regularized import eaRegularizedEvolution, regularized_state
+
+__all__ = ["eaEvoMAL", "eaGradientLexicase", "eaRegularizedEvolution", "regularized_state"]

@@ -1,0 +1,137 @@
+"""``eaGradientLexicase``: the generation loop of Gradient Lexicase Selection (Ding & Spector 2022,
+§3, Algorithm 1; SPEC §1).
+
+Per generation: the parent is copied into p children (or, at generation 0 with
+``init="independent"``, children are fresh networks as in the reference code), the children are
+mutated with subset gradient descent (``toolbox.mutate`` = :func:`operators.mutSubGD`) at the
+generation's cosine learning rate, and one child is chosen by ``toolbox.select`` (lexicase over
+training cases, :func:`operators.selGradientLexicase`; ``tools.selRandom`` for the ablation arm).
+The winner becomes the parent.
+
+Every random draw of a generation comes from generators seeded with ``derive_seed(seed, g)``, and
+the loop state is checkpointed after each generation, so a killed run resumed from its checkpoint
+ends bit-identical to an uninterrupted one on CPU.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from deap import tools
+
+from ..runtime import derive_seed
+from ..training import TrainConfig, make_optimizer, scheduled_lr, set_lr
+
+MOMENTUM_MODES = ("reset", "inherit", "none")
+INIT_MODES = ("clone", "independent")
+
+
+def _check(pop_size, momentum, init, ngen):
+    if pop_size < 1:
+        raise ValueError(f"pop_size must be >= 1, got {pop_size}")
+    if momentum not in MOMENTUM_MODES:
+        raise ValueError(f"unknown momentum mode {momentum!r}; valid: {', '.join(MOMENTUM_MODES)}")
+    if init not in INIT_MODES:
+        raise ValueError(f"unknown init mode {init!r}; valid: {', '.join(INIT_MODES)}")
+    if ngen < 0:
+        raise ValueError(f"ngen must be >= 0, got {ngen}")
+
+
+def _optimizers(children, cfg: TrainConfig, momentum: str, inherited: dict | None):
+    """One SGD optimizer per child. ``reset``: fresh state (the reference); ``inherit``: start from
+    the selected parent's momentum buffers; ``none``: plain SGD without momentum."""
+    if momentum == "none":
+        cfg = copy.replace(cfg, momentum=0.0, nesterov=False) if hasattr(copy, "replace") else \
+            TrainConfig(**{**cfg.__dict__, "momentum": 0.0, "nesterov": False})
+    opts = [make_optimizer(child.parameters(), cfg) for child in children]
+    if momentum == "inherit" and inherited is not None:
+        for opt in opts:
+            opt.load_state_dict(inherited)
+    return opts
+
+
+def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: TrainConfig,
+                       pop_size: int = 4, momentum: str = "reset", init: str = "clone",
+                       seed: int = 0, eval_interval: int = 0, stats=None, halloffame=None,
+                       checkpoint=None, resume_state: dict | None = None, progress=None,
+                       verbose: bool = False):
+    """Evolve ``parent``'s weights for ``ngen`` generations of GLS; return ``(parent, logbook)``.
+
+    Toolbox: ``mutate(children, optimizers=..., generator=..., augment_generator=...)`` (SubGD),
+    ``select(children, 1, rng=..., info=...)`` (lexicase over training cases), optional
+    ``evaluate(parent) -> dict`` called every ``eval_interval`` generations and after the last one
+    (e.g. validation/test accuracy), and ``model()`` building a fresh network when
+    ``init="independent"``.
+
+    ``cfg`` gives lr0 (cosine from lr0 to 0 over all generations, constant within a generation —
+    SPEC §1.4), momentum, Nesterov and weight decay. ``checkpoint(state)`` is called with the full
+    loop state after each generation; pass that state back as ``resume_state`` to continue.
+    Logbook per generation: ``gen, lr, train_loss, select_time, mutate_time, cases_examined,
+    survivors`` plus whatever ``evaluate`` returns. ``halloffame`` is unused (the lineage has one
+    member) and accepted for DEAP signature compatibility; ``stats`` is applied to the children's
+    train losses.
+    """
+    _check(pop_size, momentum, init, ngen)
+    logbook = tools.Logbook()
+    start_gen, inherited = 0, None
+    if resume_state is not None:
+        parent.load_state_dict(resume_state["parent"])
+        inherited = resume_state.get("optimizer")
+        start_gen = int(resume_state["generation"])
+        for record in resume_state["logbook"]:
+            logbook.record(**record)
+        if progress is not None:
+            progress.update(start_gen)
+    device = next(parent.parameters()).device
+    children = [copy.deepcopy(parent) for _ in range(pop_size)]
+    for gen in range(start_gen, ngen):
+        g_seed = derive_seed(seed, "gls", gen)
+        torch.manual_seed(g_seed)
+        if init == "independent" and gen == 0:
+            children = [toolbox.model().to(device) for _ in range(pop_size)]
+        else:
+            state = parent.state_dict()
+            for child in children:
+                child.load_state_dict(state)
+        lr = scheduled_lr(cfg, gen, ngen)
+        optimizers = _optimizers(children, cfg, momentum, inherited)
+        for opt in optimizers:
+            set_lr(opt, lr)
+        t0 = time.perf_counter()
+        toolbox.mutate(children, optimizers=optimizers,
+                       generator=torch.Generator().manual_seed(g_seed),
+                       augment_generator=torch.Generator(device=device).manual_seed(g_seed + 1))
+        t1 = time.perf_counter()
+        info: dict = {}
+        winner = toolbox.select(children, 1, rng=np.random.default_rng(g_seed), info=info)[0]
+        t2 = time.perf_counter()
+        w = children.index(winner)
+        if getattr(winner, "diverged", None):
+            record = dict(gen=gen + 1, lr=lr, diverged=winner.diverged)   # keep the old parent
+        else:
+            parent.load_state_dict(winner.state_dict())
+            if momentum == "inherit":
+                inherited = copy.deepcopy(optimizers[w].state_dict())
+            record = dict(gen=gen + 1, lr=lr, train_loss=winner.train_loss)
+        record.update(mutate_time=t1 - t0, select_time=t2 - t1,
+                      cases_examined=info.get("cases_examined"),
+                      survivors=info.get("survivors_per_chunk"), winner=w)
+        if stats is not None:
+            record.update(stats.compile(children))
+        last = gen + 1 == ngen
+        if hasattr(toolbox, "evaluate") and ((eval_interval and (gen + 1) % eval_interval == 0)
+                                             or last):
+            record.update(toolbox.evaluate(parent))
+        logbook.record(**record)
+        if verbose:
+            print(logbook.stream)
+        if progress is not None:
+            progress.update(1)
+            if "train_loss" in record:
+                progress.set_postfix(loss=f"{record['train_loss']:.4f}")
+        if checkpoint is not None:
+            checkpoint({"generation": gen + 1, "parent": parent.state_dict(),
+                        "optimizer": inherited, "logbook": [dict(r) for r in logbook]})
+    return parent, logbook

@@ -1,0 +1,307 @@
+"""NLFS loss genomes: a small DAG over (y, ŷ, 1, −1) compiled to a torch loss.
+
+Morgan & Hougen 2024 ("Neural loss function evolution for large-scale image classifier
+convolutional neural networks", arXiv 2403.08793), §3.1: a loss is a computational graph of
+4 hidden nodes and a root over the input slots y (one-hot label), ŷ (softmax output) and the
+constants 1 and −1.  Every node stores *both* a unary and a binary op index plus an arity flag and
+two input slots, so a mutation can toggle the arity without losing information (§3.2).
+
+Slots: 0 = y, 1 = ŷ, 2 = 1, 3 = −1, 4..7 = hidden nodes h0..h3.  The root (``nodes[4]``) reads
+any of slots 0..7; hidden node ``hi`` reads any slot except itself.  A genome is **valid** when its
+*active* subgraph (what the root reaches) is acyclic and reaches both y and ŷ; inactive nodes may
+hold anything, cycles included.
+
+The loss of a batch is ``mean_batch(sum_classes(root(y, ŷ)))``, times −1 when ``flip`` is set
+(the integrity check of :mod:`operators.graph` decides ``flip``, SPEC §3).  Compilation emits
+straight-line Python over the active nodes only, cached per structure, so a compiled loss costs
+the same tensor ops as the hand-written formula.
+"""
+from __future__ import annotations
+
+import json
+import random as _random
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from .graph_ops import BINARY, BINARY_NAMES, N_BINARY, N_UNARY, UNARY, UNARY_NAMES
+
+Y, YHAT, ONE, MONE = 0, 1, 2, 3
+N_INPUTS = 4
+N_HIDDEN = 4
+ROOT = N_HIDDEN                     # index of the root in ``nodes``
+N_SLOTS = N_INPUTS + N_HIDDEN       # slots a node may read (the root is never read)
+SLOT_NAMES = ["y", "yhat", "1", "-1"] + [f"h{i}" for i in range(N_HIDDEN)]
+FORMAT = "deapnn-lossgraph-1"
+P_HIDDEN_UNARY = 0.7
+P_ROOT_BINARY = 0.8
+
+
+class GraphError(ValueError):
+    """A genome that breaks the grammar (bad index, cycle, missing y or ŷ)."""
+
+
+def allowed_inputs(node: int) -> list[int]:
+    """Slots node ``node`` may read: the four inputs and every hidden node but itself."""
+    return [s for s in range(N_SLOTS) if s != N_INPUTS + node]
+
+
+def _active_order(nodes) -> list[int]:
+    """Active node indices in evaluation order (inputs first, root last); raises on a cycle."""
+    order, state = [], {}
+
+    def visit(i):
+        st = state.get(i)
+        if st == 1:
+            raise GraphError(f"cycle through node h{i}" if i < ROOT else "cycle through the root")
+        if st == 2:
+            return
+        state[i] = 1
+        u, b, binary, a, c = nodes[i]
+        for s in ((a, c) if binary else (a,)):
+            if s >= N_INPUTS:
+                visit(s - N_INPUTS)
+        state[i] = 2
+        order.append(i)
+
+    visit(ROOT)
+    return order
+
+
+def _reached_inputs(nodes, order) -> set:
+    seen = set()
+    for i in order:
+        u, b, binary, a, c = nodes[i]
+        for s in ((a, c) if binary else (a,)):
+            if s < N_INPUTS:
+                seen.add(s)
+    return seen
+
+
+class LossGraph:
+    """A loss genome (Morgan & Hougen 2024 §3.1).
+
+    ``nodes`` is a list of 5 lists ``[unary_op, binary_op, is_binary, in_a, in_b]`` (hidden
+    h0..h3, then the root); ``flip`` negates the loss.  Unary nodes read ``in_a`` only.
+    Works as a DEAP base class: ``creator.create("Ind", LossGraph, fitness=...)``.
+    """
+
+    def __init__(self, nodes=None, flip: bool = False):
+        if nodes is None:
+            nodes = [[0, 0, 0, Y, YHAT] for _ in range(N_HIDDEN + 1)]
+        self.nodes = [[int(v) for v in n] for n in nodes]
+        self.flip = bool(flip)
+        self.check_format()
+
+    # --- structure -------------------------------------------------------------------------
+    def check_format(self) -> None:
+        """Raise :class:`GraphError` on a malformed node table (indices out of range)."""
+        if len(self.nodes) != N_HIDDEN + 1:
+            raise GraphError(f"a loss graph has {N_HIDDEN + 1} nodes, got {len(self.nodes)}")
+        for i, n in enumerate(self.nodes):
+            if len(n) != 5:
+                raise GraphError(f"node {i} must be [unary, binary, is_binary, in_a, in_b], got {n}")
+            u, b, binary, a, c = n
+            if not 0 <= u < N_UNARY:
+                raise GraphError(f"node {i}: unary op {u} out of range 0..{N_UNARY - 1}")
+            if not 0 <= b < N_BINARY:
+                raise GraphError(f"node {i}: binary op {b} out of range 0..{N_BINARY - 1}")
+            if binary not in (0, 1):
+                raise GraphError(f"node {i}: arity flag must be 0 or 1, got {binary}")
+            ok = allowed_inputs(i)
+            for s in (a, c):
+                if s not in ok:
+                    raise GraphError(f"node {i}: input slot {s} not allowed (valid: {ok})")
+
+    def active_nodes(self) -> list[int]:
+        """Active node indices in evaluation order, root last (raises :class:`GraphError` on a cycle)."""
+        return _active_order(self.nodes)
+
+    def validate(self) -> None:
+        """Raise :class:`GraphError` unless the active subgraph is acyclic and reaches y and ŷ."""
+        self.check_format()
+        order = self.active_nodes()
+        missing = {Y, YHAT} - _reached_inputs(self.nodes, order)
+        if missing:
+            names = " and ".join(SLOT_NAMES[s] for s in sorted(missing))
+            raise GraphError(f"the active graph does not reach {names}")
+
+    def is_valid(self) -> bool:
+        try:
+            self.validate()
+        except GraphError:
+            return False
+        return True
+
+    def key(self) -> tuple:
+        """Hashable description of the active computation (flip excluded)."""
+        order = self.active_nodes()
+        out = []
+        for i in order:
+            u, b, binary, a, c = self.nodes[i]
+            out.append((i, 1, b, a, c) if binary else (i, 0, u, a, -1))
+        return tuple(out)
+
+    # --- construction ----------------------------------------------------------------------
+    @classmethod
+    def random(cls, rng=None, p_hidden_unary: float = P_HIDDEN_UNARY,
+               p_root_binary: float = P_ROOT_BINARY, max_tries: int = 10_000, **kwargs):
+        """A random *valid* genome (hidden nodes unary with p=0.7, root binary with p=0.8).
+
+        ``rng`` is a ``random.Random``-like object (default: the ``random`` module).
+        Extra keyword arguments go to the constructor (e.g. for DEAP creator classes).
+        """
+        rng = rng or _random
+        for _ in range(max_tries):
+            nodes = []
+            for i in range(N_HIDDEN + 1):
+                binary = rng.random() < (p_root_binary if i == ROOT else 1.0 - p_hidden_unary)
+                ok = allowed_inputs(i)
+                nodes.append([rng.randrange(N_UNARY), rng.randrange(N_BINARY), int(binary),
+                              rng.choice(ok), rng.choice(ok)])
+            g = cls(nodes, **kwargs)
+            if g.is_valid():
+                return g
+        raise RuntimeError(f"no valid random loss graph in {max_tries} tries")
+
+    # --- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "nodes": [list(n) for n in self.nodes], "flip": self.flip}
+
+    def to_json(self) -> str:
+        """Compact JSON text; :meth:`from_json` reads it back exactly."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data, validate: bool = True, **kwargs):
+        """Genome from :meth:`to_json` text or its dict; ``validate`` rejects cycles / missing inputs."""
+        if isinstance(data, (str, bytes)):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise GraphError(f"not a loss-graph JSON document: {exc}") from None
+        if not isinstance(data, dict) or "nodes" not in data:
+            raise GraphError("a loss-graph JSON document needs a 'nodes' list")
+        if data.get("format", FORMAT) != FORMAT:
+            raise GraphError(f"unknown loss-graph format {data.get('format')!r}; expected {FORMAT}")
+        g = cls(data["nodes"], flip=bool(data.get("flip", False)), **kwargs)
+        if validate:
+            g.validate()
+        return g
+
+    def copy(self) -> "LossGraph":
+        return LossGraph(self.nodes, self.flip)
+
+    def __eq__(self, other):
+        if not isinstance(other, LossGraph):
+            return NotImplemented
+        return self.nodes == other.nodes and self.flip == other.flip
+
+    __hash__ = None
+
+    def __repr__(self):
+        try:
+            expr = self.to_expression()
+        except GraphError as exc:
+            expr = f"<invalid: {exc}>"
+        return f"LossGraph({expr!r}{', flip' if self.flip else ''})"
+
+    # --- compilation -----------------------------------------------------------------------
+    def compile(self):
+        """The loss ``f(logits, targets) -> scalar`` (targets: int64 class indices, or an
+        ``(N, C)`` float target distribution used as y)."""
+        self.validate()
+        return _compile(self.key(), self.flip)[1]
+
+    def raw_fn(self):
+        """The element-wise root ``f(y, ŷ) -> (N, C)`` without flip (what the integrity probe sees)."""
+        self.validate()
+        return _compile(self.key(), False)[0]
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.compile()(logits, targets)
+
+    def source(self) -> str:
+        """The generated Python source of the compiled loss (for inspection)."""
+        self.validate()
+        return _source(self.key(), self.flip)
+
+    # --- formulas (graph_expr) -------------------------------------------------------------
+    def to_expression(self, flip: bool = True) -> str:
+        """Readable formula over ``y`` and ``yhat`` with the op names of :mod:`graph_ops`
+        (``flip`` wraps a flipped genome in ``-(...)``)."""
+        from .graph_expr import to_expression
+        return to_expression(self, flip=flip)
+
+    def to_sympy(self, eps=0, flip: bool = True):
+        """Per-element term as a sympy expression in ``y``, ``yhat``; ``eps=0`` gives the
+        idealised formula, ``eps=1e-7`` (or a Symbol) the exact protected one."""
+        from .graph_expr import to_sympy
+        return to_sympy(self, eps=eps, flip=flip)
+
+    def to_latex(self, eps=0, simplify: bool = False) -> str:
+        """LaTeX of the loss: ``\\frac{1}{N}\\sum_{n}\\sum_{c}`` of the per-element term."""
+        from .graph_expr import to_latex
+        return to_latex(self, eps=eps, simplify=simplify)
+
+    @classmethod
+    def from_expression(cls, text: str, **kwargs):
+        """Parse a formula written with the op names into a genome (see :mod:`graph_expr`)."""
+        from .graph_expr import from_expression
+        d = from_expression(text)
+        return cls(d["nodes"], flip=d["flip"], **kwargs)
+
+
+# --- code generation --------------------------------------------------------------------------
+def _ref(slot: int) -> str:
+    return ("y", "yhat", "one", "mone")[slot] if slot < N_INPUTS else f"h{slot - N_INPUTS}"
+
+
+def _body(key) -> tuple[list[str], str]:
+    lines, uses_const = [], set()
+    for i, binary, op, a, c in key:
+        out = "r" if i == ROOT else f"h{i}"
+        if binary:
+            lines.append(f"    {out} = B{op}({_ref(a)}, {_ref(c)})")
+            uses_const.update(s for s in (a, c) if s in (ONE, MONE))
+        else:
+            lines.append(f"    {out} = U{op}({_ref(a)})")
+            uses_const.update(s for s in (a,) if s in (ONE, MONE))
+    head = []
+    if uses_const:
+        head.append("    one = yhat.new_ones(())")
+        if MONE in uses_const:
+            head.append("    mone = -one")
+    return head + lines, "r"
+
+
+@lru_cache(maxsize=4096)
+def _source(key, flip: bool) -> str:
+    body, r = _body(key)
+    src = ["def raw(y, yhat):", *body, f"    return {r}", "",
+           "def loss(logits, targets):",
+           "    yhat = softmax(logits, 1)",
+           "    if targets.dtype.is_floating_point:",
+           "        y = targets.to(yhat.dtype)",
+           "    else:",
+           "        y = one_hot(targets, logits.shape[1]).to(yhat.dtype)",
+           *body,
+           f"    return {'-' if flip else ''}{r}.sum(1).mean()"]
+    return "\n".join(src) + "\n"
+
+
+@lru_cache(maxsize=4096)
+def _compile(key, flip: bool):
+    namespace = {"softmax": torch.softmax, "one_hot": F.one_hot}
+    namespace.update({f"U{i}": fn for i, (_, fn, _) in enumerate(UNARY)})
+    namespace.update({f"B{i}": fn for i, (_, fn, _) in enumerate(BINARY)})
+    code = compile(_source(key, flip), f"<lossgraph {key}>", "exec")
+    exec(code, namespace)
+    return namespace["raw"], namespace["loss"]
+
+
+def op_name(node) -> str:
+    """The name of the op a node row currently applies."""
+    u, b, binary, a, c = node
+    return BINARY_NAMES[b] if binary else UNARY_NAMES[u]

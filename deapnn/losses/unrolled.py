@@ -1,0 +1,196 @@
+"""Local search of the meta-loss edge weights by unrolled differentiation (EvoMAL §4.5).
+
+Raymond et al. 2023 (TPAMI, arXiv 2209.08907) §4.5 / Algorithm 1 lines 9-16: for each meta-step
+the base network is re-initialised, trained for K inner SGD steps with the meta-loss network, and
+the task loss (CE or MSE) of the updated network on a validation batch is back-propagated through
+the K steps into the edge weights, which Adam [lr 1e-3] updates. The reference uses the
+unmaintained ``higher`` library; here the inner loop is functional: ``torch.func.functional_call``
+runs the base network on a dict of parameters, ``torch.autograd.grad(create_graph=True)`` gives
+differentiable inner gradients and SGD (momentum, Nesterov, weight decay, ``torch.optim.SGD``
+semantics) is written out as tensor algebra, so the whole unroll stays on the autograd tape.
+
+A non-finite inner loss, validation loss or meta-gradient raises :class:`UnrolledDivergence`; the
+fitness evaluator turns it into a rejected candidate (DESIGN "Failure is data").
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from deapnn.runtime import derive_seed
+
+
+class UnrolledDivergence(FloatingPointError):
+    """A NaN/inf appeared during the unrolled local search (inner loss, task loss or meta-gradient)."""
+
+
+@dataclass
+class LocalSearchConfig:
+    """Local-search hyper-parameters (reference EvoMAL diabetes / MNIST configs, SPEC §4)."""
+    meta_steps: int = 250
+    inner_steps: int = 1
+    meta_lr: float = 1e-3
+    inner_lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    val_batch_size: int = 128
+
+    def validate(self) -> "LocalSearchConfig":
+        """Raise ``ValueError`` naming the first invalid hyper-parameter."""
+        for name in ("meta_steps", "batch_size", "val_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "meta_steps" else 1):
+                raise ValueError(f"{name} must be an integer >= {0 if name == 'meta_steps' else 1}, "
+                                 f"got {value!r}")
+        if not isinstance(self.inner_steps, int) or self.inner_steps < 1:
+            raise ValueError(f"inner_steps (K) must be an integer >= 1, got {self.inner_steps!r}")
+        if not self.meta_lr > 0 or not self.inner_lr > 0:
+            raise ValueError(f"learning rates must be > 0, got meta_lr={self.meta_lr!r}, "
+                             f"inner_lr={self.inner_lr!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def task_loss_fn(task: str):
+    """The meta-objective: cross-entropy (classification) or MSE (regression)."""
+    if task == "classification":
+        return F.cross_entropy
+    if task == "regression":
+        return lambda out, y: F.mse_loss(out, y.reshape(out.shape).to(out.dtype))
+    raise ValueError(f"unknown task {task!r}; valid: classification, regression")
+
+
+def sgd_step(params: dict, grads, buffers: dict | None, lr: float, momentum: float = 0.0,
+             nesterov: bool = False, weight_decay: float = 0.0) -> tuple[dict, dict | None]:
+    """One differentiable SGD step over a parameter dict (``torch.optim.SGD`` semantics, dampening 0).
+
+    ``buffers`` are the momentum buffers (``None`` before the first step, where the buffer becomes
+    the gradient, as in torch). Returns the new parameters and buffers; nothing is done in place.
+    """
+    new_params, new_bufs = {}, ({} if momentum else None)
+    for (name, p), g in zip(params.items(), grads):
+        if weight_decay:
+            g = g + weight_decay * p
+        if momentum:
+            buf = g if buffers is None else momentum * buffers[name] + g
+            new_bufs[name] = buf
+            g = g + momentum * buf if nesterov else buf
+        new_params[name] = p - lr * g
+    return new_params, new_bufs
+
+
+def unrolled_validation_loss(meta_loss: nn.Module, meta_params: dict, model: nn.Module,
+                             params: dict, train_batches, val_batch, cfg: LocalSearchConfig,
+                             task: str, model_buffers: dict | None = None) -> torch.Tensor:
+    """Task loss on ``val_batch`` after ``len(train_batches)`` differentiable inner SGD steps.
+
+    The result is differentiable w.r.t. ``meta_params`` (a dict for ``functional_call`` on
+    ``meta_loss``). Raises :class:`UnrolledDivergence` on a non-finite inner loss.
+    """
+    state = (lambda p: (p, model_buffers)) if model_buffers else (lambda p: p)
+    names = list(params)
+    momentum_bufs = None
+    own = dict(meta_loss.named_parameters())     # the module's own tensors: skip the swap
+    direct = own.keys() == meta_params.keys() and all(own[k] is meta_params[k] for k in own)
+    for step, (xb, yb) in enumerate(train_batches):
+        out = functional_call(model, state(params), (xb,), tie_weights=False)
+        inner = meta_loss(out, yb) if direct else functional_call(meta_loss, meta_params, (out, yb))
+        if not torch.isfinite(inner):
+            raise UnrolledDivergence(f"non-finite meta-loss {float(inner.detach())} at inner step {step}")
+        grads = torch.autograd.grad(inner, [params[n] for n in names], create_graph=True)
+        params, momentum_bufs = sgd_step(params, grads, momentum_bufs, cfg.inner_lr, cfg.momentum,
+                                         cfg.nesterov, cfg.weight_decay)
+    xv, yv = val_batch
+    return task_loss_fn(task)(functional_call(model, state(params), (xv,), tie_weights=False), yv)
+
+
+def reinitialise(model: nn.Module, seed: int) -> None:
+    """Re-draw every sub-module's parameters (``reset_parameters``) from a seeded CPU RNG, leaving
+    the global RNG untouched (a fresh base network per meta-step, EvoMAL Algorithm 1)."""
+    with torch.random.fork_rng(devices=[]):
+        # the CPU generator only: torch.manual_seed would also queue lazy seeding of every
+        # accelerator backend, which costs more than a small model's whole re-initialisation
+        torch.default_generator.manual_seed(seed)
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+
+@dataclass
+class LocalSearchResult:
+    """Per-meta-step validation task losses and the learned edge weights."""
+    losses: list = field(default_factory=list)
+    weights: list = field(default_factory=list)
+
+
+def _sample(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n, generator=gen)[:size] if size < n else torch.randperm(n, generator=gen)
+
+
+def local_search(meta_loss: nn.Module, model: nn.Module, train: tuple, val: tuple, task: str,
+                 cfg: LocalSearchConfig | None = None, seed: int = 0,
+                 device: torch.device | None = None) -> LocalSearchResult:
+    """Train ``meta_loss.weights`` in place by unrolled differentiation (EvoMAL §4.5).
+
+    ``model`` is a template base network (kept on CPU for seeded re-initialisation; its parameters
+    are re-drawn every meta-step); ``train``/``val`` are ``(x, y)`` tensor pairs. Batches and
+    initialisations come from generators seeded with ``seed``. Raises ``ValueError`` for invalid
+    ``cfg`` and :class:`UnrolledDivergence` on NaN/inf.
+    """
+    cfg = (cfg or LocalSearchConfig()).validate()
+    device = device or torch.device("cpu")
+    model = model.cpu()
+    run_model = _device_copy(model, device)
+    meta_loss.to(device)
+    dtype = next(model.parameters()).dtype
+    x_tr, y_tr = (t.to(device) for t in train)
+    x_va, y_va = (t.to(device) for t in val)
+    x_tr, x_va = x_tr.to(dtype), x_va.to(dtype)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "batches"))
+    meta_params = dict(meta_loss.named_parameters())
+    opt = torch.optim.Adam(meta_params.values(), lr=cfg.meta_lr)
+    buffers = {k: v for k, v in run_model.named_buffers()}
+    result = LocalSearchResult()
+    for step in range(cfg.meta_steps):
+        reinitialise(model, derive_seed(seed, "init", step))
+        params = {k: v.detach().to(device).requires_grad_(True) for k, v in model.named_parameters()}
+        batches = []
+        for _ in range(cfg.inner_steps):
+            idx = _sample(len(x_tr), cfg.batch_size, gen).to(device)
+            batches.append((x_tr[idx], y_tr[idx]))
+        vidx = _sample(len(x_va), cfg.val_batch_size, gen).to(device)
+        val_loss = unrolled_validation_loss(meta_loss, meta_params, run_model, params, batches,
+                                            (x_va[vidx], y_va[vidx]), cfg, task,
+                                            {k: b.clone() for k, b in buffers.items()})
+        grads = torch.autograd.grad(val_loss, list(meta_params.values()))
+        if not torch.isfinite(val_loss) or not all(torch.isfinite(g).all() for g in grads):
+            raise UnrolledDivergence(f"non-finite task loss or meta-gradient at meta-step {step}")
+        for p, g in zip(meta_params.values(), grads):
+            p.grad = g
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        result.losses.append(float(val_loss.detach()))
+    result.weights = [float(w) for w in meta_loss.weights.detach().cpu()]
+    return result
+
+
+def _device_copy(model: nn.Module, device: torch.device) -> nn.Module:
+    """The module that runs the functional calls (its own parameters are never used)."""
+    if device.type == "cpu":
+        return model
+    import copy
+    return copy.deepcopy(model).to(device)

@@ -1,0 +1,187 @@
+"""Operators of Gradient Lexicase Selection (Ding & Spector, ICLR 2022, §3).
+
+* :func:`mutSubGD` — the mutation: subset gradient descent. One shuffled pass over the training
+  set; mini-batch ``b`` goes to child ``b mod p`` (§3.2), so the p children train on disjoint slices.
+* :func:`selGradientLexicase` — lexicase selection over single training cases with pass/fail =
+  top-1 correct (§3.3), evaluated lazily: only the survivors are evaluated, on chunks of cases of
+  growing size, and evaluation stops as soon as one survivor is left (SPEC §1.6).
+
+Individuals are ``torch.nn.Module`` children; both operators can be registered on a
+``deap.base.Toolbox`` with ``functools.partial``-style keyword arguments.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .lexicase import lexicase_filter
+
+SEMANTICS = ("standard", "reference")
+
+
+def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=F.cross_entropy,
+             batch_size: int = 64, generator: torch.Generator | None = None, augment=None,
+             augment_generator: torch.Generator | None = None):
+    """Subset-gradient-descent mutation of ``p`` children (GLS §3.2).
+
+    One shuffled pass over ``(x, y)``; batch ``b`` is one SGD step of child ``b mod p`` with its own
+    optimizer ``optimizers[b mod p]`` (which carries the learning rate and momentum state). Steps are
+    interleaved in batch order, exactly as in the reference implementation.
+
+    Sets ``child.train_loss`` (mean loss over its steps) and ``child.diverged`` (a reason string, or
+    ``None``); a child whose loss turns NaN/inf stops training and is marked diverged instead of
+    raising. Returns the children as a tuple (DEAP mutation convention).
+    """
+    from deapnn.data import augment_batch
+
+    p = len(children)
+    if p < 1:
+        raise ValueError("mutSubGD needs at least one child")
+    if len(optimizers) != p:
+        raise ValueError(f"need one optimizer per child: {p} children, {len(optimizers)} optimizers")
+    device = x.device
+    sums = torch.zeros(p, device=device)
+    steps = [0] * p
+    for child in children:
+        child.train()
+        child.diverged = None
+    order = torch.randperm(len(x), generator=generator)
+    for b, idx in enumerate(order.split(batch_size)):
+        i = b % p
+        child = children[i]
+        if child.diverged:
+            continue
+        idx = idx.to(device)
+        xb = x[idx]
+        if augment:
+            xb = augment_batch(xb, augment, augment_generator)
+        loss = loss_fn(child(xb), y[idx])
+        if not torch.isfinite(loss):
+            child.diverged = f"non-finite loss at step {steps[i]}"
+            continue
+        opt = optimizers[i]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums[i] += loss.detach()
+        steps[i] += 1
+    means = (sums / torch.tensor([max(s, 1) for s in steps], device=device)).tolist()
+    for child, mean in zip(children, means):
+        child.train_loss = mean if not child.diverged else math.nan
+    return tuple(children)
+
+
+@torch.no_grad()
+def _pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> np.ndarray:
+    """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise."""
+    rows = []
+    for model in models:
+        correct = torch.cat([model(xb).argmax(1) == yb
+                             for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
+        rows.append(correct)
+    return (~torch.stack(rows)).to(torch.uint8).cpu().numpy()
+
+
+def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int, bool]:
+    """The reference code's loop (SPEC §1, replication option): a child failing a case is removed
+    from the list *while iterating over it*, which skips the next child on that case; a case that
+    every remaining child fails empties the pool. Returns (pool, cases used, emptied)."""
+    for j in range(errors.shape[1]):
+        row = {c: r for r, c in enumerate(pool)}
+        alive = list(pool)
+        i = 0
+        while i < len(alive):
+            if errors[row[alive[i]], j]:
+                alive.pop(i)
+            i += 1
+        pool = alive
+        if len(pool) <= 1:
+            return pool, j + 1, len(pool) == 0
+        errors = errors[[row[c] for c in pool]]
+    return pool, errors.shape[1], False
+
+
+def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Tensor,
+                        rng: np.random.Generator | None = None, chunk_size: int = 8,
+                        max_chunk_size: int = 4096, eval_batch_size: int = 1024,
+                        semantics: str = "standard", info: dict | None = None):
+    """Lexicase selection over the training cases ``(x, y)``, lazily evaluated (GLS §3.3).
+
+    Each of the ``k`` selection events visits the cases in a fresh random order (``rng``). The
+    survivors are evaluated on the next chunk of cases (first ``chunk_size`` cases, doubling up to
+    ``max_chunk_size``: selection usually ends within a few cases early in training, while late in
+    training tens of thousands may be needed), the chunk's pass matrix is filtered in case order with
+    :func:`operators.lexicase.lexicase_filter`, and evaluation stops when one survivor is left.
+
+    ``semantics="standard"``: a case that every survivor fails removes nobody; if the cases run
+    out, pick uniformly among the survivors. ``semantics="reference"`` replicates the reference
+    code: its list-removal loop, a case failed by every survivor empties the pool, and then (or
+    when the cases run out) a child drawn uniformly from *all* children before selection began wins.
+
+    ``info`` (a dict) receives ``cases_examined`` (cases consumed until the end of each event) and
+    ``survivors_per_chunk`` (pool sizes after each chunk) of the last event.
+    Returns a list of ``k`` selected individuals (references, as DEAP's selectors do).
+    """
+    if semantics not in SEMANTICS:
+        raise ValueError(f"unknown semantics {semantics!r}; valid: {', '.join(SEMANTICS)}")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    if chunk_size < 1 or max_chunk_size < chunk_size:
+        raise ValueError("need 1 <= chunk_size <= max_chunk_size")
+    n = len(individuals)
+    if n == 0:
+        raise ValueError("cannot select from an empty population")
+    rng = rng if rng is not None else np.random.default_rng()
+    was_training = [m.training for m in individuals]
+    for m in individuals:
+        m.eval()
+    chosen = []
+    try:
+        for _ in range(k):
+            chosen.append(individuals[_select_one(individuals, x, y, rng, chunk_size,
+                                                  max_chunk_size, eval_batch_size, semantics,
+                                                  info)])
+    finally:
+        for m, t in zip(individuals, was_training):
+            m.train(t)
+    return chosen
+
+
+def _select_one(models, x, y, rng, chunk_size, max_chunk_size, eval_batch_size, semantics, info):
+    n = len(models)
+    fallback = int(rng.integers(n))   # reference: the winner when the pool empties or cases run out
+    pool = [i for i in range(n) if not getattr(models[i], "diverged", None)]
+    order = torch.from_numpy(rng.permutation(len(x)))
+    examined, survivors, start, size = 0, [], 0, chunk_size
+    if not pool:   # every child diverged: nothing can be ranked
+        pool = list(range(n))
+    while len(pool) > 1 and start < len(x):
+        idx = order[start:start + size].to(x.device)
+        errors = _pass_matrix([models[i] for i in pool], x[idx], y[idx], eval_batch_size)
+        if semantics == "reference":
+            pool, used, emptied = _reference_filter(pool, errors)
+            examined += used
+            if emptied:
+                survivors.append(0)
+                break
+        else:
+            # Cases on which every survivor scores the same remove nobody: skip them up front.
+            informative = np.flatnonzero(errors.min(0) != errors.max(0))
+            kept, used = lexicase_filter(np.asarray(pool), errors[:, informative],
+                                         return_consumed=True)
+            pool = kept.tolist()
+            examined += int(informative[used - 1]) + 1 if len(pool) == 1 and used else len(idx)
+        survivors.append(len(pool))
+        start += len(idx)
+        size = min(2 * size, max_chunk_size)
+    if info is not None:
+        info["cases_examined"] = examined
+        info["survivors_per_chunk"] = survivors
+    if len(pool) == 1:
+        return pool[0]
+    if semantics == "reference":
+        return fallback
+    return pool[int(rng.integers(len(pool)))]

@@ -1,0 +1,258 @@
+"""DEAP operators for NLFS loss-graph genomes (Morgan & Hougen 2024, §3.2–3.3; SPEC §3).
+
+* :func:`checkIntegrity` — the probe-curve test that rejects degenerate losses and decides
+  whether a loss must be negated ("flip"), returning the phenotype fingerprint.
+* :func:`isDuplicate` / :class:`PopulationIndex` — fingerprint (L2 ≤ 0.01) or identical-expression
+  duplicate test against a population.
+* :func:`mutGraph` — exactly one mutation per child (op change 70 % / rewire 15 % / arity toggle
+  15 %), retried until the child is valid, passes the integrity check and is not a duplicate.
+"""
+from __future__ import annotations
+
+import random as _random
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from deapnn.losses.graph import (LossGraph, N_BINARY, N_UNARY, GraphError, allowed_inputs,
+                                 _active_order, _reached_inputs, Y, YHAT)
+
+PROBE_ROWS = 1000
+PROBE_LOW, PROBE_HIGH = 1e-7, 1.0 - 1e-7
+CENTRE = (0.49, 0.51)
+MAX_FLAT = 10
+MAX_SIGN_CHANGES = 2
+FLAT_RTOL, FLAT_ATOL = 1e-9, 1e-12
+DUPLICATE_L2 = 0.01
+
+P_OP_CHANGE, P_REWIRE = 0.70, 0.15          # the rest (0.15) toggles unary <-> binary
+P_SWAP = 0.20                                # share of binary rewires that swap the two inputs
+
+
+class IntegrityResult(NamedTuple):
+    """Outcome of :func:`checkIntegrity`.
+
+    ``fingerprint`` is the min–max-normalised probe curve *after* the flip (float32, 1,000
+    values), or ``None`` when the curve is not finite or is constant.
+    """
+    accept: bool
+    flip: bool
+    fingerprint: np.ndarray | None
+    reason: str
+
+
+@lru_cache(maxsize=2)
+def probe(dtype=torch.float64):
+    """The probe batch ``(y, ŷ, p)``: ŷ = [p, 1−p], y = [0, 1], p from 1e-7 to 1−1e-7."""
+    p = torch.linspace(PROBE_LOW, PROBE_HIGH, PROBE_ROWS, dtype=dtype)
+    yhat = torch.stack([p, 1.0 - p], 1)
+    y = torch.zeros_like(yhat)
+    y[:, 1] = 1.0
+    return y, yhat, p.numpy()
+
+
+def probe_curve(genome_or_fn) -> np.ndarray:
+    """The raw (un-flipped) loss of every probe row: ``sum_classes root(y, ŷ)``, float64."""
+    y, yhat, _ = probe()
+    fn = genome_or_fn.raw_fn() if isinstance(genome_or_fn, LossGraph) else genome_or_fn
+    with torch.no_grad():
+        out = torch.as_tensor(fn(y, yhat), dtype=torch.float64)
+    if out.dim() == 2:
+        out = out.sum(1)
+    return out.expand(PROBE_ROWS).numpy().astype(np.float64, copy=True)
+
+
+def analyse_curve(curve: np.ndarray) -> IntegrityResult:
+    """Apply the SPEC §3 rules to a probe curve (see :func:`checkIntegrity`)."""
+    curve = np.asarray(curve, dtype=np.float64)
+    if not np.all(np.isfinite(curve)):
+        return IntegrityResult(False, False, None, "non-finite values on the probe")
+    _, _, p = probe()
+    d = np.diff(curve)
+    scale = np.maximum(np.abs(curve[:-1]), np.abs(curve[1:]))
+    flat = np.abs(d) <= FLAT_ATOL + FLAT_RTOL * scale
+    n_flat = int(flat.sum())
+    if n_flat == len(d):
+        return IntegrityResult(False, False, None, "flat (constant) curve")
+    lo, hi = CENTRE
+    for which, idx in (("minimum", int(np.argmin(curve))), ("maximum", int(np.argmax(curve)))):
+        if lo <= p[idx] <= hi:
+            return IntegrityResult(False, False, None, f"{which} at p={p[idx]:.3f} (≈0.5)")
+    if n_flat > MAX_FLAT:
+        return IntegrityResult(False, False, None, f"{n_flat} flat steps (> {MAX_FLAT})")
+    signs = np.sign(d[~flat])
+    changes = int(np.count_nonzero(signs[1:] != signs[:-1]))
+    if changes > MAX_SIGN_CHANGES:
+        return IntegrityResult(False, False, None,
+                               f"slope changes sign {changes} times (> {MAX_SIGN_CHANGES})")
+    # increasing -> keep; decreasing -> flip; U (down then up) -> keep; inverted U -> flip:
+    # i.e. flip exactly when the curve ends going down, so the loss grows as p (wrong class) -> 1.
+    flip = bool(signs[-1] < 0)
+    shape = {0: "monotone", 1: "U" if signs[0] < 0 else "inverted U"}.get(changes, "two-bend")
+    eff = -curve if flip else curve
+    span = eff.max() - eff.min()
+    fp = ((eff - eff.min()) / span).astype(np.float32)
+    return IntegrityResult(True, flip, fp, f"{shape}{', flipped' if flip else ''}")
+
+
+@lru_cache(maxsize=4096)
+def _integrity_cached(key) -> IntegrityResult:
+    from deapnn.losses.graph import _compile
+    try:
+        return analyse_curve(probe_curve(_compile(key, False)[0]))
+    except (RuntimeError, ValueError) as exc:      # e.g. an op rejecting float64 input
+        return IntegrityResult(False, False, None, f"probe failed: {exc}")
+
+
+def checkIntegrity(genome_or_fn) -> IntegrityResult:
+    """Integrity check of a loss (Morgan & Hougen 2024 §3.3; SPEC §3).
+
+    The raw loss is evaluated on a 1,000-row two-class probe ŷ = [p, 1−p], y = [0, 1] with
+    p from 1e-7 to 1−1e-7 (float64; the loss of a row is the sum over both classes).  Rejected:
+    non-finite values; argmin or argmax at p ∈ [0.49, 0.51]; a flat curve or more than 10 flat
+    steps (|Δ| ≤ 1e-12 + 1e-9·|value|); more than 2 slope sign changes.  Accepted with
+    ``flip`` when the curve ends decreasing (monotone decreasing, inverted U), without when it
+    ends increasing (monotone increasing, U).
+
+    ``genome_or_fn``: a :class:`LossGraph` (results cached per active structure) or a callable
+    ``f(y, ŷ)`` returning ``(N, 2)`` element-wise or ``(N,)`` per-row losses.
+    """
+    if isinstance(genome_or_fn, LossGraph):
+        try:
+            key = genome_or_fn.key()
+        except GraphError as exc:
+            return IntegrityResult(False, False, None, f"invalid genome: {exc}")
+        return _integrity_cached(key)
+    try:
+        curve = probe_curve(genome_or_fn)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        return IntegrityResult(False, False, None, f"probe failed: {exc}")
+    return analyse_curve(curve)
+
+
+def fingerprint(genome: LossGraph) -> np.ndarray | None:
+    """The effective (flip-aware) fingerprint of a genome as it stands, or None."""
+    res = checkIntegrity(genome)
+    if res.fingerprint is None:
+        return None
+    return 1.0 - res.fingerprint if genome.flip != res.flip else res.fingerprint
+
+
+class PopulationIndex:
+    """Fingerprints and expression strings of a population, built once for many duplicate tests."""
+
+    def __init__(self, population=(), threshold: float = DUPLICATE_L2):
+        self.threshold = threshold
+        fps, self.expressions = [], set()
+        for ind in population:
+            try:
+                self.expressions.add(ind.to_expression())
+            except GraphError:
+                continue
+            fp = fingerprint(ind)
+            if fp is not None:
+                fps.append(fp)
+        self.matrix = np.stack(fps) if fps else np.zeros((0, PROBE_ROWS), np.float32)
+
+    def contains(self, fp: np.ndarray | None, expression: str) -> bool:
+        if expression in self.expressions:
+            return True
+        if fp is None or not len(self.matrix):
+            return False
+        return bool(np.any(np.linalg.norm(self.matrix - fp, axis=1) <= self.threshold))
+
+    def add(self, fp, expression: str) -> None:
+        self.expressions.add(expression)
+        if fp is not None:
+            self.matrix = np.vstack([self.matrix, fp[None]])
+
+
+def isDuplicate(genome: LossGraph, population, threshold: float = DUPLICATE_L2) -> bool:
+    """True when ``genome`` has the expression string of a population member or a fingerprint
+    within L2 ≤ ``threshold`` of one (SPEC §3)."""
+    index = population if isinstance(population, PopulationIndex) else \
+        PopulationIndex(population, threshold)
+    return index.contains(fingerprint(genome), genome.to_expression())
+
+
+def _propose(nodes, active, rng):
+    """One mutation of a copy of ``nodes`` (SPEC §3 probabilities); returns (nodes, kind)."""
+    nodes = [list(n) for n in nodes]
+    i = rng.choice(active)
+    node = nodes[i]
+    u, b, binary, a, c = node
+    r = rng.random()
+    if r < P_OP_CHANGE:
+        if binary:
+            node[1] = rng.choice([k for k in range(N_BINARY) if k != b])
+        else:
+            node[0] = rng.choice([k for k in range(N_UNARY) if k != u])
+        return nodes, "op"
+    if r < P_OP_CHANGE + P_REWIRE:
+        if binary and rng.random() < P_SWAP:
+            node[3], node[4] = c, a
+            return nodes, "swap"
+        which = 3 + (rng.randrange(2) if binary else 0)
+        node[which] = rng.choice([s for s in allowed_inputs(i) if s != node[which]])
+        return nodes, "rewire"
+    node[2] = 1 - binary
+    return nodes, "toggle"
+
+
+def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool = True,
+             dedupe: bool = True, rng=None, on_failure: str = "keep"):
+    """Mutate a :class:`~deapnn.losses.graph.LossGraph` in place; return ``(individual,)``.
+
+    Morgan & Hougen 2024 §3.2: pick an active node; with p = 0.70 change its op to a different op
+    of the same arity, with p = 0.15 rewire one input (for binary nodes 20 % of rewires swap the
+    two arguments), with p = 0.15 toggle unary ↔ binary.  Each try starts again from the parent;
+    a try counts only when the child is valid (acyclic, reaches y and ŷ), passes
+    :func:`checkIntegrity` (its ``flip`` is adopted) and is not a duplicate of ``population`` (a
+    list — e.g. the live list regularized evolution updates — or a :class:`PopulationIndex`).
+
+    After ``max_tries`` failures: ``on_failure="keep"`` returns the parent unchanged with
+    ``individual.mutation_failed = True``; ``"raise"`` raises ``RuntimeError``.
+    Fitness values are invalidated; ``individual.mutation`` records the kind of change.
+    """
+    if on_failure not in ("keep", "raise"):
+        raise ValueError(f"on_failure must be 'keep' or 'raise', got {on_failure!r}")
+    rng = rng or _random
+    active = _active_order(individual.nodes)
+    index = None
+    if dedupe and population is not None:
+        index = population if isinstance(population, PopulationIndex) else \
+            PopulationIndex(population)
+    for tries in range(1, max_tries + 1):
+        nodes, kind = _propose(individual.nodes, active, rng)
+        if nodes == individual.nodes:
+            continue
+        try:
+            order = _active_order(nodes)
+        except GraphError:
+            continue
+        if not {Y, YHAT} <= _reached_inputs(nodes, order):
+            continue
+        child = LossGraph(nodes, individual.flip)
+        if integrity:
+            res = checkIntegrity(child)
+            if not res.accept:
+                continue
+            child.flip = res.flip
+            fp = res.fingerprint
+        else:
+            fp = fingerprint(child)
+        if index is not None and index.contains(fp, child.to_expression()):
+            continue
+        individual.nodes, individual.flip = child.nodes, child.flip
+        individual.mutation, individual.mutation_tries = kind, tries
+        individual.mutation_failed = False
+        if hasattr(individual, "fitness"):
+            del individual.fitness.values
+        return (individual,)
+    if on_failure == "raise":
+        raise RuntimeError(f"mutGraph: no valid, integrity-passing, non-duplicate child in "
+                           f"{max_tries} tries from {individual!r}")
+    individual.mutation_failed = True
+    return (individual,)

@@ -1,0 +1,156 @@
+"""Fast, exact lexicase selection on an (individuals x cases) error matrix.
+
+Lexicase selection (Spector 2012, "Assessment of problem modality by differential performance of
+lexicase selection in genetic programming") picks each parent by filtering the population through the
+training cases in a fresh random order, keeping only the best on each case, until one candidate or no
+case remains, then choosing uniformly among the survivors.  epsilon-lexicase (La Cava, Spector &
+Danai 2016) keeps everyone within epsilon of the best; with ``epsilon="auto"`` epsilon is the median
+absolute deviation (MAD) of each case, computed over the whole population ("semi-dynamic", the
+default) or over the current pool ("dynamic", what ``deap.tools.selAutomaticEpsilonLexicase`` does;
+La Cava, Helmuth, Spector & Moore 2019 name the variants).  Down-sampled lexicase (Hernandez, Lalejini,
+Dolson & Ofria 2019) uses a random fraction of the cases for a whole call.
+
+Exactness and speed come from three observations, none of which changes the selection distribution:
+
+* a case on which every pool member survives ("ineffective") stays ineffective for every sub-pool
+  (fixed epsilon: the pool minimum can only rise), so the next case that changes the pool is uniform
+  among the cases effective for it.  Cases can therefore be drawn i.i.d.: a case drawn again is
+  ineffective, i.e. a no-op, and the sequence of distinct cases is a uniform random order.
+* identical error vectors share their fate on every case; selection runs on one representative per
+  group and the chosen group yields a uniformly random member ("pre-selection de-duplication").
+* the first filtering step from the full population only depends on the case, so its survivors are
+  precomputed once per call ("is-elite" lists); the k selection events then run vectorised in batches
+  on small padded pools.  A pool that stops shrinking is finished exactly on its own sub-matrix.
+
+Non-finite errors (NaN, +inf, -inf) rank worst: they tie with each other and never survive a case on
+which some pool member is finite.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .lexicase_engine import Engine
+from .lexicase_util import (as_generator, clean, dynamic_keep, mad_columns, validate_errors,
+                            validate_k)
+
+__all__ = ["lexicase", "lexicase_filter", "case_mad"]
+
+_MODES = ("semi-dynamic", "dynamic")
+
+
+def _parse_epsilon(epsilon, epsilon_mode, m):
+    """Return (fixed per-case array or None, auto, dynamic)."""
+    if epsilon_mode not in _MODES:
+        raise ValueError(f"epsilon_mode must be one of {_MODES}, got {epsilon_mode!r}")
+    if epsilon is None:
+        return None, False, False
+    if isinstance(epsilon, str):
+        if epsilon != "auto":
+            raise ValueError(f"epsilon must be None, a number, a per-case array or 'auto', "
+                             f"got {epsilon!r}")
+        return None, True, epsilon_mode == "dynamic"
+    eps = np.asarray(epsilon, dtype=float)
+    if eps.ndim == 0:
+        eps = np.full(m, float(eps))
+    elif eps.shape != (m,):
+        raise ValueError(f"per-case epsilon must have shape ({m},), got {eps.shape}")
+    if not np.all(np.isfinite(eps)) or np.any(eps < 0):
+        raise ValueError("epsilon must be finite and >= 0")
+    return eps, False, False
+
+
+def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample=None, rng=None,
+             dedup=None):
+    """Select ``k`` row indices of ``errors`` by lexicase selection (Spector 2012).
+
+    :param errors: (n_individuals, n_cases) numeric array, lower is better.  NaN/inf rank worst.
+    :param k: number of selection events (>= 0); ``k == 0`` returns an empty array.
+    :param epsilon: ``None`` (exact ties), a number or per-case array (epsilon-lexicase, La Cava et
+        al. 2016: survive when ``error <= pool_best + epsilon``), or ``"auto"`` (MAD of each case).
+    :param epsilon_mode: for ``"auto"``: ``"semi-dynamic"`` (MAD over the whole population, default)
+        or ``"dynamic"`` (MAD over the current pool, each case used once, as in DEAP).
+    :param downsample: ``None`` or a fraction in (0, 1]: one random subset of
+        ``max(1, round(fraction * n_cases))`` cases is used for all k events (Hernandez et al. 2019).
+    :param rng: ``None``, an int seed, a ``numpy.random.Generator``, or anything with
+        ``getrandbits`` (the ``random`` module, a ``random.Random``) to derive a seed from it.
+    :param dedup: group identical error vectors first (``None`` = when it pays off).  Never changes
+        the selection distribution.
+    :returns: ``np.ndarray`` of ``k`` row indices (``intp``).
+    """
+    X = validate_errors(errors)
+    k = validate_k(k)
+    n, m = X.shape
+    eps, auto, dynamic = _parse_epsilon(epsilon, epsilon_mode, m)
+    gen = as_generator(rng)
+    if k == 0:
+        return np.empty(0, dtype=np.intp)
+    cases = None                                   # all cases
+    if downsample is not None:
+        if not isinstance(downsample, numbers.Real) or not 0 < downsample <= 1:
+            raise ValueError(f"downsample must be a fraction in (0, 1], got {downsample!r}")
+        size = max(1, int(round(downsample * m))) if m else 0
+        if size < m:
+            cases = np.sort(gen.choice(m, size=size, replace=False))
+    engine = Engine(X, cases, gen, eps=eps, auto=auto, dynamic=dynamic, k=k, dedup=dedup)
+    return engine.run(k)
+
+
+def case_mad(errors):
+    """Median absolute deviation of each case over all rows, ignoring non-finite values.
+
+    This is the semi-dynamic epsilon of La Cava et al. (2016); a case without finite values gets 0.
+    """
+    X = validate_errors(errors)
+    return mad_columns(X, np.arange(X.shape[1]))
+
+
+def lexicase_filter(pool, errors_chunk, epsilon=None, *, return_consumed=False):
+    """Filter ``pool`` through the columns of ``errors_chunk`` in order (one lexicase event, lazily).
+
+    This is the streaming form of lexicase selection used when case errors are produced a chunk at a
+    time (e.g. gradient lexicase selection, Ding & Spector 2022, evaluating mini-batches in a random
+    order): call it with the next chunk until one survivor remains or the cases run out, then pick
+    uniformly among the survivors.
+
+    :param pool: 1-D array of candidate ids (any labels), length p.
+    :param errors_chunk: (p, c) errors of those candidates on the next c cases, *rows aligned with
+        pool*, columns in the order the cases are to be applied; lower is better, NaN/inf worst.
+    :param epsilon: ``None`` (exact), a number or length-c array (fixed epsilon), or ``"dynamic"``
+        (MAD over the current pool for each case).
+    :param return_consumed: also return how many columns were applied (filtering stops as soon as
+        one candidate remains, the remaining columns are not looked at).
+    :returns: the surviving subset of ``pool`` (original order), and optionally the count consumed.
+    """
+    pool = np.asarray(pool)
+    if pool.ndim != 1:
+        raise ValueError(f"pool must be 1-D, got shape {pool.shape}")
+    E = validate_errors(errors_chunk, allow_empty_cases=True, what="errors_chunk")
+    if E.shape[0] != pool.shape[0]:
+        raise ValueError(f"errors_chunk has {E.shape[0]} rows but pool has {pool.shape[0]} "
+                         "members; rows must be aligned with pool")
+    c = E.shape[1]
+    dyn = isinstance(epsilon, str)
+    if dyn and epsilon != "dynamic":
+        raise ValueError(f"epsilon must be None, a number, an array or 'dynamic', got {epsilon!r}")
+    eps = None
+    if epsilon is not None and not dyn:
+        eps = np.broadcast_to(np.asarray(epsilon, dtype=float), (c,))
+        if not np.all(np.isfinite(eps)) or np.any(eps < 0):
+            raise ValueError("epsilon must be finite and >= 0")
+    alive = np.arange(pool.shape[0])
+    used = 0
+    for j in range(c):
+        if alive.size <= 1:
+            break
+        v = clean(E[alive, j])
+        used += 1
+        if dyn:
+            keep = dynamic_keep(v)
+        else:
+            keep = v <= (v.min() if eps is None else v.min() + eps[j])
+        alive = alive[keep]
+    out = pool[alive]
+    return (out, used) if return_consumed else out
+

@@ -1,0 +1,91 @@
+"""EvoMAL fitness evaluation (Raymond et al. 2023 §4.5-4.7): rejection protocol, local search,
+learned-loss training, failure as data, SCOOP-picklability."""
+import pickle
+
+import torch
+from deap import tools
+
+from deapnn.algorithms.evomal import eaEvoMAL
+from deapnn.data.base import Dataset, Split
+from deapnn.evomal.evaluator import EvoMALConfig, EvoMALEvaluator
+from deapnn.evomal.rejection import rejection_protocol
+from deapnn.evomal.toolbox import fitness_stats, make_toolbox
+from deapnn.losses.archive import LossArchive
+from deapnn.losses.tree import TreeLoss
+
+
+def _data(task="regression", n=120, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g)
+    if task == "regression":
+        y, c = x @ torch.randn(5, 1, generator=g) + 0.1 * torch.randn(n, 1, generator=g), 1
+    else:
+        y, c = (x[:, :3] + 0.3 * torch.randn(n, 3, generator=g)).argmax(1), 3
+    parts = [Split(x[i:j], y[i:j]) for i, j in ((0, 60), (60, 90), (90, 120))]
+    return Dataset("toy", task, (5,), c, *parts)
+
+
+def _cfg(**kw):
+    base = dict(hidden=(8,), meta_steps=4, inner_steps=2, fitness_steps=30, rejection_steps=60,
+                batch_size=32)
+    base.update(kw)
+    return EvoMALConfig(**base)
+
+
+def test_rejection_protocol():
+    ok = rejection_protocol(TreeLoss("mul(-1, mul(y, log(fx)))"), "classification", 4, steps=100)
+    assert ok.accepted and ok.after < ok.before
+    bad = rejection_protocol(TreeLoss("mul(y, log(fx))"), "classification", 4, steps=100)
+    assert not bad.accepted and "did not improve" in bad.reason
+    flat = rejection_protocol(TreeLoss("sign(add(y, fx))"), "classification", 4, steps=50)
+    assert not flat.accepted
+    reg = rejection_protocol(TreeLoss("square(sub(y, fx))", task="regression"), "regression", 1,
+                             steps=100)
+    assert reg.accepted
+
+
+def test_evaluator_regression_deterministic_and_picklable():
+    torch.set_num_threads(1)
+    ev = EvoMALEvaluator(_cfg(), _data())
+    a = ev("square(sub(y, fx))")
+    assert a["reason"] is None and 0 < a["fitness"] < float("inf") and not a["rejected"]
+    assert len(a["weights"]) == 3 and a["expression"].startswith("square(")
+    assert len(a["meta_loss"]) == 2
+    b = pickle.loads(pickle.dumps(ev))("square(sub(y, fx))")
+    assert a == b
+    state = torch.get_rng_state()
+    ev("abs(sub(y, fx))")
+    assert torch.equal(state, torch.get_rng_state())       # global RNG untouched
+
+
+def test_evaluator_classification():
+    ev = EvoMALEvaluator(_cfg(lr=0.1, fitness_steps=60), _data("classification"))
+    r = ev("mul(-1, mul(y, log(fx)))")
+    assert r["reason"] is None and 0 <= r["fitness"] < 0.6
+
+
+def test_failures_become_worst_fitness_with_reason():
+    ev = EvoMALEvaluator(_cfg(), _data())
+    rejected = ev("mul(-1, square(sub(y, fx)))")
+    assert rejected["fitness"] == float("inf") and rejected["rejected"]
+    assert "did not improve" in rejected["reason"]
+    missing = ev("square(fx)")
+    assert missing["fitness"] == float("inf") and "does not use y" in missing["reason"]
+    unknown = ev("exp(sub(y, fx))")
+    assert unknown["fitness"] == float("inf") and "'exp'" in unknown["reason"]
+
+
+def test_nan_in_local_search_rejects_candidate_and_run_continues():
+    ev = EvoMALEvaluator(_cfg(lr=5.0, inner_steps=3), _data())
+    diverged = ev("square(sub(y, fx))")
+    assert diverged["fitness"] == float("inf") and diverged["rejected"]
+    assert diverged["reason"].startswith("local search diverged")
+    tb = make_toolbox(ev, map_fn=map)
+    pop = [tb.parse(t) for t in ("square(sub(y, fx))", "tanh(square(sub(y, fx)))",
+                                 "abs(sub(y, fx))", "mul(-1, square(sub(y, fx)))")]
+    arch = LossArchive("regression")
+    pop, log = eaEvoMAL(pop, tb, 1, stats=fitness_stats(), halloffame=tools.HallOfFame(1),
+                        verbose=False, archive=arch)
+    assert log[0]["rejected"] == 2 and log[0]["min"] < float("inf")
+    assert len(log) == 2 and any(ind.fitness.values[0] < float("inf") for ind in pop)
+    assert arch.get("square(sub(y, fx))")["reason"].startswith("local search diverged")

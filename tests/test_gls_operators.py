@@ -1,0 +1,168 @@
+"""GLS operators: SubGD dealing, lazy chunked gradient lexicase selection (Ding & Spector 2022)."""
+import itertools
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+from torch import nn
+
+from operators.gls import mutSubGD, selGradientLexicase
+from tests.gls_helpers import table_population
+
+
+class Recorder(nn.Module):
+    """A linear model that records the case ids (column 0 of its input) of every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(1, 3)
+        self.batches = []
+
+    def forward(self, x):
+        if self.training:
+            self.batches.append(x[:, 0].long().tolist())
+        return self.lin(x * 0.01)
+
+
+def test_subgd_deals_disjoint_round_robin_slices_covering_the_epoch():
+    n, p, bs = 203, 3, 10
+    x = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    y = torch.randint(3, (n,))
+    children = [Recorder() for _ in range(p)]
+    opts = [torch.optim.SGD(c.parameters(), lr=0.01) for c in children]
+    gen = torch.Generator().manual_seed(5)
+    mutSubGD(children, x, y, optimizers=opts, batch_size=bs, generator=gen)
+    # The global batch order is the permutation drawn from the generator, dealt b -> b mod p.
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(5)).split(bs)
+    for b, idx in enumerate(order):
+        assert children[b % p].batches[b // p] == idx.tolist()
+    seen = [set(i for batch in c.batches for i in batch) for c in children]
+    for a, b in itertools.combinations(seen, 2):
+        assert not a & b
+    assert set().union(*seen) == set(range(n))
+    assert sum(len(c.batches) for c in children) == len(order)
+    assert all(np.isfinite(c.train_loss) for c in children)
+
+
+def test_subgd_marks_a_diverging_child_and_keeps_training_the_others():
+    n = 64
+    x = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    y = torch.randint(3, (n,))
+    children = [Recorder() for _ in range(2)]
+    opts = [torch.optim.SGD(c.parameters(), lr=0.01) for c in children]
+    calls = {"n": 0}
+
+    def loss(out, target):
+        calls["n"] += 1
+        value = nn.functional.cross_entropy(out, target)
+        # Batch 2 belongs to child 0 (round robin): make it NaN.
+        return value * float("nan") if calls["n"] == 3 else value
+
+    mutSubGD(children, x, y, optimizers=opts, batch_size=8, loss_fn=loss)
+    assert children[0].diverged and "non-finite" in children[0].diverged
+    assert np.isnan(children[0].train_loss)
+    assert children[1].diverged is None and len(children[1].batches) == 4
+    assert len(children[0].batches) == 2   # evaluated batches 0 and 2, skipped 4 and 6
+
+
+def simulate_lexicase(table, order):
+    """Textbook lexicase on a pass table over the given case order: (winner pool, cases used)."""
+    pool = list(range(table.shape[0]))
+    for used, case in enumerate(order, 1):
+        passers = [i for i in pool if table[i, case]]
+        if passers:
+            pool = passers
+        if len(pool) == 1:
+            return pool, used
+    return pool, len(order)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_selection_winner_is_the_lexicase_winner_on_the_examined_case_order(chunk):
+    rng = np.random.default_rng(1)
+    table = rng.random((5, 300)) < 0.97           # late-training like: few failures
+    for trial in range(10):
+        models, x, y = table_population(table, seed=trial)
+        info = {}
+        winner = selGradientLexicase(models, 1, x=x, y=y, rng=np.random.default_rng(trial),
+                                     chunk_size=chunk, info=info)[0]
+        w = models.index(winner)
+        order = list(dict.fromkeys(winner.seen))    # the winner was evaluated on every chunk
+        pool, used = simulate_lexicase(table, order)
+        if len(pool) == 1:
+            assert pool == [w]
+            assert info["cases_examined"] == used
+        else:                                       # cases ran out: a random survivor
+            assert w in pool
+        # Lazy: nobody was evaluated beyond the chunk in which selection ended.
+        assert max(len(m.seen) for m in models) <= len(order)
+        # The winner passes every case examined that some then-survivor passed.
+        alive = list(range(len(models)))
+        for case in order[:info["cases_examined"]]:
+            passers = [i for i in alive if table[i, case]]
+            if passers:
+                assert table[w, case]
+                alive = passers
+
+
+def exact_lexicase_probabilities(table):
+    """Selection probability of each row under standard lexicase, by enumerating case orders."""
+    p, n = table.shape
+    counts = np.zeros(p)
+    perms = list(itertools.permutations(range(n)))
+    for order in perms:
+        pool, _ = simulate_lexicase(table, order)
+        for i in pool:
+            counts[i] += 1 / len(pool)
+    return counts / len(perms)
+
+
+def test_chunked_lazy_selection_matches_exact_lexicase_distribution():
+    table = np.array([[1, 1, 0, 0, 1, 0],
+                      [1, 0, 1, 0, 1, 0],
+                      [0, 1, 1, 1, 0, 0],
+                      [1, 1, 0, 0, 1, 0]], dtype=bool)   # rows 0 and 3 tie; case 5 failed by all
+    probs = exact_lexicase_probabilities(table)
+    models, x, y = table_population(table)
+    rng = np.random.default_rng(123)
+    draws = 6000
+    counts = Counter(models.index(selGradientLexicase(models, 1, x=x, y=y, rng=rng,
+                                                       chunk_size=2)[0]) for _ in range(draws))
+    observed = np.array([counts[i] for i in range(len(models))])
+    expected = probs * draws
+    mask = expected > 0
+    assert observed[~mask].sum() == 0
+    assert chisquare(observed[mask], expected[mask]).pvalue > 1e-4   # fixed seed: deterministic
+
+
+def test_reference_semantics_case_failed_by_all_gives_a_uniform_pick_over_all_children():
+    # Every child fails case 0, so the reference loop empties its pool on the first case examined.
+    table = np.ones((3, 4), dtype=bool)
+    table[:, 0] = False
+    table[0, 1:] = True
+    table[1:, 1:] = False   # standard semantics would always pick child 0
+    models, x, y = table_population(table)
+    counts_std, counts_ref = Counter(), Counter()
+    for s in range(300):
+        counts_std[models.index(selGradientLexicase(models, 1, x=x, y=y,
+                                                     rng=np.random.default_rng(s))[0])] += 1
+        counts_ref[models.index(selGradientLexicase(models, 1, x=x, y=y, semantics="reference",
+                                                    rng=np.random.default_rng(s))[0])] += 1
+    assert counts_std == Counter({0: 300})
+    assert len(counts_ref) == 3 and min(counts_ref.values()) > 50
+
+
+def test_selection_ignores_diverged_children_and_rejects_bad_arguments():
+    table = np.ones((3, 10), dtype=bool)
+    models, x, y = table_population(table)
+    models[0].diverged = models[2].diverged = "nan"
+    for s in range(20):
+        assert selGradientLexicase(models, 1, x=x, y=y, rng=np.random.default_rng(s))[0] is models[1]
+    with pytest.raises(ValueError, match="semantics"):
+        selGradientLexicase(models, 1, x=x, y=y, semantics="nope")
+    with pytest.raises(ValueError, match="empty"):
+        selGradientLexicase([], 1, x=x, y=y)
+    with pytest.raises(ValueError, match="k must be"):
+        selGradientLexicase(models, -1, x=x, y=y)

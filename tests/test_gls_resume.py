@@ -1,0 +1,65 @@
+"""Kill a real ``deapnn gls`` process with SIGKILL mid-run, resume it, and compare with an
+uninterrupted run of the same seed on CPU: logbooks, weights and results must be identical."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from deapnn.checkpoint import CheckpointError, load_checkpoint
+
+ARGS = ["gls", "--dataset", "digits", "--model", "cnn", "--pop", "2", "--epochs", "3",
+        "--compare", "sgd", "--seeds", "0", "--device", "cpu", "--quiet", "--batch-size", "32"]
+ENV = {**os.environ, "DEAPNN_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+def deapnn(*args, **kw):
+    return [sys.executable, "-m", "deapnn", *args]
+
+
+def logbook(path):
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in row.items() if not k.endswith("_time")}
+                for row in csv.DictReader(fh)]
+
+
+def generation(path):
+    try:
+        return load_checkpoint(path)["generation"]
+    except (CheckpointError, KeyError, FileNotFoundError):
+        return 0
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(deapnn(*ARGS, "--out", str(full)), check=True, env=ENV, timeout=300,
+                   capture_output=True)
+
+    proc = subprocess.Popen(deapnn(*ARGS, "--out", str(killed)), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "gls" / "seed0" / "checkpoint.pt"
+    deadline = time.time() + 240
+    while generation(ckpt) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = generation(ckpt)
+    assert 2 <= stopped_at < 9
+    assert not (killed / "gls" / "seed0" / "result.json").exists()
+
+    out = subprocess.run(deapnn("gls", "--resume", str(killed), "--quiet"), env=ENV,
+                         timeout=300, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "GLS" in out.stdout and "SGD" in out.stdout
+
+    for arm in ("gls", "sgd"):
+        a, b = full / arm / "seed0", killed / arm / "seed0"
+        assert logbook(a / "logbook.csv") == logbook(b / "logbook.csv")
+        wa = torch.load(a / "model.pt", weights_only=True)
+        wb = torch.load(b / "model.pt", weights_only=True)
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert len(logbook(full / "gls" / "seed0" / "logbook.csv")) == 9

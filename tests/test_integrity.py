@@ -1,0 +1,187 @@
+"""Integrity check, duplicate test and mutGraph (Morgan & Hougen 2024 §3.2–3.3; SPEC §3)."""
+import random
+import time
+
+import numpy as np
+import pytest
+import torch
+from deap import base, creator
+
+from deapnn.losses.graph import LossGraph
+from operators.graph import (PopulationIndex, checkIntegrity, fingerprint, isDuplicate,
+                             mutGraph, probe)
+
+
+def test_probe_layout():
+    y, yhat, p = probe()
+    assert y.shape == yhat.shape == (1000, 2)
+    assert p[0] == pytest.approx(1e-7) and p[-1] == pytest.approx(1 - 1e-7)
+    assert torch.all(y[:, 1] == 1) and torch.all(y[:, 0] == 0)
+    assert torch.allclose(yhat.sum(1), torch.ones(1000, dtype=yhat.dtype))
+
+
+def test_cross_entropy_accepted_monotone_without_flip():
+    res = checkIntegrity(LossGraph.from_expression("-(y * log(yhat))"))
+    assert res.accept and not res.flip and res.reason.startswith("monotone")
+    # fingerprint: min-max normalised, increasing
+    assert res.fingerprint.min() == 0 and res.fingerprint.max() == 1
+    assert np.all(np.diff(res.fingerprint) >= 0)
+
+
+def test_unnegated_cross_entropy_accepted_with_flip():
+    res = checkIntegrity(LossGraph.from_expression("y * log(yhat)"))
+    assert res.accept and res.flip
+    ce = checkIntegrity(LossGraph.from_expression("-(y * log(yhat))"))
+    assert np.allclose(res.fingerprint, ce.fingerprint, atol=1e-6)
+
+
+def test_mse_accepted_monotone():
+    res = checkIntegrity(LossGraph.from_expression("(y - yhat)^2"))
+    assert res.accept and not res.flip and "monotone" in res.reason
+    # as a plain callable too
+    res2 = checkIntegrity(lambda y, yhat: (y - yhat) ** 2)
+    assert res2.accept and np.allclose(res.fingerprint, res2.fingerprint)
+
+
+def test_baikal_accepted_as_u_shape():
+    res = checkIntegrity(LossGraph.from_expression("-(log(yhat) - y / yhat)"))
+    assert res.accept and not res.flip and res.reason == "U"
+    # its minimum lies well before p = 0.5 (the right class is more likely there)
+    _, _, p = probe()
+    assert p[np.argmin(res.fingerprint)] < 0.45
+
+
+def test_inverted_u_accepted_with_flip():
+    res = checkIntegrity(LossGraph.from_expression("log(yhat) - y / yhat"))
+    assert res.accept and res.flip and res.reason.startswith("inverted U")
+
+
+def test_constant_rejected():
+    assert not checkIntegrity(lambda y, yhat: torch.zeros_like(yhat)).accept
+    # y * 1 * yhat summed over classes equals 1 - p ... but y + yhat sums to the constant 2
+    res = checkIntegrity(LossGraph.from_expression("y + yhat"))
+    assert not res.accept and "flat" in res.reason
+
+
+def test_strong_oscillation_rejected():
+    res = checkIntegrity(lambda y, yhat: torch.sin(60 * yhat))
+    assert not res.accept and "sign" in res.reason
+
+
+def test_extremum_at_half_rejected():
+    # y + yhat^2 summed over the two classes: 1 + p^2 + (1-p)^2, minimum at p = 0.5
+    res = checkIntegrity(LossGraph.from_expression("y + yhat^2"))
+    assert not res.accept and "0.5" in res.reason
+    res = checkIntegrity(lambda y, yhat: -(yhat[:, 0] - 0.5) ** 2)
+    assert not res.accept and "maximum" in res.reason
+
+
+def test_non_finite_rejected():
+    res = checkIntegrity(lambda y, yhat: torch.log(yhat - 0.5 + 0 * y))
+    assert not res.accept and "non-finite" in res.reason
+
+
+def test_many_flat_steps_rejected():
+    # clamped from below over ~30 % of the probe: a long flat run
+    res = checkIntegrity(lambda y, yhat: torch.clamp(yhat[:, 0], min=0.7) + 0 * y[:, 0])
+    assert not res.accept and "flat steps" in res.reason
+
+
+def test_duplicate_test_by_fingerprint_and_expression():
+    ce = LossGraph.from_expression("-(y * log(yhat))")
+    same_curve = LossGraph.from_expression("-(y * log(abs(yhat)))")   # other text, same curve
+    other = LossGraph.from_expression("(y - yhat)^2")
+    assert isDuplicate(ce.copy(), [ce])
+    assert isDuplicate(same_curve, [ce]) and not isDuplicate(same_curve, [other])
+    assert not isDuplicate(other, [ce])
+    idx = PopulationIndex([ce, other])
+    assert idx.contains(fingerprint(same_curve), "anything")
+    assert idx.contains(None, other.to_expression())
+
+
+def _population(rng, n):
+    pop = []
+    while len(pop) < n:
+        g = LossGraph.random(rng)
+        res = checkIntegrity(g)
+        if res.accept:
+            g.flip = res.flip
+            pop.append(g)
+    return pop
+
+
+def test_mutation_probabilities_and_arity_preserving_op_change():
+    random.seed(5)
+    rng = random.Random(5)
+    parents = _population(rng, 30)
+    kinds = {"op": 0, "swap": 0, "rewire": 0, "toggle": 0}
+    for i in range(600):
+        parent = parents[i % len(parents)]
+        child = mutGraph(parent.copy(), population=None, integrity=False)[0]
+        kinds[child.mutation] += 1
+        if child.mutation == "op":
+            changed = [k for k in range(5) if child.nodes[k] != parent.nodes[k]]
+            assert len(changed) == 1
+            k = changed[0]
+            assert child.nodes[k][2] == parent.nodes[k][2]           # same arity
+    # first-try proposals follow 70/15/15 only approximately (invalid tries are redrawn)
+    total = sum(kinds.values())
+    assert kinds["op"] / total > 0.55 and kinds["toggle"] / total > 0.05
+    assert kinds["swap"] > 0 and kinds["rewire"] > kinds["swap"]
+
+
+def test_property_1000_mutations_valid_integrity_json():
+    """1,000 random mutations from random valid genomes: every child is valid, passes the
+    integrity check with the flip it stores, and round-trips through JSON."""
+    random.seed(0)
+    rng = random.Random(1)
+    t0 = time.perf_counter()
+    starts = [LossGraph.random(rng) for _ in range(100)]
+    for i in range(1000):
+        parent = starts[i % 100]
+        child = mutGraph(parent.copy(), population=None, on_failure="raise")[0]
+        assert child.is_valid() and child != parent
+        res = checkIntegrity(child)
+        assert res.accept and res.flip == child.flip
+        back = LossGraph.from_json(child.to_json())
+        assert back == child and back.to_expression() == child.to_expression()
+        starts[i % 100] = child                          # chains of mutations too
+    assert time.perf_counter() - t0 < 30
+
+
+def test_mutations_avoid_population_duplicates():
+    random.seed(2)
+    rng = random.Random(2)
+    pop = _population(rng, 20)
+    failed = 0
+    for i in range(300):
+        parent = pop[i % 20]
+        child = mutGraph(parent.copy(), population=pop, max_tries=200)[0]
+        if child.mutation_failed:          # every neighbour already present: parent returned
+            failed += 1
+            assert child == parent
+            continue
+        assert checkIntegrity(child).accept and not isDuplicate(child, pop)
+    assert failed < 120                    # small random graphs have few distinct neighbours
+
+
+def test_mutgraph_deap_conventions():
+    if not hasattr(creator, "TestLossInd"):
+        creator.create("TestLossFit", base.Fitness, weights=(1.0,))
+        creator.create("TestLossInd", LossGraph, fitness=creator.TestLossFit)
+    ind = creator.TestLossInd.from_expression("-(y * log(yhat))")
+    ind.fitness.values = (0.5,)
+    before = ind.to_json()
+    out = mutGraph(ind, population=[])
+    assert isinstance(out, tuple) and len(out) == 1 and out[0] is ind
+    assert ind.to_json() != before and not ind.fitness.valid
+
+
+def test_mutgraph_gives_up_cleanly():
+    ce = LossGraph.from_expression("-(y * log(yhat))")
+    child = mutGraph(ce.copy(), population=[ce], max_tries=1, integrity=True)[0]
+    # with one try it may succeed or not; with zero tries it can only fail
+    child = mutGraph(ce.copy(), population=[ce], max_tries=0)[0]
+    assert child.mutation_failed and child == ce
+    with pytest.raises(RuntimeError, match="no valid"):
+        mutGraph(ce.copy(), max_tries=0, on_failure="raise")

@@ -1,0 +1,104 @@
+"""deapnn.models: every model builds by name and maps its valid inputs to (N, num_classes)."""
+import pytest
+import torch
+
+from deapnn.models import build_model, check_model_input, model_names
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # 2 shared cores: torch's default 2 intra-op threads spin against other processes and run
+    # tiny models ~40x slower; one thread is also what a SCOOP worker uses.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+SMALL_CASES = [
+    ("mlp", (4,), 3),            # iris
+    ("mlp", (1, 8, 8), 10),      # digits, flattened
+    ("mlp", (10,), 1),           # diabetes regression: one output
+    ("cnn", (1, 8, 8), 10),      # digits
+    ("cnn", (1, 28, 28), 10),    # MNIST / Fashion-MNIST
+    ("cnn", (1, 40), 10),        # MNIST-1D, 1-D variant
+    ("cnn", (3, 32, 32), 10),    # CIFAR
+]
+
+
+def test_model_names_cover_the_issue():
+    assert set(model_names()) >= {"mlp", "cnn", "vgg19_bn", "resnet18", "mobilenetv2"}
+
+
+@pytest.mark.parametrize("name,shape,classes", SMALL_CASES)
+def test_small_models_output_shape(name, shape, classes):
+    torch.manual_seed(0)
+    model = build_model(name, shape, classes)
+    out = model(torch.randn(3, *shape))          # train mode: BatchNorm needs >1 example
+    assert out.shape == (3, classes)
+    assert torch.isfinite(out).all()
+    out.sum().backward()                          # trainable end to end
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_cnn_picks_1d_or_2d_by_shape():
+    def convs(shape, kind):
+        return [m for m in build_model("cnn", shape, 10).modules() if isinstance(m, kind)]
+
+    assert convs((1, 40), torch.nn.Conv1d) and not convs((1, 40), torch.nn.Conv2d)
+    assert convs((1, 8, 8), torch.nn.Conv2d) and not convs((1, 8, 8), torch.nn.Conv1d)
+
+
+@pytest.mark.parametrize("name", ["vgg19_bn", "resnet18", "mobilenetv2"])
+def test_cifar_models_output_shape(name):
+    torch.manual_seed(0)
+    model = build_model(name, (3, 32, 32), 7).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+
+
+def test_cifar_model_single_channel_input():
+    # resnet18 accepts grey 28x28 images (MNIST) too: the stem follows input_shape[0].
+    model = build_model("resnet18", (1, 28, 28), 10).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        build_model("transformer9000", (4,), 3)
+    msg = str(err.value)
+    assert "transformer9000" in msg
+    for name in model_names():
+        assert name in msg
+
+
+@pytest.mark.parametrize("name,shape", [
+    ("cnn", (4,)),                  # tabular input to a conv-net
+    ("cnn", (1, 2, 3, 4)),
+    ("vgg19_bn", (1, 40)),
+    ("resnet18", (30,)),
+    ("mobilenetv2", (3, 32)),
+    ("vgg19_bn", (1, 28, 28)),      # VGG's five poolings need >= 32x32
+    ("mlp", ()),
+    ("mlp", (0,)),
+])
+def test_wrong_input_shape_is_value_error(name, shape):
+    with pytest.raises(ValueError, match=name):
+        build_model(name, shape, 10)
+    with pytest.raises(ValueError):
+        check_model_input(name, shape)
+
+
+def test_num_classes_must_be_positive():
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model("mlp", (4,), 0)
+
+
+def test_same_seed_same_initial_weights():
+    torch.manual_seed(5)
+    a = build_model("cnn", (1, 8, 8), 10).state_dict()
+    torch.manual_seed(5)
+    b = build_model("cnn", (1, 8, 8), 10).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

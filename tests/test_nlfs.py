@@ -1,0 +1,149 @@
+"""NLFS surrogate evaluator, elimination protocol, run driver and CLI (SPEC §3)."""
+import argparse
+import os
+import pickle
+import random
+
+import pytest
+import torch
+
+from deapnn.losses.graph import LossGraph
+from deapnn.nlfs import (NLFSConfig, SurrogateConfig, SurrogateEvaluator, run_nlfs,
+                         successive_halving, train_with_loss)
+from deapnn.nlfs.toolbox import LossIndividual, make_toolbox, random_individual
+
+CE = "-(y * log(yhat))"
+TINY = dict(steps=40, eval_every=10, prescreen_steps=10)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_evaluator_trains_ce_and_is_deterministic_and_picklable():
+    ev = SurrogateEvaluator(**TINY)
+    ind = LossIndividual.from_expression(CE)
+    (fit,), info = ev(ind)
+    assert fit > 0.5 and info["reason"] is None and info["steps"] == 40
+    torch.manual_seed(1234)
+    random.seed(99)                                   # global RNG state must not matter
+    ev2 = pickle.loads(pickle.dumps(ev))
+    assert ev2(ind.to_json())[0][0] == fit            # same genome -> same seed -> same result
+
+
+def test_diverging_loss_gets_zero_with_reason():
+    ev = SurrogateEvaluator(**TINY)
+    (fit,), info = ev(LossGraph.from_expression("exp(exp(exp(exp(yhat)))) * y"))
+    assert fit == 0.0 and "non-finite" in info["reason"]
+    res = train_with_loss(lambda z, t: z.sum() * float("nan"), SurrogateConfig(**TINY), 0)
+    assert res["fitness"] == 0.0 and "non-finite" in res["reason"]
+
+
+def test_prescreen_aborts_a_loss_that_does_not_learn():
+    # maximising the right-class probability's complement: accuracy collapses
+    (fit,), info = SurrogateEvaluator(**TINY)(LossGraph.from_expression("y * log(yhat)"))
+    assert fit == 0.0 and info["reason"].startswith("pre-screen") and info["steps"] == 10
+
+
+def test_evaluator_rejects_bad_config():
+    with pytest.raises(ValueError, match="steps"):
+        SurrogateEvaluator(steps=0)
+
+
+def test_successive_halving_keeps_the_best():
+    cands = [LossGraph.from_expression(e) for e in
+             [CE, "y * log(yhat)", "(y - yhat)^2", "-(log(yhat) - y / yhat)"]]
+    stage = SurrogateConfig(steps=30, eval_every=10, prescreen_steps=0)
+    survivors, history = successive_halving(cands, [stage, stage], sizes=(4, 2, 1))
+    assert len(survivors) == 1
+    assert [h["round"] for h in history] == [1] * 4 + [2] * 2
+    assert sum(h["kept"] for h in history if h["round"] == 1) == 2
+    worst = LossGraph.from_expression("y * log(yhat)").to_expression()
+    assert not [h for h in history if h["expression"] == worst][0]["kept"]
+    with pytest.raises(ValueError, match="stages"):
+        successive_halving(cands, [stage], sizes=(4, 2, 1))
+
+
+def test_toolbox_mutation_respects_live_population():
+    random.seed(0)
+    pop = [random_individual() for _ in range(5)]
+    tb = make_toolbox(lambda ind: (1.0,), pop, map_fn=map)
+    child = tb.mutate(tb.clone(pop[0]))[0]
+    exprs = {p.to_expression() for p in pop}
+    assert child.to_expression() not in exprs and not child.fitness.valid
+    assert pickle.loads(pickle.dumps(child)).to_json() == child.to_json()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _counting_map(limit):
+    calls = [0]
+
+    def m(fn, items):
+        out = []
+        for it in items:
+            calls[0] += 1
+            if calls[0] == limit:
+                raise _Interrupt
+            out.append(fn(it))
+        return out
+    return m
+
+
+def test_run_driver_resume_equals_uninterrupted(tmp_path):
+    from deapnn.rundir import RunDir
+    cfg = NLFSConfig(population=4, pool=6, cycles=5, sample_size=2, budget=20, seeds=0, top=2)
+    full = run_nlfs(cfg, RunDir(tmp_path / "a", {"nlfs": {}}), map_fn=map, log=lambda *a: None)
+    rd = RunDir(tmp_path / "b", {"nlfs": {}})
+    with pytest.raises(_Interrupt):                        # dies during the evolution phase
+        run_nlfs(cfg, rd, map_fn=_counting_map(9), log=lambda *a: None)
+    assert rd.load_checkpoint()["phase"] == "evolve"
+    again = run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=map, log=lambda *a: None)
+    assert again["best"] == full["best"] and again["logbook"] == full["logbook"]
+    assert again["population"] == full["population"]
+    assert os.path.exists(tmp_path / "b" / "probe_curves.png")
+    from deapnn.losses import get
+    mod = get("nlfs_1", path=tmp_path / "b")
+    z, t = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    assert torch.isfinite(mod(z, t))
+
+
+def _parser():
+    from deapnn.commands import nlfs
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command")
+    nlfs.register(sub)
+    return p
+
+
+@pytest.mark.parametrize("argv,match", [
+    ("--population 3 --sample-size 5", "sample size 5 exceeds the population 3"),
+    ("--dataset nosuch", "unknown dataset"),
+    ("--dataset diabetes", "classification"),
+    ("--budget 0", "--budget"),
+])
+def test_cli_bad_input_fails_fast(argv, match):
+    from deapnn.commands.common import UsageError
+    args = _parser().parse_args(["nlfs", *argv.split()])
+    with pytest.raises(UsageError, match=match):
+        args.check(args)
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = _parser().parse_args(
+        ["nlfs", "--population", "3", "--pool", "4", "--cycles", "2", "--sample-size", "2",
+         "--budget", "20", "--seeds", "2", "--final-steps", "20", "--top", "1",
+         "--out", str(out), "--quiet"])
+    args.check(args)
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "nlfs_1" in text and "cross-entropy" in text and "per seed" in text
+    for f in ("results.json", "losses.json", "probe_curves.png", "logbook.csv", "checkpoint.pt"):
+        assert (out / f).exists()

@@ -1,0 +1,258 @@
+"""eaRegularizedEvolution and the aging operators (Real et al. 2019, Algorithm 1; SPEC §3)."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from deap import base, creator, tools
+
+from deapnn.algorithms.regularized import eaRegularizedEvolution
+from operators.aging import oldestIndex, replaceOldest, selAgingTournament
+
+if not hasattr(creator, "RegToyFit"):
+    creator.create("RegToyFit", base.Fitness, weights=(1.0,))
+    creator.create("RegToyInd", list, fitness=creator.RegToyFit)
+
+N_BITS = 24
+
+
+def evaluate(ind):
+    return (float(sum(ind)),)
+
+
+def make_toolbox(evaluate_fn=evaluate):
+    tb = base.Toolbox()
+    tb.register("bit", random.randint, 0, 1)
+    tb.register("individual", tools.initRepeat, creator.RegToyInd, tb.bit, N_BITS)
+    tb.register("population", tools.initRepeat, list, tb.individual)
+    tb.register("evaluate", evaluate_fn)
+    tb.register("mutate", tools.mutFlipBit, indpb=1.0 / N_BITS)
+    tb.register("select", selAgingTournament)
+    return tb
+
+
+def _snapshot(pop):
+    return [(list(i), i.birth, i.fitness.values) for i in pop]
+
+
+def test_removes_exactly_the_oldest_each_cycle():
+    random.seed(1)
+    tb = make_toolbox()
+    pop = tb.population(n=12)
+    births = []
+
+    def ckpt(state):
+        births.append((state["cycle"], sorted(r["birth"] for r in state["population"])))
+    eaRegularizedEvolution(pop, tb, cycles=40, sample_size=4, verbose=False, checkpoint=ckpt)
+    assert len(births) == 41
+    for cycle, b in births:
+        # after c cycles the members are exactly births c .. c+P-1: the oldest went each time
+        assert b == list(range(cycle, cycle + 12))
+    assert len(pop) == 12
+
+
+def test_batch_rounds_also_remove_the_oldest():
+    random.seed(2)
+    tb = make_toolbox()
+    pop = tb.population(n=10)
+    seen = []
+    eaRegularizedEvolution(pop, tb, cycles=23, sample_size=3, batch=4, verbose=False,
+                           checkpoint=lambda s: seen.append((s["cycle"], sorted(
+                               r["birth"] for r in s["population"]))))
+    assert [c for c, _ in seen] == [0, 4, 8, 12, 16, 20, 23]
+    for cycle, b in seen:
+        assert b == list(range(cycle, cycle + 10))
+
+
+def test_batch_one_equals_sequential_reference():
+    """W = 1 is exactly Real et al.'s Algorithm 1 written out by hand."""
+    random.seed(7)
+    tb = make_toolbox()
+    pop = tb.population(n=15)
+    ref = [tb.clone(i) for i in pop]
+    for i, ind in enumerate(ref):
+        ind.fitness.values = evaluate(ind)
+        ind.birth = i
+    state = random.getstate()
+    eaRegularizedEvolution(pop, tb, cycles=60, sample_size=5, batch=1, verbose=False)
+    random.setstate(state)
+    # reference loop (the initial evaluation consumes no randomness)
+    births = 15
+    for _ in range(60):
+        sample = [random.choice(ref) for _ in range(5)]
+        parent = max(sample, key=lambda i: i.fitness)
+        child = tb.clone(parent)
+        tools.mutFlipBit(child, indpb=1.0 / N_BITS)
+        child.fitness.values = evaluate(child)
+        child.birth = births
+        births += 1
+        oldest = min(range(len(ref)), key=lambda k: ref[k].birth)
+        ref.pop(oldest)
+        ref.append(child)
+    assert _snapshot(pop) == _snapshot(ref)
+
+
+def test_hall_of_fame_keeps_history_best():
+    random.seed(3)
+    evaluated = []
+
+    def noisy(ind):       # a fitness that is not inherited: the best may die of old age
+        f = random.Random(hash(tuple(ind)) ^ len(evaluated)).random()
+        evaluated.append(f)
+        return (f,)
+    tb = make_toolbox(noisy)
+    pop = tb.population(n=6)
+    hof = tools.HallOfFame(3)
+    eaRegularizedEvolution(pop, tb, cycles=50, sample_size=2, halloffame=hof, verbose=False)
+    assert hof[0].fitness.values[0] == max(evaluated)
+    assert [h.fitness.values[0] for h in hof] == sorted(evaluated, reverse=True)[:3]
+
+
+def test_evaluate_may_return_info_and_nan_is_worst():
+    random.seed(4)
+
+    def ev(ind):
+        if ind[0] == 1 and ind[1] == 1:
+            return (float("nan"),), {"reason": "diverged"}
+        return (float(sum(ind)),), {"reason": None}
+    tb = make_toolbox(ev)
+    pop = tb.population(n=8)
+    eaRegularizedEvolution(pop, tb, cycles=20, sample_size=3, verbose=False)
+    for ind in pop:
+        assert "reason" in ind.info
+        if ind.info["reason"] == "diverged":
+            assert ind.fitness.values[0] == float("-inf")
+
+
+def test_stats_logbook_and_map_calls():
+    random.seed(5)
+    calls = []
+    tb = make_toolbox()
+    tb.register("map", lambda f, xs: calls.append(len(list(xs := list(xs)))) or list(map(f, xs)))
+    stats = tools.Statistics(lambda i: i.fitness.values[0])
+    stats.register("max", max)
+    pop = tb.population(n=10)
+    _, log = eaRegularizedEvolution(pop, tb, cycles=10, sample_size=3, batch=4, stats=stats,
+                                    verbose=False)
+    assert calls == [10, 4, 4, 2]                    # one map call per round, W children each
+    assert log.select("cycle") == [0, 4, 8, 10] and len(log.select("max")) == 4
+
+
+def test_bad_arguments_fail_fast():
+    tb = make_toolbox()
+    random.seed(0)
+    pop = tb.population(n=3)
+    with pytest.raises(ValueError, match="smaller than the sample size"):
+        eaRegularizedEvolution(pop, tb, cycles=5, sample_size=4, verbose=False)
+    with pytest.raises(ValueError, match="batch"):
+        eaRegularizedEvolution(pop, tb, cycles=5, sample_size=2, batch=0, verbose=False)
+    with pytest.raises(ValueError, match="smaller than the sample size"):
+        selAgingTournament(pop, 4)
+
+
+def test_in_process_resume_equals_uninterrupted():
+    random.seed(11)
+    tb = make_toolbox()
+    pop = tb.population(n=10)
+    states = []
+    hof = tools.HallOfFame(2)
+    _, log_full = eaRegularizedEvolution(pop, tb, cycles=30, sample_size=3, batch=2,
+                                         halloffame=hof, verbose=False,
+                                         checkpoint=states.append)
+    full = _snapshot(pop)
+    mid = states[7]                                          # after 14 cycles
+    assert mid["cycle"] == 14
+    random.seed(999)                                         # resume must not depend on this
+    pop2, hof2 = [], tools.HallOfFame(2)
+    _, log2 = eaRegularizedEvolution(pop2, tb, cycles=30, sample_size=3, batch=2,
+                                     halloffame=hof2, verbose=False, resume=mid,
+                                     decode=creator.RegToyInd)
+    assert _snapshot(pop2) == full
+    assert list(log2) == list(log_full)
+    assert [list(h) for h in hof2] == [list(h) for h in hof]
+
+
+def test_aging_tournament_samples_with_replacement():
+    pop = []
+    for f in range(5):
+        ind = creator.RegToyInd([f])
+        ind.fitness.values = (float(f),)
+        pop.append(ind)
+    random.seed(0)
+    picks = [selAgingTournament(pop, 5)[0].fitness.values[0] for _ in range(3000)]
+    share_best = picks.count(4.0) / len(picks)
+    assert abs(share_best - (1 - 0.8 ** 5)) < 0.03     # 0.672, not 1.0 (without replacement)
+    random.seed(0)
+    again = [selAgingTournament(pop, 5)[0].fitness.values[0] for _ in range(3000)]
+    assert again == picks
+    assert len(selAgingTournament(pop, 2, k=7)) == 7
+
+
+def test_replace_oldest_ties_remove_the_weakest_oldest():
+    pop = []
+    for birth, fit in [(3, 5.0), (1, 9.0), (1, 2.0), (1, 4.0), (2, 0.0)]:
+        ind = creator.RegToyInd([birth])
+        ind.fitness.values = (fit,)
+        ind.birth = birth
+        pop.append(ind)
+    assert oldestIndex(pop) == 2
+    child = creator.RegToyInd([9])
+    child.birth = 4
+    dead = replaceOldest(pop, child)
+    assert dead.fitness.values == (2.0,) and pop[-1] is child and len(pop) == 5
+    with pytest.raises(ValueError, match="birth"):
+        replaceOldest(pop, creator.RegToyInd([0]))
+
+
+SCRIPT = textwrap.dedent('''
+    import json, os, random, signal, sys
+    sys.path.insert(0, {root!r})
+    from deap import tools
+    sys.path.insert(0, {tests!r})
+    import test_regularized as T
+    from deapnn.algorithms.regularized import eaRegularizedEvolution
+    from deapnn.checkpoint import save_checkpoint, load_checkpoint
+    ckpt, out = sys.argv[1], sys.argv[2]
+    kill_at = int(os.environ.get("KILL_AT", "-1"))
+    count = [0]
+    def ev(ind):
+        count[0] += 1
+        if count[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return (float(sum(ind)),)
+    tb = T.make_toolbox(ev)
+    hof = tools.HallOfFame(3)
+    resume = load_checkpoint(ckpt) if os.path.exists(ckpt) else None
+    random.seed(21)
+    pop = [] if resume else tb.population(n=12)
+    _, log = eaRegularizedEvolution(pop, tb, cycles=40, sample_size=4, batch=3, halloffame=hof,
+                                    verbose=False, resume=resume, decode=T.creator.RegToyInd,
+                                    checkpoint=lambda s: save_checkpoint(ckpt, s))
+    json.dump({{"pop": [[list(i), i.birth, list(i.fitness.values)] for i in pop],
+               "log": list(log), "hof": [list(h) for h in hof]}}, open(out, "w"))
+''')
+
+
+def test_sigkill_and_resume_gives_identical_result(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT.format(root=root, tests=os.path.join(root, "tests")))
+    env = dict(os.environ, PYTHONPATH=root)
+
+    def run(ckpt, out, kill_at=None):
+        e = dict(env, KILL_AT=str(kill_at)) if kill_at else env
+        return subprocess.run([sys.executable, str(script), str(ckpt), str(out)], env=e,
+                              capture_output=True, text=True, timeout=120)
+    ref = run(tmp_path / "a.pt", tmp_path / "a.json")
+    assert ref.returncode == 0, ref.stderr
+    killed = run(tmp_path / "b.pt", tmp_path / "b.json", kill_at=12 + 3 * 5 + 2)
+    assert killed.returncode == -signal.SIGKILL and not (tmp_path / "b.json").exists()
+    resumed = run(tmp_path / "b.pt", tmp_path / "b.json")
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((tmp_path / "a.json").read_text())
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert a == b
