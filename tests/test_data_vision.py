@@ -14,22 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from deapnn.data import DatasetNotFoundError, load_dataset
+from deapnn.data import DatasetNotFoundError, fake, load_dataset
 from deapnn.data.vision import NORMALISATION, default_root, val_size
 
 N_TRAIN, N_TEST = 30, 7
 
 
 @pytest.fixture
-def tiny_files_pass_md5(monkeypatch):
-    import torchvision.datasets.cifar as tv_cifar
-    import torchvision.datasets.svhn as tv_svhn
-
-    def exists_only(fpath, md5=None):
-        return os.path.isfile(fpath)
-
-    monkeypatch.setattr(tv_cifar, "check_integrity", exists_only)
-    monkeypatch.setattr(tv_svhn, "check_integrity", exists_only)
+def tiny_files_pass_md5():
+    with fake.trust_local_files():
+        yield
 
 
 def images(n, c, h, w, seed):
@@ -61,17 +55,7 @@ def write_mnist(root, folder, xtr, ytr, xte, yte):
 
 
 def write_cifar10(root, xtr, ytr, xte, yte):
-    d = root / "cifar-10-batches-py"
-    d.mkdir()
-    for b, (xs, ys) in enumerate(zip(np.array_split(xtr, 5), np.array_split(ytr, 5)), start=1):
-        with open(d / f"data_batch_{b}", "wb") as f:  # rows: 1024 R, 1024 G, 1024 B, row-major
-            pickle.dump({"batch_label": f"training batch {b} of 5", "data": xs.reshape(len(xs), -1),
-                         "labels": ys.tolist(), "filenames": [f"{i}.png" for i in range(len(xs))]}, f)
-    with open(d / "test_batch", "wb") as f:
-        pickle.dump({"batch_label": "testing batch 1 of 1", "data": xte.reshape(len(xte), -1),
-                     "labels": yte.tolist()}, f)
-    with open(d / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_vis": 3072}, f)
+    fake.write_cifar10(root, xtr, ytr, xte, yte)
 
 
 def write_cifar100(root, xtr, ytr, xte, yte):

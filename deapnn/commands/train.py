@@ -1,6 +1,7 @@
 """``deapnn train``: the SGD baseline on one dataset / model / loss."""
 from __future__ import annotations
 
+import argparse
 import time
 
 from .common import (UsageError, add_common_args, check_choice, check_common, check_positive,
@@ -71,6 +72,8 @@ def register(subparsers) -> None:
 
 def check(args) -> None:
     check_common(args)
+    if args.resume:
+        return   # the stored configuration is used
     check_training_args(args)
     if args.loss is not None:
         from ..losses import resolve_loss
@@ -84,10 +87,21 @@ def run(args) -> int:
     from ..data import load_dataset
     from ..models import build_model
     from ..rundir import RunDir
-    from ..runtime import get_device, seed_everything, set_device
+    from ..runtime import configure_worker_threads, get_device, seed_everything, set_device
     from ..training import evaluate, train
 
+    run_dir, resume_state = None, None
+    if args.resume:
+        run_dir = RunDir.resume(args.resume)
+        stored = {k: v for k, v in run_dir.config.items() if k != "command"}
+        keep = {"resume": args.resume, "quiet": args.quiet, "device": args.device}
+        args = argparse.Namespace(**{**stored, **keep})
+        resume_state = run_dir.load_checkpoint()
+    elif args.out:
+        run_dir = RunDir(args.out, {"command": "train", **{k: v for k, v in vars(args).items()
+                                                           if k not in ("func", "check")}})
     set_device(args.device)
+    configure_worker_threads()
     seed_everything(args.seed)
     data = load_dataset(args.dataset, root=args.root, download=args.download, seed=args.seed)
     model = build_model(args.model, data.input_shape, data.num_classes)
@@ -96,7 +110,6 @@ def run(args) -> int:
         from ..losses import resolve_loss
         loss_fn = resolve_loss(args.loss)
     cfg = train_config(args)
-    run_dir = RunDir(args.out, {"command": "train", **vars(args)}) if args.out else None
     device = get_device()
     metric = "accuracy" if data.task == "classification" else "mse"
     bar = progress(cfg.epochs, f"train {args.model}/{args.dataset}", args.quiet, unit="epoch")
@@ -108,7 +121,9 @@ def run(args) -> int:
     start = time.perf_counter()
     result = train(model, data.train.x, data.train.y, cfg, loss_fn=loss_fn, task=data.task,
                    augment=None if args.no_augment else data.augment, device=device,
-                   seed=args.seed, on_epoch=on_epoch, progress=bar)
+                   seed=args.seed, on_epoch=on_epoch, progress=bar,
+                   checkpoint=run_dir.save_checkpoint if run_dir else None,
+                   resume_state=resume_state)
     bar.close()
     seconds = time.perf_counter() - start
     test = evaluate(model, data.test.x, data.test.y, data.task)
