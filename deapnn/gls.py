@@ -70,11 +70,24 @@ def _random_select(children, k, *, rng, info=None):
     return [children[int(i)] for i in rng.integers(len(children), size=k)]
 
 
-def _evaluator(data, prefix=""):
+def _evaluator(data, best_file: str | None = None, best: float = -1.0):
+    """Validation/test accuracy of a model; with ``best_file``, the weights of the best model by
+    validation accuracy so far are saved there (atomically) whenever it improves."""
     def run(model):
-        return {f"{prefix}val_acc": evaluate(model, data.val.x, data.val.y, data.task),
-                f"{prefix}test_acc": evaluate(model, data.test.x, data.test.y, data.task)}
+        nonlocal best
+        record = {"val_acc": evaluate(model, data.val.x, data.val.y, data.task),
+                  "test_acc": evaluate(model, data.test.x, data.test.y, data.task)}
+        if best_file and record["val_acc"] > best:
+            best = record["val_acc"]
+            tmp = best_file + ".tmp"
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+            os.replace(tmp, best_file)
+        return record
     return run
+
+
+def _best_so_far(records) -> float:
+    return max((r["val_acc"] for r in records if r.get("val_acc") is not None), default=-1.0)
 
 
 def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Toolbox:
@@ -103,9 +116,37 @@ def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Too
 def run_job(job: dict) -> dict:
     """Run (or resume) one arm × seed in ``job["dir"]``; return its result dict.
 
-    ``job`` = ``{"arm", "seed", "dir", "config": GLSConfig as dict, "quiet"}``. A finished job
-    (``result.json`` present) is read back, not re-run.
+    ``job`` = ``{"arm", "seed", "dir", "config": GLSConfig as dict, "quiet"[, "timeout"]}``. A
+    finished job (``result.json`` present) is read back, not re-run.
+
+    Failure is data: a job that raises (CUDA out-of-memory included) or overruns
+    ``job["timeout"]`` seconds gives a result row with ``error`` (the reason) and no accuracy,
+    and the other jobs of the comparison go on; it writes no ``result.json``, so ``--resume``
+    retries it from its last checkpoint. A corrupt checkpoint is the run's error, not the job's
+    (:class:`~deapnn.checkpoint.CheckpointError` propagates: clear message, exit 2).
     """
+    from .checkpoint import CheckpointError
+    from .failsafe import describe, time_limit
+    started = time.perf_counter()
+    try:
+        with time_limit(job.get("timeout")):
+            return _run_job(job)
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        reason = describe(exc)
+        logbook = os.path.join(job["dir"], "logbook.csv")
+        try:      # an empty logbook keeps the run's plots and reports working
+            os.makedirs(job["dir"], exist_ok=True)
+            if not os.path.exists(logbook):
+                open(logbook, "w", encoding="utf-8").close()
+        except OSError:
+            pass
+        return {"arm": job["arm"], "seed": int(job["seed"]), "test_acc": None, "val_acc": None,
+                "seconds": time.perf_counter() - started, "diverged": None, "error": reason}
+
+
+def _run_job(job: dict) -> dict:
     from .commands.common import progress as progress_bar
     cfg = GLSConfig(**job["config"])
     arm, seed, out = job["arm"], int(job["seed"]), job["dir"]
@@ -123,6 +164,7 @@ def run_job(job: dict) -> dict:
     model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     interval = cfg.eval_every or (cfg.pop + 1 if arm in ("gls", "random") else 1)
     start = time.perf_counter() - (resume or {}).get("elapsed", 0.0)
+    best_file = os.path.join(out, "best_model.pt")
 
     def save(state):
         state["elapsed"] = time.perf_counter() - start
@@ -132,6 +174,8 @@ def run_job(job: dict) -> dict:
         ngen = cfg.generations()
         bar = progress_bar(ngen, f"{arm} seed {seed}", job.get("quiet", False), unit="gen")
         tb = gls_toolbox(data, cfg, arm, device)
+        tb.register("evaluate", _evaluator(data, best_file,
+                                           _best_so_far((resume or {}).get("logbook", []))))
         model, logbook = eaGradientLexicase(
             model, tb, ngen, cfg=cfg.train_config(ngen), pop_size=cfg.pop,
             momentum=cfg.momentum_mode, init=cfg.init, seed=seed, eval_interval=interval,
@@ -142,7 +186,7 @@ def run_job(job: dict) -> dict:
     else:
         epochs = cfg.epochs * (cfg.pop + 1 if arm == "sgd_matched" else 1)
         bar = progress_bar(epochs, f"{arm} seed {seed}", job.get("quiet", False), unit="epoch")
-        evaluate_all = _evaluator(data)
+        evaluate_all = _evaluator(data, best_file, _best_so_far((resume or {}).get("history", [])))
 
         def on_epoch(epoch, loss):
             record = {"epoch": epoch + 1, "compute_epochs": epoch + 1, "train_loss": loss}
@@ -155,7 +199,7 @@ def run_job(job: dict) -> dict:
                     on_epoch=on_epoch, progress=bar, checkpoint=save, resume_state=resume)
         records, diverged = res.history, res.reason
     bar.close()
-    final = _evaluator(data)(model)
+    final = _evaluator(data)(model)     # the final parent is reported (SPEC §1.8), not the best
     result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
               "seconds": time.perf_counter() - start, "diverged": diverged}
     from .rundir import RunDir
@@ -169,15 +213,22 @@ def run_job(job: dict) -> dict:
 def summarize(results: list[dict]) -> dict:
     """Per arm: mean ± std test accuracy, mean wall time, and paired differences vs SGD/GLS."""
     by_arm: dict = {}
+    failed: dict = {}
     for r in results:
-        by_arm.setdefault(r["arm"], []).append(r)
+        if r.get("error"):               # a failed job: counted and explained, not averaged
+            failed.setdefault(r["arm"], []).append(f"seed {r['seed']}: {r['error']}")
+            by_arm.setdefault(r["arm"], [])
+        else:
+            by_arm.setdefault(r["arm"], []).append(r)
     summary = {}
     for arm, rs in by_arm.items():
-        acc = np.array([r["test_acc"] for r in rs])
-        summary[arm] = {"n": len(rs), "mean": float(acc.mean()),
+        acc = np.array([r["test_acc"] for r in rs], dtype=float)
+        summary[arm] = {"n": len(rs), "mean": float(acc.mean()) if len(rs) else float("nan"),
                         "std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
-                        "seconds": float(np.mean([r["seconds"] for r in rs])),
+                        "seconds": float(np.mean([r["seconds"] for r in rs])) if rs else 0.0,
                         "per_seed": {int(r["seed"]): r["test_acc"] for r in rs}}
+        if arm in failed:
+            summary[arm]["failed"] = failed[arm]
     if "gls" in summary:
         for arm in summary:
             if arm == "gls":
@@ -206,11 +257,17 @@ def format_table(summary: dict, cfg: GLSConfig) -> str:
                 f"{pair['losses']}L)") if pair else ""
         lines.append(f"{ARM_TITLES[arm]:<26} {s['mean']:>11.4f} ± {s['std']:.4f} {s['n']:>5} "
                      f"{s['seconds']:>8.1f}  {ptxt}")
+    for arm in ARMS:
+        for why in summary.get(arm, {}).get("failed", []):
+            lines.append(f"  failed: {ARM_TITLES[arm]} {why}")
     return "\n".join(lines)
 
 
 def jobs_for(cfg: GLSConfig, out: str, quiet: bool) -> list[dict]:
+    """One picklable job per seed × arm (``timeout``: ``--eval-timeout`` per job, or None)."""
+    from .failsafe import default_timeout
     arms = ["gls"] + [a for a in cfg.arms if a != "gls"]
     return [{"arm": arm, "seed": seed, "dir": os.path.join(out, arm, f"seed{seed}"),
-             "config": asdict(cfg), "quiet": quiet} for seed in cfg.seeds for arm in arms]
+             "config": asdict(cfg), "quiet": quiet, "timeout": default_timeout()}
+            for seed in cfg.seeds for arm in arms]
 

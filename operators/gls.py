@@ -74,7 +74,7 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     return tuple(children)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> np.ndarray:
     """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise."""
     rows = []
@@ -106,7 +106,7 @@ def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int, bool]:
 
 def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Tensor,
                         rng: np.random.Generator | None = None, chunk_size: int = 8,
-                        max_chunk_size: int = 4096, eval_batch_size: int = 1024,
+                        max_chunk_size: int = 4096, eval_batch_size: int | None = None,
                         semantics: str = "standard", info: dict | None = None):
     """Lexicase selection over the training cases ``(x, y)``, lazily evaluated (GLS §3.3).
 
@@ -121,6 +121,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     code: its list-removal loop, a case failed by every survivor empties the pool, and then (or
     when the cases run out) a child drawn uniformly from *all* children before selection began wins.
 
+    ``eval_batch_size`` defaults to 256 on CPU (cache-friendly) and 2048 on CUDA.
     ``info`` (a dict) receives ``cases_examined`` (cases consumed until the end of each event) and
     ``survivors_per_chunk`` (pool sizes after each chunk) of the last event.
     Returns a list of ``k`` selected individuals (references, as DEAP's selectors do).
@@ -135,6 +136,8 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     if n == 0:
         raise ValueError("cannot select from an empty population")
     rng = rng if rng is not None else np.random.default_rng()
+    if eval_batch_size is None:
+        eval_batch_size = 2048 if x.device.type == "cuda" else 256
     was_training = [m.training for m in individuals]
     for m in individuals:
         m.eval()

@@ -62,4 +62,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         wa = torch.load(a / "model.pt", weights_only=True)
         wb = torch.load(b / "model.pt", weights_only=True)
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+        ba = torch.load(a / "best_model.pt", weights_only=True)
+        bb = torch.load(b / "best_model.pt", weights_only=True)
+        assert all(torch.equal(ba[k], bb[k]) for k in ba)
     assert len(logbook(full / "gls" / "seed0" / "logbook.csv")) == 9
