@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import datasets, evomal, gls, nlfs, train
+from .commands import datasets, evomal, gls, nlfs, report, train
 from .commands.common import UsageError, relaunch_under_scoop
 
-COMMANDS = [datasets, train, gls, nlfs, evomal]
+COMMANDS = [datasets, train, gls, nlfs, evomal, report]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,100 @@
+"""Report sections of ``deapnn train`` runs and of run types this version does not know."""
+from __future__ import annotations
+
+import os
+
+from .document import Report, code, column, file_span, finite, num, read_json, read_rows, seconds
+
+_REASON_COLUMNS = ("reason", "reasons", "failure", "failures", "error", "errors")
+
+
+def logbook_reasons(rows: list[dict]) -> list[str]:
+    """Failure reasons a logbook records per row: a ``reason`` column, or an ``errors`` JSON list
+    of ``"<individual>: <reason>"`` (the individual's id or tree is dropped, so equal reasons
+    count together)."""
+    import json
+    out = []
+    for row in rows:
+        for key in _REASON_COLUMNS:
+            value = row.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            items = [value]
+            if value.startswith("["):
+                try:
+                    items = [str(v) for v in json.loads(value) if v]
+                except ValueError:
+                    pass
+            if key == "errors":
+                items = [v.partition(": ")[2] or v for v in items]
+            out += items
+    return out
+
+
+def train(rep: Report, config: dict) -> str:
+    rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
+    result = read_json(os.path.join(rep.run_dir, "result.json"))
+    metric = next((k[4:] for k in (rows[0] if rows else {}) if k.startswith("val_")), None)
+    if result:
+        metric = next((k[5:] for k in result if k.startswith("test_")), metric)
+    metric = metric or "accuracy"
+
+    rep.heading("Results")
+    if result is None:
+        rep.para(f"No `result.json`: the run did not finish ({len(rows)} of "
+                 f"{config.get('epochs', '?')} epochs logged).")
+    vals = [r.get(f"val_{metric}") for r in rows if finite(r.get(f"val_{metric}"))]
+    best_val = (min(vals) if metric == "mse" else max(vals)) if vals else None
+    table = [["epochs completed", f"{len(rows)} of {config.get('epochs', '?')}"],
+             [f"test {metric}", num((result or {}).get(f"test_{metric}"))],
+             [f"best validation {metric}", num(best_val)],
+             [f"final validation {metric}", num(vals[-1] if vals else None)],
+             ["final train loss", num(rows[-1].get("train_loss") if rows else None)]]
+    rep.table(["", "value"], table)
+
+    rep.heading("Curves")
+    rep.image_or_plot("loss.png", "training loss", "loss",
+                      lambda: {"train loss": column(rows, "epoch", "train_loss")},
+                      "epoch", "loss", f"{config.get('model')} on {config.get('dataset')}")
+    rep.image_or_plot(f"val_{metric}.png", f"validation {metric}", f"val_{metric}",
+                      lambda: {f"val {metric}": column(rows, "epoch", f"val_{metric}")},
+                      "epoch", metric)
+
+    rep.heading("Timings")
+    total = (result or {}).get("seconds")
+    timing = [["training wall time", seconds(total)]]
+    if finite(total) and rows:
+        timing.append(["per epoch", seconds(total / len(rows))])
+    rep.table(["", "time"], timing)
+    rep.timing_table(rows, per="epoch")
+
+    rep.heading("Failures")
+    diverged = [result.get("reason") or "diverged"] if result and result.get("diverged") else []
+    rep.failures([("logbook.csv", logbook_reasons(rows)), ("result.json", diverged)],
+                 "result.json, logbook.csv")
+    rep.failed_column(rows, "epoch")
+    if result is None:
+        return "incomplete (no result.json)"
+    return "diverged" if result.get("diverged") else "complete"
+
+
+def generic(rep: Report, config: dict) -> str:
+    """Whatever a run directory of an unknown type holds: PNGs, logbook curves, timings."""
+    rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
+    rep.heading("Curves")
+    pngs = sorted(f for f in os.listdir(rep.run_dir) if f.endswith(".png")
+                  and not f.startswith("report"))
+    for png in pngs:
+        rep.image(png, png[:-4].replace("_", " "))
+    if rows:
+        x = next(iter(rows[0]))
+        ys = [k for k in rows[0] if k != x and any(finite(r.get(k)) for r in rows)]
+        rep.plot("logbook", {k: column(rows, x, k) for k in ys}, x, "value", "logbook.csv")
+    rep.heading("Timings")
+    rep.table(["", "time"], [["wall time (config.json to newest file)",
+                              seconds(file_span(rep.run_dir, rep.stem))]])
+    rep.timing_table(rows)
+    rep.heading("Failures")
+    rep.failures([("logbook.csv", logbook_reasons(rows))], "logbook.csv")
+    rep.failed_column(rows, "row")
+    return f"unknown run type {code(config.get('command'))}: generic summary"

@@ -1,0 +1,134 @@
+"""Report sections of ``deapnn gls`` runs: one job per arm × seed in ``<arm>/seed<k>/``."""
+from __future__ import annotations
+
+import os
+import statistics
+
+from .basic import logbook_reasons
+from .document import (Report, code, finite, mean_std, num, read_json, read_rows, sample_std,
+                       seconds)
+
+_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
+           "random": "SubGD + random selection"}
+
+
+def _jobs(rep: Report, cfg: dict) -> list[dict]:
+    """Every arm × seed job of the configuration (and any other ``<arm>/seed<k>`` found)."""
+    arms = ["gls"] + [a for a in cfg.get("arms", []) if a != "gls"]
+    seeds = list(cfg.get("seeds", [0]))
+    pairs = [(a, s) for s in seeds for a in arms]
+    for arm in sorted(os.listdir(rep.run_dir)):
+        sub = os.path.join(rep.run_dir, arm)
+        if os.path.isdir(sub):
+            for name in sorted(os.listdir(sub)):
+                if name.startswith("seed") and name[4:].isdigit() and (arm, int(name[4:])) \
+                        not in pairs:
+                    pairs.append((arm, int(name[4:])))
+    jobs = []
+    for arm, seed in pairs:
+        d = os.path.join(rep.run_dir, arm, f"seed{seed}")
+        jobs.append({"arm": arm, "seed": seed, "dir": d,
+                     "result": read_json(os.path.join(d, "result.json")),
+                     "rows": read_rows(os.path.join(d, "logbook.csv")),
+                     "started": os.path.isdir(d)})
+    return jobs
+
+
+def _summary(jobs: list[dict]) -> dict:
+    """Per-arm mean ± std (sample std, as ``deapnn.gls.summarize``) of the finished jobs."""
+    out = {}
+    for job in jobs:
+        if job["result"]:
+            out.setdefault(job["arm"], []).append(job["result"])
+    return {arm: {"n": len(rs), "mean": statistics.fmean(r["test_acc"] for r in rs),
+                  "std": sample_std([r["test_acc"] for r in rs]),
+                  "seconds": statistics.fmean(r["seconds"] for r in rs)}
+            for arm, rs in out.items()}
+
+
+def _mean_curve(jobs, arm, key):
+    curves = [{r["compute_epochs"]: r[key] for r in j["rows"]
+               if finite(r.get(key)) and finite(r.get("compute_epochs"))}
+              for j in jobs if j["arm"] == arm and j["rows"]]
+    curves = [c for c in curves if c]
+    xs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    return xs, [statistics.fmean(c[x] for c in curves) for x in xs]
+
+
+def gls(rep: Report, config: dict) -> str:
+    cfg = config.get("gls", {})
+    jobs = _jobs(rep, cfg)
+    results = read_json(os.path.join(rep.run_dir, "results.json"))
+    arms = list(dict.fromkeys(j["arm"] for j in jobs))
+    done = [j for j in jobs if j["result"]]
+
+    rep.heading("Results")
+    pop, epochs = cfg.get("pop"), cfg.get("epochs")
+    gens = epochs * (pop + 1) if isinstance(pop, int) and isinstance(epochs, int) else "?"
+    rep.para(f"{cfg.get('model')} on {cfg.get('dataset')}, p = {pop}, {epochs} epochs "
+             f"(GLS: {gens} generations); test accuracy over seeds {cfg.get('seeds')}.")
+    if results is None:
+        rep.para(f"No `results.json`: the run did not finish ({len(done)} of {len(jobs)} jobs "
+                 "done); the table covers the finished jobs.")
+    summary = (results or {}).get("summary") or _summary(jobs)
+    rows = []
+    for arm in [a for a in _TITLES if a in summary] + [a for a in summary if a not in _TITLES]:
+        s = summary[arm]
+        pair = s.get("gls_minus_arm")
+        rows.append([f"{_TITLES.get(arm, arm)} ({code(arm)})", mean_std(s["mean"], s["std"]),
+                     str(s["n"]), seconds(s.get("seconds")),
+                     f"{pair['mean']:+.4f} ± {pair['std']:.4f} ({pair['wins']}W/{pair['ties']}T/"
+                     f"{pair['losses']}L)" if pair else "—"])
+    rep.table(["arm", "test accuracy (mean ± std)", "seeds", "wall per job",
+               "GLS − arm, paired"], rows)
+    rep.table(["arm", "seed", "test acc", "val acc", "wall", "status"],
+              [[code(j["arm"]), str(j["seed"]), num((j["result"] or {}).get("test_acc")),
+                num((j["result"] or {}).get("val_acc")), seconds((j["result"] or {}).get("seconds")),
+                "diverged" if (j["result"] or {}).get("diverged") else
+                "done" if j["result"] else "started" if j["started"] else "not started"]
+               for j in jobs])
+
+    rep.heading("Curves")
+    for fname, key, ylabel in (("accuracy.png", "val_acc", "validation accuracy"),
+                               ("loss.png", "train_loss", "train loss")):
+        rep.image_or_plot(fname, f"{ylabel} (mean over seeds)", key,
+                          lambda key=key: {_TITLES.get(a, a): _mean_curve(jobs, a, key)
+                                           for a in arms},
+                          "gradient compute (epochs)", ylabel, "mean over seeds")
+
+    rep.heading("Timings")
+    wall = [j["result"]["seconds"] for j in done if finite(j["result"].get("seconds"))]
+    rep.table(["", "time"], [["sum of job wall times", seconds(sum(wall) if wall else None)],
+                             ["longest job", seconds(max(wall) if wall else None)]])
+    timing = []
+    for arm in arms:
+        gen_rows = [r for j in jobs if j["arm"] == arm for r in j["rows"]]
+        sel = [r["select_time"] for r in gen_rows if finite(r.get("select_time"))]
+        mut = [r["mutate_time"] for r in gen_rows if finite(r.get("mutate_time"))]
+        if sel or mut:
+            share = sum(sel) / (sum(sel) + sum(mut)) if sum(sel) + sum(mut) > 0 else None
+            timing.append([code(arm), str(len(sel)), seconds(sum(sel)),
+                           seconds(statistics.fmean(sel) if sel else None),
+                           seconds(sum(mut)), seconds(statistics.fmean(mut) if mut else None),
+                           f"{100 * share:.1f} %" if share is not None else "—"])
+    if timing:
+        rep.para("Per-generation times (all seeds; selection = lexicase or random choice, "
+                 "mutation = one SubGD pass of every child):")
+        rep.table(["arm", "generations", "selection total", "selection / gen", "mutation total",
+                   "mutation / gen", "selection share"], timing)
+        rep.plot("gls_times", {f"{_TITLES.get(a, a)} {what}": _mean_curve(
+            [dict(j, rows=[dict(r, compute_epochs=r.get("gen")) for r in j["rows"]])
+             for j in jobs], a, f"{what}_time") for a in arms for what in ("select", "mutate")},
+            "generation", "seconds", "per-generation time (mean over seeds)")
+
+    rep.heading("Failures")
+    rep.failures([(f"{code(j['arm'])} seed {j['seed']} logbook", logbook_reasons(j["rows"]))
+                  for j in jobs] +
+                 [(f"{code(j['arm'])} seed {j['seed']} result.json",
+                   [j["result"]["diverged"] if isinstance(j["result"]["diverged"], str)
+                    else "diverged"]) for j in done if j["result"].get("diverged")],
+                 f"{len(done)} finished jobs' result.json and every job's logbook.csv")
+    rep.failed_column([r for j in jobs for r in j["rows"]], "generation or epoch")
+    if results is not None:
+        return "complete"
+    return f"incomplete ({len(done)} of {len(jobs)} jobs done; `deapnn gls --resume` continues)"

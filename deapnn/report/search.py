@@ -1,0 +1,196 @@
+"""Report sections of the loss searches: ``deapnn nlfs`` and ``deapnn evomal``."""
+from __future__ import annotations
+
+import os
+
+from .basic import logbook_reasons
+from .document import (Report, code, column, file_span, finite, mean_std, num, read_checkpoint,
+                       read_json, read_rows, seconds, timing_columns)
+
+
+def _progress(rep: Report, rows: list[dict], x: str, cols: list[str]) -> None:
+    """The logbook, thinned to at most 12 evenly spaced rows (first and last always kept)."""
+    if not rows:
+        rep.para("No `logbook.csv` yet.")
+        return
+    n = len(rows)
+    keep = sorted({round(i * (n - 1) / 11) for i in range(12)}) if n > 12 else range(n)
+    cols = [c for c in cols if any(c in r for r in rows)]
+    rep.table([x] + cols, [[num(rows[i].get(x))] + [num(rows[i].get(c)) for c in cols]
+                           for i in keep])
+    if n > 12:
+        rep.para(f"({n} logbook rows; {len(keep)} evenly spaced shown.)")
+
+
+def _timings(rep: Report, rows: list[dict], per: str) -> None:
+    rep.table(["", "time"], [["wall time (config.json to newest file, final training "
+                              "included)", seconds(file_span(rep.run_dir, rep.stem))]])
+    if timing_columns(rows):
+        rep.timing_table(rows, per=per)
+    else:
+        rep.para(f"This run's logbook records no per-{per} times.")
+
+
+# --- NLFS --------------------------------------------------------------------------------------------
+def nlfs(rep: Report, config: dict) -> str:
+    cfg = config.get("nlfs", {})
+    rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
+    results = read_json(os.path.join(rep.run_dir, "results.json"))
+
+    rep.heading("Results")
+    comparison = (results or {}).get("comparison")
+    if results is None:
+        rep.para("No `results.json` yet: the run has not finished (search: "
+                 f"{max(len(rows) - 1, 0)} of {cfg.get('cycles', '?')} cycles logged).")
+    elif comparison:
+        rep.para(f"Final comparison: test accuracy, {cfg.get('seeds')} seeds, "
+                 f"{cfg.get('final_steps')} SGD steps, model "
+                 f"{cfg.get('final_model') or cfg.get('model')} on {cfg.get('dataset')}.")
+        rep.table(["loss", "test accuracy (mean ± std)", "per seed"],
+                  [[code(r["loss"]), mean_std(r["mean"], r["std"]),
+                    " ".join(num(v) for v in r.get("test", []))] for r in comparison])
+    else:
+        rep.para("No final comparison (run with `--seeds 0`, or no loss found).")
+
+    rep.heading("Best formulas")
+    state, why = read_checkpoint(os.path.join(rep.run_dir, "checkpoint.pt"))
+    best = (results or {}).get("best", [])
+    if not best and state:   # a running or killed search: its hall of fame so far
+        hof = ((state.get("evo") or {}).get("halloffame") or [])[:cfg.get("top", 3)]
+        best = [{"name": f"hof_{k}", "fitness": (h.get("fitness") or [None])[0],
+                 "expression": (h.get("info") or {}).get("expression", "?")}
+                for k, h in enumerate(hof, 1)]
+        if best:
+            rep.para("From the checkpoint's hall of fame (the search has not finished):")
+    if best:
+        rep.table(["rank", "name", "surrogate val acc", "expression"],
+                  [[str(i), code(b["name"]), num(b.get("fitness")), code(b["expression"])]
+                   for i, b in enumerate(best, 1)])
+        latex = [f"- {code(b['name'])}: $${b['latex']}$$" for b in best if b.get("latex")]
+        if latex:
+            rep.add(*latex, "")
+        if os.path.exists(os.path.join(rep.run_dir, "losses.json")):
+            rep.para("Registered in this run's `losses.json`: train with one as "
+                     f"`DEAPNN_LOSSES={rep.run_dir} deapnn train --loss {best[0]['name']}`.")
+    else:
+        rep.para("No best formulas recorded yet.")
+    elimination = read_json(os.path.join(rep.run_dir, "elimination.json"))
+    if elimination:
+        rep.para("Successive-halving elimination:")
+        rep.table(["round", "expression", "fitness", "kept", "reason"],
+                  [[str(e.get("round")), code(e.get("expression")), num(e.get("fitness")),
+                    "yes" if e.get("kept") else "no", e.get("reason") or ""]
+                   for e in elimination])
+
+    rep.heading("Curves")
+    rep.plot("fitness", {"population max": column(rows, "cycle", "max"),
+                         "population mean": column(rows, "cycle", "mean")},
+             "cycle (children evaluated)", "surrogate validation accuracy",
+             "NLFS search progress", alt="search fitness per cycle")
+    rep.image("probe_curves.png", "best losses vs cross-entropy on the probe")
+    rep.heading("Search progress", 3)
+    _progress(rep, rows, "cycle", ["nevals", "max", "mean", "zeros"])
+
+    rep.heading("Timings")
+    _timings(rep, rows, "cycle")
+
+    rep.heading("Failures")
+    if state is None and why != "no checkpoint":
+        rep.para(f"Checkpoint unreadable: {why}")
+    pool = (state or {}).get("pool", {})
+    pool_info = [i for i in pool.get("info", []) if isinstance(i, dict)]
+    # children still alive (born after the initial population); failures caught by the failsafe
+    # (an ``error``) are already in the logbook's ``errors`` column
+    alive = [(p.get("info") or {}) for p in ((state or {}).get("evo") or {}).get("population", [])
+             if p.get("birth", 0) >= cfg.get("population", 0)]
+    rep.failures([("logbook `errors` (all children)", logbook_reasons(rows)),
+                  (f"checkpoint: pool ({len(pool_info)} evaluated)",
+                   [i.get("reason") for i in pool_info]),
+                  (f"checkpoint: children alive ({len(alive)})",
+                   [i.get("reason") for i in alive if not i.get("error")]),
+                  ("elimination.json", [e.get("reason") for e in elimination or []])],
+                 "logbook.csv, checkpoint.pt, elimination.json")
+    rep.failed_column(rows, "cycle")
+    rep.para("A failed candidate gets fitness 0 (the logbook's `zeros` column counts them in "
+             "the population); the reasons of children that aged out are kept only when the "
+             "evaluation itself failed (logbook `errors`).")
+    return "complete" if results is not None else \
+        "incomplete (no results.json; `deapnn nlfs --resume` continues)"
+
+
+# --- EvoMAL ------------------------------------------------------------------------------------------
+def evomal(rep: Report, config: dict) -> str:
+    rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
+    result = read_json(os.path.join(rep.run_dir, "result.json"))
+    task = (result or {}).get("task")
+    metric = "MSE" if task == "regression" else "error" if task else "metric"
+
+    rep.heading("Results")
+    final = (result or {}).get("final")
+    if result is None:
+        rep.para("No `result.json` yet: the run has not finished (search: "
+                 f"{len(rows)} of {int(config.get('generations', 0)) + 1} generations logged; "
+                 "the final comparison writes it).")
+    elif final:
+        rep.para(f"Final training: {config.get('final_steps')} SGD steps, {config.get('seeds')} "
+                 f"seeds, test {metric} on {config.get('dataset')} (lower is better).")
+        rep.table(["loss", f"test {metric} (mean ± std)", "per seed"],
+                  [[code(name), mean_std(r["mean"], r["std"]),
+                    " ".join(num(v) for v in r.get("test", []))] for name, r in final.items()])
+    else:
+        rep.para("No final comparison: no candidate loss passed the rejection protocol.")
+    if result:
+        rep.para(f"Archive: {result.get('archive_size')} distinct losses evaluated, "
+                 f"{result.get('rejected')} rejected or failed.")
+
+    rep.heading("Best formulas")
+    state, why = read_checkpoint(os.path.join(rep.run_dir, "checkpoint.pt"))
+    best = (result or {}).get("best", [])
+    if not best and state:   # a running or killed search: its hall of fame so far
+        hof = (state.get("evomal") or {}).get("halloffame") or []
+        best = [{"tree": h[0], "fitness": h[1], "sympy": "", "learned": ""} for h in hof
+                if isinstance(h, (list, tuple)) and len(h) == 2]
+        if best:
+            rep.para("From the checkpoint's hall of fame (the search has not finished):")
+    if best:
+        rep.table(["rank", f"val {metric}", "tree", "simplified (sympy)", "status"],
+                  [[str(i), num(b.get("fitness")), code(b.get("tree")), code(b.get("sympy")),
+                    b.get("reason") or "ok"] for i, b in enumerate(best, 1)])
+        if best[0].get("learned"):
+            rep.para("Learned edge weights of the best: " + code(best[0]["learned"]))
+    else:
+        rep.para("No best formulas recorded yet.")
+
+    rep.heading("Curves")
+    rep.plot("fitness", {"best (min)": column(rows, "gen", "min"),
+                         "median": column(rows, "gen", "median")},
+             "generation", f"validation {metric}", "EvoMAL search progress",
+             alt="search fitness per generation")
+    rep.image("learning_curve.png", f"test {metric} during the final training")
+    rep.heading("Search progress", 3)
+    _progress(rep, rows, "gen", ["nevals", "cached", "min", "median", "max", "rejected"])
+
+    rep.heading("Timings")
+    _timings(rep, rows, "generation")
+
+    rep.heading("Failures")
+    if state is None and why != "no checkpoint":
+        rep.para(f"Checkpoint unreadable: {why}")
+    entries = (((state or {}).get("evomal") or {}).get("archive") or {}).get("entries", {})
+    entries = [e for e in entries.values() if isinstance(e, dict)]
+    final_failed = [f"final {name} training diverged" for name, r in (final or {}).items()
+                    for v in r.get("test", []) if not finite(v)]
+    if entries:   # every distinct loss, once: rejections and evaluation errors alike
+        sources = [(f"checkpoint: archive ({len(entries)} distinct losses)",
+                    [e.get("reason") for e in entries])]
+    else:
+        sources = [("logbook `errors`", logbook_reasons(rows)),
+                   ("result.json: best formulas", [b.get("reason") for b in best])]
+    rep.failures(sources + [("result.json: final training", final_failed)],
+                 "checkpoint.pt archive, logbook.csv, result.json")
+    rep.failed_column(rows, "generation")
+    rep.para("A rejected or failed loss gets fitness ∞ (the logbook's `rejected` column counts "
+             "them in the population).")
+    if result is None:
+        return "incomplete (no result.json; `deapnn evomal --resume` continues)"
+    return "complete" if final else "complete (no loss passed the rejection protocol)"
