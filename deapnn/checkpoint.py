@@ -8,8 +8,10 @@ tampered file cannot execute code; a truncated or tampered file raises :class:`C
 """
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
+import time
 
 import torch
 
@@ -19,6 +21,18 @@ class CheckpointError(RuntimeError):
 
 
 FORMAT = "deapnn-checkpoint-1"
+STALE_SECONDS = 60.0
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    """Delete temporary files left by writers killed mid-write (older than a minute)."""
+    now = time.time()
+    for tmp in glob.glob(os.path.join(directory, ".ckpt-*")):
+        try:
+            if now - os.path.getmtime(tmp) > STALE_SECONDS:
+                os.unlink(tmp)
+        except OSError:   # removed meanwhile by another process
+            pass
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -26,6 +40,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    _remove_stale_temporaries(directory)
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -36,19 +36,76 @@ def set_device(name: str | None) -> None:
     _DEVICE = None
 
 
+_SLOT: int | None = None          # slot claimed by this process (held for its lifetime)
+_SLOT_FH = None                   # the open, flock-ed lock file that holds the claim
+
+
+def slot_directory(key: str | None = None) -> str:
+    """Where this host's slot lock files live: ``$DEAPNN_SLOT_DIR`` or
+    ``<tmp>/deapnn-slots-<uid>``, then one sub-directory per ``key`` (``$DEAPNN_SLOT_KEY`` or the
+    host name, so a temp directory shared over NFS still gives per-host slots)."""
+    import socket
+    import tempfile
+    base = os.environ.get("DEAPNN_SLOT_DIR") or os.path.join(
+        tempfile.gettempdir(), f"deapnn-slots-{os.getuid() if hasattr(os, 'getuid') else 0}")
+    key = key or os.environ.get("DEAPNN_SLOT_KEY") or socket.gethostname() or "localhost"
+    return os.path.join(base, "".join(c if c.isalnum() or c in "-_." else "_" for c in key))
+
+
+def claim_slot(directory: str | None = None, max_slots: int = 4096) -> int:
+    """Claim the lowest free slot of this host and hold it until the process exits.
+
+    Slot ``i`` is an exclusive, non-blocking ``fcntl.flock`` on ``<directory>/slot<i>.lock``.
+    The kernel drops the lock when the process ends, however it ends (SIGKILL included), so
+    there is no stale claim to clean up and no shared scheduler is needed: the SCOOP workers of
+    one host (of every run of this user on it) get distinct slots 0, 1, 2, … . Idempotent: a
+    process claims once and keeps its slot. Without ``fcntl`` (Windows) the slot is 0.
+    """
+    global _SLOT, _SLOT_FH
+    if _SLOT is not None:
+        return _SLOT
+    try:
+        import fcntl
+    except ImportError:                      # pragma: no cover - non-POSIX
+        _SLOT = 0
+        return _SLOT
+    directory = directory or slot_directory()
+    os.makedirs(directory, exist_ok=True)
+    for i in range(max_slots):
+        fh = open(os.path.join(directory, f"slot{i}.lock"), "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:                      # held by a live process: try the next slot
+            fh.close()
+            continue
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")          # for people looking at the directory
+        fh.flush()
+        _SLOT, _SLOT_FH = i, fh
+        return i
+    raise RuntimeError(f"no free worker slot among {max_slots} in {directory}")
+
+
+def release_slot() -> None:
+    """Give this process's slot back (tests; a worker normally holds it until it exits)."""
+    global _SLOT, _SLOT_FH
+    if _SLOT_FH is not None:
+        _SLOT_FH.close()                     # closing the file drops the flock
+    _SLOT, _SLOT_FH = None, None
+
+
 def worker_slot() -> int:
-    """Index of this worker among the workers of its host (0 when not under SCOOP)."""
+    """Index of this worker among the workers of its host.
+
+    ``DEAPNN_WORKER_SLOT`` (or ``SCOOP_WORKER_SLOT``) when set; under SCOOP the slot this
+    worker claims with :func:`claim_slot` (distinct per live worker on the host); 0 otherwise.
+    """
     for var in ("DEAPNN_WORKER_SLOT", "SCOOP_WORKER_SLOT"):
         if var in os.environ:
             return int(os.environ[var])
-    try:
-        import scoop
-        if getattr(scoop, "IS_RUNNING", False) and scoop.worker is not None:
-            # scoop.worker is (host, port) of this worker; the port differs per worker and
-            # workers on a host are started together, so its rank is stable for the run.
-            return int(hashlib.sha1(str(scoop.worker).encode()).hexdigest(), 16) % 1_000_003
-    except Exception:  # scoop not importable or not initialised
-        pass
+    if running_under_scoop():
+        return claim_slot()
     return 0
 
 
@@ -68,10 +125,16 @@ def assign_gpu(slot: int, n_gpus: int) -> int | None:
 def get_device() -> torch.device:
     """The device evaluations on this worker run on, chosen once, lazily.
 
-    ``auto`` (default): ``cuda:<slot mod G>`` when CUDA is available, else CPU.
+    ``auto`` (default): ``cuda:<slot mod G>`` when CUDA is available, where ``slot`` is this
+    worker's claimed slot on its host (:func:`worker_slot`) and ``G`` the visible GPU count;
+    else CPU (with one torch thread per SCOOP worker).
     """
     global _DEVICE
     if _DEVICE is None:
+        if running_under_scoop():
+            # SCOOP workers share their host: one torch thread each unless DEAPNN_THREADS says
+            # otherwise (workers never run the command's own thread setup).
+            configure_worker_threads()
         req = _REQUESTED or _env_device() or "auto"
         if req == "auto":
             gpu = assign_gpu(worker_slot(), cuda_device_count()) if torch.cuda.is_available() else None

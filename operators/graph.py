@@ -4,11 +4,13 @@
   whether a loss must be negated ("flip"), returning the phenotype fingerprint.
 * :func:`isDuplicate` / :class:`PopulationIndex` — fingerprint (L2 ≤ 0.01) or identical-expression
   duplicate test against a population.
+* :func:`samePhenotype` — the same relation between two genomes (hall-of-fame de-duplication).
 * :func:`mutGraph` — exactly one mutation per child (op change 70 % / rewire 15 % / arity toggle
   15 %), retried until the child is valid, passes the integrity check and is not a duplicate.
 """
 from __future__ import annotations
 
+import math
 import random as _random
 from functools import lru_cache
 from typing import NamedTuple
@@ -177,6 +179,19 @@ def isDuplicate(genome: LossGraph, population, threshold: float = DUPLICATE_L2) 
     return index.contains(fingerprint(genome), genome.to_expression())
 
 
+def samePhenotype(a: LossGraph, b: LossGraph, threshold: float = DUPLICATE_L2) -> bool:
+    """The duplicate relation of SPEC §3 between two genomes: identical expression strings or
+    effective fingerprints within L2 ≤ ``threshold`` (use as a hall of fame's ``similar``)."""
+    try:
+        if a.to_expression() == b.to_expression():
+            return True
+    except GraphError:
+        return False
+    fa, fb = fingerprint(a), fingerprint(b)
+    return fa is not None and fb is not None and \
+        float(np.linalg.norm(fa - fb)) <= threshold
+
+
 def _propose(nodes, active, rng):
     """One mutation of a copy of ``nodes`` (SPEC §3 probabilities); returns (nodes, kind)."""
     nodes = [list(n) for n in nodes]
@@ -201,58 +216,168 @@ def _propose(nodes, active, rng):
     return nodes, "toggle"
 
 
+def neighbourhood(nodes, active=None):
+    """Every child one mutation away from ``nodes``, with the probability :func:`_propose`
+    draws it: a list of ``(nodes, kind, weight)`` (weights sum to 1; proposals that would
+    leave the genome unchanged, e.g. swapping equal inputs, are dropped)."""
+    active = _active_order(nodes) if active is None else active
+    out = []
+
+    def add(i, col_vals, kind, w):
+        child = [list(n) for n in nodes]
+        for col, v in col_vals:
+            child[i][col] = v
+        if child != nodes:
+            out.append((child, kind, w))
+
+    pa = 1.0 / len(active)
+    for i in active:
+        u, b, binary, a, c = nodes[i]
+        if binary:
+            for k in range(N_BINARY):
+                if k != b:
+                    add(i, [(1, k)], "op", pa * P_OP_CHANGE / (N_BINARY - 1))
+            add(i, [(3, c), (4, a)], "swap", pa * P_REWIRE * P_SWAP)
+            for col, cur in ((3, a), (4, c)):
+                slots = [s for s in allowed_inputs(i) if s != cur]
+                for s in slots:
+                    add(i, [(col, s)], "rewire",
+                        pa * P_REWIRE * (1 - P_SWAP) * 0.5 / len(slots))
+        else:
+            for k in range(N_UNARY):
+                if k != u:
+                    add(i, [(0, k)], "op", pa * P_OP_CHANGE / (N_UNARY - 1))
+            slots = [s for s in allowed_inputs(i) if s != a]
+            for s in slots:
+                add(i, [(3, s)], "rewire", pa * P_REWIRE / len(slots))
+        add(i, [(2, 1 - binary)], "toggle", pa * (1.0 - P_OP_CHANGE - P_REWIRE))
+    return out
+
+
+def _weighted_order(cands, rng):
+    """``cands`` in the order of weighted sampling without replacement (Efraimidis–Spirakis):
+    the first is drawn with probability ∝ weight, each next one likewise among the rest —
+    i.e. repeated re-draws from the parent that never repeat an already-tried child."""
+    keys = [-math.log(1.0 - rng.random()) / w for (_, _, w) in cands]
+    return [cands[j] for j in sorted(range(len(cands)), key=keys.__getitem__)]
+
+
+def _drift(nodes, active, rng):
+    """A copy of ``nodes`` with every *neutral* gene re-drawn: inactive hidden nodes (hidden
+    unary with p = 0.7, as :meth:`LossGraph.random`), the unused op index of active nodes and
+    the unused second input of active unary nodes.  The active computation (the phenotype) is
+    unchanged; what changes is what a toggle or a rewire to an inactive node brings in."""
+    from deapnn.losses.graph import P_HIDDEN_UNARY
+    nodes = [list(n) for n in nodes]
+    act = set(active)                 # the root is always active
+    for i, n in enumerate(nodes):
+        ok = allowed_inputs(i)
+        if i not in act:
+            binary = rng.random() < 1.0 - P_HIDDEN_UNARY
+            nodes[i] = [rng.randrange(N_UNARY), rng.randrange(N_BINARY), int(binary),
+                        rng.choice(ok), rng.choice(ok)]
+        elif n[2]:
+            n[0] = rng.randrange(N_UNARY)
+        else:
+            n[1] = rng.randrange(N_BINARY)
+            n[4] = rng.choice(ok)
+    return nodes
+
+
 def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool = True,
-             dedupe: bool = True, rng=None, on_failure: str = "keep"):
+             dedupe: bool = True, rng=None, on_failure: str = "keep", drift: bool = True,
+             max_drifts: int = 200):
     """Mutate a :class:`~deapnn.losses.graph.LossGraph` in place; return ``(individual,)``.
 
     Morgan & Hougen 2024 §3.2: pick an active node; with p = 0.70 change its op to a different op
     of the same arity, with p = 0.15 rewire one input (for binary nodes 20 % of rewires swap the
-    two arguments), with p = 0.15 toggle unary ↔ binary.  Each try starts again from the parent;
-    a try counts only when the child is valid (acyclic, reaches y and ŷ), passes
-    :func:`checkIntegrity` (its ``flip`` is adopted) and is not a duplicate of ``population`` (a
-    list — e.g. the live list regularized evolution updates — or a :class:`PopulationIndex`).
+    two arguments), with p = 0.15 toggle unary ↔ binary.  A child counts only when it is valid
+    (acyclic, reaches y and ŷ), passes :func:`checkIntegrity` (its ``flip`` is adopted) and is
+    not a duplicate of ``population`` (a list — e.g. the live list regularized evolution updates
+    — or a :class:`PopulationIndex`).
 
-    After ``max_tries`` failures: ``on_failure="keep"`` returns the parent unchanged with
+    Retries re-draw the mutation from the parent — node, kind and change — with the
+    probabilities above, **without repeating** a child already rejected: the one-mutation
+    neighbourhood (:func:`neighbourhood`, ≤ ~200 children) is visited in weighted random order,
+    so the first try has exactly the SPEC distribution and every node and mutation kind is
+    reached before giving up.  Children with an already-seen active structure cost no try.
+    Small graphs (one or two active nodes) often have *no* acceptable neighbour (e.g. every op
+    change of ``max(y, yhat)`` is linear in p, so its fingerprint duplicates the parent's); then,
+    with ``drift=True``, the parent's neutral genes (inactive nodes, unused op index and second
+    input) are re-drawn — the phenotype is unchanged — and the new neighbourhood is visited,
+    so a toggle or a rewire to an inactive node brings in new material (neutral drift as in
+    Cartesian GP).  Each child still differs from the parent's phenotype by one mutation.
+
+    ``max_tries`` bounds the distinct children examined (SPEC: 2,500), ``max_drifts`` the
+    neutral re-draws.  After that: ``on_failure="keep"`` returns the parent unchanged with
     ``individual.mutation_failed = True``; ``"raise"`` raises ``RuntimeError``.
-    Fitness values are invalidated; ``individual.mutation`` records the kind of change.
+    Fitness values are invalidated; ``individual.mutation`` records the kind of change,
+    ``mutation_tries`` the children examined, ``mutation_drifts`` the neutral re-draws used and
+    ``mutation_rejects`` a count of rejections by cause (invalid / integrity / duplicate).
     """
     if on_failure not in ("keep", "raise"):
         raise ValueError(f"on_failure must be 'keep' or 'raise', got {on_failure!r}")
     rng = rng or _random
-    active = _active_order(individual.nodes)
+    parent = [list(n) for n in individual.nodes]
+    active = _active_order(parent)
     index = None
     if dedupe and population is not None:
         index = population if isinstance(population, PopulationIndex) else \
             PopulationIndex(population)
-    for tries in range(1, max_tries + 1):
-        nodes, kind = _propose(individual.nodes, active, rng)
-        if nodes == individual.nodes:
-            continue
-        try:
-            order = _active_order(nodes)
-        except GraphError:
-            continue
-        if not {Y, YHAT} <= _reached_inputs(nodes, order):
-            continue
-        child = LossGraph(nodes, individual.flip)
-        if integrity:
-            res = checkIntegrity(child)
-            if not res.accept:
+    rejects = {"invalid": 0, "integrity": 0, "duplicate": 0}
+    seen = set()                  # active structures (keys) already judged
+    tries, drifts, base = 0, 0, parent
+    try:
+        seen.add(LossGraph(parent).key())
+    except GraphError:
+        pass
+    while tries < max_tries:
+        for nodes, kind, _ in _weighted_order(neighbourhood(base, active), rng):
+            try:
+                order = _active_order(nodes)
+            except GraphError:
+                key = None
+            else:
+                key = LossGraph(nodes).key() if {Y, YHAT} <= _reached_inputs(nodes, order) \
+                    else None
+            if key is None:
+                # invalid structures are cheap to recognise; count them but not as tries
+                rejects["invalid"] += 1
                 continue
-            child.flip = res.flip
-            fp = res.fingerprint
-        else:
-            fp = fingerprint(child)
-        if index is not None and index.contains(fp, child.to_expression()):
-            continue
-        individual.nodes, individual.flip = child.nodes, child.flip
-        individual.mutation, individual.mutation_tries = kind, tries
-        individual.mutation_failed = False
-        if hasattr(individual, "fitness"):
-            del individual.fitness.values
-        return (individual,)
+            if key in seen:
+                continue
+            seen.add(key)
+            if tries >= max_tries:
+                break
+            tries += 1
+            child = LossGraph(nodes, individual.flip)
+            if integrity:
+                res = checkIntegrity(child)
+                if not res.accept:
+                    rejects["integrity"] += 1
+                    continue
+                child.flip = res.flip
+                fp = res.fingerprint
+            else:
+                fp = fingerprint(child)
+            if index is not None and index.contains(fp, child.to_expression()):
+                rejects["duplicate"] += 1
+                continue
+            individual.nodes, individual.flip = child.nodes, child.flip
+            individual.mutation, individual.mutation_tries = kind, tries
+            individual.mutation_drifts, individual.mutation_rejects = drifts, rejects
+            individual.mutation_failed = False
+            if hasattr(individual, "fitness"):
+                del individual.fitness.values
+            return (individual,)
+        if not drift or drifts >= max_drifts:
+            break
+        drifts += 1
+        base = _drift(parent, active, rng)
     if on_failure == "raise":
         raise RuntimeError(f"mutGraph: no valid, integrity-passing, non-duplicate child in "
-                           f"{max_tries} tries from {individual!r}")
+                           f"{tries} tries and {drifts} neutral re-draws from {individual!r}")
+    individual.mutation, individual.mutation_tries = None, tries
+    individual.mutation_drifts, individual.mutation_rejects = drifts, rejects
     individual.mutation_failed = True
     return (individual,)

@@ -173,3 +173,18 @@ def test_arbitrary_objects_do_not_load_back(tmp_path):
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_temporaries_left_by_a_killed_writer_are_cleaned_up(tmp_path):
+    import os
+    import time
+
+    from deapnn.checkpoint import STALE_SECONDS, save_checkpoint
+    stale = tmp_path / ".ckpt-killed"
+    stale.write_bytes(b"partial")
+    old = time.time() - STALE_SECONDS - 5
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".ckpt-inflight"        # another writer's file in progress: kept
+    fresh.write_bytes(b"partial")
+    save_checkpoint(tmp_path / "checkpoint.pt", {"a": 1})
+    assert not stale.exists() and fresh.exists()

@@ -31,6 +31,7 @@ def _parse(argv):
     (["--inner-steps", "0"], "--inner-steps"), (["--dataset", "nope"], "unknown dataset 'nope'"),
     (["--population", "1"], "--population"), (["--cxpb", "0.9", "--mutpb", "0.5"], "cxpb"),
     (["--model", "foo"], "unknown model 'foo'"), (["--seeds", "0"], "--seeds"),
+    (["--final-eval-every", "-1"], "--final-eval-every"),
 ])
 def test_bad_arguments_fail_fast(extra, match):
     args = _parse(["evomal", *TINY, *extra])
@@ -72,4 +73,62 @@ def test_run_outputs_and_sigkill_resume_identical(tmp_path, capsys):
     assert proc.returncode == 0, out
     assert "resuming" in out
     assert (killed / "logbook.csv").read_text() == (full / "logbook.csv").read_text()
-    assert json.loads((killed / "result.json").read_text()) == result
+    assert _untimed(json.loads((killed / "result.json").read_text())) == _untimed(result)
+
+
+def _untimed(result):
+    """result.json without the wall times (the only part a resume may change)."""
+    result = dict(result)
+    timing = result.pop("timing")
+    assert timing["search_seconds"] >= 0 and timing["final_seconds"] >= 0
+    return result
+
+
+def test_resume_reuses_finished_final_runs(tmp_path, capsys):
+    """A run killed during the final comparison keeps the finished (loss, seed) trainings."""
+    out = tmp_path / "run"
+    args = _parse(["evomal", *TINY, "--out", str(out)])
+    args.check(args)
+    assert args.func(args) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["paired"]["n"] == 3 and result["paired"]["of"] == "EvoMAL - MSE"
+    assert result["paired"]["wins"] + result["paired"]["ties"] + result["paired"]["losses"] == 3
+    assert result["evaluations"] >= 1 and result["archive_hits"] >= 0
+    # as if killed after EvoMAL seed 0 and 1: drop the rest of the stored runs
+    partial = json.loads((out / "final_runs.json").read_text())
+    partial["runs"] = {"EvoMAL": partial["runs"]["EvoMAL"][:2]}
+    (out / "final_runs.json").write_text(json.dumps(partial))
+    (out / "result.json").unlink()
+    capsys.readouterr()
+    args = _parse(["evomal", "--resume", str(out), "--quiet"])
+    args.check(args)
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("(stored)") == 2 and "EvoMAL  seed 2: test" in printed
+    assert "paired EvoMAL - MSE" in printed and "early stopping" in printed
+    assert _untimed(json.loads((out / "result.json").read_text())) == _untimed(result)
+    final = result["final"]["EvoMAL"]
+    assert len(final["test_es"]) == 3 and result["paired_early_stopped"]["n"] == 3
+    for val, test, step, es in zip(final["val_curves"], final["curves"], final["es_step"],
+                                   final["test_es"]):
+        assert len(val) == 21 and step == min(val, key=lambda p: p[1])[0]    # 40 steps / 20
+        assert es == dict(test)[step]
+    # a finer evaluation grid on resume retrains; evaluation never changes the trained networks
+    args = _parse(["evomal", "--resume", str(out), "--quiet", "--final-eval-every", "4"])
+    args.check(args)
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "retraining" in printed and "(stored)" not in printed
+    finer = json.loads((out / "result.json").read_text())
+    assert len(finer["final"]["MSE"]["curves"][0]) == 11
+    for name in ("EvoMAL", "MSE"):
+        assert finer["final"][name]["test"] == result["final"][name]["test"]
+
+
+def test_paired_comparison_counts_lower_as_win():
+    from deapnn.evomal.run import paired_comparison
+    runs = lambda vals: {"runs": [{"seed": i, "test": v} for i, v in enumerate(vals)]}
+    p = paired_comparison({"EvoMAL": runs([0.1, 0.3, 0.2, float("inf")]),
+                           "CE": runs([0.2, 0.2, 0.2, 0.5])})
+    assert (p["wins"], p["ties"], p["losses"], p["n"]) == (1, 1, 1, 3)
+    assert abs(p["mean"]) < 1e-12 and p["of"] == "EvoMAL - CE"

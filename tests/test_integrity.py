@@ -9,7 +9,7 @@ from deap import base, creator
 
 from deapnn.losses.graph import LossGraph
 from operators.graph import (PopulationIndex, checkIntegrity, fingerprint, isDuplicate,
-                             mutGraph, probe)
+                             mutGraph, neighbourhood, probe, samePhenotype)
 
 
 def test_probe_layout():
@@ -162,7 +162,9 @@ def test_mutations_avoid_population_duplicates():
             assert child == parent
             continue
         assert checkIntegrity(child).accept and not isDuplicate(child, pop)
-    assert failed < 120                    # small random graphs have few distinct neighbours
+    # before the neighbourhood walk + neutral re-draw, 60/300 (20 %) failed here and returned
+    # a clone of the parent: small graphs often have no acceptable one-mutation neighbour
+    assert failed <= 3
 
 
 def test_mutgraph_deap_conventions():
@@ -185,3 +187,83 @@ def test_mutgraph_gives_up_cleanly():
     assert child.mutation_failed and child == ce
     with pytest.raises(RuntimeError, match="no valid"):
         mutGraph(ce.copy(), max_tries=0, on_failure="raise")
+
+
+def test_neighbourhood_weights_follow_the_mutation_probabilities():
+    g = LossGraph.from_expression("max(log(yhat), y * yhat)")      # unary + binary nodes
+    nb = neighbourhood(g.nodes)
+    total = {k: sum(w for _, kind, w in nb if kind == k) for k in ("op", "rewire", "swap", "toggle")}
+    assert sum(total.values()) == pytest.approx(1.0)
+    assert total["op"] == pytest.approx(0.70) and total["toggle"] == pytest.approx(0.15)
+    assert total["rewire"] + total["swap"] == pytest.approx(0.15)
+    assert len({str(n) for n, _, _ in nb}) == len(nb) and all(n != g.nodes for n, _, _ in nb)
+
+
+def test_retries_visit_every_node_and_kind_before_giving_up():
+    """``max(y, yhat)``: most op changes are linear in p (fingerprint = the parent's), toggles
+    and most rewires lose y or ŷ — once its few other neighbours are in the population, no
+    acceptable one-mutation child exists.  Without neutral
+    re-draws mutGraph must examine the *whole* neighbourhood (each distinct structure once) and
+    give up; with them (the default) it finds a child."""
+    parent = LossGraph.from_expression("max(y, yhat)")
+    pop = [parent]
+    random.seed(3)
+    for _ in range(50):           # add the few acceptable neighbours until none is left
+        child = mutGraph(parent.copy(), population=pop, drift=False)[0]
+        if child.mutation_failed:
+            break
+        pop.append(child)
+    assert child.mutation_failed and child == parent and 1 < len(pop) < 10
+    distinct_valid = set()
+    for nodes, _, _ in neighbourhood(parent.nodes):
+        g = LossGraph(nodes)
+        if g.is_valid() and g.key() != parent.key():
+            distinct_valid.add(g.key())
+    assert child.mutation_tries == len(distinct_valid) > 0     # each examined exactly once
+    r = child.mutation_rejects
+    assert r["integrity"] + r["duplicate"] == len(distinct_valid) and r["invalid"] > 0
+    kid = mutGraph(parent.copy(), population=pop)[0]
+    assert not kid.mutation_failed and kid.mutation_drifts >= 1
+    assert kid.is_valid() and checkIntegrity(kid).accept and not isDuplicate(kid, pop)
+    assert fingerprint(LossGraph(kid.nodes, kid.flip)) is not None
+
+
+def test_low_failure_rate_in_an_aging_evolution_run():
+    """A realistic search: aging evolution (P = 20, S = 5) whose fitness pulls the population
+    towards cross-entropy's curve, so duplicates abound.  Before the fix ~85 % / 63 % of the
+    mutations failed on seeds 0 / 2 (the population collapsed into clones of ``y / yhat``)."""
+    from deapnn.algorithms.regularized import eaRegularizedEvolution
+    from deapnn.nlfs.toolbox import make_toolbox, random_individual
+    ce = fingerprint(LossGraph.from_expression("-(y * log(yhat))"))
+
+    def proxy(ind):
+        return (float(-np.linalg.norm(fingerprint(ind) - ce) / 30
+                      + random.Random(ind.to_expression()).random() * 0.05),)
+    for seed in (0, 2):
+        random.seed(seed)
+        rng = random.Random(seed)
+        cands = [random_individual(rng) for _ in range(40)]
+        for c in cands:
+            c.fitness.values = proxy(c)
+        pop = sorted(cands, key=lambda c: -c.fitness.values[0])[:20]
+        tb = make_toolbox(proxy, pop, map_fn=map)
+        outcomes = []
+        mutate = tb.mutate
+
+        def counted(ind):
+            out = mutate(ind)
+            outcomes.append(out[0].mutation_failed)
+            return out
+        tb.register("mutate", counted)
+        eaRegularizedEvolution(pop, tb, 150, 5, verbose=False)
+        assert len(outcomes) == 150 and sum(outcomes) <= 3
+        assert len({p.to_expression() for p in pop}) == len(pop)       # no clones
+
+
+def test_same_phenotype_relation():
+    ce = LossGraph.from_expression("-(y * log(yhat))")
+    twice = LossGraph.from_expression("-(y * log(yhat) + y * log(yhat))")
+    mse = LossGraph.from_expression("(y - yhat)^2")
+    assert ce.to_expression() != twice.to_expression()
+    assert samePhenotype(ce, twice) and samePhenotype(ce, ce.copy())
+    assert not samePhenotype(ce, mse)

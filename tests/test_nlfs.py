@@ -147,3 +147,97 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert "nlfs_1" in text and "cross-entropy" in text and "per seed" in text
     for f in ("results.json", "losses.json", "probe_curves.png", "logbook.csv", "checkpoint.pt"):
         assert (out / f).exists()
+
+
+def test_reported_best_losses_are_distinct_phenotypes():
+    from deap import tools  # noqa: F401
+    from deapnn.algorithms.regularized import DistinctHallOfFame
+    from operators.graph import samePhenotype
+
+    def ind(expr, fit):
+        i = LossIndividual.from_expression(expr)
+        i.fitness.values = (fit,)
+        return i
+    hof = DistinctHallOfFame(3, similar=samePhenotype)
+    hof.update([ind(CE, 0.5), ind("-(y * log(yhat) + y * log(yhat))", 0.6),
+                ind("(y - yhat)^2", 0.4), ind(CE, 0.5)])
+    # 2·CE has CE's probe curve: only the fitter of the two is kept
+    assert [h.to_expression() for h in hof] == [
+        LossGraph.from_expression("-(y * log(yhat) + y * log(yhat))").to_expression(),
+        LossGraph.from_expression("(y - yhat)^2").to_expression()]
+
+
+ELIM = dict(population=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=2, final_steps=20,
+            top=2, eliminate=True, sizes=[4, 2, 1])
+
+
+def _tracing_map(limit=None, trace=None):
+    calls = [0]
+
+    def m(fn, items):
+        out = []
+        for it in items:
+            calls[0] += 1
+            if calls[0] == limit:
+                raise _Interrupt
+            if trace is not None:
+                trace.append(getattr(fn, "__name__", type(fn).__name__))
+            out.append(fn(it))
+        return out
+    return m
+
+
+@pytest.fixture(scope="module")
+def elim_run(tmp_path_factory):
+    """One uninterrupted tiny run with elimination and a final comparison (shared)."""
+    from deapnn.rundir import RunDir
+    torch.set_num_threads(1)
+    lines, trace = [], []
+    out = run_nlfs(NLFSConfig(**ELIM), RunDir(tmp_path_factory.mktemp("elim") / "a", {"nlfs": {}}),
+                   map_fn=_tracing_map(trace=trace),
+                   log=lambda *a: lines.append(" ".join(map(str, a))))
+    return out, "\n".join(lines), trace
+
+
+def test_eliminate_reports_surrogate_fitness_and_round_scores(elim_run):
+    from operators.graph import samePhenotype
+    out, text, _ = elim_run
+    assert "nan" not in text and "rounds=" in text
+    assert len(out["best"]) == 1                           # sizes end at 1 survivor
+    for e in out["best"]:
+        assert 0 < e["fitness"] <= 1 and len(e["elimination"]) == 2
+    assert "paired" in out and len(out["paired"]["diff"]) == 2
+    assert out["mutation"]["children"] == 4 and out["mutation"]["failed"] == 0
+    hof = [LossGraph.from_expression(b["expression"]) for b in out["best"]]
+    assert not any(samePhenotype(a, b) for i, a in enumerate(hof) for b in hof[i + 1:])
+
+
+def test_resume_after_kills_in_late_phases_skips_done_work(tmp_path, elim_run):
+    """A run killed during an elimination round, resumed, killed again during the final
+    comparison and resumed again: each resume continues from the per-candidate / per-seed
+    checkpoint (no completed training is redone) and the result is the uninterrupted one."""
+    from deapnn.rundir import RunDir
+    cfg = NLFSConfig(**ELIM)
+    full, _, trace = elim_run
+    n_final = trace.count("_final_job")
+    assert n_final == 2 * cfg.seeds
+    total = len(trace)
+    n_elim = 4 + 2                                         # sizes 4 -> 2 -> 1
+    kill_elim = total - n_final - n_elim + 3               # 3rd candidate of round 1
+    rd = RunDir(tmp_path / "b", {"nlfs": {}})
+    with pytest.raises(_Interrupt):
+        run_nlfs(cfg, rd, map_fn=_tracing_map(kill_elim), log=lambda *a: None)
+    assert rd.load_checkpoint()["phase"] == "eliminate"
+    kill_final = (n_elim - 2) + 2                          # then the 2nd final seed
+    redo = []
+    with pytest.raises(_Interrupt):
+        run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=_tracing_map(kill_final, redo),
+                 log=lambda *a: None)
+    assert redo == ["SurrogateEvaluator"] * (n_elim - 2) + ["_final_job"]
+    assert rd.load_checkpoint()["phase"] == "final"
+    redo = []
+    again = run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=_tracing_map(trace=redo),
+                     log=lambda *a: None)
+    assert redo == ["_final_job"] * (n_final - 1)          # only the unfinished seeds
+    for key in ("best", "comparison", "paired", "mutation", "logbook"):
+        assert again[key] == full[key], key

@@ -256,3 +256,25 @@ def test_sigkill_and_resume_gives_identical_result(tmp_path):
     a = json.loads((tmp_path / "a.json").read_text())
     b = json.loads((tmp_path / "b.json").read_text())
     assert a == b
+
+
+def test_distinct_hall_of_fame_keeps_the_best_of_each_phenotype():
+    from deapnn.algorithms.regularized import DistinctHallOfFame
+    same = lambda a, b: sum(a) == sum(b)                  # toy "phenotype": the bit count
+
+    def ind(bits, fit):
+        i = creator.RegToyInd(bits)
+        i.fitness.values = (fit,)
+        return i
+    hof = DistinctHallOfFame(3, similar=same)
+    hof.update([ind([1, 0], 0.5), ind([0, 1], 0.7)])      # same phenotype, better: replaces
+    assert [list(h) for h in hof] == [[0, 1]]
+    hof.update([ind([1, 0], 0.6)])                          # same phenotype, worse: dropped
+    assert [list(h) for h in hof] == [[0, 1]]
+    hof.update([ind([1, 1], 0.4), ind([0, 0], 0.3), ind([1, 1, 1], 0.2), ind([0, 0, 0], 0.35)])
+    assert [h.fitness.values[0] for h in hof] == [0.7, 0.4, 0.35]
+    assert len({sum(h) for h in hof}) == len(hof)
+    # plain DEAP would have kept the first, worse twin
+    plain = tools.HallOfFame(3, similar=same)
+    plain.update([ind([1, 0], 0.5), ind([0, 1], 0.7)])
+    assert [h.fitness.values[0] for h in plain] == [0.5]

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from deapnn import cli
+from deapnn.report.document import seconds as fmt_seconds
 from deapnn.commands import report as report_command
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -90,7 +91,7 @@ def test_train_report(runs, capsys):
     assert f"| test accuracy | {result['test_accuracy']:.4f} |" in text
     assert "| `dataset` | iris |" in text and "| `epochs` | 2 |" in text
     assert "| `weight_decay` | 0.0005 |" in text            # config values as given
-    assert "2 of 2" in text and f"{result['seconds']:.2f} s" in text
+    assert "2 of 2" in text and fmt_seconds(result['seconds']) in text
     assert sorted(_images(path, text)) == ["loss.png", "val_accuracy.png"]
     assert "No failures recorded" in text
 

@@ -39,9 +39,11 @@ def _plain(value):
     return value
 
 
-def _evaluate(individuals, toolbox, archive: LossArchive) -> tuple[int, int]:
+def _evaluate(individuals, toolbox, archive: LossArchive, errors: list | None = None
+              ) -> tuple[int, int]:
     """Give every invalid individual a fitness, evaluating one representative per archive key.
-    Returns (new evaluations, archive hits)."""
+    Returns (new evaluations, archive hits); evaluations that failed (a record with ``error``:
+    exception, out-of-memory, timeout) are appended to ``errors`` as ``"tree: reason"``."""
     invalid = [ind for ind in individuals if not ind.fitness.valid]
     pending: dict[str, str] = {}
     hits = 0
@@ -57,11 +59,19 @@ def _evaluate(individuals, toolbox, archive: LossArchive) -> tuple[int, int]:
         set_rng_state(saved)
         for key, record in zip(pending, records):
             archive.entries.setdefault(key, _plain(dict(record)))
+            if errors is not None and record.get("error"):
+                errors.append(f"{pending[key]}: {record['error']}")
     for ind in invalid:
         ind.fitness.values = (float(archive.entries[archive.key(ind)]["fitness"]),)
     archive.hits += hits
     archive.misses += len(pending)
     return len(pending), hits
+
+
+def _failures(errors) -> dict:
+    """Logbook fields of a generation: ``failed`` (count) always, ``errors`` when there are some
+    (DESIGN "Failure is data": the reason is in the logbook, the individual has fitness ∞)."""
+    return {"failed": len(errors), **({"errors": list(errors)} if errors else {})}
 
 
 def _vary(selected, toolbox, cxpb: float, mutpb: float):
@@ -139,10 +149,12 @@ def eaEvoMAL(population, toolbox, ngen: int, cxpb: float = 0.7, mutpb: float = 0
             raise ValueError(f"elitism must be in [0, {len(population)}], got {elitism}")
         for ind in population:
             toolbox.correct(ind)
-        nevals, cached = _evaluate(population, toolbox, archive)
+        errors: list = []
+        nevals, cached = _evaluate(population, toolbox, archive, errors)
         if halloffame is not None:
             halloffame.update(population)
-        logbook.record(gen=0, nevals=nevals, cached=cached, **(stats.compile(population) if stats else {}))
+        logbook.record(gen=0, nevals=nevals, cached=cached, **(stats.compile(population) if stats else {}),
+                       **_failures(errors))
         if verbose:
             print(logbook.stream)
         if checkpoint:
@@ -152,12 +164,13 @@ def eaEvoMAL(population, toolbox, ngen: int, cxpb: float = 0.7, mutpb: float = 0
         elites = [toolbox.clone(ind) for ind in tools.selBest(population, elitism)]
         selected = toolbox.select(population, len(population) - elitism)
         offspring = _vary(selected, toolbox, cxpb, mutpb)
-        nevals, cached = _evaluate(offspring, toolbox, archive)
+        errors = []
+        nevals, cached = _evaluate(offspring, toolbox, archive, errors)
         population[:] = elites + offspring
         if halloffame is not None:
             halloffame.update(population)
         logbook.record(gen=gen, nevals=nevals, cached=cached,
-                       **(stats.compile(population) if stats else {}))
+                       **(stats.compile(population) if stats else {}), **_failures(errors))
         if verbose:
             print(logbook.stream)
         if checkpoint:

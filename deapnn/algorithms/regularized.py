@@ -66,7 +66,11 @@ def _make_decode(toolbox, decode, population):
 
 
 def _assign(ind, result) -> None:
-    if (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[1], dict)):
+    reason = getattr(result, "reason", None)     # deapnn.failsafe.Failed: worst values + reason
+    if reason is not None:
+        ind.info = {"reason": reason, "error": reason}
+        values = tuple(result)
+    elif (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[1], dict)):
         values, info = result
         ind.info = dict(info)
     else:
@@ -78,10 +82,29 @@ def _assign(ind, result) -> None:
     ind.fitness.values = values
 
 
-def _evaluate(toolbox, individuals) -> None:
-    if individuals:
-        for ind, res in zip(individuals, list(toolbox.map(toolbox.evaluate, individuals))):
-            _assign(ind, res)
+def _evaluate(toolbox, individuals) -> list:
+    """Evaluate through ``toolbox.map``; return the failures (``info["error"]``) as
+    ``"birth-or-index: reason"`` strings for the logbook (DESIGN "Failure is data")."""
+    if not individuals:
+        return []
+    # An in-process evaluation (builtin map, or the SCOOP origin running some of the futures)
+    # must not perturb the algorithm's random stream, or the run would depend on where each
+    # evaluation ran.
+    saved = rng_state()
+    results = list(toolbox.map(toolbox.evaluate, individuals))
+    set_rng_state(saved)
+    errors = []
+    for i, (ind, res) in enumerate(zip(individuals, results)):
+        _assign(ind, res)
+        error = getattr(ind, "info", {}).get("error")
+        if error:
+            errors.append(f"{getattr(ind, 'birth', i)}: {error}")
+    return errors
+
+
+def _failures(errors) -> dict:
+    """Logbook fields of a round: always ``failed`` (count); ``errors`` when there are some."""
+    return {"failed": len(errors), **({"errors": list(errors)} if errors else {})}
 
 
 def _select_one(toolbox, population, sample_size):
@@ -171,14 +194,15 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
                              f"{sample_size}")
         logbook.header = ["cycle", "nevals"] + (stats.fields if stats else [])
         invalid = [ind for ind in population if not ind.fitness.valid]
-        _evaluate(toolbox, invalid)
         for i, ind in enumerate(population):
             if not hasattr(ind, "birth"):
                 ind.birth = i
+        errors = _evaluate(toolbox, invalid)
         next_birth = max(ind.birth for ind in population) + 1 if population else 0
         if halloffame is not None:
             halloffame.update(population)
-        logbook.record(cycle=0, nevals=len(invalid), **(stats.compile(population) if stats else {}))
+        logbook.record(cycle=0, nevals=len(invalid), **(stats.compile(population) if stats else {}),
+                       **_failures(errors))
         if verbose:
             print(logbook.stream)
         cycle = 0
@@ -199,15 +223,17 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
             if hasattr(child, "info"):
                 del child.info
             children.append(child)
-        _evaluate(toolbox, children)
+        for k, child in enumerate(children):
+            child.birth = next_birth + k
+        errors = _evaluate(toolbox, children)
         for child in children:
-            child.birth = next_birth
             next_birth += 1
             replaceOldest(population, child)
         if halloffame is not None:
             halloffame.update(children)
         cycle += w
-        logbook.record(cycle=cycle, nevals=w, **(stats.compile(population) if stats else {}))
+        logbook.record(cycle=cycle, nevals=w, **(stats.compile(population) if stats else {}),
+                       **_failures(errors))
         if verbose:
             print(logbook.stream)
         if progress is not None:
@@ -215,3 +241,31 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         if checkpoint is not None:
             checkpoint(regularized_state(population, halloffame, logbook, cycle, next_birth, encode))
     return population, logbook
+
+
+class DistinctHallOfFame(tools.HallOfFame):
+    """A :class:`deap.tools.HallOfFame` whose members are pairwise dissimilar.
+
+    DEAP's hall of fame drops a newcomer similar to a member even when the newcomer is better,
+    and its default ``similar`` (``==``) lets two genomes with the same phenotype in.  Here a
+    newcomer similar to a member **replaces** it when strictly fitter and is dropped otherwise,
+    so the hall of fame holds the best individual of each distinct phenotype (e.g.
+    ``similar=operators.graph.samePhenotype`` for NLFS loss graphs: no two reported losses share
+    a probe-curve fingerprint).
+    """
+
+    def update(self, population):
+        for ind in population:
+            if self.maxsize == 0:
+                return
+            twin = next((j for j, h in enumerate(self) if self.similar(ind, h)), None)
+            if twin is not None:
+                if ind.fitness > self[twin].fitness:
+                    self.remove(twin)
+                    self.insert(ind)
+                continue
+            if len(self) < self.maxsize:
+                self.insert(ind)
+            elif ind.fitness > self[-1].fitness:
+                self.remove(-1)
+                self.insert(ind)

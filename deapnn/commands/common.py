@@ -23,6 +23,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None 
     g.add_argument("--workers", type=int, default=1,
                    help="evaluate in parallel with N SCOOP workers (re-launches under python -m scoop)")
     g.add_argument("--hostfile", default=None, help="SCOOP hosts file for multi-host runs")
+    g.add_argument("--eval-timeout", type=float, default=None, metavar="SECONDS",
+                   help="time limit of one evaluation; an overrun gives that individual the "
+                        "worst fitness (reason in the logbook), the run goes on")
     d = parser.add_argument_group("data")
     d.add_argument("--root", default=None, help="data directory for torchvision datasets")
     d.add_argument("--download", action="store_true", help="let torchvision download missing files")
@@ -37,6 +40,11 @@ def check_common(args) -> None:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.hostfile and not os.path.exists(args.hostfile):
         raise UsageError(f"hosts file {args.hostfile!r} not found")
+    timeout = getattr(args, "eval_timeout", None)
+    if timeout is not None:
+        check_positive(timeout, "--eval-timeout")
+        # read by deapnn.failsafe.default_timeout() where evaluators are built (then pickled)
+        os.environ["DEAPNN_EVAL_TIMEOUT"] = repr(float(timeout))
     if args.resume and not os.path.isdir(args.resume):
         raise UsageError(f"--resume {args.resume!r}: no such run directory")
 
@@ -62,16 +70,69 @@ def progress(total: int, desc: str, quiet: bool, unit: str = "it"):
                 dynamic_ncols=True, leave=False)
 
 
+#: first argument of scoop_entry.py: where the origin writes the command's exit code (SCOOP's
+#: launcher exits 0 whatever its program returned, so the code travels through a file)
+EXIT_FILE_FLAG = "--deapnn-exit-file"
+#: commands with nothing to spread over workers: --workers is accepted and ignored
+SERIAL_COMMANDS = ("train",)
+_SCHEDULER_VARS = ("SLURM_NODELIST", "SLURM_JOB_NODELIST", "PBS_ENVIRONMENT", "PE_HOSTFILE")
+
+
+def scoop_command(args, argv: list[str], exit_file: str) -> list[str]:
+    """``python -m scoop -n N [--hostfile F] scoop_entry.py --deapnn-exit-file X <argv>``."""
+    from . import scoop_entry
+    cmd = [sys.executable, "-m", "scoop", "-n", str(args.workers)]
+    if getattr(args, "quiet", False):
+        cmd.append("-q")                  # no SCOOP launcher INFO lines either
+    if args.hostfile:
+        cmd += ["--hostfile", os.path.abspath(args.hostfile)]
+    return cmd + [os.path.abspath(scoop_entry.__file__), EXIT_FILE_FLAG, exit_file, *argv]
+
+
 def relaunch_under_scoop(args, argv: list[str]) -> int | None:
     """With ``--workers N > 1`` outside SCOOP, run this same command under
-    ``python -m scoop -n N [--hostfile F]`` and return its exit code; otherwise None."""
+    ``python -m scoop -n N [--hostfile F]`` and return its exit code; otherwise None.
+
+    Its stdout/stderr are this process's. Without ``--hostfile`` the N workers run on this host
+    (batch-system host lists in the environment are ignored then, so a job step asking for N
+    workers gets N local ones); with it, SCOOP spreads them over the listed hosts, the origin on
+    the first (the exit-code file is then written in the current directory, which SCOOP expects
+    to be the same shared path on every host).
+    """
     from ..runtime import running_under_scoop
     if args.workers <= 1 or running_under_scoop():
         return None
+    if getattr(args, "command", None) in SERIAL_COMMANDS:
+        print(f"deapnn: --workers has no effect on `{args.command}` (one training); running it "
+              "here", file=sys.stderr)
+        return None
     import subprocess
-    from . import scoop_entry
-    cmd = [sys.executable, "-m", "scoop", "-n", str(args.workers)]
-    if args.hostfile:
-        cmd += ["--hostfile", args.hostfile]
-    cmd += [scoop_entry.__file__, *argv]
-    return subprocess.call(cmd)
+    import tempfile
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    # workers import deapnn from this checkout even where it is not installed (SCOOP forwards
+    # PYTHONPATH to remote hosts)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    if not args.hostfile:
+        for var in _SCHEDULER_VARS:
+            env.pop(var, None)
+    fd, exit_file = tempfile.mkstemp(prefix=".deapnn-exit-",
+                                     dir=os.getcwd() if args.hostfile else None)
+    os.close(fd)
+    try:
+        rc = subprocess.call(scoop_command(args, argv, exit_file), env=env)
+        try:
+            with open(exit_file, encoding="utf-8") as fh:
+                text = fh.read().strip()
+        except OSError:
+            text = ""
+        if text:
+            return int(text)
+        print(f"deapnn: error: the SCOOP run ended without an exit status (launcher exit {rc}); "
+              "see the messages above", file=sys.stderr)
+        return rc or 1
+    finally:
+        try:
+            os.unlink(exit_file)
+        except OSError:
+            pass

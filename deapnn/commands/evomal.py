@@ -13,7 +13,7 @@ from .common import UsageError, add_common_args, check_choice, check_common, che
 
 # values a resumed run takes from its stored config.json (the rest: this invocation's)
 _RUNTIME_ONLY = {"resume", "quiet", "workers", "hostfile", "device", "func", "check", "out",
-                 "command", "root", "download"}
+                 "command", "root", "download", "final_eval_every"}
 
 
 def _hidden(text: str):
@@ -51,6 +51,10 @@ def register(subparsers) -> None:
     f = p.add_argument_group("final comparison")
     f.add_argument("--seeds", type=int, default=3, help="seeds of the final training (>= 1)")
     f.add_argument("--final-steps", type=int, default=10000, help="SGD steps of the final training")
+    f.add_argument("--final-eval-every", type=int, default=0, metavar="N",
+                   help="evaluate test and validation every N steps of the final training "
+                   "(0: final-steps / 20); the early-stopped result picks the best-validation "
+                   "step. On --resume this flag is taken from the command line, not config.json")
     add_common_args(p, out_default="runs/evomal")
     p.set_defaults(func=run, check=check)
 
@@ -79,7 +83,8 @@ def check(args) -> None:
     for name in ("population", "seeds", "meta_lr", "lr", "tournament", "max_height",
                  "rejection_steps", "inner_steps"):
         check_positive(getattr(args, name), f"--{name.replace('_', '-')}")
-    for name in ("generations", "meta_steps", "fitness_steps", "final_steps", "elitism"):
+    for name in ("generations", "meta_steps", "fitness_steps", "final_steps", "elitism",
+                 "final_eval_every"):
         check_positive(getattr(args, name), f"--{name.replace('_', '-')}", allow_zero=True)
     if args.population < 2:
         raise UsageError(f"--population must be >= 2, got {args.population}")

@@ -130,24 +130,32 @@ def score(model, x, y, task: str) -> float:
 
 
 def train_with_loss(model, loss_fn, data, cfg: EvoMALConfig, steps: int, seed: int, device,
-                    eval_every: int = 0, eval_split: str = "val"):
+                    eval_every: int = 0, eval_split: str | tuple = "val"):
     """SGD [lr, momentum, Nesterov, weight decay of ``cfg``] for ``steps`` steps of batch
     ``cfg.batch_size`` with ``loss_fn``. Returns ``(curve, reason)``: ``curve`` lists
-    ``(step, metric on eval_split)`` every ``eval_every`` steps; ``reason`` is None or why training
-    stopped (non-finite loss)."""
+    ``(step, metric on eval_split)`` every ``eval_every`` steps — with a tuple of splits,
+    ``(step, metric on the first, metric on the second, ...)``; ``reason`` is None or why training
+    stopped (non-finite loss). Evaluation consumes no randomness, so the trained network does not
+    depend on ``eval_every``."""
     from deapnn.training import TrainConfig, make_optimizer, train_steps
     model.to(device)
     train = data.train
     x, y = train.x.to(device), train.y.to(device)
-    ex, ey = (getattr(data, eval_split).x.to(device), getattr(data, eval_split).y.to(device))
+    splits = (eval_split,) if isinstance(eval_split, str) else tuple(eval_split)
+    evals = [(getattr(data, name).x.to(device), getattr(data, name).y.to(device))
+             for name in splits]
     opt = make_optimizer(model.parameters(), TrainConfig(lr=cfg.lr, momentum=cfg.momentum,
                                                          nesterov=cfg.nesterov,
                                                          weight_decay=cfg.weight_decay))
     gen = torch.Generator().manual_seed(derive_seed(seed, "fitness-batches"))
     batches = step_batches(len(x), cfg.batch_size, steps, gen)
     curve, done, chunk = [], 0, eval_every or steps
+
+    def point(step):
+        return (step, *(score(model, ex, ey, data.task) for ex, ey in evals))
+
     if eval_every:
-        curve.append((0, score(model, ex, ey, data.task)))
+        curve.append(point(0))
     while done < steps:
         n = min(chunk, steps - done)
         chunk_batches = [next(batches) for _ in range(n)]
@@ -156,7 +164,7 @@ def train_with_loss(model, loss_fn, data, cfg: EvoMALConfig, steps: int, seed: i
         if reason:
             return curve, reason
         if eval_every:
-            curve.append((done, score(model, ex, ey, data.task)))
+            curve.append(point(done))
     return curve, None
 
 
@@ -182,8 +190,9 @@ class EvoMALEvaluator:
             return self._evaluate(tree_string, record)
         except UnrolledDivergence as exc:
             record.update(reason=f"local search diverged: {exc}", rejected=True)
-        except Exception as exc:  # failure is data: the run goes on
-            record["reason"] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # failure is data (timeouts, OOM included): the run goes on
+            from deapnn.failsafe import describe
+            record["reason"] = record["error"] = describe(exc)   # frees the CUDA cache on OOM
         return record
 
     def _evaluate(self, tree_string: str, record: dict) -> dict:
@@ -222,3 +231,24 @@ class EvoMALEvaluator:
         if not fitness < WORST:
             record["reason"] = "non-finite validation outputs"
         return record
+
+
+def failed_record(tree_string, reason: str) -> dict:
+    """EvoMAL record of an evaluation that failed outside the evaluator: fitness ∞ + reason."""
+    return {"tree": str(tree_string), "fitness": WORST, "reason": reason, "error": reason,
+            "rejected": False, "weights": [], "expression": str(tree_string), "meta_loss": []}
+
+
+class _FailedRecord:
+    """Picklable ``worst`` for :class:`deapnn.failsafe.Guarded` (the tree is not known there)."""
+
+    def __call__(self, reason: str) -> dict:
+        return failed_record("?", reason)
+
+
+def guarded_evaluator(config: EvoMALConfig, data=None, timeout: float | None = None):
+    """:class:`EvoMALEvaluator` under :class:`deapnn.failsafe.Guarded`: a timeout
+    (``--eval-timeout``, ``DEAPNN_EVAL_TIMEOUT``) or an escaping error gives fitness ∞ + reason."""
+    from deapnn.failsafe import Guarded, default_timeout
+    return Guarded(EvoMALEvaluator(config, data), _FailedRecord(),
+                   timeout if timeout is not None else default_timeout())

@@ -24,11 +24,16 @@ def default_stages(base: SurrogateConfig, n: int = 3, image: bool = True) -> lis
     return stages
 
 
-def successive_halving(candidates, stages, sizes=DEFAULT_SIZES, map_fn=map, progress=None):
+def successive_halving(candidates, stages, sizes=DEFAULT_SIZES, map_fn=map, progress=None,
+                       state=None, checkpoint=None, chunk=None):
     """Run the protocol.
 
     :param candidates: genomes (``LossGraph`` or JSON), best surrogate fitness first.
     :param stages: ``len(sizes) - 1`` :class:`SurrogateConfig` (one per halving round).
+    :param state / checkpoint: resumable: ``checkpoint(state)`` receives a plain dict after every
+        ``chunk`` evaluations (default: a whole round per ``map_fn`` call); passing it back as
+        ``state`` skips what was done (evaluations are deterministic per genome, so the outcome is
+        that of an uninterrupted run).
     :returns: ``(survivors, history)``: survivors as JSON genomes best first; ``history`` a list
         of per-round rows ``{"round", "expression", "fitness", "reason", "kept"}``.
     """
@@ -37,17 +42,40 @@ def successive_halving(candidates, stages, sizes=DEFAULT_SIZES, map_fn=map, prog
         raise ValueError(f"sizes must be >= 2 non-increasing positive counts, got {sizes}")
     if len(stages) != len(sizes) - 1:
         raise ValueError(f"{len(sizes) - 1} stages needed for sizes {sizes}, got {len(stages)}")
-    current = [c if isinstance(c, str) else c.to_json() for c in candidates][:sizes[0]]
-    history = []
-    for r, (cfg, keep) in enumerate(zip(stages, sizes[1:])):
-        results = list(map_fn(SurrogateEvaluator(cfg), current))
-        order = sorted(range(len(current)), key=lambda i: -results[i][0][0])
+    if state is None:
+        state = {"round": 0, "current": [c if isinstance(c, str) else c.to_json()
+                                         for c in candidates][:sizes[0]],
+                 "history": [], "partial": []}
+    state = {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
+    if progress is not None and state["round"]:
+        progress.update(state["round"])
+    while state["round"] < len(stages):
+        r = state["round"]
+        cfg, keep, current = stages[r], sizes[r + 1], state["current"]
+        evaluator = SurrogateEvaluator(cfg)
+        step = len(current) if not chunk else max(1, int(chunk))
+        while len(state["partial"]) < len(current):
+            todo = current[len(state["partial"]):][:step]
+            state["partial"] += [[float(fit[0]), (info or {}).get("reason")]
+                                 for fit, info in map_fn(evaluator, todo)]
+            if checkpoint is not None and len(state["partial"]) < len(current):
+                checkpoint(dict(state))
+        results = state["partial"]
+        order = sorted(range(len(current)), key=lambda i: -results[i][0])
         kept = set(order[:keep])
         for i in order:
-            history.append({"round": r + 1, "expression": LossGraph.from_json(current[i]).to_expression(),
-                            "fitness": results[i][0][0], "reason": results[i][1].get("reason"),
-                            "kept": i in kept})
-        current = [current[i] for i in order[:keep]]
+            state["history"].append({"round": r + 1,
+                                     "expression": LossGraph.from_json(current[i]).to_expression(),
+                                     "fitness": results[i][0], "reason": results[i][1],
+                                     "kept": i in kept})
+        state.update(round=r + 1, current=[current[i] for i in order[:keep]], partial=[])
+        if checkpoint is not None:
+            checkpoint(dict(state))
         if progress is not None:
             progress.update(1)
-    return current, history
+    return list(state["current"]), list(state["history"])
+
+
+def survivor_scores(history, expression) -> list:
+    """The fitness of ``expression`` in every elimination round it took part in."""
+    return [h["fitness"] for h in history if h["expression"] == expression]

@@ -120,8 +120,13 @@ def train_with_loss(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = False
                     reason = f"pre-screen: val acc {acc:.3f} < {threshold:.3f} after {done} steps"
                     break
     except (RuntimeError, ValueError, FloatingPointError) as exc:   # OOM, bad shapes, ...
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        from ..failsafe import describe
+        reason = error = describe(exc)          # frees the CUDA cache after an OOM
+    else:
+        error = None
     out = {"fitness": 0.0 if reason else best, "val_acc": best, "steps": done, "reason": reason}
+    if error:
+        out["error"] = error
     if test:
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -147,8 +152,23 @@ class SurrogateEvaluator:
         seed = derive_seed(self.config.seed, "nlfs", expr)
         try:
             res = train_with_loss(g.compile(), self.config, seed)
-        except Exception as exc:          # failure is data: never stop the run
-            res = {"fitness": 0.0, "val_acc": 0.0, "steps": 0,
-                   "reason": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:          # failure is data (timeouts included): never stop the run
+            from ..failsafe import describe
+            reason = describe(exc)
+            res = {"fitness": 0.0, "val_acc": 0.0, "steps": 0, "reason": reason, "error": reason}
         res["expression"] = expr
         return (res.pop("fitness"),), res
+
+
+def failed_evaluation(reason: str):
+    """NLFS result of an evaluation that failed outside the evaluator (see
+    :class:`deapnn.failsafe.Guarded`): fitness 0, the reason recorded."""
+    return (0.0,), {"val_acc": 0.0, "steps": 0, "reason": reason, "error": reason}
+
+
+def guarded_evaluator(config: SurrogateConfig, timeout: float | None = None):
+    """:class:`SurrogateEvaluator` under :class:`deapnn.failsafe.Guarded`: a timeout
+    (``--eval-timeout``, ``DEAPNN_EVAL_TIMEOUT``) or an escaping error gives fitness 0 + reason."""
+    from ..failsafe import Guarded, default_timeout
+    return Guarded(SurrogateEvaluator(config), failed_evaluation,
+                   timeout if timeout is not None else default_timeout())

@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass, field
 
 from deap import tools
 
-from ..algorithms.regularized import eaRegularizedEvolution
+from operators.graph import PopulationIndex, fingerprint, samePhenotype
+
+from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution
 from ..losses.graph import LossGraph
 from ..runtime import derive_seed, get_map, seed_everything
-from .evaluator import SurrogateConfig, SurrogateEvaluator, train_with_loss
+from .evaluator import SurrogateConfig, SurrogateEvaluator, guarded_evaluator, train_with_loss
 from .toolbox import LossIndividual, decode, make_toolbox, random_individual
 
 CE_EXPRESSION = "-(y * log(yhat))"
@@ -60,6 +62,47 @@ class NLFSConfig:
                                prescreen_steps=min(50, self.budget // 4))
 
 
+MUTATION_STATS = {"children": 0, "failed": 0, "drifted": 0, "tries": 0,
+                  "invalid": 0, "integrity": 0, "duplicate": 0}
+
+
+def _counted(mutate, stats: dict):
+    """Wrap ``toolbox.mutate`` to count children, failures and rejections into ``stats``."""
+    def counted(ind):
+        out = mutate(ind)
+        child = out[0]
+        stats["children"] += 1
+        stats["failed"] += int(bool(getattr(child, "mutation_failed", False)))
+        stats["drifted"] += int(bool(getattr(child, "mutation_drifts", 0)))
+        stats["tries"] += int(getattr(child, "mutation_tries", 0) or 0)
+        for k, v in (getattr(child, "mutation_rejects", None) or {}).items():
+            stats[k] = stats.get(k, 0) + int(v)
+        return out
+    return counted
+
+
+def _distinct_pool(rng, n: int) -> list:
+    """``n`` random integrity-passing genomes (JSON), no two with the same phenotype
+    (expression or fingerprint, SPEC §3), so the seeded population holds no duplicates."""
+    index, out = PopulationIndex(), []
+    for _ in range(200 * n):
+        if len(out) == n:
+            break
+        g = random_individual(rng)
+        fp, expr = fingerprint(g), g.to_expression()
+        if index.contains(fp, expr):
+            continue
+        index.add(fp, expr)
+        out.append(g.to_json())
+    while len(out) < n:                 # (practically unreachable) allow duplicates
+        out.append(random_individual(rng).to_json())
+    return out
+
+
+def _plain_result(res: dict) -> dict:
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in res.items()}
+
+
 def _final_job(job):
     """One final-comparison training: ``(loss spec, SurrogateConfig, train seed)`` → result."""
     from ..losses.library import get
@@ -95,7 +138,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, quiet: bool = True, map_fn=None, log=
     from ..commands.common import progress as make_bar
     cfg.validate()
     map_fn = map_fn or get_map()
-    evaluator = SurrogateEvaluator(cfg.surrogate())
+    evaluator = guarded_evaluator(cfg.surrogate())     # failure (timeout, OOM...) is data
     state = rundir.load_checkpoint() if rundir is not None else None
     save = rundir.save_checkpoint if rundir is not None else (lambda s: None)
 
@@ -103,8 +146,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, quiet: bool = True, map_fn=None, log=
     if state is None:
         seed_everything(cfg.seed)
         rng = random.Random(derive_seed(cfg.seed, "pool"))
-        pool = {"genomes": [random_individual(rng).to_json() for _ in range(cfg.pool)],
-                "fitness": [], "info": []}
+        pool = {"genomes": _distinct_pool(rng, cfg.pool), "fitness": [], "info": []}
     else:
         pool = state["pool"]
     chunk = max(8, 4 * cfg.batch)
@@ -131,7 +173,17 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, quiet: bool = True, map_fn=None, log=
     if evo_state is None:
         seed_everything(derive_seed(cfg.seed, "evolve"))
     toolbox = make_toolbox(evaluator, population, map_fn)
-    hof = tools.HallOfFame(max(cfg.top, cfg.sizes[0] if cfg.eliminate else cfg.top))
+    mutstats = dict(MUTATION_STATS, **((state or {}).get("mutation") or {}))
+    toolbox.register("mutate", _counted(toolbox.mutate, mutstats))
+    # one entry per phenotype: no two reported losses share a probe-curve fingerprint
+    hof = DistinctHallOfFame(max(cfg.top, cfg.sizes[0] if cfg.eliminate else cfg.top),
+                             similar=samePhenotype)
+    saved = {"pool": pool, "evo": evo_state, "mutation": mutstats,
+             "elim": (state or {}).get("elim"), "final": (state or {}).get("final")}
+
+    def save_phase(phase, **parts):
+        saved.update(parts)
+        save({"phase": phase, **saved})
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("max", max)
     stats.register("mean", lambda v: sum(v) / len(v))
@@ -139,7 +191,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, quiet: bool = True, map_fn=None, log=
     bar = make_bar(cfg.cycles, "cycles", quiet, unit="child")
 
     def checkpoint(s):
-        save({"phase": "evolve", "pool": pool, "evo": s})
+        save_phase("evolve", evo=s, mutation=dict(mutstats))
         if rundir is not None:
             rundir.write_logbook(s["logbook"])
         bar.set_postfix(best=f"{hof[0].fitness.values[0]:.3f}" if len(hof) else "-")
@@ -149,13 +201,19 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, quiet: bool = True, map_fn=None, log=
     bar.close()
 
     best = list(hof)
+    rounds = {}
     if cfg.eliminate and len(best) > 1:
-        from .elimination import default_stages, successive_halving
+        from .elimination import default_stages, successive_halving, survivor_scores
         sizes = [min(s, len(best)) for s in cfg.sizes]
         image = len(_dataset_shape(cfg)) == 3
-        survivors, history = successive_halving(best, default_stages(cfg.surrogate(), len(sizes) - 1,
-                                                                     image), sizes, map_fn)
-        best = [decode(g) for g in survivors]
+        survivors, history = successive_halving(
+            best, default_stages(cfg.surrogate(), len(sizes) - 1, image), sizes, map_fn,
+            state=saved["elim"], chunk=max(1, cfg.batch),
+            checkpoint=lambda st: save_phase("eliminate", elim=st))
+        by_json = {ind.to_json(): ind for ind in best}     # survivors keep their surrogate fitness
+        best = [by_json.get(g) or decode(g) for g in survivors]
+        rounds = {ind.to_expression(): survivor_scores(history, ind.to_expression())
+                  for ind in best}
         if rundir is not None:
             rundir.write_json("elimination.json", history)
     best = best[:cfg.top]
@@ -166,12 +224,18 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, quiet: bool = True, map_fn=None, log=
         fit = ind.fitness.values[0] if ind.fitness.valid else float("nan")
         entry = {"name": f"nlfs_{k}", "expression": ind.to_expression(), "fitness": fit,
                  "latex": ind.to_latex(), "genome": ind.to_dict()}
+        elim = rounds.get(entry["expression"])
+        if elim is not None:
+            entry["elimination"] = elim        # score in each successive-halving round
         summary["best"].append(entry)
-        log(f"  nlfs_{k}  val={fit:.4f}  {entry['expression']}")
+        log(f"  nlfs_{k}  val={fit:.4f}"
+            + (f"  rounds={'/'.join(f'{v:.4f}' for v in elim)}" if elim else "")
+            + f"  {entry['expression']}")
         if rundir is not None:
             from ..losses.library import register
             register(entry["name"], ind, path=rundir.file("losses.json"),
-                     meta={"fitness": fit, "run": rundir.path})
+                     meta={"fitness": fit, "run": rundir.path,
+                           **({"elimination": elim} if elim else {})})
     if rundir is not None and best:
         _plot_probe(rundir.file("probe_curves.png"), best, [e["name"] for e in summary["best"]])
 
@@ -184,19 +248,42 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, quiet: bool = True, map_fn=None, log=
                                               for i, e in enumerate(summary["best"][:1])]
         jobs = [(spec, final, derive_seed(cfg.seed, "final", s)) for _, spec in arms
                 for s in range(cfg.seeds)]
-        results = list(map_fn(_final_job, jobs))
+        # per-job results are checkpointed, so a resumed run skips the seeds already trained
+        fstate = saved["final"]
+        if not fstate or fstate.get("jobs") != [[spec, seed] for spec, _, seed in jobs]:
+            fstate = {"jobs": [[spec, seed] for spec, _, seed in jobs], "results": []}
+        results = list(fstate["results"])
+        step = max(1, cfg.batch)
+        while len(results) < len(jobs):
+            results += [_plain_result(r) for r in map_fn(_final_job, jobs[len(results):][:step])]
+            save_phase("final", final={"jobs": fstate["jobs"], "results": list(results)})
         table = []
         for a, (label, _) in enumerate(arms):
             accs = [r["test_acc"] for r in results[a * cfg.seeds:(a + 1) * cfg.seeds]]
             sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
             table.append({"loss": label, "mean": statistics.mean(accs), "std": sd, "test": accs})
         summary["comparison"] = table
+        if len(table) == 2:
+            diffs = [b - a for a, b in zip(table[0]["test"], table[1]["test"])]
+            summary["paired"] = {"diff": diffs, "mean_diff": statistics.mean(diffs),
+                                 "wins": sum(d > 0 for d in diffs),
+                                 "ties": sum(d == 0 for d in diffs),
+                                 "losses": sum(d < 0 for d in diffs)}
         log(f"final comparison: test accuracy, {cfg.seeds} seeds, {cfg.final_steps} steps, "
             f"model {final.model}")
         log(f"  {'loss':<16}{'mean':>8}{'std':>8}  per seed")
         for row in table:
             log(f"  {row['loss']:<16}{row['mean']:>8.4f}{row['std']:>8.4f}  "
                 + " ".join(f"{v:.4f}" for v in row["test"]))
+        if "paired" in summary:
+            pr = summary["paired"]
+            log(f"  paired (found - CE): mean {pr['mean_diff']:+.4f}; wins/ties/losses "
+                f"{pr['wins']}/{pr['ties']}/{pr['losses']}")
+    summary["mutation"] = dict(mutstats)
+    log(f"mutations: {mutstats['children']} children, {mutstats['failed']} failed (parent "
+        f"kept), {mutstats['drifted']} via neutral re-draw; rejected tries: "
+        f"{mutstats['invalid']} invalid, {mutstats['integrity']} integrity, "
+        f"{mutstats['duplicate']} duplicate")
     if rundir is not None:
         rundir.write_json("results.json", summary)
         rundir.write_logbook(list(logbook))

@@ -1,0 +1,179 @@
+"""Failure is data (DESIGN "Failure is data"): one evaluation that raises, runs out of (CUDA)
+memory or overruns its time gives that individual the worst fitness and a recorded reason; the
+generation, and the run, go on.
+
+    toolbox.register("evaluate", guarded(evaluate, worst=(0.0,), timeout=60))
+
+:class:`Guarded` is a picklable callable (SCOOP ships it to the workers; it holds only the
+wrapped evaluate, the worst value and the timeout), so the failure is caught **on the worker**
+and comes back as an ordinary result. What a failure returns depends on ``worst``:
+
+* a tuple / number → a :class:`Failed` tuple: the worst fitness values, with ``.reason``
+  (usable as ``ind.fitness.values`` directly; :func:`failure_reason` reads the reason back);
+* a dict → a copy with ``reason`` and ``error`` set (record-style evaluations, e.g. EvoMAL);
+* a callable → ``worst(reason)`` (e.g. NLFS' ``((0.0,), info)``).
+
+Limits of the timeout (``SIGALRM`` through ``signal.setitimer``):
+
+* POSIX only, and only in the main thread of the process (SCOOP runs tasks there); elsewhere the
+  evaluation runs without a time limit (it is never refused).
+* The alarm raises :class:`EvaluationTimeout` between Python bytecodes: one long C call (a huge
+  torch op, a blocking read) finishes before it is interrupted.
+* Code inside the evaluation that catches every ``Exception`` sees the timeout first; the NLFS and
+  EvoMAL evaluators do, and record it as their reason (the intended path). Code that swallows it
+  silently runs on past the limit.
+* The evaluation must not itself wait on SCOOP futures (the alarm would fire in SCOOP's code).
+* An enclosing alarm is suspended for the evaluation and re-armed with its remaining time after.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+class EvaluationTimeout(Exception):
+    """An evaluation ran past its time limit."""
+
+
+class Failed(tuple):
+    """Worst fitness values of a failed evaluation, with ``.reason`` (a plain, picklable tuple)."""
+
+    def __new__(cls, values, reason: str = ""):
+        obj = super().__new__(cls, values)
+        obj.reason = reason
+        return obj
+
+    def __reduce__(self):
+        return (Failed, (tuple(self), self.reason))
+
+    def __repr__(self):
+        return f"Failed({tuple(self)!r}, reason={self.reason!r})"
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for a CUDA (or other accelerator) out-of-memory error."""
+    import torch
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, (RuntimeError, MemoryError)) and "out of memory" in str(exc).lower()
+
+
+def free_accelerator_memory() -> None:
+    """Release cached CUDA blocks after an out-of-memory error (never initialises CUDA)."""
+    import gc
+    import torch
+    gc.collect()
+    try:
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+    except Exception:   # a broken CUDA context must not turn one failure into a crash
+        pass
+
+
+def describe(exc: BaseException) -> str:
+    """One-line reason for a failed evaluation (``Type: first line``); frees the CUDA cache when
+    ``exc`` is an out-of-memory error, so the next evaluation on this worker can run."""
+    if is_oom(exc):
+        free_accelerator_memory()
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def default_timeout() -> float | None:
+    """Per-evaluation time limit in seconds from ``DEAPNN_EVAL_TIMEOUT`` (``--eval-timeout``)."""
+    text = os.environ.get("DEAPNN_EVAL_TIMEOUT", "")
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value and value > 0 else None
+
+
+def can_time_out() -> bool:
+    """Whether :func:`time_limit` can interrupt code running in this thread."""
+    return hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Raise :class:`EvaluationTimeout` in the block after ``seconds`` (see the module's limits).
+    ``None``/0, a non-main thread or a platform without ``SIGALRM``: no limit."""
+    if not seconds or seconds <= 0 or not can_time_out():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise EvaluationTimeout(f"evaluation exceeded its time limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    outer_left, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_left:                 # re-arm an enclosing alarm with what it had left
+            signal.setitimer(signal.ITIMER_REAL,
+                             max(1e-3, outer_left - (time.monotonic() - started)))
+
+
+def failure_value(worst, reason: str):
+    """What a failed evaluation returns, built from ``worst`` (see the module docstring)."""
+    if callable(worst):
+        return worst(reason)
+    if isinstance(worst, dict):
+        return {**worst, "reason": reason, "error": reason}
+    values = tuple(worst) if isinstance(worst, (tuple, list)) else (worst,)
+    return Failed(values, reason)
+
+
+def failure_reason(result) -> str | None:
+    """The recorded failure of an evaluation result, or None: a :class:`Failed` tuple's reason,
+    a record dict's ``error``, or the ``error`` of the info dict of a ``(values, info)`` pair."""
+    if isinstance(result, Failed):
+        return result.reason
+    if isinstance(result, dict):
+        return result.get("error")
+    if (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
+        return result[1].get("error")
+    return None
+
+
+class Guarded:
+    """``Guarded(evaluate, worst, timeout=None)(*args)``: ``evaluate(*args)``, or, when it raises
+    (``Exception``, CUDA out-of-memory included) or overruns ``timeout`` seconds, the failure value
+    of ``worst`` carrying the reason. ``passthrough`` exception classes are re-raised (errors of
+    the run, not of one individual). Picklable when ``evaluate`` and ``worst`` are."""
+
+    def __init__(self, evaluate, worst, timeout: float | None = None, passthrough: tuple = ()):
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        self.evaluate = evaluate
+        self.worst = worst
+        self.timeout = timeout
+        self.passthrough = tuple(passthrough)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            with time_limit(self.timeout):
+                return self.evaluate(*args, **kwargs)
+        except self.passthrough:
+            raise
+        except Exception as exc:   # failure is data: this individual fails, the run goes on
+            return failure_value(self.worst, describe(exc))
+
+    def __repr__(self):
+        return f"Guarded({self.evaluate!r}, worst={self.worst!r}, timeout={self.timeout!r})"
+
+
+def guarded(evaluate, worst, timeout: float | None = None, passthrough: tuple = ()) -> Guarded:
+    """Wrap ``evaluate`` so that a failure gives ``worst`` with a reason (see :class:`Guarded`)."""
+    return Guarded(evaluate, worst, timeout, passthrough)
+
+
+__all__ = ["EvaluationTimeout", "Failed", "Guarded", "guarded", "describe", "failure_reason",
+           "failure_value", "time_limit", "default_timeout", "is_oom", "can_time_out"]
