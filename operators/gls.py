@@ -27,15 +27,20 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
              augment_generator: torch.Generator | None = None):
     """Subset-gradient-descent mutation of ``p`` children (GLS §3.2).
 
-    One shuffled pass over ``(x, y)``; batch ``b`` is one SGD step of child ``b mod p`` with its own
-    optimizer ``optimizers[b mod p]`` (which carries the learning rate and momentum state). Steps are
-    interleaved in batch order, exactly as in the reference implementation.
+    One shuffled pass over ``(x, y)`` (permutation drawn from ``generator``); mini-batch ``b`` is
+    one SGD step of child ``b mod p`` with its own optimizer ``optimizers[b mod p]`` (which carries
+    the learning rate and momentum state), so the children train on disjoint slices covering the
+    epoch, each in batch order. The children are independent, so they are trained one after the
+    other rather than interleaved step by step as in the reference code: every child gets exactly
+    the same updates, and each model's weights stay in cache for its whole slice. Augmentation
+    draws come from one generator per child, seeded from ``augment_generator``, so they do not
+    depend on that execution order either.
 
     Sets ``child.train_loss`` (mean loss over its steps) and ``child.diverged`` (a reason string, or
     ``None``); a child whose loss turns NaN/inf stops training and is marked diverged instead of
     raising. Returns the children as a tuple (DEAP mutation convention).
     """
-    from deapnn.data import augment_batch
+    from deapnn.training import train_steps
 
     p = len(children)
     if p < 1:
@@ -43,34 +48,17 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     if len(optimizers) != p:
         raise ValueError(f"need one optimizer per child: {p} children, {len(optimizers)} optimizers")
     device = x.device
-    sums = torch.zeros(p, device=device)
-    steps = [0] * p
-    for child in children:
-        child.train()
-        child.diverged = None
-    order = torch.randperm(len(x), generator=generator)
-    for b, idx in enumerate(order.split(batch_size)):
-        i = b % p
-        child = children[i]
-        if child.diverged:
-            continue
-        idx = idx.to(device)
-        xb = x[idx]
-        if augment:
-            xb = augment_batch(xb, augment, augment_generator)
-        loss = loss_fn(child(xb), y[idx])
-        if not torch.isfinite(loss):
-            child.diverged = f"non-finite loss at step {steps[i]}"
-            continue
-        opt = optimizers[i]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sums[i] += loss.detach()
-        steps[i] += 1
-    means = (sums / torch.tensor([max(s, 1) for s in steps], device=device)).tolist()
-    for child, mean in zip(children, means):
-        child.train_loss = mean if not child.diverged else math.nan
+    batches = torch.randperm(len(x), generator=generator).split(batch_size)
+    child_generators = [None] * p
+    if augment:
+        seeds = torch.randint(2**62, (p,), generator=augment_generator,
+                              device=augment_generator.device if augment_generator else "cpu")
+        child_generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+    for i, child in enumerate(children):
+        mean, reason = train_steps(child, optimizers[i], x, y, loss_fn, batches[i::p], augment,
+                                   child_generators[i])
+        child.diverged = reason
+        child.train_loss = math.nan if reason else mean
     return tuple(children)
 
 

@@ -23,6 +23,7 @@ class Recorder(nn.Module):
     def forward(self, x):
         if self.training:
             self.batches.append(x[:, 0].long().tolist())
+            Recorder.last = self.batches[-1]
         return self.lin(x * 0.01)
 
 
@@ -52,19 +53,19 @@ def test_subgd_marks_a_diverging_child_and_keeps_training_the_others():
     y = torch.randint(3, (n,))
     children = [Recorder() for _ in range(2)]
     opts = [torch.optim.SGD(c.parameters(), lr=0.01) for c in children]
-    calls = {"n": 0}
+    poisoned = torch.randperm(n, generator=torch.Generator().manual_seed(9)).split(8)[2].tolist()
 
     def loss(out, target):
-        calls["n"] += 1
         value = nn.functional.cross_entropy(out, target)
-        # Batch 2 belongs to child 0 (round robin): make it NaN.
-        return value * float("nan") if calls["n"] == 3 else value
+        # Batch 2 of the epoch belongs to child 0 (round robin): make its loss NaN.
+        return value * float("nan") if Recorder.last == poisoned else value
 
-    mutSubGD(children, x, y, optimizers=opts, batch_size=8, loss_fn=loss)
+    mutSubGD(children, x, y, optimizers=opts, batch_size=8, loss_fn=loss,
+             generator=torch.Generator().manual_seed(9))
     assert children[0].diverged and "non-finite" in children[0].diverged
     assert np.isnan(children[0].train_loss)
     assert children[1].diverged is None and len(children[1].batches) == 4
-    assert len(children[0].batches) == 2   # evaluated batches 0 and 2, skipped 4 and 6
+    assert len(children[0].batches) == 2   # batches 0 and 2 were evaluated, 4 and 6 skipped
 
 
 def simulate_lexicase(table, order):
