@@ -15,11 +15,9 @@ from __future__ import annotations
 import random
 
 import torch
-from deap import gp
 from torch import nn
 
-from deapnn.losses.tree import (as_tree, check_task, correctArguments, default_pset, loss_inputs,
-                                missing_arguments, reduce_loss)
+from deapnn.losses.tree import check_task, checked_tree, default_pset, loss_inputs, reduce_loss
 
 
 def _edge_strings(tree, leaf, weighted) -> str:
@@ -76,13 +74,7 @@ class MetaLossNetwork(nn.Module):
         super().__init__()
         self.task = check_task(task)
         self.pset = pset or default_pset()
-        tree = as_tree(tree_or_string, self.pset)
-        missing = missing_arguments(tree)
-        if missing:
-            if not correct:
-                raise ValueError(f"loss tree {str(tree)!r} does not use {' and '.join(missing)}; "
-                                 f"pass correct=True to repair it")
-            tree = correctArguments(gp.PrimitiveTree(list(tree)), self.pset, rng)
+        tree = checked_tree(tree_or_string, self.pset, correct, rng)
         self.expression = str(tree)
         self.nonnegative = bool(nonnegative)
         self.n_edges = len(tree) - 1

@@ -227,6 +227,20 @@ def check_task(task: str) -> str:
     return task
 
 
+def checked_tree(tree_or_string, pset, correct: bool = False, rng=random) -> gp.PrimitiveTree:
+    """The tree of a loss, which must use both ``y`` and ``fx``: a tree missing one is repaired
+    with :func:`correctArguments` when ``correct`` (Raymond et al. 2023, §4.2), else rejected
+    with ``ValueError``."""
+    tree = as_tree(tree_or_string, pset)
+    missing = missing_arguments(tree)
+    if missing:
+        if not correct:
+            raise ValueError(f"loss tree {str(tree)!r} does not use {' and '.join(missing)}; "
+                             f"pass correct=True to repair it")
+        tree = correctArguments(gp.PrimitiveTree(list(tree)), pset, rng)
+    return tree
+
+
 class TreeLoss(nn.Module):
     """A GP loss tree as a torch loss ``loss(output, target) -> scalar`` (EvoMAL §4.3).
 
@@ -240,13 +254,7 @@ class TreeLoss(nn.Module):
         super().__init__()
         self.task = check_task(task)
         self.pset = pset or default_pset()
-        tree = as_tree(tree_or_string, self.pset)
-        missing = missing_arguments(tree)
-        if missing:
-            if not correct:
-                raise ValueError(f"loss tree {str(tree)!r} does not use {' and '.join(missing)}; "
-                                 f"pass correct=True to repair it")
-            tree = correctArguments(gp.PrimitiveTree(list(tree)), self.pset, rng)
+        tree = checked_tree(tree_or_string, self.pset, correct, rng)
         self.expression = str(tree)
         self.nonnegative = bool(nonnegative)
         self._fn = gp.compile(self.expression, self.pset)
