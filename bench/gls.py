@@ -4,7 +4,10 @@ epoch of the same model on the same data and device, measured in the same run.
 Target (issue 4): ratio <= 1.2 for ``cnn`` on digits and for ``resnet18`` on 32×32 inputs.
 For digits the ratio is reported twice: from a fresh network (early generations, selection ends
 within a few cases) and from a network pre-trained to ~100 % training accuracy (late generations,
-selection may need every case). Run: ``python bench/gls.py [--repeats 3] [--resnet-n 512]``.
+selection may need every case). Selection costs forward passes per *examined case*, independent
+of the training-set size N, while an epoch grows with N: the resnet18 line therefore depends on
+``--resnet-n`` (CIFAR has N = 50,000; 512 keeps the CPU run short, 2048 is closer to real use).
+Run: ``python bench/gls.py [--repeats 3] [--resnet-n 512]``.
 """
 from __future__ import annotations
 
