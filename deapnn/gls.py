@@ -60,6 +60,27 @@ class GLSConfig:
                            nesterov=self.nesterov, weight_decay=self.weight_decay,
                            batch_size=self.batch_size, schedule=self.schedule).validate()
 
+    def validate(self) -> "GLSConfig":
+        """Raise ``ValueError`` naming the first invalid setting (used when resuming a run)."""
+        from .algorithms.gradient_lexicase import INIT_MODES, MOMENTUM_MODES
+        from .data import dataset_names
+        from .models import model_names
+        self.train_config(self.epochs)
+        checks = [(self.dataset in dataset_names(), "dataset", self.dataset),
+                  (self.model in model_names(), "model", self.model),
+                  (isinstance(self.pop, int) and self.pop >= 1, "pop", self.pop),
+                  (self.momentum_mode in MOMENTUM_MODES, "momentum_mode", self.momentum_mode),
+                  (self.init in INIT_MODES, "init", self.init),
+                  (self.selection_data in ("clean", "augmented"), "selection_data",
+                   self.selection_data),
+                  (all(a in ARMS for a in self.arms), "arms", self.arms),
+                  (bool(self.seeds) and all(isinstance(x, int) for x in self.seeds), "seeds",
+                   self.seeds)]
+        for ok, name, value in checks:
+            if not ok:
+                raise ValueError(f"invalid {name}: {value!r}")
+        return self
+
     def generations(self) -> int:
         """GLS generations = epochs · (p+1) (SPEC §1.4)."""
         return self.epochs * (self.pop + 1)

@@ -45,6 +45,22 @@ class RunDir:
             config = json.load(fh)
         return cls(path, config, _resuming=True)
 
+    def stored(self, command: str, cls):
+        """The stored configuration of a ``command`` run as dataclass ``cls`` (validated when it
+        has ``validate()``); a directory of another run type or a config.json that does not fit
+        raises :class:`RunDirError`."""
+        if self.config.get("command") != command:
+            raise RunDirError(f"cannot resume {self.path}: it holds a "
+                              f"{self.config.get('command')!r} run, not {command}")
+        try:
+            obj = cls(**self.config[command])
+            if hasattr(obj, "validate"):
+                obj.validate()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunDirError(f"cannot resume {self.path}: its config.json is not a valid "
+                              f"{command} configuration ({exc})") from None
+        return obj
+
     @classmethod
     def open(cls, path: str | os.PathLike) -> "RunDir":
         """A directory for a part of a run (e.g. one arm × seed), without a config of its own."""

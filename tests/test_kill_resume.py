@@ -187,3 +187,20 @@ def test_exit_code_and_error_line_come_back_through_scoop(tmp_path):
     assert len(lines) == 1 and "corrupt or unsafe" in lines[0], err[-3000:]
     assert "Traceback" not in err
     assert not list(tmp_path.glob(".deapnn-exit-*")) and not list(REPO.glob(".deapnn-exit-*"))
+
+
+@pytest.mark.parametrize("command,section,bad", [
+    ("gls", "gls", {"epochs": "many"}), ("gls", "gls", {"no_such_field": 1}),
+    ("nlfs", "nlfs", {"population": -3}), ("gls", "nlfs", {}),
+])
+def test_resume_with_an_invalid_stored_config_is_one_line_exit_2(tmp_path, capsys, command,
+                                                                  section, bad):
+    import json
+
+    from deapnn.cli import main
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"command": section, section: bad}))
+    assert main([command, "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("deapnn: error: cannot resume")

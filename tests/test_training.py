@@ -1,4 +1,5 @@
 """deapnn.training: the shared SGD loop, schedules, NaN guard, evaluation and per-case correctness."""
+import copy
 import math
 
 import pytest
@@ -299,3 +300,36 @@ def test_mlp_learns_iris_well_above_chance():
     assert not result.diverged
     assert result.losses[-1] < result.losses[0]
     assert before < 0.6 and after >= 0.85        # chance is 1/3
+
+
+def test_train_resumed_from_a_checkpoint_equals_uninterrupted():
+    from deapnn.data import load_dataset
+    data = load_dataset("iris", seed=0)
+    cfg = TrainConfig(epochs=4, lr=0.05, batch_size=16)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model("mlp", data.input_shape, data.num_classes)
+
+    full = fresh()
+    train(full, data.train.x, data.train.y, cfg, device=torch.device("cpu"), seed=3)
+    states = []
+    first = fresh()
+    train(first, data.train.x, data.train.y, cfg, device=torch.device("cpu"), seed=3,
+          checkpoint=lambda s: states.append(copy.deepcopy(s)))
+    resumed = fresh()
+    result = train(resumed, data.train.x, data.train.y, cfg, device=torch.device("cpu"), seed=3,
+                   resume_state=states[1])           # as if killed after epoch 2
+    assert len(result.losses) == 4
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k])
+
+
+def test_cli_resume_of_an_invalid_train_config_is_one_line(tmp_path, capsys):
+    import json
+
+    from deapnn.cli import main
+    (tmp_path / "config.json").write_text(json.dumps({"command": "train", "dataset": "nope"}))
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot resume" in err[0] and "nope" in err[0]

@@ -85,7 +85,7 @@ def run(args) -> int:
     configure_worker_threads()
     if args.resume:
         rd = RunDir.resume(args.resume)
-        cfg = GLSConfig(**rd.config["gls"])
+        cfg = rd.stored("gls", GLSConfig)
     else:
         cfg = config_from_args(args)
         rd = RunDir(args.out, {"command": "gls", "gls": asdict(cfg)})

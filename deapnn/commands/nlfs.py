@@ -81,7 +81,7 @@ def run(args) -> int:
     configure_worker_threads(int(os.environ.get("DEAPNN_THREADS", "1")))
     if args.resume:
         rundir = RunDir.resume(args.resume)
-        cfg = NLFSConfig(**rundir.config["nlfs"])
+        cfg = rundir.stored("nlfs", NLFSConfig)
     else:
         cfg = config_from_args(args)
         rundir = RunDir(args.out, {"command": "nlfs", "nlfs": asdict(cfg), "device": args.device})

@@ -86,7 +86,7 @@ def check(args) -> None:
 def run(args) -> int:
     from ..data import load_dataset
     from ..models import build_model
-    from ..rundir import RunDir
+    from ..rundir import RunDir, RunDirError
     from ..runtime import configure_worker_threads, get_device, seed_everything, set_device
     from ..training import evaluate, train
 
@@ -96,6 +96,11 @@ def run(args) -> int:
         stored = {k: v for k, v in run_dir.config.items() if k != "command"}
         keep = {"resume": args.resume, "quiet": args.quiet, "device": args.device}
         args = argparse.Namespace(**{**stored, **keep})
+        try:
+            check_training_args(args)
+        except (UsageError, AttributeError, TypeError) as exc:
+            raise RunDirError(f"cannot resume {run_dir.path}: its config.json is not a valid "
+                              f"train configuration ({exc})") from None
         resume_state = run_dir.load_checkpoint()
     elif args.out:
         run_dir = RunDir(args.out, {"command": "train", **{k: v for k, v in vars(args).items()
