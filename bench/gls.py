@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import torch
-from deap import base
 
 from deapnn.data import load_dataset
 from deapnn.models import build_model

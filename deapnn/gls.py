@@ -7,6 +7,7 @@ picklable, so ``toolbox.map`` (SCOOP) can run them in parallel.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from deap import base, tools
+from deap import base
 
 from operators.gls import mutSubGD, selGradientLexicase
 
@@ -22,6 +23,7 @@ from .algorithms import eaGradientLexicase
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .models import build_model
+from .rundir import RunDir, save_weights
 from .runtime import derive_seed, get_device, seed_everything
 from .training import TrainConfig, evaluate, train
 
@@ -100,9 +102,7 @@ def _evaluator(data, best_file: str | None = None, best: float = -1.0):
                   "test_acc": evaluate(model, data.test.x, data.test.y, data.task)}
         if best_file and record["val_acc"] > best:
             best = record["val_acc"]
-            tmp = best_file + ".tmp"
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-            os.replace(tmp, best_file)
+            save_weights(best_file, model.state_dict())
         return record
     return run
 
@@ -168,6 +168,16 @@ def run_job(job: dict) -> dict:
 
 
 def _run_job(job: dict) -> dict:
+    # SCOOP may resend a future that runs for long ("Lost track of future ... Resending it"):
+    # a second copy of a job waits for the first on the job directory's lock and then reads its
+    # result instead of training the same thing twice in the same directory.
+    os.makedirs(job["dir"], exist_ok=True)
+    with open(os.path.join(job["dir"], ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run_job_locked(job)
+
+
+def _run_job_locked(job: dict) -> dict:
     from .commands.common import progress as progress_bar
     cfg = GLSConfig(**job["config"])
     arm, seed, out = job["arm"], int(job["seed"]), job["dir"]
@@ -175,7 +185,6 @@ def _run_job(job: dict) -> dict:
     if os.path.exists(result_file):
         with open(result_file, encoding="utf-8") as fh:
             return json.load(fh)
-    os.makedirs(out, exist_ok=True)
     ckpt_file = os.path.join(out, "checkpoint.pt")
     resume = load_checkpoint(ckpt_file) if os.path.exists(ckpt_file) else None
     seed_everything(seed)
@@ -223,7 +232,6 @@ def _run_job(job: dict) -> dict:
     final = _evaluator(data)(model)     # the final parent is reported (SPEC §1.8), not the best
     result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
               "seconds": time.perf_counter() - start, "diverged": diverged}
-    from .rundir import RunDir
     rd = RunDir.open(out)
     rd.write_logbook(records)
     rd.save_weights(model.state_dict(), "model.pt")

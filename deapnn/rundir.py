@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import tempfile
 
 import torch
 
@@ -82,21 +83,14 @@ class RunDir:
 
     def save_weights(self, state_dict: dict, name: str = "best_model.pt") -> str:
         """Save model weights (CPU tensors) atomically; load with ``torch.load(weights_only=True)``."""
-        target = self.file(name)
-        tmp = target + ".tmp"
-        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
-        os.replace(tmp, target)
-        return target
+        return save_weights(self.file(name), state_dict)
 
     # --- text outputs ------------------------------------------------------------------------
     def write_json(self, name: str, obj) -> str:
-        target = self.file(name)
-        tmp = target + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
+        def write(fh):
             json.dump(obj, fh, indent=2, sort_keys=True, default=str)
             fh.write("\n")
-        os.replace(tmp, target)
-        return target
+        return atomic_write(self.file(name), write, mode="w")
 
     def write_logbook(self, records, name: str | None = None) -> str:
         """Write a list of dicts (or a DEAP ``Logbook``) as CSV; columns are the union of keys."""
@@ -104,15 +98,35 @@ class RunDir:
         columns: list[str] = []
         for row in rows:
             columns += [k for k in row if k not in columns]
-        target = self.file(name or self.LOGBOOK)
-        tmp = target + ".tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        def write(fh):
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: _cell(v) for k, v in row.items()})
+        return atomic_write(self.file(name or self.LOGBOOK), write, mode="w")
+
+
+def atomic_write(target: str, write, mode: str = "wb") -> str:
+    """Write ``target`` through ``write(file)`` into a uniquely named temporary file in the same
+    directory, then rename it over ``target``: readers and concurrent writers of the same file
+    (e.g. a duplicated job) only ever see a complete version."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}-", dir=os.path.dirname(target)
+                               or ".")
+    try:
+        with os.fdopen(fd, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as fh:
+            write(fh)
         os.replace(tmp, target)
-        return target
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def save_weights(target: str, state_dict: dict) -> str:
+    """Atomically save a model's weights as CPU tensors (load with ``weights_only=True``)."""
+    weights = {k: v.detach().cpu() for k, v in state_dict.items()}
+    return atomic_write(target, lambda fh: torch.save(weights, fh))
 
 
 def _cell(value):

@@ -6,7 +6,6 @@ integrity check (in torchvision's cifar/svhn modules, for this test only) by an 
 check, so everything else — paths, pickle/.mat/idx parsing, layout — is torchvision's real
 code. ``test_fake_files_fail_real_md5_check`` shows the library itself does not bypass it.
 """
-import os
 import pickle
 import struct
 

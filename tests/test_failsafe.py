@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from deap import base, creator, tools
+from deap import base, creator
 
 from deapnn.failsafe import (EvaluationTimeout, Failed, Guarded, describe, failure_reason,
                              guarded, time_limit)

@@ -66,3 +66,36 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         bb = torch.load(b / "best_model.pt", weights_only=True)
         assert all(torch.equal(ba[k], bb[k]) for k in ba)
     assert len(logbook(full / "gls" / "seed0" / "logbook.csv")) == 9
+
+
+def test_a_duplicated_job_waits_for_the_first_and_reuses_its_result(tmp_path, monkeypatch):
+    """SCOOP can resend a long-running future; both copies must give one run, not two."""
+    import threading
+    from dataclasses import asdict
+
+    import deapnn.gls
+    from deapnn.gls import GLSConfig, run_job
+    runs = []
+    real = deapnn.gls.eaGradientLexicase
+
+    def counting(*args, **kwargs):
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deapnn.gls, "eaGradientLexicase", counting)
+    cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, pop=2, batch_size=16, arms=[])
+    job = {"arm": "gls", "seed": 0, "dir": str(tmp_path / "gls" / "seed0"), "config": asdict(cfg),
+           "quiet": True}
+    results = [None, None]
+
+    def go(i):
+        results[i] = run_job(job)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[0] == results[1] and results[0]["test_acc"] is not None
+    assert len(runs) == 1
+    assert not [p for p in os.listdir(job["dir"]) if p.endswith(".tmp") or p.startswith(".ckpt")]

@@ -150,7 +150,6 @@ def test_cli_end_to_end(tmp_path, capsys):
 
 
 def test_reported_best_losses_are_distinct_phenotypes():
-    from deap import tools  # noqa: F401
     from deapnn.algorithms.regularized import DistinctHallOfFame
     from operators.graph import samePhenotype
 

@@ -24,7 +24,7 @@ import time
 from deap import tools
 
 from deapnn.algorithms.evomal import eaEvoMAL
-from deapnn.evomal.evaluator import (EvoMALConfig, EvoMALEvaluator, _DATA_CACHE, build_base_model,
+from deapnn.evomal.evaluator import (EvoMALConfig, _DATA_CACHE, build_base_model,
                                      guarded_evaluator, train_with_loss)
 from deapnn.evomal.toolbox import fitness_stats, make_toolbox
 from deapnn.losses.archive import LossArchive, to_sympy

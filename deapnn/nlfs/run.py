@@ -17,7 +17,7 @@ from operators.graph import PopulationIndex, fingerprint, samePhenotype
 from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution
 from ..losses.graph import LossGraph
 from ..runtime import derive_seed, get_map, seed_everything
-from .evaluator import SurrogateConfig, SurrogateEvaluator, guarded_evaluator, train_with_loss
+from .evaluator import SurrogateConfig, guarded_evaluator, train_with_loss
 from .toolbox import LossIndividual, decode, make_toolbox, random_individual
 
 CE_EXPRESSION = "-(y * log(yhat))"

@@ -264,7 +264,7 @@ class Report:
             vals = [r[c] for r in rows if finite(r.get(c))]
             out.append([code(c), seconds(sum(vals)), seconds(statistics.fmean(vals)),
                         seconds(max(vals)), str(len(vals))])
-        self.table([f"logbook column", "total", f"mean per {per}", "max", per + "s"], out)
+        self.table(["logbook column", "total", f"mean per {per}", "max", per + "s"], out)
 
     def failures(self, sources, looked: str) -> int:
         """One table of counted failure reasons over ``sources`` = ``[(where, reasons)]``;
