@@ -36,6 +36,17 @@ def _batches(data, k, step, device, bs=128):
             (data.val.x[va].to(device), data.val.y[va].to(device)))
 
 
+def _meta_update(meta_opt, loss, meta_params):
+    """The meta-optimiser step shared by both implementations: gradient of the validation loss
+    into the edge weights, one Adam step."""
+    grads = torch.autograd.grad(loss, meta_params)
+    for p, g in zip(meta_params, grads):
+        p.grad = g
+    meta_opt.step()
+    meta_opt.zero_grad(set_to_none=True)
+    return loss
+
+
 def step_ours(meta, meta_opt, model, data, cfg, step, device):
     reinitialise(model, step)
     params = {k: v.detach().requires_grad_(True) for k, v in model.named_parameters()}
@@ -43,12 +54,7 @@ def step_ours(meta, meta_opt, model, data, cfg, step, device):
     meta_params = dict(meta.named_parameters())
     loss = unrolled_validation_loss(meta, meta_params, model, params, batches, val, cfg,
                                     "regression")
-    grads = torch.autograd.grad(loss, list(meta_params.values()))
-    for p, g in zip(meta_params.values(), grads):
-        p.grad = g
-    meta_opt.step()
-    meta_opt.zero_grad(set_to_none=True)
-    return loss
+    return _meta_update(meta_opt, loss, list(meta_params.values()))
 
 
 def step_higher(meta, meta_opt, model, data, cfg, step, device):
@@ -61,12 +67,7 @@ def step_higher(meta, meta_opt, model, data, cfg, step, device):
         for xb, yb in batches:
             diffopt.step(meta(fmodel(xb), yb))
         loss = task_loss_fn("regression")(fmodel(val[0]), val[1])
-        grads = torch.autograd.grad(loss, list(meta.parameters()))
-    for p, g in zip(meta.parameters(), grads):
-        p.grad = g
-    meta_opt.step()
-    meta_opt.zero_grad(set_to_none=True)
-    return loss
+        return _meta_update(meta_opt, loss, list(meta.parameters()))
 
 
 def setup(k, device):

@@ -28,7 +28,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 1.6
 TIMEOUT = 600
 # Batch-system variables make SCOOP take its hosts from the scheduler (see tests/test_scoop.py).
-_SCHEDULER_VARS = ("SLURM_NODELIST", "SLURM_JOB_NODELIST", "PBS_ENVIRONMENT", "PE_HOSTFILE")
 
 _DATA = None
 
@@ -95,8 +94,8 @@ def worker_main(pop: int, epochs: int, seed: int, part: int | None = None) -> No
 
 
 def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in _SCHEDULER_VARS}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    from deapnn.runtime import scoop_launch_env
+    env = scoop_launch_env()
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", DEAPNN_THREADS="1", DEAPNN_DEVICE="cpu")
     env.pop("DEAPNN_WORKER_SLOT", None)
     return env

@@ -171,6 +171,26 @@ def configure_worker_threads(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+#: batch-system variables from which SCOOP takes its host list instead of starting local workers
+SCHEDULER_VARS = ("SLURM_NODELIST", "SLURM_JOB_NODELIST", "PBS_ENVIRONMENT", "PE_HOSTFILE")
+
+
+def scoop_launch_env(env: dict | None = None, *, local: bool = True) -> dict:
+    """Environment for starting ``python -m scoop`` from this checkout.
+
+    The checkout goes first on ``PYTHONPATH`` (SCOOP forwards it to every worker, remote ones
+    included, so they import this deapnn even where it is not installed); with ``local`` the
+    batch-system host lists are dropped, so SCOOP starts its workers on this host.
+    """
+    env = dict(os.environ if env is None else env)
+    if local:
+        for var in SCHEDULER_VARS:
+            env.pop(var, None)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def get_map():
     """The ``map`` for ``toolbox.register("map", ...)``: SCOOP's ``futures.map`` under
     ``python -m scoop``, the builtin ``map`` otherwise."""

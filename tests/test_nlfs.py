@@ -82,7 +82,7 @@ class _Interrupt(Exception):
     pass
 
 
-def _counting_map(limit):
+def _tracing_map(limit=None, trace=None):
     calls = [0]
 
     def m(fn, items):
@@ -91,6 +91,8 @@ def _counting_map(limit):
             calls[0] += 1
             if calls[0] == limit:
                 raise _Interrupt
+            if trace is not None:
+                trace.append(getattr(fn, "__name__", type(fn).__name__))
             out.append(fn(it))
         return out
     return m
@@ -102,7 +104,7 @@ def test_run_driver_resume_equals_uninterrupted(tmp_path):
     full = run_nlfs(cfg, RunDir(tmp_path / "a", {"nlfs": {}}), map_fn=map, log=lambda *a: None)
     rd = RunDir(tmp_path / "b", {"nlfs": {}})
     with pytest.raises(_Interrupt):                        # dies during the evolution phase
-        run_nlfs(cfg, rd, map_fn=_counting_map(9), log=lambda *a: None)
+        run_nlfs(cfg, rd, map_fn=_tracing_map(9), log=lambda *a: None)
     assert rd.load_checkpoint()["phase"] == "evolve"
     again = run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=map, log=lambda *a: None)
     assert again["best"] == full["best"] and again["logbook"] == full["logbook"]
@@ -170,20 +172,6 @@ ELIM = dict(population=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=2, f
             top=2, eliminate=True, sizes=[4, 2, 1])
 
 
-def _tracing_map(limit=None, trace=None):
-    calls = [0]
-
-    def m(fn, items):
-        out = []
-        for it in items:
-            calls[0] += 1
-            if calls[0] == limit:
-                raise _Interrupt
-            if trace is not None:
-                trace.append(getattr(fn, "__name__", type(fn).__name__))
-            out.append(fn(it))
-        return out
-    return m
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from deapnn.runtime import scoop_launch_env
+
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 150
-SCHEDULER_VARS = ("SLURM_NODELIST", "SLURM_JOB_NODELIST", "PBS_ENVIRONMENT", "PE_HOSTFILE")
 
 SCRIPT = r'''
 import json, os, sys, time
@@ -83,8 +84,7 @@ if __name__ == "__main__":
 
 
 def scoop_env(tmp_path, **extra):
-    env = {k: v for k, v in os.environ.items() if k not in SCHEDULER_VARS}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env = scoop_launch_env()
     env.update(OMP_NUM_THREADS="1", DEAPNN_THREADS="1", DEAPNN_DEVICE="cpu",
                DEAPNN_SLOT_DIR=str(tmp_path / "slots"), PYTHONHASHSEED="0")
     for var in ("DEAPNN_WORKER_SLOT", "SCOOP_WORKER_SLOT", "DEAPNN_EVAL_TIMEOUT"):

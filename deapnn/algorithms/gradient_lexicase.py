@@ -15,6 +15,7 @@ ends bit-identical to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 
 import numpy as np
@@ -43,8 +44,7 @@ def _optimizers(children, cfg: TrainConfig, momentum: str, inherited: dict | Non
     """One SGD optimizer per child. ``reset``: fresh state (the reference); ``inherit``: start from
     the selected parent's momentum buffers; ``none``: plain SGD without momentum."""
     if momentum == "none":
-        cfg = copy.replace(cfg, momentum=0.0, nesterov=False) if hasattr(copy, "replace") else \
-            TrainConfig(**{**cfg.__dict__, "momentum": 0.0, "nesterov": False})
+        cfg = dataclasses.replace(cfg, momentum=0.0, nesterov=False)
     opts = [make_optimizer(child.parameters(), cfg) for child in children]
     if momentum == "inherit" and inherited is not None:
         for opt in opts:

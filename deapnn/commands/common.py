@@ -75,7 +75,6 @@ def progress(total: int, desc: str, quiet: bool, unit: str = "it"):
 EXIT_FILE_FLAG = "--deapnn-exit-file"
 #: commands with nothing to spread over workers: --workers is accepted and ignored
 SERIAL_COMMANDS = ("train",)
-_SCHEDULER_VARS = ("SLURM_NODELIST", "SLURM_JOB_NODELIST", "PBS_ENVIRONMENT", "PE_HOSTFILE")
 
 
 def scoop_command(args, argv: list[str], exit_file: str) -> list[str]:
@@ -99,7 +98,7 @@ def relaunch_under_scoop(args, argv: list[str]) -> int | None:
     the first (the exit-code file is then written in the current directory, which SCOOP expects
     to be the same shared path on every host).
     """
-    from ..runtime import running_under_scoop
+    from ..runtime import running_under_scoop, scoop_launch_env
     if args.workers <= 1 or running_under_scoop():
         return None
     if getattr(args, "command", None) in SERIAL_COMMANDS:
@@ -108,14 +107,7 @@ def relaunch_under_scoop(args, argv: list[str]) -> int | None:
         return None
     import subprocess
     import tempfile
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    # workers import deapnn from this checkout even where it is not installed (SCOOP forwards
-    # PYTHONPATH to remote hosts)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    if not args.hostfile:
-        for var in _SCHEDULER_VARS:
-            env.pop(var, None)
+    env = scoop_launch_env(local=not args.hostfile)
     fd, exit_file = tempfile.mkstemp(prefix=".deapnn-exit-",
                                      dir=os.getcwd() if args.hostfile else None)
     os.close(fd)

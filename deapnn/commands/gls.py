@@ -77,8 +77,7 @@ def config_from_args(args):
 
 def run(args) -> int:
     from ..gls import GLSConfig, format_table, jobs_for, run_job, summarize
-    from ..plots import plot_curves
-    from ..rundir import RunDir, read_logbook
+    from ..rundir import RunDir
     from ..runtime import configure_worker_threads, get_map, set_device
 
     set_device(args.device)
@@ -96,16 +95,18 @@ def run(args) -> int:
     table = format_table(summary, cfg)
     with open(rd.file("summary.txt"), "w", encoding="utf-8") as fh:
         fh.write(table + "\n")
-    _plot(rd, jobs, read_logbook, plot_curves)
+    _plot(rd, jobs)
     print(table)
     print(f"run directory: {rd.path}")
     return 0
 
 
-def _plot(rd, jobs, read_logbook, plot_curves) -> None:
+def _plot(rd, jobs) -> None:
     """Mean validation accuracy and train loss per arm against gradient compute (epochs)."""
     import numpy as np
     from ..gls import ARM_TITLES
+    from ..plots import plot_curves
+    from ..rundir import read_logbook
     for key, name, ylabel in (("val_acc", "accuracy.png", "validation accuracy"),
                               ("train_loss", "loss.png", "train loss")):
         series = {}
