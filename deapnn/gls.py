@@ -50,6 +50,7 @@ class GLSConfig:
     selection_data: str = "clean"
     semantics: str = "standard"
     chunk_size: int = 8
+    max_cases: int | None = None   # case budget per selection event (None: exact lexicase)
     augment: bool = True
     eval_every: int = 0            # generations/epochs between val/test evaluations (0: per epoch-equivalent)
     arms: list = field(default_factory=lambda: ["gls", "sgd"])
@@ -70,11 +71,14 @@ class GLSConfig:
         self.train_config(self.epochs)
         checks = [(self.dataset in dataset_names(), "dataset", self.dataset),
                   (self.model in model_names(), "model", self.model),
-                  (isinstance(self.pop, int) and self.pop >= 1, "pop", self.pop),
+                  (isinstance(self.pop, int) and self.pop >= 2, "pop", self.pop),
                   (self.momentum_mode in MOMENTUM_MODES, "momentum_mode", self.momentum_mode),
                   (self.init in INIT_MODES, "init", self.init),
                   (self.selection_data in ("clean", "augmented"), "selection_data",
                    self.selection_data),
+                  (self.max_cases is None or (isinstance(self.max_cases, int)
+                                              and self.max_cases >= 1), "max_cases",
+                   self.max_cases),
                   (all(a in ARMS for a in self.arms), "arms", self.arms),
                   (bool(self.seeds) and all(isinstance(x, int) for x in self.seeds), "seeds",
                    self.seeds)]
@@ -128,7 +132,7 @@ def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Too
             from .data import augment_batch
             sel_x = augment_batch(x, augment, torch.Generator(device=device).manual_seed(0))
         tb.register("select", selGradientLexicase, x=sel_x, y=y, chunk_size=cfg.chunk_size,
-                    semantics=cfg.semantics)
+                    max_cases=cfg.max_cases, semantics=cfg.semantics)
     tb.register("evaluate", _evaluator(data))
     tb.register("model", build_model, cfg.model, data.input_shape, data.num_classes)
     return tb

@@ -12,6 +12,7 @@ Individuals are ``torch.nn.Module`` children; both operators can be registered o
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -62,9 +63,36 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     return tuple(children)
 
 
+@contextmanager
+def _cpu_inference_layout(models, x: torch.Tensor):
+    """Run CPU convolutions in channels-last layout while selecting, then restore the weights.
+
+    On CPU (oneDNN) a conv net's forward pass in channels-last layout is about twice as fast as in
+    the default layout for the small models here and 1.2–1.5× for resnet18/mobilenetv2, and
+    selection late in training is mostly forward passes. The conversion is a layout change only
+    (values are bit-identical, the outputs agree to float rounding); parameter objects are kept, so
+    optimizers and their momentum buffers stay attached, and the layout is put back afterwards so
+    training is unaffected. Other devices and non-image inputs are left alone.
+    """
+    converted = []
+    if x.device.type == "cpu" and x.dim() == 4:
+        converted = [m for m in models
+                     if any(p.dim() == 4 and not p.is_contiguous(memory_format=torch.channels_last)
+                            for p in m.parameters())]
+    for m in converted:
+        m.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        for m in converted:
+            m.to(memory_format=torch.contiguous_format)
+
+
 @torch.inference_mode()
 def _pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> np.ndarray:
     """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise."""
+    if x.device.type == "cpu" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
     rows = []
     for model in models:
         correct = torch.cat([model(xb).argmax(1) == yb
@@ -94,15 +122,25 @@ def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int, bool]:
 
 def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Tensor,
                         rng: np.random.Generator | None = None, chunk_size: int = 8,
-                        max_chunk_size: int = 4096, eval_batch_size: int | None = None,
-                        semantics: str = "standard", info: dict | None = None):
+                        max_chunk_size: int = 4096, max_cases: int | None = None,
+                        eval_batch_size: int | None = None, semantics: str = "standard",
+                        info: dict | None = None):
     """Lexicase selection over the training cases ``(x, y)``, lazily evaluated (GLS §3.3).
 
     Each of the ``k`` selection events visits the cases in a fresh random order (``rng``). The
     survivors are evaluated on the next chunk of cases (first ``chunk_size`` cases, doubling up to
     ``max_chunk_size``: selection usually ends within a few cases early in training, while late in
-    training tens of thousands may be needed), the chunk's pass matrix is filtered in case order with
+    training tens of thousands may be needed; a tail shorter than the next chunk joins the current
+    one), the chunk's pass matrix is filtered in case order with
     :func:`operators.lexicase.lexicase_filter`, and evaluation stops when one survivor is left.
+    Chunking decides only which cases get evaluated, never the outcome.
+
+    ``max_cases`` bounds the cases one event may examine (default: all of them). With a bound the
+    event is lexicase on a random down-sample of that many cases (down-sampled lexicase, Hernandez
+    et al. 2019); survivors left when it is used up are treated as when the cases run out. This is
+    an opt-in approximation for late training, when the children tie on nearly every case and
+    exact selection must evaluate every child on the whole training set (p forward passes, about
+    p/3 of an epoch): a bound of ``m`` cases caps selection at p·m forward passes per event.
 
     ``semantics="standard"``: a case that every survivor fails removes nobody; if the cases run
     out, pick uniformly among the survivors. ``semantics="reference"`` replicates the reference
@@ -120,6 +158,8 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
         raise ValueError(f"k must be >= 0, got {k}")
     if chunk_size < 1 or max_chunk_size < chunk_size:
         raise ValueError("need 1 <= chunk_size <= max_chunk_size")
+    if max_cases is not None and max_cases < 1:
+        raise ValueError(f"max_cases must be >= 1 (or None for all cases), got {max_cases}")
     n = len(individuals)
     if n == 0:
         raise ValueError("cannot select from an empty population")
@@ -129,19 +169,22 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     was_training = [m.training for m in individuals]
     for m in individuals:
         m.eval()
+    limit = len(x) if max_cases is None else min(max_cases, len(x))
     chosen = []
     try:
-        for _ in range(k):
-            chosen.append(individuals[_select_one(individuals, x, y, rng, chunk_size,
-                                                  max_chunk_size, eval_batch_size, semantics,
-                                                  info)])
+        with _cpu_inference_layout(individuals, x):
+            for _ in range(k):
+                chosen.append(individuals[_select_one(individuals, x, y, rng, chunk_size,
+                                                      max_chunk_size, limit, eval_batch_size,
+                                                      semantics, info)])
     finally:
         for m, t in zip(individuals, was_training):
             m.train(t)
     return chosen
 
 
-def _select_one(models, x, y, rng, chunk_size, max_chunk_size, eval_batch_size, semantics, info):
+def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch_size, semantics,
+                info):
     n = len(models)
     fallback = int(rng.integers(n))   # reference: the winner when the pool empties or cases run out
     pool = [i for i in range(n) if not getattr(models[i], "diverged", None)]
@@ -149,8 +192,11 @@ def _select_one(models, x, y, rng, chunk_size, max_chunk_size, eval_batch_size, 
     examined, survivors, start, size = 0, [], 0, chunk_size
     if not pool:   # every child diverged: nothing can be ranked
         pool = list(range(n))
-    while len(pool) > 1 and start < len(x):
-        idx = order[start:start + size].to(x.device)
+    while len(pool) > 1 and start < limit:
+        end = min(start + size, limit)
+        if limit - end < 2 * size:   # the next chunk would be a short tail: one forward round less
+            end = limit
+        idx = order[start:end].to(x.device)
         errors = _pass_matrix([models[i] for i in pool], x[idx], y[idx], eval_batch_size)
         if semantics == "reference":
             pool, used, emptied = _reference_filter(pool, errors)

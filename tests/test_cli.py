@@ -140,6 +140,32 @@ def test_bad_arguments_are_one_line_exit_2_and_create_nothing(cli, tmp_path, arg
     assert out == ""                                   # nothing trained, nothing printed
 
 
+GLS_BAD = [
+    (["--pop", "1"], "--pop"),
+    (["--chunk-size", "0"], "--chunk-size"),
+    (["--max-cases", "0"], "--max-cases"),
+    (["--compare", "sgd,annealing"], "annealing"),
+    (["--momentum-mode", "keep"], "keep"),
+    (["--semantics", "loose"], "loose"),
+]
+
+
+@pytest.mark.parametrize("args,word", GLS_BAD, ids=[" ".join(a) for a, _ in GLS_BAD])
+def test_bad_gls_arguments_are_one_line_exit_2_and_create_nothing(cli, tmp_path, args, word):
+    out_dir = tmp_path / "x"
+    code, out, err = cli("gls", "--dataset", "iris", "--model", "mlp", "--epochs", "1",
+                         "--quiet", "--out", str(out_dir), *args)
+    _assert_one_line_error(code, out, err)
+    assert word in err and out == ""
+    assert not out_dir.exists()
+
+
+def test_gls_resume_of_a_directory_without_a_run_is_one_line(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("kept")
+    _assert_one_line_error(*cli("gls", "--resume", str(tmp_path)))
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_unknown_names_list_the_valid_ones(cli):
     _, _, err = cli("train", "--dataset", "imagenet")
     assert "digits" in err and "cifar10" in err

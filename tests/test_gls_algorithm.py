@@ -138,6 +138,6 @@ def test_resumed_run_equals_uninterrupted_run(iris):
 def test_bad_arguments(iris):
     parent = build_model("mlp", iris.input_shape, iris.num_classes)
     for kw, match in [({"momentum": "keep"}, "momentum"), ({"init": "x"}, "init"),
-                      ({"pop_size": 0}, "pop_size")]:
+                      ({"pop_size": 1}, "pop_size")]:
         with pytest.raises(ValueError, match=match):
             eaGradientLexicase(parent, base.Toolbox(), 1, cfg=TrainConfig(), **kw)

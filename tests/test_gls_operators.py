@@ -167,3 +167,66 @@ def test_selection_ignores_diverged_children_and_rejects_bad_arguments():
         selGradientLexicase([], 1, x=x, y=y)
     with pytest.raises(ValueError, match="k must be"):
         selGradientLexicase(models, -1, x=x, y=y)
+
+
+def exact_downsampled_probabilities(table, m):
+    """Selection probabilities of lexicase restricted to the first ``m`` cases of a uniformly random
+    order (= lexicase on a random down-sample of m cases), survivors drawn uniformly."""
+    p, n = table.shape
+    counts = np.zeros(p)
+    perms = list(itertools.permutations(range(n)))
+    for order in perms:
+        pool, _ = simulate_lexicase(table, order[:m])
+        for i in pool:
+            counts[i] += 1 / len(pool)
+    return counts / len(perms)
+
+
+def test_case_budget_gives_downsampled_lexicase_and_bounds_the_cases_evaluated():
+    table = np.array([[1, 1, 0, 0, 1, 0],
+                      [1, 0, 1, 0, 1, 0],
+                      [0, 1, 1, 1, 0, 1],
+                      [1, 1, 0, 1, 1, 0]], dtype=bool)
+    m = 2
+    probs = exact_downsampled_probabilities(table, m)
+    assert not np.allclose(probs, exact_lexicase_probabilities(table), atol=0.02)  # budget matters
+    models, x, y = table_population(table)
+    rng = np.random.default_rng(7)
+    draws, counts = 6000, Counter()
+    for _ in range(draws):
+        for model in models:
+            model.seen.clear()
+        info = {}
+        counts[models.index(selGradientLexicase(models, 1, x=x, y=y, rng=rng, chunk_size=1,
+                                                max_cases=m, info=info)[0])] += 1
+        assert info["cases_examined"] <= m
+        assert max(len(model.seen) for model in models) <= m
+    observed = np.array([counts[i] for i in range(len(models))])
+    assert chisquare(observed, probs * draws).pvalue > 1e-4   # fixed seed: deterministic
+    with pytest.raises(ValueError, match="max_cases"):
+        selGradientLexicase(models, 1, x=x, y=y, max_cases=0)
+
+
+def test_cpu_selection_in_channels_last_matches_default_layout_and_restores_weights():
+    from deapnn.models import build_model
+    from operators.gls import _cpu_inference_layout, _pass_matrix
+    torch.manual_seed(0)
+    children = [build_model("cnn", (1, 8, 8), 10) for _ in range(3)]
+    x, y = torch.randn(300, 1, 8, 8), torch.randint(10, (300,))
+    before = [{k: v.clone() for k, v in c.state_dict().items()} for c in children]
+    params = [list(c.parameters()) for c in children]
+    for c in children:
+        c.eval()
+    with torch.inference_mode():
+        expected = np.stack([(c(x).argmax(1) != y).numpy() for c in children]).astype(np.uint8)
+    with _cpu_inference_layout(children, x):
+        assert children[0].features[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert np.array_equal(_pass_matrix(children, x, y, 64), expected)
+    for c in children:
+        c.train()
+    selGradientLexicase(children, 2, x=x, y=y, rng=np.random.default_rng(3))
+    for c, state, ps in zip(children, before, params):
+        assert c.training                               # mode restored
+        assert list(c.parameters()) == ps               # same Parameter objects (optimizers)
+        for k, v in c.state_dict().items():
+            assert v.is_contiguous() and torch.equal(v, state[k])

@@ -30,8 +30,8 @@ INIT_MODES = ("clone", "independent")
 
 
 def _check(pop_size, momentum, init, ngen):
-    if pop_size < 1:
-        raise ValueError(f"pop_size must be >= 1, got {pop_size}")
+    if pop_size < 2:
+        raise ValueError(f"pop_size must be >= 2 (selection needs two children), got {pop_size}")
     if momentum not in MOMENTUM_MODES:
         raise ValueError(f"unknown momentum mode {momentum!r}; valid: {', '.join(MOMENTUM_MODES)}")
     if init not in INIT_MODES:

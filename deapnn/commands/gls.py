@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     g.add_argument("--selection-data", default="clean", help="clean | augmented (reference code)")
     g.add_argument("--semantics", default="standard", help="standard | reference")
     g.add_argument("--chunk-size", type=int, default=8, help="first chunk of cases (doubles)")
+    g.add_argument("--max-cases", type=int, default=None,
+                   help="cases one selection may examine (down-sampled lexicase; default: all)")
     g.add_argument("--eval-every", type=int, default=0,
                    help="generations/epochs between evaluations (0: every epoch-equivalent)")
     g.add_argument("--no-augment", action="store_true")
@@ -54,8 +56,10 @@ def check(args) -> None:
     if args.resume:
         return
     check_training_args(args)
-    check_positive(args.pop, "--pop")
+    if args.pop < 2:
+        raise UsageError(f"--pop must be >= 2 (selection needs two children), got {args.pop}")
     check_positive(args.chunk_size, "--chunk-size")
+    check_positive(args.max_cases, "--max-cases")
     check_positive(args.eval_every, "--eval-every", allow_zero=True)
     check_choice(args.momentum_mode, MOMENTUM_MODES, "momentum mode")
     check_choice(args.init, INIT_MODES, "init mode")
