@@ -126,6 +126,7 @@ def test_resume_from_bad_checkpoint_is_one_line_exit_2(kind, tmp_path, capsys, m
         assert code == 2, (name, err)
         assert len(err.splitlines()) == 1 and err.startswith("deapnn: error: checkpoint"), err
         assert "corrupt or unsafe" in err, err
+        assert ckpt.read_bytes() == data, "the bad checkpoint was overwritten"
         assert not os.path.exists(_Evil.marker), "code in a checkpoint was executed"
 
 
