@@ -40,7 +40,8 @@ def run_seed(task: dict) -> dict:
 
     toolbox = base.Toolbox()
     toolbox.register("mutate", mutSubGD, x=x, y=y, batch_size=64, augment="crop_flip")
-    toolbox.register("select", selGradientLexicase, x=x, y=y)       # unaugmented cases
+    toolbox.register("select", selGradientLexicase, x=x, y=y,       # unaugmented cases
+                     max_cases=task["max_cases"])
     toolbox.register("evaluate", lambda net: {"test_acc": evaluate(net, test_x, test_y)})
 
     torch.manual_seed(derive_seed(task["seed"], "init"))
@@ -73,6 +74,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=200, help="GLS runs epochs·(p+1) generations")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--max-cases", type=int, default=None,
+                    help="cases one selection may examine (down-sampled lexicase; default: all)")
     ap.add_argument("--smoke", action="store_true", help="tiny fake CIFAR files, resnet18, p=2")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -85,7 +88,8 @@ def main(argv=None):
         args.root, args.arch, args.pop, args.epochs, args.eval_every = tmp.name, "resnet18", 2, 1, 1
     tasks = [{"seed": s, "root": args.root, "download": args.download, "arch": args.arch,
               "pop": args.pop, "epochs": args.epochs, "eval_every": args.eval_every,
-              "smoke": args.smoke, "verbose": args.verbose} for s in seeds]
+              "max_cases": args.max_cases, "smoke": args.smoke, "verbose": args.verbose}
+             for s in seeds]
     for result in get_map()(run_seed, tasks):
         print(json.dumps(result))
         print(f"seed {result['seed']}: test accuracy {result['test_acc']:.4f} "
