@@ -129,17 +129,6 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("args,word", BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_arguments_are_one_line_exit_2_and_create_nothing(cli, tmp_path, args, word):
-    out_dir = tmp_path / "x"
-    code, out, err = cli("train", "--dataset", "iris", "--model", "mlp", "--epochs", "1",
-                         "--quiet", "--out", str(out_dir), *args)
-    _assert_one_line_error(code, out, err)
-    assert word in err
-    assert not out_dir.exists()
-    assert out == ""                                   # nothing trained, nothing printed
-
-
 GLS_BAD = [
     (["--pop", "1"], "--pop"),
     (["--chunk-size", "0"], "--chunk-size"),
@@ -150,14 +139,19 @@ GLS_BAD = [
 ]
 
 
-@pytest.mark.parametrize("args,word", GLS_BAD, ids=[" ".join(a) for a, _ in GLS_BAD])
-def test_bad_gls_arguments_are_one_line_exit_2_and_create_nothing(cli, tmp_path, args, word):
+REJECTED = [("train", a, w) for a, w in BAD] + [("gls", a, w) for a, w in GLS_BAD]
+
+
+@pytest.mark.parametrize("command,args,word", REJECTED,
+                         ids=[" ".join([c, *a]) for c, a, _ in REJECTED])
+def test_bad_arguments_are_one_line_exit_2_and_create_nothing(cli, tmp_path, command, args, word):
     out_dir = tmp_path / "x"
-    code, out, err = cli("gls", "--dataset", "iris", "--model", "mlp", "--epochs", "1",
+    code, out, err = cli(command, "--dataset", "iris", "--model", "mlp", "--epochs", "1",
                          "--quiet", "--out", str(out_dir), *args)
     _assert_one_line_error(code, out, err)
-    assert word in err and out == ""
+    assert word in err
     assert not out_dir.exists()
+    assert out == ""                                   # nothing trained, nothing printed
 
 
 def test_gls_resume_of_a_directory_without_a_run_is_one_line(cli, tmp_path):

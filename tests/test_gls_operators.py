@@ -108,13 +108,15 @@ def test_selection_winner_is_the_lexicase_winner_on_the_examined_case_order(chun
                 alive = passers
 
 
-def exact_lexicase_probabilities(table):
-    """Selection probability of each row under standard lexicase, by enumerating case orders."""
+def exact_lexicase_probabilities(table, m=None):
+    """Selection probability of each row under standard lexicase, by enumerating case orders;
+    with ``m``, only the first m cases of each order are used (= lexicase on a uniformly random
+    down-sample of m cases), survivors drawn uniformly."""
     p, n = table.shape
     counts = np.zeros(p)
     perms = list(itertools.permutations(range(n)))
     for order in perms:
-        pool, _ = simulate_lexicase(table, order)
+        pool, _ = simulate_lexicase(table, order[:m])
         for i in pool:
             counts[i] += 1 / len(pool)
     return counts / len(perms)
@@ -169,26 +171,13 @@ def test_selection_ignores_diverged_children_and_rejects_bad_arguments():
         selGradientLexicase(models, -1, x=x, y=y)
 
 
-def exact_downsampled_probabilities(table, m):
-    """Selection probabilities of lexicase restricted to the first ``m`` cases of a uniformly random
-    order (= lexicase on a random down-sample of m cases), survivors drawn uniformly."""
-    p, n = table.shape
-    counts = np.zeros(p)
-    perms = list(itertools.permutations(range(n)))
-    for order in perms:
-        pool, _ = simulate_lexicase(table, order[:m])
-        for i in pool:
-            counts[i] += 1 / len(pool)
-    return counts / len(perms)
-
-
 def test_case_budget_gives_downsampled_lexicase_and_bounds_the_cases_evaluated():
     table = np.array([[1, 1, 0, 0, 1, 0],
                       [1, 0, 1, 0, 1, 0],
                       [0, 1, 1, 1, 0, 1],
                       [1, 1, 0, 1, 1, 0]], dtype=bool)
     m = 2
-    probs = exact_downsampled_probabilities(table, m)
+    probs = exact_lexicase_probabilities(table, m)
     assert not np.allclose(probs, exact_lexicase_probabilities(table), atol=0.02)  # budget matters
     models, x, y = table_population(table)
     rng = np.random.default_rng(7)
