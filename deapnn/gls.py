@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -235,7 +236,8 @@ def _run_job_locked(job: dict) -> dict:
     bar.close()
     final = _evaluator(data)(model)     # the final parent is reported (SPEC §1.8), not the best
     result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
-              "seconds": time.perf_counter() - start, "diverged": diverged}
+              "seconds": time.perf_counter() - start, "diverged": diverged,
+              "device": str(device), "host": socket.gethostname()}
     rd = RunDir.open(out)
     rd.write_logbook(records)
     rd.save_weights(model.state_dict(), "model.pt")

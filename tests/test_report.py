@@ -110,6 +110,7 @@ def test_gls_report(runs, capsys):
         for seed in (0, 1):
             r = _json(run / arm / f"seed{seed}" / "result.json")
             assert f"| `{arm}` | {seed} | {r['test_acc']:.4f} | {r['val_acc']:.4f} |" in text
+            assert r["device"] == "cpu" and f"| {r['host']} cpu | done |" in text
     assert "selection total" in text and "selection / gen" in text      # GLS selection time
     images = _images(path, text)
     assert {"accuracy.png", "loss.png", "report_gls_times.png"} <= set(images)
@@ -160,7 +161,7 @@ def test_killed_gls_run_is_reported_and_missing_plots_drawn(runs, capsys, tmp_pa
     os.remove(run / "sgd" / "seed1" / "result.json")
     path, text = _report(run, capsys)
     assert "incomplete (3 of 4 jobs done" in text
-    assert "| `sgd` | 1 | — | — | — | started |" in text
+    assert "| `sgd` | 1 | — | — | — | — | started |" in text
     done = _json(run / "sgd" / "seed0" / "result.json")["test_acc"]
     assert f"| {done:.4f} ± 0.0000 | 1 |" in text            # summary of the finished jobs
     images = _images(path, text)

@@ -81,9 +81,11 @@ def gls(rep: Report, config: dict) -> str:
                      f"{pair['losses']}L)" if pair else "—"])
     rep.table(["arm", "test accuracy (mean ± std)", "seeds", "wall per job",
                "GLS − arm, paired"], rows)
-    rep.table(["arm", "seed", "test acc", "val acc", "wall", "status"],
+    rep.table(["arm", "seed", "test acc", "val acc", "wall", "ran on", "status"],
               [[code(j["arm"]), str(j["seed"]), num((j["result"] or {}).get("test_acc")),
                 num((j["result"] or {}).get("val_acc")), seconds((j["result"] or {}).get("seconds")),
+                " ".join(str((j["result"] or {}).get(k, "")) for k in ("host", "device")).strip()
+                or "—",
                 "diverged" if (j["result"] or {}).get("diverged") else
                 "done" if j["result"] else "started" if j["started"] else "not started"]
                for j in jobs])
