@@ -72,7 +72,8 @@ def _cpu_inference_layout(models, x: torch.Tensor):
     selection late in training is mostly forward passes. The conversion is a layout change only
     (values are bit-identical, the outputs agree to float rounding); parameter objects are kept, so
     optimizers and their momentum buffers stay attached, and the layout is put back afterwards so
-    training is unaffected. Other devices and non-image inputs are left alone.
+    training is unaffected. Other devices and non-image inputs are left alone. Yields the function
+    that puts a batch of cases in the matching layout.
     """
     converted = []
     if x.device.type == "cpu" and x.dim() == 4:
@@ -82,7 +83,8 @@ def _cpu_inference_layout(models, x: torch.Tensor):
     for m in converted:
         m.to(memory_format=torch.channels_last)
     try:
-        yield
+        yield ((lambda xb: xb.contiguous(memory_format=torch.channels_last)) if converted
+               else (lambda xb: xb))
     finally:
         for m in converted:
             m.to(memory_format=torch.contiguous_format)
@@ -91,8 +93,6 @@ def _cpu_inference_layout(models, x: torch.Tensor):
 @torch.inference_mode()
 def _pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> np.ndarray:
     """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise."""
-    if x.device.type == "cpu" and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
     rows = []
     for model in models:
         correct = torch.cat([model(xb).argmax(1) == yb
@@ -172,11 +172,11 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     limit = len(x) if max_cases is None else min(max_cases, len(x))
     chosen = []
     try:
-        with _cpu_inference_layout(individuals, x):
+        with _cpu_inference_layout(individuals, x) as layout:
             for _ in range(k):
                 chosen.append(individuals[_select_one(individuals, x, y, rng, chunk_size,
                                                       max_chunk_size, limit, eval_batch_size,
-                                                      semantics, info)])
+                                                      semantics, info, layout)])
     finally:
         for m, t in zip(individuals, was_training):
             m.train(t)
@@ -184,7 +184,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
 
 
 def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch_size, semantics,
-                info):
+                info, layout):
     n = len(models)
     fallback = int(rng.integers(n))   # reference: the winner when the pool empties or cases run out
     pool = [i for i in range(n) if not getattr(models[i], "diverged", None)]
@@ -197,7 +197,7 @@ def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch
         if limit - end < 2 * size:   # the next chunk would be a short tail: one forward round less
             end = limit
         idx = order[start:end].to(x.device)
-        errors = _pass_matrix([models[i] for i in pool], x[idx], y[idx], eval_batch_size)
+        errors = _pass_matrix([models[i] for i in pool], layout(x[idx]), y[idx], eval_batch_size)
         if semantics == "reference":
             pool, used, emptied = _reference_filter(pool, errors)
             examined += used

@@ -208,9 +208,13 @@ def test_cpu_selection_in_channels_last_matches_default_layout_and_restores_weig
         c.eval()
     with torch.inference_mode():
         expected = np.stack([(c(x).argmax(1) != y).numpy() for c in children]).astype(np.uint8)
-    with _cpu_inference_layout(children, x):
+    with _cpu_inference_layout(children, x) as layout:
         assert children[0].features[0].weight.is_contiguous(memory_format=torch.channels_last)
-        assert np.array_equal(_pass_matrix(children, x, y, 64), expected)
+        assert layout(x).is_contiguous(memory_format=torch.channels_last)
+        assert np.array_equal(_pass_matrix(children, layout(x), y, 64), expected)
+    mlps = [build_model("mlp", (1, 8, 8), 10)]
+    with _cpu_inference_layout(mlps, x) as layout:    # nothing to convert: cases left as they are
+        assert layout(x) is x
     for c in children:
         c.train()
     selGradientLexicase(children, 2, x=x, y=y, rng=np.random.default_rng(3))
