@@ -68,8 +68,8 @@ def _cpu_inference_layout(models, x: torch.Tensor):
     """Run CPU convolutions in channels-last layout while selecting, then restore the weights.
 
     On CPU (oneDNN) a conv net's forward pass in channels-last layout is about twice as fast as in
-    the default layout for the small models here and 1.2–1.5× for resnet18/mobilenetv2, and
-    selection late in training is mostly forward passes. The conversion is a layout change only
+    the default layout for the small cnn and mobilenetv2 and 1.2× for resnet18, and selection
+    late in training is mostly forward passes. The conversion is a layout change only
     (values are bit-identical, the outputs agree to float rounding); parameter objects are kept, so
     optimizers and their momentum buffers stay attached, and the layout is put back afterwards so
     training is unaffected. Other devices and non-image inputs are left alone. Yields the function
@@ -139,8 +139,9 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     event is lexicase on a random down-sample of that many cases (down-sampled lexicase, Hernandez
     et al. 2019); survivors left when it is used up are treated as when the cases run out. This is
     an opt-in approximation for late training, when the children tie on nearly every case and
-    exact selection must evaluate every child on the whole training set (p forward passes, about
-    p/3 of an epoch): a bound of ``m`` cases caps selection at p·m forward passes per event.
+    exact selection must evaluate every child on the whole training set (p forward passes over
+    it, about as costly as the SubGD epoch): a bound of ``m`` cases caps an event at p·m forward
+    passes.
 
     ``semantics="standard"``: a case that every survivor fails removes nobody; if the cases run
     out, pick uniformly among the survivors. ``semantics="reference"`` replicates the reference
