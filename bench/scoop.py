@@ -17,6 +17,7 @@ with identical fitnesses. Run: ``python bench/scoop.py [--repeats 1] [--pop 8] [
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -29,15 +30,10 @@ TARGET = 1.6
 TIMEOUT = 600
 # Batch-system variables make SCOOP take its hosts from the scheduler (see tests/test_scoop.py).
 
-_DATA = None
-
-
+@functools.cache
 def _data():
-    global _DATA
-    if _DATA is None:
-        from deapnn.data import load_dataset
-        _DATA = load_dataset("digits", seed=0)
-    return _DATA
+    from deapnn.data import load_dataset
+    return load_dataset("digits", seed=0)
 
 
 def warm(_):

@@ -6,6 +6,7 @@ Run serially (``python tests/scoop_eval_script.py SEED``) or under SCOOP
 both give exactly the same fitnesses. Each evaluation seeds itself with
 ``derive_seed(run_seed, identity)`` so the result does not depend on which worker runs it.
 """
+import functools
 import json
 import os
 import sys
@@ -21,15 +22,10 @@ if not hasattr(creator, "FitnessMaxScoopTest"):
     creator.create("FitnessMaxScoopTest", base.Fitness, weights=(1.0,))
     creator.create("IndScoopTest", list, fitness=creator.FitnessMaxScoopTest)
 
-_DATA = None
-
-
+@functools.cache
 def _data():
-    global _DATA
-    if _DATA is None:
-        from deapnn.data import load_dataset
-        _DATA = load_dataset("iris", seed=0)
-    return _DATA
+    from deapnn.data import load_dataset
+    return load_dataset("iris", seed=0)
 
 
 def evaluate(ind):

@@ -45,7 +45,6 @@ def test_rejection_protocol():
 
 
 def test_evaluator_regression_deterministic_and_picklable():
-    torch.set_num_threads(1)
     ev = EvoMALEvaluator(_cfg(), _data())
     a = ev("square(sub(y, fx))")
     assert a["reason"] is None and 0 < a["fitness"] < float("inf") and not a["rejected"]

@@ -5,15 +5,6 @@ import torch
 from deapnn.models import build_model, check_model_input, model_names
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # 2 shared cores: torch's default 2 intra-op threads spin against other processes and run
-    # tiny models ~40x slower; one thread is also what a SCOOP worker uses.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 SMALL_CASES = [
     ("mlp", (4,), 3),            # iris
     ("mlp", (1, 8, 8), 10),      # digits, flattened

@@ -13,16 +13,6 @@ from deapnn.training import (SCHEDULES, TrainConfig, evaluate, per_case_correct,
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # 2 shared cores: torch's default 2 intra-op threads spin against other processes and run
-    # tiny models ~40x slower; one thread is also what a SCOOP worker uses.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _toy(n=96, features=5, classes=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, features, generator=g)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .compiled import CompiledLoss
 from .graph import LossGraph
 from .graph_ops import EPS
 
@@ -93,7 +94,7 @@ class SoftmaxMSELoss(nn.Module):
         return ((torch.softmax(logits, 1) - _one_hot(targets, logits)) ** 2).sum(1).mean()
 
 
-class GraphLoss(nn.Module):
+class GraphLoss(CompiledLoss):
     """A loss graph (:class:`LossGraph`) as an ``nn.Module``; picklable (keeps the genome JSON)."""
 
     def __init__(self, graph: LossGraph | str | dict, name: str | None = None):
@@ -103,8 +104,11 @@ class GraphLoss(nn.Module):
         graph.validate()
         self.genome = graph.to_json()
         self.name = name
-        self._fn = graph.compile()
         self.expression = graph.to_expression()
+        self._compile()
+
+    def _compile(self) -> None:
+        self._fn = LossGraph.from_json(self.genome).compile()
 
     @property
     def graph(self) -> LossGraph:
@@ -112,15 +116,6 @@ class GraphLoss(nn.Module):
 
     def forward(self, logits, targets):
         return self._fn(logits, targets)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_fn", None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._fn = LossGraph.from_json(self.genome).compile()
 
     def extra_repr(self):
         return (f"name={self.name!r}, " if self.name else "") + f"expression={self.expression!r}"

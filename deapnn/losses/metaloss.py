@@ -17,6 +17,7 @@ import random
 import torch
 from torch import nn
 
+from deapnn.losses.compiled import CompiledLoss
 from deapnn.losses.tree import check_task, checked_tree, default_pset, loss_inputs, reduce_loss
 
 
@@ -59,7 +60,7 @@ def compile_weighted(tree, pset) -> tuple[callable, str]:
     return namespace["_meta_loss"], source
 
 
-class MetaLossNetwork(nn.Module):
+class MetaLossNetwork(CompiledLoss):
     """Meta-loss network for a loss tree (EvoMAL §4.4), ``forward(output, target)`` with the
     semantics of :class:`~deapnn.losses.tree.TreeLoss`.
 
@@ -83,7 +84,10 @@ class MetaLossNetwork(nn.Module):
         init = torch.randn(self.n_edges, generator=generator, dtype=dtype) * init_std + 1.0
         self.weights = nn.Parameter(init)
         self._tree = tree
-        self._fn, self.source = compile_weighted(tree, self.pset)
+        self._compile()
+
+    def _compile(self) -> None:
+        self._fn, self.source = compile_weighted(self._tree, self.pset)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         y, fx = loss_inputs(output, target, self.task)
@@ -114,12 +118,3 @@ class MetaLossNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.expression!r}, task={self.task!r}, edges={self.n_edges}"
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_fn", None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._fn, self.source = compile_weighted(self._tree, self.pset)

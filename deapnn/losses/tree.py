@@ -10,13 +10,15 @@ Python floats; a tree compiles to one Python lambda over plain torch ops (``gp.c
 """
 from __future__ import annotations
 
+import functools
 import random
 import re
 
 import torch
 import torch.nn.functional as F
 from deap import gp
-from torch import nn
+
+from .compiled import CompiledLoss
 
 EPS = 1e-7
 TASKS = ("classification", "regression")
@@ -105,15 +107,10 @@ def lossPrimitiveSet() -> gp.PrimitiveSet:
     return pset
 
 
-_DEFAULT_PSET: gp.PrimitiveSet | None = None
-
-
+@functools.cache
 def default_pset() -> gp.PrimitiveSet:
     """A process-wide :func:`lossPrimitiveSet` (built once)."""
-    global _DEFAULT_PSET
-    if _DEFAULT_PSET is None:
-        _DEFAULT_PSET = lossPrimitiveSet()
-    return _DEFAULT_PSET
+    return lossPrimitiveSet()
 
 
 # ----------------------------------------------------------------- parsing / validation
@@ -241,7 +238,7 @@ def checked_tree(tree_or_string, pset, correct: bool = False, rng=random) -> gp.
     return tree
 
 
-class TreeLoss(nn.Module):
+class TreeLoss(CompiledLoss):
     """A GP loss tree as a torch loss ``loss(output, target) -> scalar`` (EvoMAL §4.3).
 
     ``correct=True`` repairs a tree missing an argument with :func:`correctArguments` (using
@@ -257,6 +254,9 @@ class TreeLoss(nn.Module):
         tree = checked_tree(tree_or_string, self.pset, correct, rng)
         self.expression = str(tree)
         self.nonnegative = bool(nonnegative)
+        self._compile()
+
+    def _compile(self) -> None:
         self._fn = gp.compile(self.expression, self.pset)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -265,12 +265,3 @@ class TreeLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.expression!r}, task={self.task!r}, nonnegative={self.nonnegative}"
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_fn", None)   # a lambda: rebuilt from the expression on unpickle
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._fn = gp.compile(self.expression, self.pset)
