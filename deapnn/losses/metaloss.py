@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from deapnn.losses.compiled import CompiledLoss
-from deapnn.losses.tree import check_task, checked_tree, default_pset, loss_inputs, reduce_loss
+from deapnn.losses.tree import init_tree_loss, loss_inputs, reduce_loss
 
 
 def _edge_strings(tree, leaf, weighted) -> str:
@@ -73,11 +73,7 @@ class MetaLossNetwork(CompiledLoss):
                  seed: int | None = None, generator: torch.Generator | None = None,
                  dtype: torch.dtype | None = None, rng=random):
         super().__init__()
-        self.task = check_task(task)
-        self.pset = pset or default_pset()
-        tree = checked_tree(tree_or_string, self.pset, correct, rng)
-        self.expression = str(tree)
-        self.nonnegative = bool(nonnegative)
+        tree = init_tree_loss(self, tree_or_string, task, pset, nonnegative, correct, rng)
         self.n_edges = len(tree) - 1
         if generator is None and seed is not None:
             generator = torch.Generator().manual_seed(int(seed))

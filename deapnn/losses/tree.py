@@ -238,6 +238,17 @@ def checked_tree(tree_or_string, pset, correct: bool = False, rng=random) -> gp.
     return tree
 
 
+def init_tree_loss(module, tree_or_string, task, pset, nonnegative, correct, rng):
+    """Set what every tree loss carries (``task``, ``pset``, ``expression``, ``nonnegative``) on
+    ``module``, shared by :class:`TreeLoss` and the meta-loss network; return the checked tree."""
+    module.task = check_task(task)
+    module.pset = pset or default_pset()
+    tree = checked_tree(tree_or_string, module.pset, correct, rng)
+    module.expression = str(tree)
+    module.nonnegative = bool(nonnegative)
+    return tree
+
+
 class TreeLoss(CompiledLoss):
     """A GP loss tree as a torch loss ``loss(output, target) -> scalar`` (EvoMAL §4.3).
 
@@ -249,11 +260,7 @@ class TreeLoss(CompiledLoss):
     def __init__(self, tree_or_string, task: str = "classification", pset=None,
                  nonnegative: bool = False, correct: bool = False, rng=random):
         super().__init__()
-        self.task = check_task(task)
-        self.pset = pset or default_pset()
-        tree = checked_tree(tree_or_string, self.pset, correct, rng)
-        self.expression = str(tree)
-        self.nonnegative = bool(nonnegative)
+        init_tree_loss(self, tree_or_string, task, pset, nonnegative, correct, rng)
         self._compile()
 
     def _compile(self) -> None:
