@@ -42,8 +42,13 @@ class RunDir:
         cfg_file = os.path.join(path, cls.CONFIG)
         if not os.path.exists(cfg_file):
             raise RunDirError(f"cannot resume {path}: no {cls.CONFIG} there")
-        with open(cfg_file, encoding="utf-8") as fh:
-            config = json.load(fh)
+        try:
+            with open(cfg_file, encoding="utf-8") as fh:
+                config = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"cannot resume {path}: {cls.CONFIG} is unreadable ({exc})") from None
+        if not isinstance(config, dict):
+            raise RunDirError(f"cannot resume {path}: {cls.CONFIG} holds no run configuration")
         return cls(path, config, _resuming=True)
 
     def stored(self, command: str, cls):

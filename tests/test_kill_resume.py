@@ -205,3 +205,17 @@ def test_resume_with_an_invalid_stored_config_is_one_line_exit_2(tmp_path, capsy
     assert main([command, "--resume", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("deapnn: error: cannot resume")
+
+
+@pytest.mark.parametrize("command", ["gls", "nlfs", "evomal", "train"])
+@pytest.mark.parametrize("text", ['{"command": "gls", "gls": {', "[1, 2]", "\x00\xff"])
+def test_resume_with_an_unreadable_config_json_is_one_line_exit_2(tmp_path, capsys, command,
+                                                                  text):
+    from deapnn.cli import main
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(text, encoding="latin-1")
+    assert main([command, "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("deapnn: error: cannot resume"), err
+    assert (run / "config.json").read_text(encoding="latin-1") == text   # left as it was

@@ -6,9 +6,6 @@ the best learned loss with MSE / cross-entropy on the test split.
 """
 from __future__ import annotations
 
-import json
-import os
-
 from .common import UsageError, add_common_args, check_choice, check_common, check_positive
 
 # values a resumed run takes from its stored config.json (the rest: this invocation's)
@@ -60,11 +57,8 @@ def register(subparsers) -> None:
 
 
 def _apply_stored_config(args) -> None:
-    path = os.path.join(args.resume, "config.json")
-    if not os.path.exists(path):
-        raise UsageError(f"cannot resume {args.resume}: no config.json there")
-    with open(path, encoding="utf-8") as fh:
-        stored = json.load(fh)
+    from ..rundir import RunDir
+    stored = RunDir.resume(args.resume).config
     if stored.get("command") != "evomal":
         raise UsageError(f"{args.resume} holds a {stored.get('command')!r} run, not evomal")
     for key, value in stored.items():
