@@ -1,4 +1,4 @@
-"""Failure is data (DESIGN "Failure is data"): one evaluation that raises, runs out of (CUDA)
+"""Failure is data: one evaluation that raises, runs out of (CUDA)
 memory or overruns its time gives that individual the worst fitness and a recorded reason; the
 generation, and the run, go on.
 
@@ -6,12 +6,8 @@ generation, and the run, go on.
 
 :class:`Guarded` is a picklable callable (SCOOP ships it to the workers; it holds only the
 wrapped evaluate, the worst value and the timeout), so the failure is caught **on the worker**
-and comes back as an ordinary result. What a failure returns depends on ``worst``:
-
-* a tuple / number → a :class:`Failed` tuple: the worst fitness values, with ``.reason``
-  (usable as ``ind.fitness.values`` directly; :func:`failure_reason` reads the reason back);
-* a dict → a copy with ``reason`` and ``error`` set (record-style evaluations, e.g. EvoMAL);
-* a callable → ``worst(reason)`` (e.g. NLFS' ``((0.0,), info)``).
+and comes back as an ordinary result: an :class:`~deapnn.evaluation.Evaluation` with the worst
+fitness values and ``error`` set to the reason.
 
 Limits of the timeout (``SIGALRM`` through ``signal.setitimer``):
 
@@ -33,23 +29,10 @@ import threading
 import time
 from contextlib import contextmanager
 
+from .evaluation import Evaluation
+
 class EvaluationTimeout(Exception):
     """An evaluation ran past its time limit."""
-
-
-class Failed(tuple):
-    """Worst fitness values of a failed evaluation, with ``.reason`` (a plain, picklable tuple)."""
-
-    def __new__(cls, values, reason: str = ""):
-        obj = super().__new__(cls, values)
-        obj.reason = reason
-        return obj
-
-    def __reduce__(self):
-        return (Failed, (tuple(self), self.reason))
-
-    def __repr__(self):
-        return f"Failed({tuple(self)!r}, reason={self.reason!r})"
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -121,39 +104,23 @@ def time_limit(seconds: float | None):
                              max(1e-3, outer_left - (time.monotonic() - started)))
 
 
-def failure_value(worst, reason: str):
-    """What a failed evaluation returns, built from ``worst`` (see the module docstring)."""
-    if callable(worst):
-        return worst(reason)
-    if isinstance(worst, dict):
-        return {**worst, "reason": reason, "error": reason}
-    values = tuple(worst) if isinstance(worst, (tuple, list)) else (worst,)
-    return Failed(values, reason)
-
-
 def failure_reason(result) -> str | None:
-    """The recorded failure of an evaluation result, or None: a :class:`Failed` tuple's reason,
-    a record dict's ``error``, or the ``error`` of the info dict of a ``(values, info)`` pair."""
-    if isinstance(result, Failed):
-        return result.reason
-    if isinstance(result, dict):
-        return result.get("error")
-    if (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
-        return result[1].get("error")
-    return None
+    """The recorded failure of an evaluation result (an :class:`Evaluation`'s ``error``), or
+    None for a plain fitness tuple."""
+    return result.error if isinstance(result, Evaluation) else None
 
 
 class Guarded:
     """``Guarded(evaluate, worst, timeout=None)(*args)``: ``evaluate(*args)``, or, when it raises
-    (``Exception``, CUDA out-of-memory included) or overruns ``timeout`` seconds, the failure value
-    of ``worst`` carrying the reason. ``passthrough`` exception classes are re-raised (errors of
+    (``Exception``, CUDA out-of-memory included) or overruns ``timeout`` seconds,
+    ``Evaluation(worst, {}, error=reason)`` (``worst``: the worst fitness tuple, or one number). ``passthrough`` exception classes are re-raised (errors of
     the run, not of one individual). Picklable when ``evaluate`` and ``worst`` are."""
 
     def __init__(self, evaluate, worst, timeout: float | None = None, passthrough: tuple = ()):
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
         self.evaluate = evaluate
-        self.worst = worst
+        self.worst = tuple(worst) if isinstance(worst, (tuple, list)) else (float(worst),)
         self.timeout = timeout
         self.passthrough = tuple(passthrough)
 
@@ -164,7 +131,7 @@ class Guarded:
         except self.passthrough:
             raise
         except Exception as exc:   # failure is data: this individual fails, the run goes on
-            return failure_value(self.worst, describe(exc))
+            return Evaluation.failure(self.worst, describe(exc))
 
     def __repr__(self):
         return f"Guarded({self.evaluate!r}, worst={self.worst!r}, timeout={self.timeout!r})"
@@ -175,5 +142,4 @@ def guarded(evaluate, worst, timeout: float | None = None, passthrough: tuple = 
     return Guarded(evaluate, worst, timeout, passthrough)
 
 
-__all__ = ["EvaluationTimeout", "Failed", "Guarded", "guarded", "describe", "failure_reason",
-           "failure_value", "time_limit", "default_timeout", "is_oom", "can_time_out"]
+__all__ = ["EvaluationTimeout", "Guarded", "guarded", "describe", "failure_reason", "time_limit", "default_timeout", "is_oom", "can_time_out"]

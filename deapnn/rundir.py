@@ -51,21 +51,29 @@ class RunDir:
             raise RunDirError(f"cannot resume {path}: {cls.CONFIG} holds no run configuration")
         return cls(path, config, _resuming=True)
 
+    @classmethod
+    def create(cls, path: str | os.PathLike, command: str, config, **extra) -> "RunDir":
+        """Start a fresh ``command`` run in ``path``; ``config.json`` is the one layout every
+        command writes: ``{"command": command, "config": config.to_dict(), **extra}`` (``extra``:
+        facts of this invocation that do not define the run, e.g. the device asked for)."""
+        return cls(path, {"command": command, "config": config.to_dict(), **extra})
+
     def stored(self, command: str, cls):
-        """The stored configuration of a ``command`` run as dataclass ``cls`` (validated when it
-        has ``validate()``); a directory of another run type or a config.json that does not fit
-        raises :class:`RunDirError`."""
+        """The stored configuration of a ``command`` run as ``cls`` (a
+        :class:`deapnn.config.Config`, validated); a directory of another run type or a
+        config.json that does not fit raises :class:`RunDirError`. Run directories written
+        before the one layout (the block under the command's name) are read too."""
         if self.config.get("command") != command:
             raise RunDirError(f"cannot resume {self.path}: it holds a "
                               f"{self.config.get('command')!r} run, not {command}")
+        block = self.config.get("config", self.config.get(command))
         try:
-            obj = cls(**self.config[command])
-            if hasattr(obj, "validate"):
-                obj.validate()
+            if block is None:
+                raise ValueError("no configuration block")
+            return cls.from_dict(block)
         except (KeyError, TypeError, ValueError) as exc:
             raise RunDirError(f"cannot resume {self.path}: its config.json is not a valid "
                               f"{command} configuration ({exc})") from None
-        return obj
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "RunDir":

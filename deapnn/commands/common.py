@@ -6,6 +6,8 @@ import math
 import os
 import sys
 
+from ..progress import progress  # noqa: F401  (re-exported for the commands)
+
 
 class UsageError(ValueError):
     """A bad command-line value: reported as one line, exit code 2, before any work starts."""
@@ -61,13 +63,6 @@ def check_positive(value, what: str, *, allow_zero: bool = False) -> None:
         raise UsageError(f"{what} must be a finite number, got {value}")
     if (value < 0) if allow_zero else (value <= 0):
         raise UsageError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
-
-
-def progress(total: int, desc: str, quiet: bool, unit: str = "it"):
-    """A tqdm progress bar on stderr, or a silent stand-in when ``quiet``."""
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, file=sys.stderr,
-                dynamic_ncols=True, leave=False)
 
 
 #: first argument of scoop_entry.py: where the origin writes the command's exit code (SCOOP's

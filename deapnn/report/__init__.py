@@ -17,7 +17,7 @@ __all__ = ["ReportError", "render_report", "write_report", "RUN_KINDS"]
 
 
 def _section(kind):
-    """The section builder of a run type: ``(Report, config) -> status line``."""
+    """The section builder of a run type: ``(Report, run configuration) -> status line``."""
     from . import basic, gls, search
     return {"train": basic.train, "gls": gls.gls, "nlfs": search.nlfs,
             "evomal": search.evomal}.get(kind, basic.generic)
@@ -39,19 +39,29 @@ def load_config(run_dir: str) -> dict:
 
 
 def flat_config(config: dict) -> dict:
-    """``config.json`` as ``key → value``: the command's own nested block unprefixed, other
-    nested blocks as ``block.key``; bookkeeping of the command line (func, check) dropped."""
+    """``config.json`` as ``key → value``: the run's configuration block (``config``; in older
+    run directories the block under the command's name) unprefixed, other nested blocks as
+    ``block.key``; bookkeeping of the command line (func, check) dropped."""
     command = config.get("command")
+    own = "config" if "config" in config else command
     flat = {}
     for key, value in config.items():
         if key in ("command", "func", "check"):
             continue
         if isinstance(value, dict):
             for k, v in value.items():
-                flat[k if key == command else f"{key}.{k}"] = v
+                flat[k if key == own else f"{key}.{k}"] = v
         else:
             flat[key] = value
     return dict(sorted(flat.items()))
+
+
+def run_config(config: dict) -> dict:
+    """The run's configuration block of a ``config.json`` (any layout deapnn has written)."""
+    block = config.get("config", config.get(config.get("command")))
+    if isinstance(block, dict):
+        return block
+    return {k: v for k, v in config.items() if k not in ("command", "func", "check")}
 
 
 def render_report(run_dir: str, out: str | None = None) -> Report:
@@ -63,7 +73,8 @@ def render_report(run_dir: str, out: str | None = None) -> Report:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     kind = config.get("command")
     body = Report(run_dir, out)           # built first: the header shows its status
-    status = _section(kind)(body, config)
+    section = _section(kind)
+    status = section(body, config if section.__name__ == "generic" else run_config(config))
     rep = Report(run_dir, out)
     rep.add(f"# deapnn {kind or 'run'} report: {code(run_dir)}", "",
             f"- run type: **{kind or 'unknown'}**", f"- status: {status}",

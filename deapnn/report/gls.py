@@ -56,7 +56,7 @@ def _mean_curve(jobs, arm, key):
 
 
 def gls(rep: Report, config: dict) -> str:
-    cfg = config.get("gls", {})
+    cfg = config
     jobs = _jobs(rep, cfg)
     results = read_json(os.path.join(rep.run_dir, "results.json"))
     arms = list(dict.fromkeys(j["arm"] for j in jobs))

@@ -33,7 +33,7 @@ def _timings(rep: Report, rows: list[dict], per: str) -> None:
 
 # --- NLFS --------------------------------------------------------------------------------------------
 def nlfs(rep: Report, config: dict) -> str:
-    cfg = config.get("nlfs", {})
+    cfg = config
     rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
     results = read_json(os.path.join(rep.run_dir, "results.json"))
 

@@ -1,0 +1,163 @@
+"""Run configurations with their constraints declared once.
+
+Every method's configuration (``GLSConfig``, ``NLFSConfig``, ``EvoMALConfig``, ``TrainConfig``,
+...) is a dataclass deriving from :class:`Config`. Its ``_parameter_constraints`` maps a field
+to the values it accepts (the scheme of scikit-learn's ``_parameter_constraints``): a list of
+:class:`Interval`, :class:`Options`, :class:`Check`, Python types or ``None``; a value passes
+when it satisfies any of them. Cross-field rules go in :meth:`Config._check`. ``validate()``
+raises :class:`ConfigError` (a ``ValueError``) naming the field; the command line turns it into
+its one-line usage error naming the flag (``pop`` → ``--pop``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; ``field`` names the setting (None: several)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class Interval:
+    """Numbers of ``kind`` (``int`` or ``float``) between ``low`` and ``high`` (None: open);
+    ``closed`` is "both", "left", "right" or "neither". Floats must be finite."""
+
+    def __init__(self, kind, low=None, high=None, closed: str = "both"):
+        self.kind, self.low, self.high, self.closed = kind, low, high, closed
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, bool):
+            return False
+        if self.kind is int and not isinstance(value, numbers.Integral):
+            return False
+        if not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return False
+        left = self.closed in ("both", "left")
+        right = self.closed in ("both", "right")
+        if self.low is not None and (value < self.low if left else value <= self.low):
+            return False
+        return not (self.high is not None and (value > self.high if right else value >= self.high))
+
+    def describe(self) -> str:
+        kind = "an integer" if self.kind is int else "a finite number"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>=' if self.closed in ('both', 'left') else '>'} {self.low}")
+        if self.high is not None:
+            parts.append(f"{'<=' if self.closed in ('both', 'right') else '<'} {self.high}")
+        return kind + (" " + " and ".join(parts) if parts else "")
+
+
+class Options:
+    """One of a fixed set of values."""
+
+    def __init__(self, values):
+        self.values = tuple(values)
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, (str, int, float, bool)) and value in self.values
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(str(v) for v in self.values)
+
+
+class Check:
+    """A predicate with the words that describe it (e.g. a list of distinct seeds)."""
+
+    def __init__(self, predicate, description: str):
+        self.predicate, self.description = predicate, description
+
+    def accepts(self, value) -> bool:
+        try:
+            return bool(self.predicate(value))
+        except Exception:
+            return False
+
+    def describe(self) -> str:
+        return self.description
+
+
+def _accepts(constraint, value) -> bool:
+    if constraint is None:
+        return value is None
+    if isinstance(constraint, type):
+        return isinstance(value, constraint) and not (constraint is not bool
+                                                      and isinstance(value, bool))
+    return constraint.accepts(value)
+
+
+def _describe(constraint) -> str:
+    if constraint is None:
+        return "None"
+    if isinstance(constraint, type):
+        return {str: "a string", bool: "true or false", int: "an integer",
+                float: "a number"}.get(constraint, constraint.__name__)
+    return constraint.describe()
+
+
+def int_list(low: int | None = None, *, distinct: bool = False, nonempty: bool = True) -> Check:
+    """A list of integers (each ``>= low``), optionally non-empty and without repeats."""
+    def ok(value):
+        return (isinstance(value, (list, tuple)) and (len(value) > 0 or not nonempty)
+                and all(isinstance(v, int) and not isinstance(v, bool)
+                        and (low is None or v >= low) for v in value)
+                and (not distinct or len(set(value)) == len(value)))
+    words = ("a non-empty " if nonempty else "a ") + "list of integers" + \
+        (f" >= {low}" if low is not None else "") + (" without repeats" if distinct else "")
+    return Check(ok, words)
+
+
+def subset_of(values, *, distinct: bool = True) -> Check:
+    """A list whose items all come from ``values`` (each at most once when ``distinct``)."""
+    values = tuple(values)
+
+    def ok(value):
+        return (isinstance(value, (list, tuple)) and all(v in values for v in value)
+                and (not distinct or len(set(value)) == len(value)))
+    return Check(ok, "a list of " + ", ".join(values) + (" without repeats" if distinct else ""))
+
+
+@dataclasses.dataclass
+class Config:
+    """Base of the run configurations (see the module docstring)."""
+
+    _parameter_constraints = {}
+
+    def validate(self):
+        """Raise :class:`ConfigError` naming the first invalid setting; return ``self``."""
+        for name, allowed in type(self)._parameter_constraints.items():
+            value = getattr(self, name)
+            if not any(_accepts(c, value) for c in allowed):
+                words = " or ".join(_describe(c) for c in allowed)
+                raise ConfigError(f"{name} must be {words}, got {value!r}", name)
+        self._check()
+        return self
+
+    def _check(self) -> None:
+        """Cross-field rules (override; raise :class:`ConfigError`)."""
+
+    def to_dict(self) -> dict:
+        """The configuration as plain data (``config.json``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """The configuration stored by :meth:`to_dict`, validated. Unknown keys are an error
+        (a config.json of another version or a tampered one is refused, not half-read)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a {cls.__name__} must be a JSON object, got "
+                              f"{type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}",
+                              unknown[0])
+        return cls(**data).validate()
+
+
+__all__ = ["Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]
