@@ -18,8 +18,13 @@ from .vision import DatasetNotFoundError, default_root
 
 __all__ = [
     "AUGMENTATIONS", "DATASETS", "Dataset", "DatasetInfo", "DatasetNotFoundError", "Split",
-    "augment_batch", "dataset_names", "default_root", "load_dataset",
+    "augment_batch", "cache_dataset", "cached_dataset", "dataset_names", "default_root",
+    "load_dataset",
 ]
+
+#: datasets loaded in this process, by (name, seed, root): the one cache of every method
+_CACHE: dict = {}
+_CACHE_SIZE = 4
 
 
 def load_dataset(name: str, root=None, download: bool = False, seed: int = 0) -> Dataset:
@@ -42,3 +47,23 @@ def load_dataset(name: str, root=None, download: bool = False, seed: int = 0) ->
     from .vision import load_torchvision
 
     return load_torchvision(key, root, download, seed)
+
+
+def cached_dataset(name: str, seed: int = 0, root=None) -> Dataset:
+    """:func:`load_dataset` once per process for each ``(name, seed, root)`` (a SCOOP worker
+    evaluating many candidates of one run loads its data once). Keeps the last few datasets."""
+    key = (canonical_name(name), int(seed), None if root is None else str(root))
+    if key not in _CACHE:
+        cache_dataset(load_dataset(name, root=root, seed=seed), name, seed, root)
+    return _CACHE[key]
+
+
+def cache_dataset(data: Dataset, name: str, seed: int = 0, root=None) -> Dataset:
+    """Make :func:`cached_dataset` return ``data`` (already loaded by the caller) for these
+    arguments, so in-process evaluations reuse it instead of loading it again."""
+    key = (canonical_name(name), int(seed), None if root is None else str(root))
+    _CACHE.pop(key, None)
+    _CACHE[key] = data
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    return data

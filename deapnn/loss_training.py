@@ -1,0 +1,177 @@
+"""Training a network with a candidate loss for a fixed number of SGD steps: the one
+training-with-loss function of the loss searches, and the lower-is-better task metrics they use.
+
+Both searches score a candidate loss by what a network trained with it achieves:
+
+* NLFS (Morgan & Hougen 2024 §3.5): a short *regularised* surrogate training — mini-batches drawn
+  uniformly with replacement, Gaussian input noise and the dataset's crop augmentation, cosine
+  learning rate over the budget, early abort on a failed pre-screen;
+* EvoMAL (Raymond et al. 2023, TPAMI §4.7): the base network trained for ``fitness_steps`` SGD
+  steps over successive shuffled passes of the training split, constant learning rate.
+
+:func:`train_with_loss` runs either recipe (a :class:`LossTraining` says which) and returns the
+learning curve; the caller turns it into a fitness. Metric convention: every function here that
+scores a model or predictions returns a value where **lower is better** — :func:`task_error` (the
+error rate for classification, the MSE for regression; non-finite outputs score ∞). Accuracy,
+where a method reports it, is ``deapnn.training.accuracy`` (higher is better) and is named so.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .config import Config, Interval, Options
+
+WORST = math.inf
+
+
+@dataclass
+class LossTraining(Config):
+    """One training recipe. ``sampling``: ``"uniform"`` (each step draws ``batch_size`` indices
+    with replacement) or ``"passes"`` (successive shuffled passes over the training split);
+    ``schedule``: ``"cosine"`` (per step, from ``lr`` to 0 over ``steps``) or ``"constant"``."""
+    steps: int = 500
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    sampling: str = "passes"
+    noise: float = 0.0
+    augment: str | None = None
+    eval_every: int = 0
+
+    _parameter_constraints = {
+        "steps": [Interval(int, 0, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "momentum": [Interval(float, 0, 1, closed="left")],
+        "nesterov": [bool],
+        "weight_decay": [Interval(float, 0, None)],
+        "schedule": [Options(("constant", "cosine"))],
+        "sampling": [Options(("uniform", "passes"))],
+        "noise": [Interval(float, 0, None)],
+        "augment": [None, str],
+        "eval_every": [Interval(int, 0, None)],
+    }
+
+
+@dataclass
+class LossTrainingResult:
+    """``curve``: ``(step, metric of each evaluated split…)`` at every evaluation; ``steps``:
+    SGD steps done; ``reason``: why training stopped early (None: it ran to the end)."""
+    curve: list = field(default_factory=list)
+    steps: int = 0
+    reason: str | None = None
+
+
+def prediction_error(pred: torch.Tensor, target: torch.Tensor, task: str) -> float:
+    """Error rate (classification; one output: logit > 0 means class 1) or MSE (regression) of
+    raw predictions; lower is better."""
+    if task == "classification":
+        if pred.shape[1] == 1:
+            wrong = (pred.reshape(-1) > 0).long() != target.reshape(-1).long()
+        else:
+            wrong = pred.argmax(1) != target
+        return float(wrong.double().mean())
+    return float(((pred - target.reshape(pred.shape)) ** 2).mean())
+
+
+@torch.no_grad()
+def task_error(model, x: torch.Tensor, y: torch.Tensor, task: str) -> float:
+    """The model's error rate (classification) or MSE (regression) on ``x``, evaluated in
+    batches of 1,024 in eval mode (the model is left in train mode); non-finite outputs → ∞."""
+    model.eval()
+    out = torch.cat([model(xb) for xb in x.split(1024)])
+    model.train()
+    if not torch.isfinite(out).all():
+        return WORST
+    if task == "classification":
+        pred = (out.reshape(-1) > 0).long() if out.shape[1] == 1 else out.argmax(1)
+        return float((pred != y.reshape(pred.shape)).double().mean())
+    value = float(F.mse_loss(out, y.reshape(out.shape).to(out.dtype)))
+    return value if math.isfinite(value) else WORST
+
+
+def shuffled_passes(n: int, batch_size: int, steps: int, gen: torch.Generator):
+    """``steps`` index batches from successive shuffled passes over ``n`` examples."""
+    done, order = 0, torch.empty(0, dtype=torch.long)
+    while done < steps:
+        if len(order) < min(batch_size, n):
+            order = torch.randperm(n, generator=gen)
+        yield order[:batch_size]
+        order = order[batch_size:]
+        done += 1
+
+
+def uniform_batches(n: int, batch_size: int, steps: int, gen: torch.Generator):
+    """``steps`` index batches, each drawn uniformly with replacement."""
+    for _ in range(steps):
+        yield torch.randint(0, n, (batch_size,), generator=gen)
+
+
+def train_with_loss(model, loss_fn: Callable, data, recipe: LossTraining, *, batch_seed: int,
+                    device, evaluate: Callable | None = None, stop: Callable | None = None,
+                    eval_steps=(), eval_at_start: bool = False) -> LossTrainingResult:
+    """Train ``model`` (moved to ``device``) on ``data.train`` with ``loss_fn(outputs, targets)``
+    for ``recipe.steps`` SGD steps.
+
+    ``batch_seed`` seeds the one generator that draws batches, augmentation and noise (the
+    global RNGs are used only by the model itself, e.g. dropout). With ``recipe.eval_every > 0``,
+    after every ``eval_every`` steps and after the last one, and after each step listed in
+    ``eval_steps``, ``evaluate(model, step)`` returns a tuple of metrics appended to the curve
+    (with step 0 first when ``eval_at_start``); ``stop(step, metrics)`` may return a reason to stop
+    there. Evaluation must draw no random numbers, so the trained network does not depend on
+    where it is evaluated. A non-finite training loss stops training before that step's update (reason
+    recorded); errors raised by the loss or the model propagate to the caller.
+    """
+    from .data import augment_batch
+    from .training import TrainConfig, make_optimizer
+    recipe.validate()
+    model.to(device)
+    x, y = data.train.x.to(device), data.train.y.to(device)
+    opt = make_optimizer(model.parameters(), TrainConfig(
+        lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay))
+    gen = torch.Generator().manual_seed(batch_seed)
+    draw = uniform_batches if recipe.sampling == "uniform" else shuffled_passes
+    every, extra_points = recipe.eval_every, set(eval_steps)
+    result = LossTrainingResult()
+    if eval_at_start:
+        result.curve.append((0, *evaluate(model, 0)))
+    for step, idx in enumerate(draw(len(x), recipe.batch_size, recipe.steps, gen)):
+        if recipe.schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+        idx = idx.to(device)
+        xb, yb = x[idx], y[idx]
+        if recipe.augment:
+            xb = augment_batch(xb, recipe.augment, gen, padding=max(1, xb.shape[-1] // 8))
+        if recipe.noise:
+            xb = xb + recipe.noise * torch.randn(xb.shape, generator=gen).to(device)
+        model.train()
+        loss = loss_fn(model(xb), yb)
+        if not torch.isfinite(loss):
+            result.reason = f"non-finite loss at step {step}"
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        result.steps = done = step + 1
+        if (every and (done % every == 0 or done == recipe.steps)) or done in extra_points:
+            metrics = tuple(evaluate(model, done))
+            result.curve.append((done, *metrics))
+            reason = stop(done, metrics) if stop is not None else None
+            if reason:
+                result.reason = reason
+                break
+    return result
+
+
+__all__ = ["LossTraining", "LossTrainingResult", "train_with_loss", "task_error",
+           "prediction_error", "shuffled_passes", "uniform_batches", "WORST"]
