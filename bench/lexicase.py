@@ -1,6 +1,6 @@
 """Benchmark: our lexicase operators vs deap.tools and the `lexicase` 0.3.0 package (bench-only).
 
-Settings (SPEC §2 / issue 3):
+Settings:
   A  1,000 individuals x 200 cases, integer errors 0-3, k = 1,000
   B  8 individuals x 50,000 cases, binary pass/fail correlated across individuals, k = 1
 Targets: >= 200x faster than deap.tools.selLexicase and >= 2x faster than `lexicase` 0.3.0 at A and B;

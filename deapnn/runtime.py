@@ -1,6 +1,6 @@
 """Runtime: device choice, worker threads, seeding and the toolbox ``map``.
 
-Nothing here touches CUDA at import time (DESIGN "Devices"): the device is chosen lazily, per
+Nothing here touches CUDA at import time: the device is chosen lazily, per
 worker process, the first time :func:`get_device` is called.
 """
 from __future__ import annotations
@@ -160,8 +160,8 @@ def running_under_scoop() -> bool:
 def configure_worker_threads(n: int | None = None) -> int:
     """Set torch's intra-op thread count for this worker.
 
-    Under SCOOP several workers share a host, so each gets one thread unless ``n`` says otherwise
-    (DESIGN "Devices"). Returns the thread count in force.
+    Under SCOOP several workers share a host, so each gets one thread unless ``n`` says otherwise.
+    Returns the thread count in force.
     """
     if n is None:
         env = os.environ.get("DEAPNN_THREADS")
@@ -201,7 +201,7 @@ def get_map():
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch from one integer (DESIGN "Reproducible")."""
+    """Seed python, numpy and torch from one integer (the same seed on CPU gives the same run)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -1,7 +1,7 @@
 """Dataset registry: names and static metadata, available without loading any data.
 
 Nothing here imports torchvision, scikit-learn or mnist1d, so ``deapnn datasets`` and
-argument validation stay fast (DESIGN "Bad input fails fast").
+argument validation stay fast (bad input fails before anything is loaded).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Named classification losses as drop-in ``nn.Module``s taking ``(logits, targets)``.
 
-Built-ins (the baselines of Morgan & Hougen 2024 §4; SPEC §3):
+Built-ins (the baselines of Morgan & Hougen 2024 §4):
 
 ==================  ==========================================================================
 ``ce``              cross-entropy (``F.cross_entropy``)
