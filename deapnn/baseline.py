@@ -3,8 +3,8 @@ with a loss of the library or a loss formula.
 
 :class:`TrainRunConfig` defines the run (stored as ``config.json``); :func:`run_train` trains,
 evaluates on the test split and writes the run directory. The dataset / model / SGD settings and
-their constraints are declared here and in :class:`deapnn.training.TrainConfig` once, and reused
-by :class:`deapnn.gls.GLSConfig`.
+their constraints are declared once, on :class:`SGDRunConfig` (and
+:class:`deapnn.training.TrainConfig`), which :class:`deapnn.gls.GLSConfig` derives from too.
 """
 from __future__ import annotations
 
@@ -22,35 +22,12 @@ TRAINING_FIELDS = ("epochs", "lr", "momentum", "nesterov", "weight_decay", "batc
                    "schedule")
 
 
-def training_constraints() -> dict:
-    """Constraints of ``dataset``, ``model`` and the SGD settings (:data:`TRAINING_FIELDS`), for
-    a configuration's ``_parameter_constraints``."""
-    return {"dataset": [Options(dataset_names())], "model": [Options(model_names())],
-            **{name: TrainConfig._parameter_constraints[name] for name in TRAINING_FIELDS}}
-
-
-def check_training(cfg) -> TrainConfig:
-    """Cross-field rules of a configuration holding ``dataset``, ``model`` and the SGD settings:
-    the model accepts the dataset's examples (e.g. no conv-net on tabular iris) and the SGD
-    settings form a valid :class:`~deapnn.training.TrainConfig` (returned)."""
-    try:
-        check_model_input(cfg.model, DATASETS[cfg.dataset].input_shape)
-    except ValueError as exc:
-        raise ConfigError(f"model {cfg.model} does not fit dataset {cfg.dataset}: {exc}",
-                          "model") from None
-    return sgd_config(cfg, cfg.epochs)
-
-
-def sgd_config(cfg, epochs: int) -> TrainConfig:
-    """The validated :class:`~deapnn.training.TrainConfig` of ``cfg``'s SGD settings for
-    ``epochs`` epochs."""
-    values = {name: getattr(cfg, name) for name in TRAINING_FIELDS}
-    return TrainConfig(**{**values, "epochs": epochs}).validate()
-
-
 @dataclass
-class TrainRunConfig(Config):
-    """Everything that defines a ``deapnn train`` run (stored as the run's ``config.json``)."""
+class SGDRunConfig(Config):
+    """What every run that trains networks with SGD on a dataset declares: the dataset, the
+    model and the SGD settings of :class:`~deapnn.training.TrainConfig` (constraints declared
+    there), the augmentation switch and where the data lives. Base of :class:`TrainRunConfig`
+    and :class:`deapnn.gls.GLSConfig`, which set their own defaults."""
     dataset: str = "digits"
     model: str = "cnn"
     epochs: int = 20
@@ -61,31 +38,49 @@ class TrainRunConfig(Config):
     batch_size: int = 64
     schedule: str = "cosine"
     augment: bool = True
-    loss: str | None = None       # a library loss name or a formula; None: the task's default
-    seed: int = 0
     root: str | None = None
     download: bool = False
 
     _parameter_constraints = {
-        **training_constraints(),
-        "augment": [bool],
-        "loss": [str, None],
-        "seed": [int],
-        "root": [str, None],
-        "download": [bool],
+        "dataset": [Options(dataset_names())], "model": [Options(model_names())],
+        **{name: TrainConfig._parameter_constraints[name] for name in TRAINING_FIELDS},
+        "augment": [bool], "root": [str, None], "download": [bool],
     }
 
     def _check(self) -> None:
-        check_training(self)
+        """The model accepts the dataset's examples (e.g. no conv-net on tabular iris) and the
+        SGD settings form a valid :class:`~deapnn.training.TrainConfig`."""
+        try:
+            check_model_input(self.model, DATASETS[self.dataset].input_shape)
+        except ValueError as exc:
+            raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: {exc}",
+                              "model") from None
+        self.train_config()
+
+    def train_config(self, epochs: int | None = None) -> TrainConfig:
+        """The validated SGD settings for ``epochs`` epochs (default: ``self.epochs``)."""
+        values = {name: getattr(self, name) for name in TRAINING_FIELDS}
+        return TrainConfig(**{**values, "epochs": self.epochs if epochs is None else epochs}
+                           ).validate()
+
+
+@dataclass
+class TrainRunConfig(SGDRunConfig):
+    """Everything that defines a ``deapnn train`` run (stored as the run's ``config.json``)."""
+    loss: str | None = None       # a library loss name or a formula; None: the task's default
+    seed: int = 0
+
+    _parameter_constraints = {**SGDRunConfig._parameter_constraints,
+                              "loss": [str, None], "seed": [int]}
+
+    def _check(self) -> None:
+        super()._check()
         if self.loss is not None:
             from .losses import resolve_loss
             try:
                 resolve_loss(self.loss)
             except (ValueError, KeyError) as exc:
                 raise ConfigError(str(exc).strip("'\""), "loss") from None
-
-    def train_config(self) -> TrainConfig:
-        return sgd_config(self, self.epochs)
 
     @classmethod
     def from_legacy(cls, stored: dict) -> "TrainRunConfig":
@@ -187,5 +182,5 @@ def write_outputs(rundir, cfg: TrainRunConfig, summary: TrainSummary, model, his
                     rundir.file(f"val_{metric}.png"), "epoch", metric)
 
 
-__all__ = ["TrainRunConfig", "TrainSummary", "run_train", "stored_train_config",
-           "training_constraints", "check_training", "sgd_config", "TRAINING_FIELDS"]
+__all__ = ["SGDRunConfig", "TrainRunConfig", "TrainSummary", "run_train", "stored_train_config",
+           "write_outputs", "TRAINING_FIELDS"]
