@@ -1,6 +1,7 @@
 """The one train / evaluate loop shared by every method (SGD baselines, GLS SubGD, loss searches).
 
-A NaN/inf loss stops training and is reported as divergence, never raised (DESIGN "Failure is data").
+A NaN/inf loss stops training and is reported as divergence (``TrainResult.reason``), never raised:
+a failure is data, recorded where the run's results are.
 """
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import Check, Config, ConfigError, Interval, Options
+
 SCHEDULES = ("cosine", "step", "constant")
 
 
 @dataclass
-class TrainConfig:
-    """Hyper-parameters of the SGD loop (defaults: GLS reference, SPEC §1)."""
+class TrainConfig(Config):
+    """Hyper-parameters of the SGD loop (defaults: the SGD settings of Ding & Spector 2022, §4:
+    lr 0.1, momentum 0.9, weight decay 1e-4, batch 64, cosine schedule)."""
     epochs: int = 20
     lr: float = 0.1
     momentum: float = 0.9
@@ -28,23 +32,23 @@ class TrainConfig:
     milestones: tuple = ()     # step schedule: epochs (or steps) at which lr *= gamma
     gamma: float = 0.1
 
-    def validate(self) -> "TrainConfig":
-        """Raise ``ValueError`` naming the first invalid hyper-parameter."""
-        if not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight decay must be >= 0, got {self.weight_decay!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+    _parameter_constraints = {
+        "epochs": [Interval(int, 0, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "momentum": [Interval(float, 0, 1, closed="left")],
+        "nesterov": [bool],
+        "weight_decay": [Interval(float, 0, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "schedule": [Options(SCHEDULES)],
+        "milestones": [Check(lambda v: isinstance(v, (list, tuple))
+                             and all(isinstance(m, (int, float)) for m in v),
+                             "a list of epochs")],
+        "gamma": [Interval(float, 0, None, closed="neither")],
+    }
+
+    def _check(self) -> None:
         if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov needs momentum > 0")
-        return self
+            raise ConfigError("nesterov needs momentum > 0", "nesterov")
 
 
 @dataclass
@@ -65,7 +69,8 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.SGD:
 def scheduled_lr(cfg: TrainConfig, t: float, total: float) -> float:
     """Learning rate at progress ``t`` of ``total`` (epochs or generations).
 
-    cosine: lr0 · ½(1 + cos(π t / total)), reaching 0 at the end (SPEC §1.4);
+    cosine: lr0 · ½(1 + cos(π t / total)), reaching 0 at the end (Ding & Spector 2022,
+    §3: per generation in GLS, per epoch for SGD);
     step: lr0 · γ^(number of milestones ≤ t); constant: lr0.
     """
     if cfg.schedule == "cosine":
@@ -188,13 +193,6 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024,
     outs = [model(xb.to(device)).float().cpu() for xb in x.split(batch_size)]
     model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)
-
-
-@torch.no_grad()
-def per_case_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                     device: torch.device | None = None) -> torch.Tensor:
-    """``(N,) bool``: whether the model's top-1 prediction is right on each case (GLS cases, SPEC §1.5)."""
-    return predict(model, x, batch_size, device).argmax(1) == y.cpu()
 
 
 @torch.no_grad()

@@ -29,7 +29,8 @@ from operators import mutSubGD, selGradientLexicase
 
 
 def run_seed(task: dict) -> dict:
-    """One GLS run (one seed); returns the final parent's test accuracy (Ding & Spector 2022 report the last parent, §4)."""
+    """One GLS run (one seed); returns the final parent's test accuracy (reported as in
+    Ding & Spector 2022, §4: the final parent, not the best evaluation)."""
     configure_worker_threads()
     device = get_device()
     with _data_context(task):

@@ -4,7 +4,10 @@
   set; mini-batch ``b`` goes to child ``b mod p`` (§3.2), so the p children train on disjoint slices.
 * :func:`selGradientLexicase` — lexicase selection over single training cases with pass/fail =
   top-1 correct (§3.3), evaluated lazily: only the survivors are evaluated, on chunks of cases of
-  growing size, and evaluation stops as soon as one survivor is left (SPEC §1.6).
+  growing size, and evaluation stops as soon as one survivor is left (the reference code evaluates
+  one case at a time; chunks give the same outcome with batched forward passes).
+* :func:`selRandomChild` — the ablation's selection: a child drawn uniformly (SubGD + random
+  selection, §4).
 
 Individuals are ``torch.nn.Module`` children; both operators can be registered on a
 ``deap.base.Toolbox`` with ``functools.partial``-style keyword arguments.
@@ -102,7 +105,7 @@ def _pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> n
 
 
 def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int, bool]:
-    """The reference code's loop (SPEC §1, replication option): a child failing a case is removed
+    """The reference code's loop (a replication option): a child failing a case is removed
     from the list *while iterating over it*, which skips the next child on that case; a case that
     every remaining child fails empties the pool. Returns (pool, cases used, emptied)."""
     for j in range(errors.shape[1]):
@@ -182,6 +185,15 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
         for m, t in zip(individuals, was_training):
             m.train(t)
     return chosen
+
+
+def selRandomChild(children, k: int = 1, *, rng: np.random.Generator, info: dict | None = None):
+    """``k`` children drawn uniformly with replacement from ``rng`` — the selection of the
+    SubGD + random-selection ablation (Ding & Spector 2022, §4), with the keyword signature of
+    :func:`selGradientLexicase` so it can replace it in an
+    :func:`~deapnn.algorithms.eaGradientLexicase` toolbox. ``info`` is accepted and left as is
+    (no case is examined)."""
+    return [children[int(i)] for i in rng.integers(len(children), size=k)]
 
 
 def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch_size, semantics,

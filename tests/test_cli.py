@@ -192,7 +192,7 @@ def test_real_short_training_run(cli, tmp_path):
 
     for name in ("config.json", "logbook.csv", "model.pt"):
         assert (out_dir / name).is_file(), name
-    config = json.loads((out_dir / "config.json").read_text())
+    config = json.loads((out_dir / "config.json").read_text())["config"]
     assert config["dataset"] == "iris" and config["model"] == "mlp" and config["epochs"] == 3
 
     from deapnn.rundir import read_logbook

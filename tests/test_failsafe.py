@@ -147,19 +147,21 @@ def test_evomal_timeout_is_worst_with_reason_and_logged():
 
 def test_gls_failing_job_is_a_failed_row_not_a_dead_comparison(monkeypatch, tmp_path):
     from deapnn import gls
-    real = gls._run_job
+    from deapnn.gls import job as gls_job
+    real = gls_job._run_job
 
     def sometimes_oom(job):
         if job["seed"] == 1 and job["arm"] == "sgd":
             raise OOM
         return real(job)
-    monkeypatch.setattr(gls, "_run_job", sometimes_oom)
+    monkeypatch.setattr(gls_job, "_run_job", sometimes_oom)
     cfg = gls.GLSConfig(dataset="iris", model="mlp", epochs=1, pop=2, arms=["sgd"], seeds=[0, 1])
-    jobs = gls.jobs_for(cfg, str(tmp_path), quiet=True)
+    jobs = gls.make_jobs(cfg, str(tmp_path))
     results = list(map(gls.run_job, jobs))
-    bad = [r for r in results if r.get("error")]
-    assert len(bad) == 1 and bad[0]["arm"] == "sgd" and bad[0]["test_acc"] is None
-    assert bad[0]["error"].startswith("OutOfMemoryError")
+    bad = [r for r in results if r.failed]
+    assert len(bad) == 1 and bad[0].info["arm"] == "sgd" and bad[0].info["test_acc"] is None
+    assert bad[0].error.startswith("OutOfMemoryError")
+    assert bad[0].info["error"] == bad[0].error                        # the results.json row
     assert not (tmp_path / "sgd" / "seed1" / "result.json").exists()   # --resume retries it
     summary = gls.summarize(results)
     assert summary["gls"]["n"] == 2 and summary["sgd"]["n"] == 1
@@ -172,7 +174,7 @@ def test_gls_corrupt_checkpoint_is_the_runs_error(tmp_path):
     from deapnn import gls
     from deapnn.checkpoint import CheckpointError
     cfg = gls.GLSConfig(dataset="iris", model="mlp", epochs=1, pop=2, arms=[], seeds=[0])
-    job = gls.jobs_for(cfg, str(tmp_path), quiet=True)[0]
+    job = gls.make_jobs(cfg, str(tmp_path))[0]
     (tmp_path / "gls" / "seed0").mkdir(parents=True)
     (tmp_path / "gls" / "seed0" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CheckpointError):

@@ -73,19 +73,18 @@ def test_a_duplicated_job_waits_for_the_first_and_reuses_its_result(tmp_path, mo
     import threading
     from dataclasses import asdict
 
-    import deapnn.gls
+    import deapnn.gls.job
     from deapnn.gls import GLSConfig, run_job
     runs = []
-    real = deapnn.gls.eaGradientLexicase
+    real = deapnn.gls.job.eaGradientLexicase
 
     def counting(*args, **kwargs):
         runs.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(deapnn.gls, "eaGradientLexicase", counting)
+    monkeypatch.setattr(deapnn.gls.job, "eaGradientLexicase", counting)
     cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, pop=2, batch_size=16, arms=[])
-    job = {"arm": "gls", "seed": 0, "dir": str(tmp_path / "gls" / "seed0"), "config": asdict(cfg),
-           "quiet": True}
+    job = {"arm": "gls", "seed": 0, "dir": str(tmp_path / "gls" / "seed0"), "config": asdict(cfg)}
     results = [None, None]
 
     def go(i):
@@ -96,6 +95,6 @@ def test_a_duplicated_job_waits_for_the_first_and_reuses_its_result(tmp_path, mo
         t.start()
     for t in threads:
         t.join()
-    assert results[0] == results[1] and results[0]["test_acc"] is not None
+    assert results[0] == results[1] and results[0].info["test_acc"] is not None
     assert len(runs) == 1
     assert not [p for p in os.listdir(job["dir"]) if p.endswith(".tmp") or p.startswith(".ckpt")]

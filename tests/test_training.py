@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from deapnn.models import MLP, build_model
-from deapnn.training import (SCHEDULES, TrainConfig, evaluate, per_case_correct, predict,
+from deapnn.training import (SCHEDULES, TrainConfig, evaluate, predict,
                              scheduled_lr, train, train_steps)
 
 CPU = torch.device("cpu")
@@ -187,26 +187,31 @@ def test_train_applies_the_schedule_per_epoch(monkeypatch):
 
 # --- evaluation -----------------------------------------------------------------------------
 
-def test_per_case_correct_matches_direct_argmax_in_batches():
+def _correct(model, x, y, batch_size=1024):
+    """Per-case top-1 correctness through :func:`predict` (the cases of GLS selection)."""
+    return predict(model, x, batch_size).argmax(1) == y
+
+
+def test_predict_correctness_matches_direct_argmax_in_batches():
     x, y = _toy(n=50)
     torch.manual_seed(0)
     model = MLP((5,), 3, hidden=(8,)).eval()
     with torch.no_grad():
         oracle = model(x).argmax(1) == y
-    full = per_case_correct(model, x, y)
-    batched = per_case_correct(model, x, y, batch_size=7)     # 50 = 7*7 + 1: ragged last batch
+    full = _correct(model, x, y)
+    batched = _correct(model, x, y, batch_size=7)     # 50 = 7*7 + 1: ragged last batch
     assert full.dtype == torch.bool and full.shape == (50,)
     assert torch.equal(full, oracle) and torch.equal(batched, oracle)
     assert 0 < int(oracle.sum()) < 50                          # a non-trivial oracle
 
 
-def test_per_case_correct_uses_eval_mode_and_restores_training_mode():
+def test_predict_uses_eval_mode_and_restores_training_mode():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(9, 1, 8, 8, generator=g), torch.randint(0, 10, (9,), generator=g)
     model = build_model("cnn", (1, 8, 8), 10)
     model.train()
-    a = per_case_correct(model, x, y, batch_size=1)   # batch of 1 works only in eval mode (BN)
-    b = per_case_correct(model, x, y, batch_size=9)
+    a = _correct(model, x, y, batch_size=1)   # batch of 1 works only in eval mode (BN)
+    b = _correct(model, x, y, batch_size=9)
     assert torch.equal(a, b)
     assert model.training
 
@@ -253,7 +258,7 @@ def test_predict_returns_cpu_outputs_in_order():
     ({"batch_size": 1.5}, "batch"),
     ({"momentum": 1.0}, "momentum"),
     ({"momentum": -0.1}, "momentum"),
-    ({"weight_decay": -1e-4}, "weight decay"),
+    ({"weight_decay": -1e-4}, "weight.decay"),
     ({"schedule": "linear"}, "schedule"),
     ({"nesterov": True, "momentum": 0.0}, "nesterov"),
 ])

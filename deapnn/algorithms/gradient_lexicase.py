@@ -1,12 +1,13 @@
 """``eaGradientLexicase``: the generation loop of Gradient Lexicase Selection (Ding & Spector 2022,
-§3, Algorithm 1; SPEC §1).
+ICLR, §3, Algorithm 1).
 
 Per generation: the parent is copied into p children (or, at generation 0 with
 ``init="independent"``, children are fresh networks as in the reference code), the children are
 mutated with subset gradient descent (``toolbox.mutate`` = :func:`operators.mutSubGD`) at the
 generation's cosine learning rate, and one child is chosen by ``toolbox.select`` (lexicase over
-training cases, :func:`operators.selGradientLexicase`; ``tools.selRandom`` for the ablation arm).
-The winner becomes the parent.
+training cases, :func:`operators.selGradientLexicase`; :func:`operators.selRandomChild` for the
+random-selection ablation). The winner becomes the parent. The toolbox contract is declared in
+:mod:`deapnn.algorithms.contracts`.
 
 Every random draw of a generation comes from generators seeded with ``derive_seed(seed, g)``, and
 the loop state is checkpointed after each generation, so a killed run resumed from its checkpoint
@@ -22,22 +23,39 @@ import numpy as np
 import torch
 from deap import tools
 
+from ..config import Check, Config, Interval, Options
 from ..runtime import derive_seed
 from ..training import TrainConfig, make_optimizer, scheduled_lr, set_lr
+from .support import logbook_records, restore_logbook
 
 MOMENTUM_MODES = ("reset", "inherit", "none")
 INIT_MODES = ("clone", "independent")
 
 
-def _check(pop_size, momentum, init, ngen):
-    if pop_size < 2:
-        raise ValueError(f"pop_size must be >= 2 (selection needs two children), got {pop_size}")
-    if momentum not in MOMENTUM_MODES:
-        raise ValueError(f"unknown momentum mode {momentum!r}; valid: {', '.join(MOMENTUM_MODES)}")
-    if init not in INIT_MODES:
-        raise ValueError(f"unknown init mode {init!r}; valid: {', '.join(INIT_MODES)}")
-    if ngen < 0:
-        raise ValueError(f"ngen must be >= 0, got {ngen}")
+@dataclasses.dataclass
+class GLSLoopConfig(Config):
+    """The loop settings :func:`eaGradientLexicase` accepts, with their constraints declared once
+    (:class:`deapnn.gls.GLSConfig` reuses them for ``pop``, ``momentum_mode`` and ``init``)."""
+    pop_size: int = 4
+    momentum: str = "reset"
+    init: str = "clone"
+    ngen: int = 0
+
+    _parameter_constraints = {
+        "pop_size": [Check(lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2,
+                           "an integer >= 2 (selection needs two children)")],
+        "momentum": [Options(MOMENTUM_MODES)],
+        "init": [Options(INIT_MODES)],
+        "ngen": [Interval(int, 0, None)],
+    }
+
+
+def checkpoint_logbook(state: dict) -> tools.Logbook:
+    """The logbook stored in a checkpoint of :func:`eaGradientLexicase` (the
+    :func:`~deapnn.algorithms.support.logbook_records` layout, or the list of records that
+    checkpoints written before it hold)."""
+    data = state["logbook"]
+    return restore_logbook(data if isinstance(data, dict) else {"records": data})
 
 
 def _optimizers(children, cfg: TrainConfig, momentum: str, inherited: dict | None):
@@ -59,29 +77,30 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
                        verbose: bool = False):
     """Evolve ``parent``'s weights for ``ngen`` generations of GLS; return ``(parent, logbook)``.
 
-    Toolbox: ``mutate(children, optimizers=..., generator=..., augment_generator=...)`` (SubGD),
-    ``select(children, 1, rng=..., info=...)`` (lexicase over training cases), optional
-    ``evaluate(parent) -> dict`` called every ``eval_interval`` generations and after the last one
-    (e.g. validation/test accuracy), and ``model()`` building a fresh network when
-    ``init="independent"``.
+    Toolbox (see :mod:`deapnn.algorithms.contracts`): ``mutate`` a
+    :class:`~deapnn.algorithms.contracts.GLSMutate` (SubGD), ``select`` a
+    :class:`~deapnn.algorithms.contracts.GLSSelect` (lexicase over training cases, or
+    :func:`operators.selRandomChild`), optional ``evaluate`` a
+    :class:`~deapnn.algorithms.contracts.GLSEvaluate` called every ``eval_interval`` generations
+    and after the last one (e.g. validation/test accuracy), and ``model`` a
+    :class:`~deapnn.algorithms.contracts.GLSModelFactory` when ``init="independent"``.
 
     ``cfg`` gives lr0 (cosine from lr0 to 0 over all generations, constant within a generation —
-    SPEC §1.4), momentum, Nesterov and weight decay. ``checkpoint(state)`` is called with the full
+    Ding & Spector 2022, §3), momentum, Nesterov and weight decay. ``checkpoint(state)`` is called with the full
     loop state after each generation; pass that state back as ``resume_state`` to continue.
     Logbook per generation: ``gen, lr, train_loss, select_time, mutate_time, cases_examined,
     survivors`` plus whatever ``evaluate`` returns. ``halloffame`` is unused (the lineage has one
     member) and accepted for DEAP signature compatibility; ``stats`` is applied to the children's
     train losses.
     """
-    _check(pop_size, momentum, init, ngen)
+    GLSLoopConfig(pop_size, momentum, init, ngen).validate()
     logbook = tools.Logbook()
     start_gen, inherited = 0, None
     if resume_state is not None:
         parent.load_state_dict(resume_state["parent"])
         inherited = resume_state.get("optimizer")
         start_gen = int(resume_state["generation"])
-        for record in resume_state["logbook"]:
-            logbook.record(**record)
+        logbook = checkpoint_logbook(resume_state)
         if progress is not None:
             progress.update(start_gen)
     device = next(parent.parameters()).device
@@ -133,5 +152,5 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
                 progress.set_postfix(loss=f"{record['train_loss']:.4f}")
         if checkpoint is not None:
             checkpoint({"generation": gen + 1, "parent": parent.state_dict(),
-                        "optimizer": inherited, "logbook": [dict(r) for r in logbook]})
+                        "optimizer": inherited, "logbook": logbook_records(logbook)})
     return parent, logbook

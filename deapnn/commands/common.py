@@ -51,6 +51,34 @@ def check_common(args) -> None:
         raise UsageError(f"--resume {args.resume!r}: no such run directory")
 
 
+def config_usage_error(exc, flags: dict | None = None) -> UsageError:
+    """The one-line usage error of a :class:`deapnn.config.ConfigError`, naming the flag of its
+    field (``weight_decay`` → ``--weight-decay``; ``flags`` maps fields whose flag is named
+    otherwise, e.g. ``{"arms": "--compare"}``)."""
+    message, name = str(exc), getattr(exc, "field", None)
+    if name is None:
+        return UsageError(message)
+    flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+    if message.startswith(name + " "):
+        return UsageError(flag + message[len(name):])
+    return UsageError(f"{flag}: {message}")
+
+
+def config_from_flags(cls, args, flags: dict | None = None, **values):
+    """``cls`` (a :class:`deapnn.config.Config`) built from the parsed flags named like its
+    fields, ``values`` overriding, and validated; a bad value is a :class:`UsageError` naming
+    its flag."""
+    from dataclasses import fields
+
+    from ..config import ConfigError
+    names = {f.name for f in fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    try:
+        return cls(**{**given, **values}).validate()
+    except ConfigError as exc:
+        raise config_usage_error(exc, flags) from None
+
+
 def check_choice(value, choices, what: str) -> None:
     if value not in choices:
         raise UsageError(f"unknown {what} {value!r}; valid: {', '.join(sorted(choices))}")

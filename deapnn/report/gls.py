@@ -4,12 +4,10 @@ from __future__ import annotations
 import os
 import statistics
 
+from ..gls.config import ARM_TITLES as _TITLES
 from .basic import logbook_reasons
 from .document import (Report, code, finite, mean_std, num, read_json, read_rows, sample_std,
                        seconds)
-
-_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
-           "random": "SubGD + random selection"}
 
 
 def _jobs(rep: Report, cfg: dict) -> list[dict]:

@@ -1,0 +1,186 @@
+"""The SGD baseline (``deapnn train``): one network trained with SGD on one dataset, optionally
+with a loss of the library or a loss formula.
+
+:class:`TrainRunConfig` defines the run (stored as ``config.json``); :func:`run_train` trains,
+evaluates on the test split and writes the run directory. The dataset / model / SGD settings and
+their constraints are declared once, on :class:`SGDRunConfig` (and
+:class:`deapnn.training.TrainConfig`), which :class:`deapnn.gls.GLSConfig` derives from too.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+
+from .config import Config, ConfigError, Options
+from .data import DATASETS, dataset_names
+from .models import check_model_input, model_names
+from .progress import no_progress
+from .training import TrainConfig
+
+#: the SGD settings a run configuration shares with :class:`~deapnn.training.TrainConfig`
+TRAINING_FIELDS = ("epochs", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
+                   "schedule")
+
+
+@dataclass
+class SGDRunConfig(Config):
+    """What every run that trains networks with SGD on a dataset declares: the dataset, the
+    model and the SGD settings of :class:`~deapnn.training.TrainConfig` (constraints declared
+    there), the augmentation switch and where the data lives. Base of :class:`TrainRunConfig`
+    and :class:`deapnn.gls.GLSConfig`, which set their own defaults."""
+    dataset: str = "digits"
+    model: str = "cnn"
+    epochs: int = 20
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    schedule: str = "cosine"
+    augment: bool = True
+    root: str | None = None
+    download: bool = False
+
+    _parameter_constraints = {
+        "dataset": [Options(dataset_names())], "model": [Options(model_names())],
+        **{name: TrainConfig._parameter_constraints[name] for name in TRAINING_FIELDS},
+        "augment": [bool], "root": [str, None], "download": [bool],
+    }
+
+    def _check(self) -> None:
+        """The model accepts the dataset's examples (e.g. no conv-net on tabular iris) and the
+        SGD settings form a valid :class:`~deapnn.training.TrainConfig`."""
+        try:
+            check_model_input(self.model, DATASETS[self.dataset].input_shape)
+        except ValueError as exc:
+            raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: {exc}",
+                              "model") from None
+        self.train_config()
+
+    def train_config(self, epochs: int | None = None) -> TrainConfig:
+        """The validated SGD settings for ``epochs`` epochs (default: ``self.epochs``)."""
+        values = {name: getattr(self, name) for name in TRAINING_FIELDS}
+        return TrainConfig(**{**values, "epochs": self.epochs if epochs is None else epochs}
+                           ).validate()
+
+
+@dataclass
+class TrainRunConfig(SGDRunConfig):
+    """Everything that defines a ``deapnn train`` run (stored as the run's ``config.json``)."""
+    loss: str | None = None       # a library loss name or a formula; None: the task's default
+    seed: int = 0
+
+    _parameter_constraints = {**SGDRunConfig._parameter_constraints,
+                              "loss": [str, None], "seed": [int]}
+
+    def _check(self) -> None:
+        super()._check()
+        if self.loss is not None:
+            from .losses import resolve_loss
+            try:
+                resolve_loss(self.loss)
+            except (ValueError, KeyError) as exc:
+                raise ConfigError(str(exc).strip("'\""), "loss") from None
+
+    @classmethod
+    def from_legacy(cls, stored: dict) -> "TrainRunConfig":
+        """The configuration of a run directory written before the one ``config.json`` layout
+        (the command line's flags at the top level, ``no_augment`` for ``augment``)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in stored.items() if k in names}
+        if "no_augment" in stored:
+            values["augment"] = not stored["no_augment"]
+        return cls.from_dict(values)
+
+
+@dataclass
+class TrainSummary:
+    """Outcome of :func:`run_train` (``to_dict()`` is the run's ``result.json``)."""
+    metric: str                 # "accuracy" (classification) or "mse" (regression)
+    test: float
+    seconds: float
+    diverged: bool
+    reason: str | None
+    device: str
+
+    def to_dict(self) -> dict:
+        return {f"test_{self.metric}": self.test, "seconds": self.seconds,
+                "diverged": self.diverged, "reason": self.reason}
+
+
+def stored_train_config(rundir) -> TrainRunConfig:
+    """The configuration of a ``train`` run directory to resume (either ``config.json``
+    layout); :class:`~deapnn.rundir.RunDirError` when it does not hold a valid one."""
+    from .rundir import RunDirError
+    if "config" in rundir.config or "train" in rundir.config:
+        return rundir.stored("train", TrainRunConfig)
+    if rundir.config.get("command") != "train":
+        return rundir.stored("train", TrainRunConfig)     # raises: another run type
+    try:
+        return TrainRunConfig.from_legacy(rundir.config)
+    except (TypeError, ValueError) as exc:
+        raise RunDirError(f"cannot resume {rundir.path}: its config.json is not a valid train "
+                          f"configuration ({exc})") from None
+
+
+def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_progress,
+              log=None) -> TrainSummary:
+    """Train ``cfg``'s model with SGD and return its test score. With a ``rundir``
+    (:class:`~deapnn.rundir.RunDir`) a checkpoint is saved after every epoch, a run whose
+    checkpoint is there continues from it, and the logbook, weights, ``result.json`` and curves
+    are written. ``map_fn`` is unused (one training) and accepted for the runners' common shape;
+    ``log`` is unused."""
+    from .data import load_dataset
+    from .models import build_model
+    from .runtime import get_device, seed_everything
+    from .training import evaluate, train
+
+    resume_state = rundir.load_checkpoint() if rundir is not None else None
+    seed_everything(cfg.seed)
+    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=cfg.seed)
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    loss_fn = None
+    if cfg.loss is not None:
+        from .losses import resolve_loss
+        loss_fn = resolve_loss(cfg.loss)
+    train_cfg = cfg.train_config()
+    device = get_device()
+    metric = "accuracy" if data.task == "classification" else "mse"
+    bar = progress(train_cfg.epochs, f"train {cfg.model}/{cfg.dataset}", unit="epoch")
+
+    def on_epoch(epoch, loss):
+        return {"epoch": epoch + 1, "train_loss": loss,
+                f"val_{metric}": evaluate(model, data.val.x, data.val.y, data.task)}
+
+    start = time.perf_counter()
+    result = train(model, data.train.x, data.train.y, train_cfg, loss_fn=loss_fn, task=data.task,
+                   augment=data.augment if cfg.augment else None, device=device,
+                   seed=cfg.seed, on_epoch=on_epoch, progress=bar,
+                   checkpoint=rundir.save_checkpoint if rundir is not None else None,
+                   resume_state=resume_state)
+    bar.close()
+    seconds = time.perf_counter() - start
+    test = evaluate(model, data.test.x, data.test.y, data.task)
+    summary = TrainSummary(metric, test, seconds, result.diverged, result.reason, str(device))
+    if rundir is not None:
+        write_outputs(rundir, cfg, summary, model, result.history)
+    return summary
+
+
+def write_outputs(rundir, cfg: TrainRunConfig, summary: TrainSummary, model, history) -> None:
+    """The logbook, final weights, ``result.json`` and the loss / validation curves."""
+    rundir.write_logbook(history)
+    rundir.save_weights(model.state_dict(), "model.pt")
+    rundir.write_json("result.json", summary.to_dict())
+    if history:
+        from .plots import plot_curves
+        metric = summary.metric
+        xs = [r["epoch"] for r in history]
+        plot_curves({"train loss": (xs, [r["train_loss"] for r in history])},
+                    rundir.file("loss.png"), "epoch", "loss", f"{cfg.model} on {cfg.dataset}")
+        plot_curves({f"val {metric}": (xs, [r[f"val_{metric}"] for r in history])},
+                    rundir.file(f"val_{metric}.png"), "epoch", metric)
+
+
+__all__ = ["SGDRunConfig", "TrainRunConfig", "TrainSummary", "run_train", "stored_train_config",
+           "write_outputs", "TRAINING_FIELDS"]

@@ -1,0 +1,62 @@
+"""Configuration of a GLS comparison: :class:`GLSConfig` and the comparison arms (Ding & Spector
+2022, §4: GLS against SGD at the same epochs, SGD at matched gradient compute and SubGD with
+random selection)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..algorithms.gradient_lexicase import GLSLoopConfig
+from ..baseline import SGDRunConfig
+from ..config import Interval, Options, int_list, subset_of
+
+ARMS = ("gls", "sgd", "sgd_matched", "random")
+ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
+              "random": "SubGD + random selection"}
+SELECTION_DATA = ("clean", "augmented")
+
+
+def _semantics():
+    from operators.gls import SEMANTICS
+    return SEMANTICS
+
+
+@dataclass
+class GLSConfig(SGDRunConfig):
+    """Everything that defines a GLS comparison (stored as the run's ``config.json``): the
+    dataset, model and SGD settings of :class:`~deapnn.baseline.SGDRunConfig` (``epochs``: the
+    baselines' epochs; weight decay 1e-4 as in the paper, the train command's default is 5e-4)
+    and the GLS settings."""
+    epochs: int = 30
+    weight_decay: float = 1e-4
+    pop: int = 4
+    momentum_mode: str = "reset"
+    init: str = "clone"
+    selection_data: str = "clean"
+    semantics: str = "standard"
+    chunk_size: int = 8
+    max_cases: int | None = None   # case budget per selection event (None: exact lexicase)
+    eval_every: int = 0            # generations/epochs between val/test evaluations (0: per epoch-equivalent)
+    arms: list = field(default_factory=lambda: ["gls", "sgd"])
+    seeds: list = field(default_factory=lambda: [0])
+
+    _parameter_constraints = {
+        **SGDRunConfig._parameter_constraints,
+        "pop": GLSLoopConfig._parameter_constraints["pop_size"],
+        "momentum_mode": GLSLoopConfig._parameter_constraints["momentum"],
+        "init": GLSLoopConfig._parameter_constraints["init"],
+        "selection_data": [Options(SELECTION_DATA)],
+        "semantics": [Options(_semantics())],
+        "chunk_size": [Interval(int, 1, None)],
+        "max_cases": [Interval(int, 1, None), None],
+        "eval_every": [Interval(int, 0, None)],
+        "arms": [subset_of(ARMS, distinct=False)],
+        "seeds": [int_list()],
+    }
+
+    def generations(self) -> int:
+        """GLS generations = epochs · (p+1): (p+1)× the baseline's gradient compute, as in the
+        reference code (Ding & Spector 2022, §4)."""
+        return self.epochs * (self.pop + 1)
+
+
+__all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "SELECTION_DATA"]

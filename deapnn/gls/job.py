@@ -1,0 +1,147 @@
+"""One GLS *job*: one comparison arm × one seed, run in its own directory.
+
+A job checkpoints after every generation (GLS, random selection) or epoch (SGD arms), so a
+killed job resumed later continues exactly where it stopped. Jobs are independent and picklable
+(plain dicts), so ``map_fn`` (SCOOP's ``futures.map``) can run them in parallel.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+
+import torch
+
+from ..algorithms import eaGradientLexicase
+from ..algorithms.gradient_lexicase import checkpoint_logbook
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..data import load_dataset
+from ..evaluation import Evaluation
+from ..failsafe import describe, time_limit
+from ..models import build_model
+from ..progress import no_progress
+from ..rundir import RunDir
+from ..runtime import derive_seed, get_device, seed_everything
+from ..training import train
+from .config import GLSConfig
+from .toolbox import accuracy_evaluator, gls_toolbox
+
+
+def run_job(job: dict) -> Evaluation:
+    """Run (or resume) one arm × seed in ``job["dir"]``; return its :class:`Evaluation`:
+    ``values`` = ``(test accuracy,)``, ``info`` = the job's result row (``arm, seed, test_acc,
+    val_acc, seconds, diverged, device, host``).
+
+    ``job`` = ``{"arm", "seed", "dir", "config": GLSConfig.to_dict()[, "progress", "timeout"]}``
+    (``progress``: a factory ``progress(total, desc, unit=...)``, default silent). A finished job
+    (``result.json`` present) is read back, not re-run.
+
+    Failure is data: a job that raises (CUDA out-of-memory included) or overruns
+    ``job["timeout"]`` seconds gives an Evaluation with ``error`` (the reason) whose row has
+    ``error`` and no accuracy, and the other jobs of the comparison go on; it writes no
+    ``result.json``, so a resumed run retries it from its last checkpoint. A corrupt checkpoint
+    is the run's error, not the job's (:class:`~deapnn.checkpoint.CheckpointError` propagates).
+    """
+    started = time.perf_counter()
+    try:
+        with time_limit(job.get("timeout")):
+            row = _run_job(job)
+        return Evaluation((row["test_acc"],), row)
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        reason = describe(exc)
+        logbook = os.path.join(job["dir"], "logbook.csv")
+        try:      # an empty logbook keeps the run's plots and reports working
+            os.makedirs(job["dir"], exist_ok=True)
+            if not os.path.exists(logbook):
+                open(logbook, "w", encoding="utf-8").close()
+        except OSError:
+            pass
+        row = {"arm": job["arm"], "seed": int(job["seed"]), "test_acc": None, "val_acc": None,
+               "seconds": time.perf_counter() - started, "diverged": None, "error": reason}
+        return Evaluation((None,), row, reason)
+
+
+def _run_job(job: dict) -> dict:
+    # SCOOP may resend a future that runs for long ("Lost track of future ... Resending it"):
+    # a second copy of a job waits for the first on the job directory's lock and then reads its
+    # result instead of training the same thing twice in the same directory.
+    os.makedirs(job["dir"], exist_ok=True)
+    with open(os.path.join(job["dir"], ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run_job_locked(job)
+
+
+def _best_so_far(records) -> float:
+    return max((r["val_acc"] for r in records if r.get("val_acc") is not None), default=-1.0)
+
+
+def _run_job_locked(job: dict) -> dict:
+    cfg = GLSConfig(**job["config"])
+    arm, seed, out = job["arm"], int(job["seed"]), job["dir"]
+    progress = job.get("progress") or no_progress
+    result_file = os.path.join(out, "result.json")
+    if os.path.exists(result_file):
+        with open(result_file, encoding="utf-8") as fh:
+            return json.load(fh)
+    ckpt_file = os.path.join(out, "checkpoint.pt")
+    resume = load_checkpoint(ckpt_file) if os.path.exists(ckpt_file) else None
+    seed_everything(seed)
+    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=seed)
+    device = get_device()
+    torch.manual_seed(derive_seed(seed, "init"))
+    model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+    interval = cfg.eval_every or (cfg.pop + 1 if arm in ("gls", "random") else 1)
+    start = time.perf_counter() - (resume or {}).get("elapsed", 0.0)
+    best_file = os.path.join(out, "best_model.pt")
+
+    def save(state):
+        state["elapsed"] = time.perf_counter() - start
+        save_checkpoint(ckpt_file, state)
+
+    if arm in ("gls", "random"):
+        ngen = cfg.generations()
+        bar = progress(ngen, f"{arm} seed {seed}", unit="gen")
+        tb = gls_toolbox(data, cfg, arm, device)
+        done = list(checkpoint_logbook(resume)) if resume else []
+        tb.register("evaluate", accuracy_evaluator(data, best_file, _best_so_far(done)))
+        model, logbook = eaGradientLexicase(
+            model, tb, ngen, cfg=cfg.train_config(ngen), pop_size=cfg.pop,
+            momentum=cfg.momentum_mode, init=cfg.init, seed=seed, eval_interval=interval,
+            checkpoint=save, resume_state=resume, progress=bar)
+        records, diverged = [dict(r) for r in logbook], None
+        for r in records:
+            r["compute_epochs"] = r["gen"]          # one SubGD pass = one epoch of gradient steps
+    else:
+        epochs = cfg.epochs * (cfg.pop + 1 if arm == "sgd_matched" else 1)
+        bar = progress(epochs, f"{arm} seed {seed}", unit="epoch")
+        evaluate_all = accuracy_evaluator(data, best_file,
+                                          _best_so_far((resume or {}).get("history", [])))
+
+        def on_epoch(epoch, loss):
+            record = {"epoch": epoch + 1, "compute_epochs": epoch + 1, "train_loss": loss}
+            if (epoch + 1) % interval == 0 or epoch + 1 == epochs:
+                record.update(evaluate_all(model))
+            return record
+
+        res = train(model, data.train.x, data.train.y, cfg.train_config(epochs), task=data.task,
+                    augment=data.augment if cfg.augment else None, device=device, seed=seed,
+                    on_epoch=on_epoch, progress=bar, checkpoint=save, resume_state=resume)
+        records, diverged = res.history, res.reason
+    bar.close()
+    # the final parent is reported, not the best (as the reference code, Ding & Spector 2022, §4)
+    final = accuracy_evaluator(data)(model)
+    result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
+              "seconds": time.perf_counter() - start, "diverged": diverged,
+              "device": str(device), "host": socket.gethostname()}
+    rd = RunDir.open(out)
+    rd.write_logbook(records)
+    rd.save_weights(model.state_dict(), "model.pt")
+    rd.write_json("result.json", result)
+    return result
+
+
+__all__ = ["run_job"]

@@ -1,0 +1,158 @@
+"""``run_gls``: a GLS comparison over several seeds as phase functions — :func:`make_jobs`,
+:func:`run_jobs`, :func:`summarize`, :func:`format_table`, :func:`write_outputs`.
+
+The arms (Ding & Spector 2022, §4): GLS; SGD at the same epochs; SGD at matched gradient compute,
+(p+1)× epochs; SubGD with random selection instead of lexicase (the ablation).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..evaluation import Evaluation
+from ..progress import no_progress
+from .config import ARM_TITLES, ARMS, GLSConfig
+from .job import run_job
+
+
+@dataclass
+class GLSSummary:
+    """Outcome of :func:`run_gls`: the per-job result rows, the per-arm summary (see
+    :func:`summarize`) and the printed table. ``to_dict()`` is the run's ``results.json``."""
+    results: list
+    summary: dict
+    table: str
+
+    def to_dict(self) -> dict:
+        return {"results": self.results, "summary": self.summary}
+
+
+def make_jobs(cfg: GLSConfig, out: str, progress=no_progress) -> list[dict]:
+    """One picklable job per seed × arm, GLS first (``timeout``: ``--eval-timeout`` per job,
+    or None; ``progress``: the progress-bar factory each job uses)."""
+    from ..failsafe import default_timeout
+    arms = ["gls"] + [a for a in cfg.arms if a != "gls"]
+    return [{"arm": arm, "seed": seed, "dir": os.path.join(out, arm, f"seed{seed}"),
+             "config": cfg.to_dict(), "progress": progress, "timeout": default_timeout()}
+            for seed in cfg.seeds for arm in arms]
+
+
+def run_jobs(jobs: list[dict], map_fn=None) -> list[Evaluation]:
+    """Every job through ``map_fn`` (builtin ``map`` by default; SCOOP's ``futures.map`` runs
+    them in parallel)."""
+    return list((map_fn or map)(run_job, jobs))
+
+
+def result_rows(evaluations: list[Evaluation]) -> list[dict]:
+    """The result row of each job (``error`` set on a failed one)."""
+    return [dict(ev.info) for ev in evaluations]
+
+
+def summarize(evaluations: list[Evaluation]) -> dict:
+    """Per arm: mean ± std test accuracy, mean wall time, and paired differences vs GLS; failed
+    jobs are counted and explained (``failed``), not averaged."""
+    by_arm: dict = {}
+    failed: dict = {}
+    for ev in evaluations:
+        r = ev.info
+        if ev.failed:
+            failed.setdefault(r["arm"], []).append(f"seed {r['seed']}: {ev.error}")
+            by_arm.setdefault(r["arm"], [])
+        else:
+            by_arm.setdefault(r["arm"], []).append(r)
+    summary = {}
+    for arm, rs in by_arm.items():
+        acc = np.array([r["test_acc"] for r in rs], dtype=float)
+        summary[arm] = {"n": len(rs), "mean": float(acc.mean()) if len(rs) else float("nan"),
+                        "std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+                        "seconds": float(np.mean([r["seconds"] for r in rs])) if rs else 0.0,
+                        "per_seed": {int(r["seed"]): r["test_acc"] for r in rs}}
+        if arm in failed:
+            summary[arm]["failed"] = failed[arm]
+    if "gls" in summary:
+        for arm in summary:
+            if arm != "gls":
+                _paired(summary, arm)
+    return summary
+
+
+def _paired(summary: dict, arm: str) -> None:
+    common = sorted(set(summary[arm]["per_seed"]) & set(summary["gls"]["per_seed"]))
+    d = np.array([summary["gls"]["per_seed"][s] - summary[arm]["per_seed"][s] for s in common])
+    if len(d):
+        summary[arm]["gls_minus_arm"] = {
+            "mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
+            "wins": int((d > 0).sum()), "ties": int((d == 0).sum()),
+            "losses": int((d < 0).sum())}
+
+
+def format_table(summary: dict, cfg: GLSConfig) -> str:
+    """The comparison as the text table ``deapnn gls`` prints (and ``summary.txt`` holds)."""
+    lines = [f"{cfg.model} on {cfg.dataset}, p={cfg.pop}, {cfg.epochs} epochs "
+             f"(GLS: {cfg.generations()} generations)",
+             f"{'arm':<26} {'test accuracy':>20} {'seeds':>5} {'wall s':>8}  GLS − arm (paired)"]
+    for arm in ARMS:
+        if arm not in summary:
+            continue
+        s = summary[arm]
+        pair = s.get("gls_minus_arm")
+        ptxt = (f"{pair['mean']:+.4f} ± {pair['std']:.4f}  ({pair['wins']}W/{pair['ties']}T/"
+                f"{pair['losses']}L)") if pair else ""
+        lines.append(f"{ARM_TITLES[arm]:<26} {s['mean']:>11.4f} ± {s['std']:.4f} {s['n']:>5} "
+                     f"{s['seconds']:>8.1f}  {ptxt}")
+    for arm in ARMS:
+        for why in summary.get(arm, {}).get("failed", []):
+            lines.append(f"  failed: {ARM_TITLES[arm]} {why}")
+    return "\n".join(lines)
+
+
+def write_outputs(rundir, summary: GLSSummary, jobs: list[dict]) -> None:
+    """``results.json``, ``summary.txt`` and the curves of the run directory."""
+    rundir.write_json("results.json", summary.to_dict())
+    with open(rundir.file("summary.txt"), "w", encoding="utf-8") as fh:
+        fh.write(summary.table + "\n")
+    plot(rundir, jobs)
+
+
+def plot(rundir, jobs: list[dict]) -> None:
+    """Mean validation accuracy and train loss per arm against gradient compute (epochs)."""
+    from ..plots import plot_curves
+    from ..rundir import read_logbook
+    for key, name, ylabel in (("val_acc", "accuracy.png", "validation accuracy"),
+                              ("train_loss", "loss.png", "train loss")):
+        series = {}
+        for arm in dict.fromkeys(j["arm"] for j in jobs):
+            curves = []
+            for job in (j for j in jobs if j["arm"] == arm):
+                rows = [r for r in read_logbook(os.path.join(job["dir"], "logbook.csv"))
+                        if r.get(key) is not None]
+                curves.append({r["compute_epochs"]: r[key] for r in rows})
+            xs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+            if xs:
+                series[ARM_TITLES[arm]] = (xs, [float(np.mean([c[x] for c in curves])) for x in xs])
+        plot_curves(series, rundir.file(name), "gradient compute (epochs)", ylabel,
+                    "mean over seeds")
+
+
+def run_gls(cfg: GLSConfig, rundir, *, map_fn=None, progress=no_progress,
+            log=None) -> GLSSummary:
+    """Run (or resume: finished jobs are read back, started ones continue from their
+    checkpoints) every arm × seed of ``cfg`` in ``rundir`` (a :class:`~deapnn.rundir.RunDir`),
+    write ``results.json``, ``summary.txt`` and the curves, and return the summary.
+
+    ``map_fn`` runs the jobs (builtin ``map`` by default); ``progress`` is the progress-bar
+    factory of every job (it travels with the job: pass a picklable one to SCOOP); ``log(text)``
+    hears of every failed job."""
+    jobs = make_jobs(cfg, rundir.path, progress)
+    evaluations = run_jobs(jobs, map_fn)
+    for ev in evaluations:
+        if ev.failed and log is not None:
+            log(f"{ARM_TITLES[ev.info['arm']]} seed {ev.info['seed']} failed: {ev.error}")
+    stats = summarize(evaluations)
+    summary = GLSSummary(result_rows(evaluations), stats, format_table(stats, cfg))
+    write_outputs(rundir, summary, jobs)
+    return summary
+
+

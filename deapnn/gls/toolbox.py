@@ -1,0 +1,56 @@
+"""The DEAP toolbox of a GLS run and the evaluator of its networks."""
+from __future__ import annotations
+
+import torch
+from deap import base
+
+from operators.gls import mutSubGD, selGradientLexicase, selRandomChild
+
+from ..models import build_model
+from ..rundir import save_weights
+from ..runtime import get_device
+from ..training import evaluate
+from .config import GLSConfig
+
+
+def accuracy_evaluator(data, best_file: str | None = None, best: float = -1.0):
+    """Validation/test accuracy of a model (a :class:`~deapnn.algorithms.contracts.GLSEvaluate`);
+    with ``best_file``, the weights of the best model by validation accuracy so far are saved
+    there (atomically) whenever it improves."""
+    def run(model):
+        nonlocal best
+        record = {"val_acc": evaluate(model, data.val.x, data.val.y, data.task),
+                  "test_acc": evaluate(model, data.test.x, data.test.y, data.task)}
+        if best_file and record["val_acc"] > best:
+            best = record["val_acc"]
+            save_weights(best_file, model.state_dict())
+        return record
+    return run
+
+
+def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Toolbox:
+    """A DEAP toolbox with ``mutate`` (SubGD), ``select`` (lazy gradient lexicase, or
+    :func:`operators.selRandomChild` for the ``random`` ablation arm), ``evaluate`` (val/test
+    accuracy) and ``model`` registered for ``data`` (the contract of
+    :mod:`deapnn.algorithms.contracts`)."""
+    device = device or get_device()
+    tb = base.Toolbox()
+    x, y = data.train.x.to(device), data.train.y.to(device)
+    augment = data.augment if cfg.augment else None
+    tb.register("mutate", mutSubGD, x=x, y=y, batch_size=cfg.batch_size, augment=augment)
+    if arm == "random":
+        tb.register("select", selRandomChild)
+    else:
+        sel_x = x
+        if cfg.selection_data == "augmented" and augment:
+            # Reference-code option: select on an augmented copy (drawn once per run).
+            from ..data import augment_batch
+            sel_x = augment_batch(x, augment, torch.Generator(device=device).manual_seed(0))
+        tb.register("select", selGradientLexicase, x=sel_x, y=y, chunk_size=cfg.chunk_size,
+                    max_cases=cfg.max_cases, semantics=cfg.semantics)
+    tb.register("evaluate", accuracy_evaluator(data))
+    tb.register("model", build_model, cfg.model, data.input_shape, data.num_classes)
+    return tb
+
+
+__all__ = ["gls_toolbox", "accuracy_evaluator"]
