@@ -48,7 +48,7 @@ class LossArchive:
 
     Bookkeeping, one definition: every :meth:`get` is a lookup, counted in ``hits`` when the
     archive answers it and in ``misses`` when it does not (the caller then evaluates the tree and
-    :meth:`add`\ s the record). ``misses`` is therefore the number of evaluations made.
+    stores the record with :meth:`add`). ``misses`` is therefore the number of evaluations made.
     """
 
     def __init__(self, task: str = "classification", num_classes: int = 3, n_probe: int = 64,
