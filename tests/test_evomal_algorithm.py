@@ -7,6 +7,7 @@ from deap import tools
 
 from deapnn.algorithms.evomal import eaEvoMAL
 from deapnn.checkpoint import load_checkpoint, save_checkpoint
+from deapnn.evaluation import Evaluation
 from deapnn.evomal.toolbox import fitness_stats, make_toolbox
 from deapnn.losses.archive import LossArchive, to_sympy
 from deapnn.losses.tree import missing_arguments
@@ -19,9 +20,9 @@ def fake_evaluate(text):
     """Deterministic stand-in for the (expensive) EvoMAL evaluation."""
     CALLS.append(text)
     if "sign" in text:
-        return {"fitness": float("inf"), "reason": "rejected: sign", "tree": text}
-    return {"fitness": (derive_seed(text) % 1000) / 1000 + 0.01 * len(text), "reason": None,
-            "tree": text}
+        return Evaluation((float("inf"),), {"reason": "rejected: sign", "tree": text})
+    return Evaluation(((derive_seed(text) % 1000) / 1000 + 0.01 * len(text),),
+                      {"reason": None, "tree": text})
 
 
 def test_archive_equivalences_and_rejected_entries():
@@ -42,14 +43,14 @@ def test_archive_equivalences_and_rejected_entries():
     assert str(to_sympy("add(y, fx)")) == str(to_sympy("add(fx, y)"))
 
 
-def _run(ngen, seed=0, checkpoint=None, resume=None, pop_size=12):
+def _run(ngen, seed=0, checkpoint=None, resume_state=None, pop_size=12):
     seed_everything(seed)
     tb = make_toolbox(fake_evaluate, map_fn=map)
     pop = tb.population(pop_size)
     hof = tools.HallOfFame(3)
     arch = LossArchive("classification", num_classes=3)
     pop, log = eaEvoMAL(pop, tb, ngen, stats=fitness_stats(), halloffame=hof, verbose=False,
-                        archive=arch, checkpoint=checkpoint, resume=resume)
+                        archive=arch, checkpoint=checkpoint, resume_state=resume_state)
     return pop, log, hof, arch
 
 
@@ -88,7 +89,7 @@ def test_interrupted_and_resumed_run_is_identical(tmp_path):
         _run(5, checkpoint=kill_after_gen2)
     random.seed(12345)            # the resumed process starts from another RNG state
     torch.manual_seed(999)
-    resumed = _summary(*_run(5, seed=77, resume=load_checkpoint(path))[:3])
+    resumed = _summary(*_run(5, seed=77, resume_state=load_checkpoint(path))[:3])
     assert resumed == full
 
 

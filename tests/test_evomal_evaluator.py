@@ -7,6 +7,7 @@ from deap import tools
 
 from deapnn.algorithms.evomal import eaEvoMAL
 from deapnn.data.base import Dataset, Split
+from deapnn.evaluation import Evaluation
 from deapnn.evomal.evaluator import EvoMALConfig, EvoMALEvaluator
 from deapnn.evomal.rejection import rejection_protocol
 from deapnn.evomal.toolbox import fitness_stats, make_toolbox
@@ -47,9 +48,10 @@ def test_rejection_protocol():
 def test_evaluator_regression_deterministic_and_picklable():
     ev = EvoMALEvaluator(_cfg(), _data())
     a = ev("square(sub(y, fx))")
-    assert a["reason"] is None and 0 < a["fitness"] < float("inf") and not a["rejected"]
-    assert len(a["weights"]) == 3 and a["expression"].startswith("square(")
-    assert len(a["meta_loss"]) == 2
+    assert isinstance(a, Evaluation) and not a.failed
+    assert a.info["reason"] is None and 0 < a.fitness < float("inf") and not a.info["rejected"]
+    assert len(a.info["weights"]) == 3 and a.info["expression"].startswith("square(")
+    assert len(a.info["meta_loss"]) == 2 and a.info["tree"] == "square(sub(y, fx))"
     b = pickle.loads(pickle.dumps(ev))("square(sub(y, fx))")
     assert a == b
     state = torch.get_rng_state()
@@ -60,25 +62,26 @@ def test_evaluator_regression_deterministic_and_picklable():
 def test_evaluator_classification():
     ev = EvoMALEvaluator(_cfg(lr=0.1, fitness_steps=60), _data("classification"))
     r = ev("mul(-1, mul(y, log(fx)))")
-    assert r["reason"] is None and 0 <= r["fitness"] < 0.6
+    assert r.info["reason"] is None and 0 <= r.fitness < 0.6
 
 
 def test_failures_become_worst_fitness_with_reason():
     ev = EvoMALEvaluator(_cfg(), _data())
     rejected = ev("mul(-1, square(sub(y, fx)))")
-    assert rejected["fitness"] == float("inf") and rejected["rejected"]
-    assert "did not improve" in rejected["reason"]
+    assert rejected.fitness == float("inf") and rejected.info["rejected"]
+    assert "did not improve" in rejected.info["reason"] and not rejected.failed
     missing = ev("square(fx)")
-    assert missing["fitness"] == float("inf") and "does not use y" in missing["reason"]
-    unknown = ev("exp(sub(y, fx))")
-    assert unknown["fitness"] == float("inf") and "'exp'" in unknown["reason"]
+    assert missing.fitness == float("inf") and "does not use y" in missing.info["reason"]
+    unknown = ev("exp(sub(y, fx))")       # an exception: the evaluation failed
+    assert unknown.fitness == float("inf") and "'exp'" in unknown.error
+    assert unknown.info["tree"] == "exp(sub(y, fx))"
 
 
 def test_nan_in_local_search_rejects_candidate_and_run_continues():
     ev = EvoMALEvaluator(_cfg(lr=5.0, inner_steps=3), _data())
     diverged = ev("square(sub(y, fx))")
-    assert diverged["fitness"] == float("inf") and diverged["rejected"]
-    assert diverged["reason"].startswith("local search diverged")
+    assert diverged.fitness == float("inf") and diverged.info["rejected"]
+    assert diverged.info["reason"].startswith("local search diverged")
     tb = make_toolbox(ev, map_fn=map)
     pop = [tb.parse(t) for t in ("square(sub(y, fx))", "tanh(square(sub(y, fx)))",
                                  "abs(sub(y, fx))", "mul(-1, square(sub(y, fx)))")]

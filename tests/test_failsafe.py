@@ -11,7 +11,7 @@ import pytest
 import torch
 from deap import base, creator
 
-from deapnn.failsafe import (EvaluationTimeout, Failed, Guarded, describe, failure_reason,
+from deapnn.failsafe import (EvaluationTimeout, Guarded, describe, failure_reason,
                              guarded, time_limit)
 
 OOM = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -122,27 +122,35 @@ def test_nlfs_timeout_and_oom_are_fitness_zero_with_reason(monkeypatch):
 
 def test_evomal_timeout_is_worst_with_reason_and_logged():
     from deapnn.algorithms.evomal import eaEvoMAL
+    from deapnn.evaluation import Evaluation
     from deapnn.evomal.evaluator import EvoMALConfig, guarded_evaluator
     from deapnn.evomal.toolbox import fitness_stats, make_toolbox
+    from deapnn.losses.archive import LossArchive
     cfg = EvoMALConfig(dataset="iris", hidden=(8,), meta_steps=100000, fitness_steps=10,
                        rejection_steps=60)
     ev = pickle.loads(pickle.dumps(guarded_evaluator(cfg, timeout=0.5)))
     rec = ev("mul(-1, mul(y, log(fx)))")
-    assert rec["fitness"] == float("inf") and "EvaluationTimeout" in rec["error"]
+    assert rec.fitness == float("inf") and "EvaluationTimeout" in rec.error
 
     def evaluate(text):
         if "log" in text:
             raise OOM
-        return {"fitness": float(len(text)), "reason": None}
-    tb = make_toolbox(Guarded(evaluate, {"fitness": float("inf")}), map_fn=map)
+        return Evaluation((float(len(text)),), {"reason": None})
+    tb = make_toolbox(Guarded(evaluate, (float("inf"),)), map_fn=map)
     import random
     random.seed(1)
     pop = tb.population(6)
-    pop, log = eaEvoMAL(pop, tb, 2, stats=fitness_stats(), verbose=False)
+    archive = LossArchive()
+    pop, log = eaEvoMAL(pop, tb, 2, stats=fitness_stats(), verbose=False, archive=archive)
     assert [r["gen"] for r in log] == [0, 1, 2]
     failed = sum(r["failed"] for r in log)
     assert failed == sum(len(r.get("errors", [])) for r in log)
     assert all("OutOfMemoryError" in e for r in log for e in r.get("errors", []))
+    # the archive records the tree whose evaluation failed (not "?"), with the error
+    errors = [e for e in archive.entries.values() if e.get("error")]
+    assert failed and len(errors) == failed
+    assert all("log" in e["tree"] and e["fitness"] == float("inf") for e in errors)
+    assert all(e["error"].startswith("OutOfMemoryError") for e in errors)
 
 
 def test_gls_failing_job_is_a_failed_row_not_a_dead_comparison(monkeypatch, tmp_path):

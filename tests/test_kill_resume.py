@@ -106,10 +106,9 @@ def _make_run(kind, out):
                          seeds=0, top=1)
         RunDir(out, {"command": "nlfs", "nlfs": asdict(cfg), "device": "cpu"})
         return out / "checkpoint.pt"
-    from deapnn.cli import build_parser
-    args = build_parser().parse_args(["evomal", "--dataset", "iris", "--population", "2",
-                                      "--generations", "1", "--out", str(out)])
-    RunDir(out, {"command": "evomal", **{k: v for k, v in vars(args).items() if not callable(v)}})
+    from deapnn.evomal.config import EvoMALRunConfig
+    RunDir.create(out, "evomal", EvoMALRunConfig(dataset="iris", population=2, generations=1),
+                  device="cpu")
     return out / "checkpoint.pt"
 
 

@@ -7,16 +7,18 @@ other selected tree, first child kept), else mutation with probability ``mutpb``
 (``toolbox.mutate``), else reproduction — the reference's variation scheme (Table 2: 0.7 / 0.25).
 Offspring are repaired with ``toolbox.correct``. Evaluation goes through
 ``toolbox.map(toolbox.evaluate, tree_strings)``; an archive keyed by output fingerprint
-(:class:`deapnn.losses.archive.LossArchive`) skips every tree equivalent to one already evaluated,
-rejected ones included, and de-duplicates within a generation.
+(:class:`deapnn.losses.archive.LossArchive`, §4.6 "Filters") skips every tree equivalent to one
+already evaluated, rejected ones included, and de-duplicates within a generation.
 
-``toolbox.evaluate(tree_string)`` returns a dict with at least ``fitness`` (∞ = rejected/failed);
-the whole dict is kept in the archive. ``toolbox.parse(text)`` rebuilds an individual.
+``toolbox.evaluate(tree_string)`` returns a :class:`deapnn.evaluation.Evaluation` (or a plain
+fitness tuple); its info, fitness and error are kept in the archive as one record (the tree
+evaluated included, also when the evaluation failed). ``toolbox.parse(text)`` rebuilds an
+individual.
 
 Checkpoint/resume: after every generation ``checkpoint(state)`` receives a checkpoint-safe dict
 (trees as strings, fitnesses, generation, python/numpy/torch RNG state, logbook, hall of fame,
-archive); ``eaEvoMAL(..., resume=state)`` continues after that generation and gives the same final
-result as an uninterrupted run.
+archive); ``eaEvoMAL(..., resume_state=state)`` continues after that generation and gives the same
+final result as an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -24,54 +26,47 @@ import random
 
 from deap import tools
 
-from deapnn.losses.archive import LossArchive
+from deapnn.algorithms.support import (failure_fields, map_evaluations, plain,
+                                       restore_halloffame, restore_logbook)
+from deapnn.evaluation import assign
+from deapnn.losses.archive import LossArchive, evaluation_of, record_of
 from deapnn.runtime import rng_state, set_rng_state
 
 
-def _plain(value):
-    """Numbers from numpy / stats as builtin Python types (checkpoints load weights_only)."""
-    if hasattr(value, "item") and not isinstance(value, (list, dict)):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def variation_error(cxpb, mutpb) -> str | None:
+    """Why ``cxpb``/``mutpb`` are not valid variation rates (each in [0, 1], sum <= 1), or None.
+    The one statement of the rule (``deapnn.evomal.config`` checks a run's settings with it)."""
+    if not 0 <= cxpb <= 1 or not 0 <= mutpb <= 1 or cxpb + mutpb > 1:
+        return f"need 0 <= cxpb, mutpb and cxpb + mutpb <= 1, got {cxpb}, {mutpb}"
+    return None
 
 
-def _evaluate(individuals, toolbox, archive: LossArchive, errors: list | None = None
-              ) -> tuple[int, int]:
-    """Give every invalid individual a fitness, evaluating one representative per archive key.
-    Returns (new evaluations, archive hits); evaluations that failed (a record with ``error``:
-    exception, out-of-memory, timeout) are appended to ``errors`` as ``"tree: reason"``."""
+def _evaluate(individuals, toolbox, archive: LossArchive, errors: list) -> tuple[int, int]:
+    """Give every invalid individual a fitness (and ``ind.info``), evaluating one
+    representative per archive key that the archive cannot answer. Returns (new evaluations,
+    archive hits); evaluations that failed (exception, out-of-memory, timeout) are appended to
+    ``errors`` as ``"tree: error"``."""
     invalid = [ind for ind in individuals if not ind.fitness.valid]
+    hits_before = archive.hits
+    records: dict[str, dict] = {}
     pending: dict[str, str] = {}
-    hits = 0
     for ind in invalid:
         key = archive.key(ind)
-        if key in archive.entries:
-            hits += 1
-        elif key not in pending:
+        if key in pending:          # an equivalent tree is evaluated in this batch already
+            continue
+        record = archive.get(ind)
+        if record is None:
             pending[key] = str(ind)
-    if pending:
-        saved = rng_state()    # an in-process evaluation must not perturb the GP's random stream
-        records = list(toolbox.map(toolbox.evaluate, list(pending.values())))
-        set_rng_state(saved)
-        for key, record in zip(pending, records):
-            archive.entries.setdefault(key, _plain(dict(record)))
-            if errors is not None and record.get("error"):
-                errors.append(f"{pending[key]}: {record['error']}")
+        else:
+            records[key] = record
+    for (key, text), evaluation in zip(pending.items(),
+                                       map_evaluations(toolbox, pending.values())):
+        records[key] = archive.add(text, plain(record_of(text, evaluation)))
+        if evaluation.failed:
+            errors.append(f"{text}: {evaluation.error}")
     for ind in invalid:
-        ind.fitness.values = (float(archive.entries[archive.key(ind)]["fitness"]),)
-    archive.hits += hits
-    archive.misses += len(pending)
-    return len(pending), hits
-
-
-def _failures(errors) -> dict:
-    """Logbook fields of a generation: ``failed`` (count) always, ``errors`` when there are some
-    (DESIGN "Failure is data": the reason is in the logbook, the individual has fitness ∞)."""
-    return {"failed": len(errors), **({"errors": list(errors)} if errors else {})}
+        assign(ind, evaluation_of(records[archive.key(ind)]))
+    return len(pending), archive.hits - hits_before
 
 
 def _vary(selected, toolbox, cxpb: float, mutpb: float):
@@ -95,82 +90,74 @@ def _state(gen, population, logbook, halloffame, archive) -> dict:
             "population": [str(ind) for ind in population],
             "fitness": [float(ind.fitness.values[0]) for ind in population],
             "rng": rng_state(),
-            "logbook": [_plain(dict(r)) for r in logbook],
+            "logbook": [plain(dict(r)) for r in logbook],
             "header": list(logbook.header or []),
             "halloffame": None if halloffame is None else
             [[str(ind), float(ind.fitness.values[0])] for ind in halloffame],
             "archive": archive.state()}
 
 
-def _restore_population(state, toolbox):
-    pop = []
-    for text, fit in zip(state["population"], state["fitness"]):
+def _individuals(pairs, toolbox):
+    """Individuals from stored ``(tree string, fitness)`` pairs."""
+    out = []
+    for text, fit in pairs:
         ind = toolbox.parse(text)
         ind.fitness.values = (fit,)
-        pop.append(ind)
-    return pop
+        out.append(ind)
+    return out
 
 
 def eaEvoMAL(population, toolbox, ngen: int, cxpb: float = 0.7, mutpb: float = 0.25,
-             elitism: int = 1, stats=None, halloffame=None, verbose: bool = __debug__,
-             archive: LossArchive | None = None, checkpoint=None, resume: dict | None = None):
+             elitism: int = 1, stats=None, halloffame=None, verbose: bool = False,
+             archive: LossArchive | None = None, checkpoint=None, resume_state: dict | None = None):
     """Evolve loss trees for ``ngen`` generations; returns ``(population, logbook)``.
 
-    With ``resume`` (a state given earlier to ``checkpoint``) the contents of ``population`` are
-    replaced by the stored ones. Pass ``archive`` (a :class:`LossArchive` built for the task) to
-    keep access to the evaluation records (learned weights, reasons); it is filled in place.
+    With ``resume_state`` (a state given earlier to ``checkpoint``) the contents of
+    ``population`` are replaced by the stored ones. Pass ``archive`` (a :class:`LossArchive`
+    built for the task) to keep access to the evaluation records (learned weights, reasons); it
+    is filled in place.
     """
-    if not 0 <= cxpb <= 1 or not 0 <= mutpb <= 1 or cxpb + mutpb > 1:
-        raise ValueError(f"need 0 <= cxpb, mutpb and cxpb + mutpb <= 1, got {cxpb}, {mutpb}")
+    why = variation_error(cxpb, mutpb)
+    if why:
+        raise ValueError(why)
     if not isinstance(ngen, int) or ngen < 0:
         raise ValueError(f"ngen must be an integer >= 0, got {ngen!r}")
-    logbook = tools.Logbook()
-    logbook.header = ["gen", "nevals", "cached"] + (stats.fields if stats else [])
-    if resume is not None:
+    if resume_state is not None:
+        state = resume_state
         if archive is None:
-            archive = LossArchive.from_state(resume["archive"], getattr(toolbox, "pset", None))
+            archive = LossArchive.from_state(state["archive"], getattr(toolbox, "pset", None))
         else:
-            archive.load_state(resume["archive"])
-        population[:] = _restore_population(resume, toolbox)
-        logbook.header = resume["header"]
-        for record in resume["logbook"]:
-            logbook.record(**record)
-        if halloffame is not None and resume["halloffame"] is not None:
-            items = _restore_population({"population": [h[0] for h in resume["halloffame"]],
-                                         "fitness": [h[1] for h in resume["halloffame"]]}, toolbox)
-            halloffame.clear()
-            halloffame.items = items
-            halloffame.keys = [ind.fitness for ind in reversed(items)]
-        set_rng_state(resume["rng"])
-        start = resume["generation"] + 1
+            archive.load_state(state["archive"])
+        population[:] = _individuals(zip(state["population"], state["fitness"]), toolbox)
+        logbook = restore_logbook({"header": state["header"], "records": state["logbook"]})
+        if halloffame is not None and state["halloffame"] is not None:
+            restore_halloffame(halloffame, _individuals(state["halloffame"], toolbox))
+        set_rng_state(state["rng"])
+        start = state["generation"] + 1
     else:
+        logbook = tools.Logbook()
+        logbook.header = ["gen", "nevals", "cached"] + (stats.fields if stats else [])
         archive = archive if archive is not None else LossArchive()
         if not 0 <= elitism <= len(population):
             raise ValueError(f"elitism must be in [0, {len(population)}], got {elitism}")
         for ind in population:
             toolbox.correct(ind)
-        errors: list = []
-        nevals, cached = _evaluate(population, toolbox, archive, errors)
-        if halloffame is not None:
-            halloffame.update(population)
-        logbook.record(gen=0, nevals=nevals, cached=cached, **(stats.compile(population) if stats else {}),
-                       **_failures(errors))
-        if verbose:
-            print(logbook.stream)
-        if checkpoint:
-            checkpoint(_state(0, population, logbook, halloffame, archive))
-        start = 1
+        start = 0
     for gen in range(start, ngen + 1):
-        elites = [toolbox.clone(ind) for ind in tools.selBest(population, elitism)]
-        selected = toolbox.select(population, len(population) - elitism)
-        offspring = _vary(selected, toolbox, cxpb, mutpb)
-        errors = []
+        if gen == 0:
+            offspring = population
+        else:
+            elites = [toolbox.clone(ind) for ind in tools.selBest(population, elitism)]
+            selected = toolbox.select(population, len(population) - elitism)
+            offspring = _vary(selected, toolbox, cxpb, mutpb)
+        errors: list = []
         nevals, cached = _evaluate(offspring, toolbox, archive, errors)
-        population[:] = elites + offspring
+        if gen:
+            population[:] = elites + offspring
         if halloffame is not None:
             halloffame.update(population)
         logbook.record(gen=gen, nevals=nevals, cached=cached,
-                       **(stats.compile(population) if stats else {}), **_failures(errors))
+                       **(stats.compile(population) if stats else {}), **failure_fields(errors))
         if verbose:
             print(logbook.stream)
         if checkpoint:

@@ -3,14 +3,18 @@ the best learned loss with MSE / cross-entropy on the test split.
 
     deapnn evomal --dataset diabetes --population 25 --generations 10 --out runs/evomal
     deapnn evomal --resume runs/evomal
+
+A thin adapter: command line → :class:`~deapnn.evomal.config.EvoMALRunConfig` →
+:func:`~deapnn.evomal.run.run_evomal` → printed summary.
 """
 from __future__ import annotations
 
-from .common import UsageError, add_common_args, check_choice, check_common, check_positive
+import sys
 
-# values a resumed run takes from its stored config.json (the rest: this invocation's)
-_RUNTIME_ONLY = {"resume", "quiet", "workers", "hostfile", "device", "func", "check", "out",
-                 "command", "root", "download", "final_eval_every"}
+from ..evomal.config import EvoMALRunConfig
+from .common import UsageError, add_common_args, check_choice, check_common
+
+D = EvoMALRunConfig()       # the flag defaults are the configuration's
 
 
 def _hidden(text: str):
@@ -27,28 +31,32 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("evomal", help="EvoMAL: evolve a symbolic loss function (GP + "
                               "unrolled local search) and compare it with MSE / CE")
     g = p.add_argument_group("search (reference defaults: Raymond et al. 2023, Table 2)")
-    g.add_argument("--dataset", default="diabetes", help="diabetes, digits, or any `deapnn datasets` name")
-    g.add_argument("--model", default="mlp", help="base network (mlp, cnn, ...)")
-    g.add_argument("--hidden", type=_hidden, default=None, help="MLP hidden sizes, e.g. 64,64")
-    g.add_argument("--population", type=int, default=25)
-    g.add_argument("--generations", type=int, default=10)
-    g.add_argument("--cxpb", type=float, default=0.7)
-    g.add_argument("--mutpb", type=float, default=0.25)
-    g.add_argument("--elitism", type=int, default=1)
-    g.add_argument("--tournament", type=int, default=4)
-    g.add_argument("--max-height", type=int, default=10)
+    g.add_argument("--dataset", default=D.dataset, help="diabetes, digits, or any `deapnn datasets` name")
+    g.add_argument("--model", default=D.model, help="base network (mlp, cnn, ...)")
+    g.add_argument("--hidden", type=_hidden, default=D.hidden, help="MLP hidden sizes, e.g. 64,64")
+    g.add_argument("--population", type=int, default=D.population)
+    g.add_argument("--generations", type=int, default=D.generations)
+    g.add_argument("--cxpb", type=float, default=D.cxpb)
+    g.add_argument("--mutpb", type=float, default=D.mutpb)
+    g.add_argument("--elitism", type=int, default=D.elitism)
+    g.add_argument("--tournament", type=int, default=D.tournament)
+    g.add_argument("--max-height", type=int, default=D.max_height)
     g.add_argument("--nonnegative", action="store_true", help="softplus on the loss output")
     e = p.add_argument_group("evaluation")
-    e.add_argument("--meta-steps", type=int, default=250, help="local-search meta-steps")
-    e.add_argument("--inner-steps", type=int, default=1, help="unrolled inner SGD steps K (>= 1)")
-    e.add_argument("--meta-lr", type=float, default=1e-3)
-    e.add_argument("--lr", type=float, default=0.01, help="base SGD learning rate")
-    e.add_argument("--fitness-steps", type=int, default=500, help="SGD steps of a fitness evaluation")
-    e.add_argument("--rejection-steps", type=int, default=1000, help="rejection-protocol Adam steps")
+    e.add_argument("--meta-steps", type=int, default=D.meta_steps, help="local-search meta-steps")
+    e.add_argument("--inner-steps", type=int, default=D.inner_steps,
+                   help="unrolled inner SGD steps K (>= 1)")
+    e.add_argument("--meta-lr", type=float, default=D.meta_lr)
+    e.add_argument("--lr", type=float, default=D.lr, help="base SGD learning rate")
+    e.add_argument("--fitness-steps", type=int, default=D.fitness_steps,
+                   help="SGD steps of a fitness evaluation")
+    e.add_argument("--rejection-steps", type=int, default=D.rejection_steps,
+                   help="rejection-protocol Adam steps")
     f = p.add_argument_group("final comparison")
-    f.add_argument("--seeds", type=int, default=3, help="seeds of the final training (>= 1)")
-    f.add_argument("--final-steps", type=int, default=10000, help="SGD steps of the final training")
-    f.add_argument("--final-eval-every", type=int, default=0, metavar="N",
+    f.add_argument("--seeds", type=int, default=D.seeds, help="seeds of the final training (>= 1)")
+    f.add_argument("--final-steps", type=int, default=D.final_steps,
+                   help="SGD steps of the final training")
+    f.add_argument("--final-eval-every", type=int, default=D.final_eval_every, metavar="N",
                    help="evaluate test and validation every N steps of the final training "
                    "(0: final-steps / 20); the early-stopped result picks the best-validation "
                    "step. On --resume this flag is taken from the command line, not config.json")
@@ -56,39 +64,104 @@ def register(subparsers) -> None:
     p.set_defaults(func=run, check=check)
 
 
-def _apply_stored_config(args) -> None:
-    from ..rundir import RunDir
-    stored = RunDir.resume(args.resume).config
-    if stored.get("command") != "evomal":
-        raise UsageError(f"{args.resume} holds a {stored.get('command')!r} run, not evomal")
-    for key, value in stored.items():
-        if key not in _RUNTIME_ONLY and hasattr(args, key):
-            setattr(args, key, value)
+def config_from_args(args) -> EvoMALRunConfig:
+    """The run configuration the flags ask for (not validated)."""
+    return EvoMALRunConfig(
+        dataset=args.dataset, seed=args.seed, model=args.model,
+        hidden=tuple(args.hidden) if args.hidden else None, meta_steps=args.meta_steps,
+        inner_steps=args.inner_steps, meta_lr=args.meta_lr, lr=args.lr,
+        fitness_steps=args.fitness_steps, rejection_steps=args.rejection_steps,
+        nonnegative=args.nonnegative, population=args.population, generations=args.generations,
+        cxpb=args.cxpb, mutpb=args.mutpb, elitism=args.elitism, tournament=args.tournament,
+        max_height=args.max_height, seeds=args.seeds, final_steps=args.final_steps,
+        final_eval_every=args.final_eval_every)
+
+
+def _stored_config(rundir) -> EvoMALRunConfig:
+    """The configuration of the run in ``rundir`` (also a run directory written before the
+    one config.json layout: every flag at top level)."""
+    legacy = "config" not in rundir.config and "evomal" not in rundir.config
+    if legacy and rundir.config.get("command") == "evomal":
+        from ..config import ConfigError
+        from ..rundir import RunDirError
+        try:
+            return EvoMALRunConfig.from_legacy(rundir.config)
+        except (ConfigError, TypeError) as exc:
+            raise RunDirError(f"cannot resume {rundir.path}: its config.json is not a valid "
+                              f"evomal configuration ({exc})") from None
+    return rundir.stored("evomal", EvoMALRunConfig)
+
+
+def _usage_error(exc) -> UsageError:
+    """A :class:`~deapnn.config.ConfigError` as the command line's one-line error (the flag
+    named instead of the field)."""
+    text, field = str(exc), getattr(exc, "field", None)
+    if not field:
+        return UsageError(text)
+    flag = "--" + field.replace("_", "-")
+    return UsageError(flag + text[len(field):] if text.startswith(field) else f"{flag}: {text}")
+
+
+def configure(args):
+    """``(rundir or None, validated configuration)`` of this invocation: the stored
+    configuration on ``--resume`` (with this command line's ``--device`` and
+    ``--final-eval-every``), else the flags'."""
+    from ..config import ConfigError
+    rundir = None
+    if args.resume:
+        from ..rundir import RunDir
+        rundir = RunDir.resume(args.resume)
+        cfg = _stored_config(rundir)
+    else:
+        cfg = config_from_args(args)
+    try:
+        cfg = cfg.for_invocation(device=args.device, final_eval_every=args.final_eval_every)
+    except ConfigError as exc:
+        raise _usage_error(exc) from None
+    from ..data import dataset_names
+    from ..models import model_names
+    check_choice(cfg.dataset, dataset_names(), "dataset")
+    check_choice(cfg.model, model_names(), "model")
+    return rundir, cfg
 
 
 def check(args) -> None:
     check_common(args)
-    if args.resume:
-        _apply_stored_config(args)
-    from ..data import dataset_names
-    from ..models import model_names
-    check_choice(args.dataset, dataset_names(), "dataset")
-    check_choice(args.model, model_names(), "model")
-    for name in ("population", "seeds", "meta_lr", "lr", "tournament", "max_height",
-                 "rejection_steps", "inner_steps"):
-        check_positive(getattr(args, name), f"--{name.replace('_', '-')}")
-    for name in ("generations", "meta_steps", "fitness_steps", "final_steps", "elitism",
-                 "final_eval_every"):
-        check_positive(getattr(args, name), f"--{name.replace('_', '-')}", allow_zero=True)
-    if args.population < 2:
-        raise UsageError(f"--population must be >= 2, got {args.population}")
-    if args.elitism >= args.population:
-        raise UsageError(f"--elitism must be < --population, got {args.elitism}")
-    if not (0 <= args.cxpb <= 1 and 0 <= args.mutpb <= 1 and args.cxpb + args.mutpb <= 1):
-        raise UsageError(f"need 0 <= --cxpb, --mutpb and --cxpb + --mutpb <= 1, "
-                         f"got {args.cxpb}, {args.mutpb}")
+    configure(args)
 
 
 def run(args) -> int:
-    from ..evomal.run import run as run_evomal
-    return run_evomal(args)
+    import os
+
+    from tqdm.auto import tqdm
+
+    from ..evomal.run import FINAL_FILE, PLOT_FILE, comparison_table, run_evomal
+    from ..progress import progress
+    from ..rundir import RunDir
+    from ..runtime import configure_worker_threads
+    rundir, cfg = configure(args)
+    if rundir is None:
+        if not args.out:
+            raise UsageError("deapnn evomal needs --out DIR (or --resume DIR)")
+        rundir = RunDir.create(args.out, "evomal", cfg, device=args.device)
+    # EvoMAL's base networks are tiny: one torch thread per process is fastest and avoids
+    # oversubscription (DEAPNN_THREADS overrides)
+    configure_worker_threads(None if os.environ.get("DEAPNN_THREADS") else 1)
+
+    def bar(total, desc, unit="it"):
+        return progress(total, desc, args.quiet, unit=unit)
+
+    def log(text):   # through tqdm, so a progress bar is redrawn below the line
+        tqdm.write(text, file=sys.stdout)
+
+    summary = run_evomal(cfg, rundir, progress=bar, log=log)
+    if summary.final is None:
+        print("no candidate loss passed the rejection protocol; no final comparison")
+        return 1
+    print("\n" + comparison_table(summary.final, summary.metric, summary.paired,
+                                  summary.paired_early_stopped))
+    print(f"wall time: search {summary.timing['search_seconds']:.0f} s, final training "
+          f"{summary.timing['final_seconds']:.0f} s")
+    print(f"\nrun directory: {rundir.path} (logbook.csv, checkpoint.pt, result.json, "
+          f"{FINAL_FILE}, {PLOT_FILE})", file=sys.stderr)
+    return 0

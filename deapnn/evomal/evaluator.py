@@ -6,78 +6,29 @@ network trained for ``fitness_steps`` SGD steps [500, batch 128] with the learne
 fitness = validation error rate (classification) or validation MSE (regression), lower is better.
 
 :class:`EvoMALEvaluator` is a picklable callable (SCOOP ships it to workers); it takes the tree
-*string* and **returns** everything to keep — fitness, reason, learned weights and expression —
-because in-place changes made by a worker are lost (DESIGN). It seeds itself from
+*string* and **returns** everything to keep as a :class:`deapnn.evaluation.Evaluation` — the
+fitness, and in ``info`` the tree, the reason it was scored worst, the learned weights and
+expression — because in-place changes made by a worker are lost. It seeds itself from
 ``derive_seed(run_seed, tree string)``, so the result does not depend on which worker runs it, and
-it never touches the global RNGs of the calling process. Any exception, NaN or divergence gives
-fitness ∞ with the reason recorded (DESIGN "Failure is data").
+it never touches the global RNGs of the calling process. A rejected candidate (§4.6 filters, a
+diverging local search or training) gets fitness ∞ with ``info["reason"]``; an exception, a
+timeout or an out-of-memory gets fitness ∞ with the evaluation's ``error``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-
 import torch
 import torch.nn.functional as F
 
 from deapnn.losses.metaloss import MetaLossNetwork
 from deapnn.losses.tree import TreeLoss, missing_arguments, parse_tree
-from deapnn.losses.unrolled import LocalSearchConfig, UnrolledDivergence, local_search
+from deapnn.losses.unrolled import UnrolledDivergence, local_search
+from deapnn.evaluation import Evaluation
+from deapnn.evomal.config import EvoMALConfig
 from deapnn.evomal.rejection import rejection_protocol
 from deapnn.runtime import derive_seed
 
 WORST = float("inf")
-
-
-@dataclass
-class EvoMALConfig:
-    """Everything an evaluation needs (plain data, picklable). Defaults: SPEC §4 / reference."""
-    dataset: str = "diabetes"
-    seed: int = 0
-    model: str = "mlp"
-    hidden: tuple | None = None          # MLP hidden sizes override (tests, quick demos)
-    meta_steps: int = 250
-    inner_steps: int = 1
-    meta_lr: float = 1e-3
-    lr: float = 0.01                     # base learner SGD (inner steps and fitness training)
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    fitness_steps: int = 500
-    rejection_samples: int = 100
-    rejection_steps: int = 1000
-    rejection_lr: float = 0.01
-    nonnegative: bool = False
-    device: str | None = None
-
-    def local_search_config(self) -> LocalSearchConfig:
-        return LocalSearchConfig(meta_steps=self.meta_steps, inner_steps=self.inner_steps,
-                                 meta_lr=self.meta_lr, inner_lr=self.lr, momentum=self.momentum,
-                                 nesterov=self.nesterov, weight_decay=self.weight_decay,
-                                 batch_size=self.batch_size, val_batch_size=self.batch_size)
-
-    def validate(self) -> "EvoMALConfig":
-        """Raise ``ValueError`` naming the first bad value (before any training)."""
-        self.local_search_config().validate()
-        for name in ("fitness_steps", "rejection_samples", "rejection_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "fitness_steps" else 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        return self
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden) if self.hidden is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EvoMALConfig":
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        if d.get("hidden") is not None:
-            d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
 
 
 _DATA_CACHE: dict = {}
@@ -90,6 +41,12 @@ def get_data(name: str, seed: int):
         from deapnn.data import load_dataset
         _DATA_CACHE[key] = load_dataset(name, seed=seed)
     return _DATA_CACHE[key]
+
+
+def cache_dataset(data, name: str, seed: int) -> None:
+    """Make :func:`get_data` return ``data`` for ``(name, seed)`` in this process (the run has
+    loaded it already: evaluations running in-process reuse it)."""
+    _DATA_CACHE[(name, seed)] = data
 
 
 def build_base_model(cfg: EvoMALConfig, data, seed: int):
@@ -169,10 +126,12 @@ def train_with_loss(model, loss_fn, data, cfg: EvoMALConfig, steps: int, seed: i
 
 
 class EvoMALEvaluator:
-    """Picklable fitness function: ``evaluator(tree_string) -> dict`` with keys ``fitness``
-    (float, ∞ = rejected/failed), ``reason``, ``rejected``, ``weights`` (learned edge weights),
-    ``expression`` (formula with weights), ``tree`` and ``meta_loss`` (first/last local-search
-    task loss). ``data`` may be given directly (tests); otherwise it is loaded by name per worker.
+    """Picklable fitness function: ``evaluator(tree_string) -> Evaluation`` with the fitness
+    (∞ = rejected or failed) and ``info`` keys ``tree``, ``reason`` (why it was scored worst, or
+    None), ``rejected`` (by a §4.6 filter or a diverging local search), ``weights`` (learned edge
+    weights), ``expression`` (formula with weights) and ``meta_loss`` (first/last local-search
+    task loss); ``error`` is set when the evaluation itself failed (exception, out-of-memory,
+    timeout). ``data`` may be given directly (tests); otherwise it is loaded by name per worker.
     """
 
     def __init__(self, config: EvoMALConfig, data=None):
@@ -182,20 +141,22 @@ class EvoMALEvaluator:
     def _data(self):
         return self.data if self.data is not None else get_data(self.config.dataset, self.config.seed)
 
-    def __call__(self, tree_string) -> dict:
+    def __call__(self, tree_string) -> Evaluation:
         tree_string = str(tree_string)
-        record = {"tree": tree_string, "fitness": WORST, "reason": None, "rejected": False,
-                  "weights": [], "expression": tree_string, "meta_loss": []}
+        info = {"tree": tree_string, "reason": None, "rejected": False, "weights": [],
+                "expression": tree_string, "meta_loss": []}
         try:
-            return self._evaluate(tree_string, record)
+            fitness = self._evaluate(tree_string, info)
         except UnrolledDivergence as exc:
-            record.update(reason=f"local search diverged: {exc}", rejected=True)
+            info.update(reason=f"local search diverged: {exc}", rejected=True)
+            fitness = WORST
         except Exception as exc:  # failure is data (timeouts, OOM included): the run goes on
             from deapnn.failsafe import describe
-            record["reason"] = record["error"] = describe(exc)   # frees the CUDA cache on OOM
-        return record
+            return Evaluation.failure((WORST,), describe(exc), **info)  # frees CUDA cache on OOM
+        return Evaluation((fitness,), info)
 
-    def _evaluate(self, tree_string: str, record: dict) -> dict:
+    def _evaluate(self, tree_string: str, info: dict) -> float:
+        """The fitness of ``tree_string``; fills ``info`` along the way."""
         cfg, data = self.config, self._data()
         from deapnn.runtime import get_device, set_device
         if cfg.device:
@@ -205,50 +166,37 @@ class EvoMALEvaluator:
         tree = parse_tree(tree_string)
         missing = missing_arguments(tree)
         if missing:
-            record.update(reason=f"tree does not use {' and '.join(missing)}", rejected=True)
-            return record
+            info.update(reason=f"tree does not use {' and '.join(missing)}", rejected=True)
+            return WORST
         symbolic = TreeLoss(tree, task=data.task, nonnegative=cfg.nonnegative)
         rej = rejection_protocol(symbolic, data.task, data.num_classes, cfg.rejection_samples,
                                  cfg.rejection_steps, cfg.rejection_lr, derive_seed(seed, "reject"))
         if not rej.accepted:
-            record.update(reason=rej.reason, rejected=True)
-            return record
+            info.update(reason=rej.reason, rejected=True)
+            return WORST
         net = MetaLossNetwork(tree, task=data.task, nonnegative=cfg.nonnegative,
                               seed=derive_seed(seed, "edges"))
         template = build_base_model(cfg, data, derive_seed(seed, "template"))
         ls = local_search(net, template, (data.train.x, data.train.y), (data.val.x, data.val.y),
                           data.task, cfg.local_search_config(), seed, device)
-        record.update(weights=ls.weights, expression=net.to_expression(),
-                      meta_loss=[ls.losses[0], ls.losses[-1]] if ls.losses else [])
+        info.update(weights=ls.weights, expression=net.to_expression(),
+                    meta_loss=[ls.losses[0], ls.losses[-1]] if ls.losses else [])
         net.requires_grad_(False)
         model = build_base_model(cfg, data, derive_seed(seed, "fitness-init"))
         _, reason = train_with_loss(model, net, data, cfg, cfg.fitness_steps, seed, device)
         if reason:
-            record["reason"] = f"training with the learned loss diverged: {reason}"
-            return record
+            info["reason"] = f"training with the learned loss diverged: {reason}"
+            return WORST
         fitness = score(model, data.val.x.to(device), data.val.y.to(device), data.task)
-        record["fitness"] = fitness
         if not fitness < WORST:
-            record["reason"] = "non-finite validation outputs"
-        return record
-
-
-def failed_record(tree_string, reason: str) -> dict:
-    """EvoMAL record of an evaluation that failed outside the evaluator: fitness ∞ + reason."""
-    return {"tree": str(tree_string), "fitness": WORST, "reason": reason, "error": reason,
-            "rejected": False, "weights": [], "expression": str(tree_string), "meta_loss": []}
-
-
-class _FailedRecord:
-    """Picklable ``worst`` for :class:`deapnn.failsafe.Guarded` (the tree is not known there)."""
-
-    def __call__(self, reason: str) -> dict:
-        return failed_record("?", reason)
+            info["reason"] = "non-finite validation outputs"
+        return fitness
 
 
 def guarded_evaluator(config: EvoMALConfig, data=None, timeout: float | None = None):
     """:class:`EvoMALEvaluator` under :class:`deapnn.failsafe.Guarded`: a timeout
-    (``--eval-timeout``, ``DEAPNN_EVAL_TIMEOUT``) or an escaping error gives fitness ∞ + reason."""
+    (``--eval-timeout``, ``DEAPNN_EVAL_TIMEOUT``) or an escaping error gives fitness ∞ and the
+    evaluation's ``error`` (the generation loop records which tree it was)."""
     from deapnn.failsafe import Guarded, default_timeout
-    return Guarded(EvoMALEvaluator(config, data), _FailedRecord(),
+    return Guarded(EvoMALEvaluator(config, data), (WORST,),
                    timeout if timeout is not None else default_timeout())

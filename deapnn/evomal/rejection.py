@@ -4,8 +4,8 @@ A candidate loss is used to optimise ``n`` free predictions directly (no network
 are a leaf tensor trained with Adam under the loss for ``steps`` steps. If the task metric (error
 rate for classification, MSE for regression) of the predictions does not improve, the loss cannot
 be minimised towards the targets and the candidate is rejected (fitness ∞) before any expensive
-training. The reference runs SGD on network outputs; SPEC §4 fixes Adam [lr 0.01 here], 100
-predictions and 1,000 steps.
+training. The reference code runs SGD on network outputs; here Adam [lr 0.01] optimises 100
+seeded random predictions towards seeded random targets for 1,000 steps.
 """
 from __future__ import annotations
 

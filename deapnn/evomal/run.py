@@ -7,31 +7,85 @@ seeds (the reference's tabular test split overlaps its training data; ours does 
 
 Seed ``s`` of the final comparison gives both losses the same initial network and batch order,
 so the comparison is paired (mean difference, wins/ties/losses, paired t and Wilcoxon p). Test
-and validation are evaluated every ``--final-eval-every`` steps; besides the test metric after
+and validation are evaluated every ``final_eval_every`` steps; besides the test metric after
 the last step, the test metric at the best-validation step (early stopping, chosen on validation
 only) is reported. Every finished (loss, seed) training is stored in ``final_runs.json``, so a
 run killed during the final comparison resumes without retraining them.
+
+:func:`run_evomal` is the runner; its phases are :func:`search` (the GP search with a checkpoint
+after every generation), :func:`best_formulas`, :func:`compare_final` (the final trainings,
+resumable) and :func:`write_outputs`. Nothing here prints: progress lines go to ``log``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import statistics
-import sys
 import time
+from dataclasses import dataclass
 
 from deap import tools
 
 from deapnn.algorithms.evomal import eaEvoMAL
-from deapnn.evomal.evaluator import (EvoMALConfig, _DATA_CACHE, build_base_model,
-                                     guarded_evaluator, train_with_loss)
+from deapnn.evomal.config import EvoMALConfig, EvoMALRunConfig
+from deapnn.evomal.evaluator import (build_base_model, cache_dataset, guarded_evaluator,
+                                     train_with_loss)
 from deapnn.evomal.toolbox import fitness_stats, make_toolbox
 from deapnn.losses.archive import LossArchive, to_sympy
 from deapnn.losses.metaloss import MetaLossNetwork
+from deapnn.progress import no_progress
 from deapnn.runtime import derive_seed
 
 CKPT_KEY = "evomal"
+FINAL_FILE = "final_runs.json"
+PLOT_FILE = "learning_curve.png"
+
+
+def _quiet(text: str) -> None:
+    """The default ``log``: drop the line."""
+
+
+@dataclass
+class SearchResult:
+    """What :func:`search` returns: the final population, logbook, hall of fame (5 distinct
+    best), the archive of every evaluated tree, and the search seconds accumulated over every
+    invocation of the run (time lost to a kill not counted)."""
+    population: list
+    logbook: tools.Logbook
+    halloffame: tools.HallOfFame
+    archive: LossArchive
+    seconds: float
+
+
+@dataclass
+class EvoMALSummary:
+    """The outcome of a run (``result.json`` is :meth:`to_dict`). ``final``, ``paired`` and
+    ``paired_early_stopped`` are None when no candidate passed the rejection protocol (no
+    final comparison)."""
+    dataset: str
+    task: str
+    best: list
+    archive_size: int
+    rejected: int
+    evaluations: int
+    archive_hits: int
+    timing: dict
+    final: dict | None = None
+    paired: dict | None = None
+    paired_early_stopped: dict | None = None
+
+    @property
+    def metric(self) -> str:
+        return "error" if self.task == "classification" else "MSE"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if self.final is None:
+            for key in ("final", "paired", "paired_early_stopped"):
+                d.pop(key)
+        return d
 
 
 def best_formulas(halloffame, archive: LossArchive, k: int = 5) -> list[dict]:
@@ -47,11 +101,9 @@ def best_formulas(halloffame, archive: LossArchive, k: int = 5) -> list[dict]:
         rows.append({"tree": str(ind), "fitness": float(ind.fitness.values[0]),
                      "evaluated": record.get("tree", str(ind)),
                      "learned": record.get("expression", str(ind)), "sympy": simple,
-                     "weights": record.get("weights", []), "reason": record.get("reason")})
+                     "weights": record.get("weights", []),
+                     "reason": record.get("reason") or record.get("error")})
     return rows
-
-
-FINAL_FILE = "final_runs.json"
 
 
 def _std(values) -> float:
@@ -59,9 +111,8 @@ def _std(values) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def final_comparison(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int,
-                     eval_every: int, device, log=print, done: dict | None = None,
-                     on_run=None) -> dict:
+def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eval_every: int,
+                device, log=_quiet, done: dict | None = None, on_run=None) -> dict:
     """Train fresh networks with the learned loss and with the baseline on ``seeds`` seeds;
     test and validation error rate / MSE every ``eval_every`` steps. Returns per-loss results and
     curves. Each run reports ``test`` (after the last step) and ``test_es`` (at the step with the
@@ -142,32 +193,6 @@ def paired_comparison(results: dict, key: str = "test") -> dict | None:
     return out
 
 
-def comparison_table(results: dict, metric: str, paired: dict | None = None,
-                     paired_es: dict | None = None) -> str:
-    """Mean ± std and per-seed test metric after the last step and, when the runs carry it, at
-    the validation-selected step; the paired differences under each block."""
-    def pair_line(paired):
-        p = ", ".join(f"{label} p = {paired[k]:.3g}" for k, label in
-                      (("t_p", "paired t"), ("wilcoxon_p", "Wilcoxon")) if paired[k] is not None)
-        return (f"paired {paired['of']}: {paired['mean']:+.4f} ± {paired['std']:.4f} over "
-                f"{paired['n']} seeds; EvoMAL {paired['wins']}W/{paired['ties']}T/"
-                f"{paired['losses']}L" + (f"; {p}" if p else ""))
-
-    blocks = [("test", "", "after the last step", paired)]
-    if all("test_es" in r for res in results.values() for r in res["runs"]):
-        blocks.append(("test_es", "es_", "at the best-validation step (early stopping)", paired_es))
-    lines = []
-    for key, prefix, title, pair in blocks:
-        lines.append(f"{'loss':8s} {'test ' + metric + ' (mean ± std)':>28s}   per seed   [{title}]")
-        for name, res in results.items():
-            per = " ".join(f"{r[key]:.4f}" for r in res["runs"])
-            lines.append(f"{name:8s} {res[prefix + 'mean']:>19.4f} ± {res[prefix + 'std']:.4f}   "
-                         f"{per}")
-        if pair:
-            lines.append(pair_line(pair))
-    return "\n".join(lines)
-
-
 def plot_learning_curves(results: dict, path: str, metric: str, title: str) -> str:
     from deapnn.plots import plot_curves
     series, bands = {}, {}
@@ -184,19 +209,83 @@ def plot_learning_curves(results: dict, path: str, metric: str, title: str) -> s
     return plot_curves(series, path, "SGD step", f"test {metric}", title, bands)
 
 
-def run_search(args, run_dir, data, cfg: EvoMALConfig, resume_state=None, log=print):
-    """The GP search with per-generation checkpoints; returns (population, logbook, hof, archive,
-    search seconds accumulated over every invocation of this run)."""
-    from deapnn.commands.common import progress
-    evaluator = guarded_evaluator(cfg)          # failure (timeout, OOM...) is data
-    _DATA_CACHE[(cfg.dataset, cfg.seed)] = data          # in-process workers reuse the loaded data
-    toolbox = make_toolbox(evaluator, tournsize=args.tournament, max_height=args.max_height)
-    population = toolbox.population(args.population) if resume_state is None else []
+def final_summary(results: dict) -> dict:
+    """The per-loss part of ``result.json`` from :func:`train_final`'s results."""
+    return {k: {"mean": v["mean"], "std": v["std"],
+                "test": [r["test"] for r in v["runs"]],
+                "curves": [r["curve"] for r in v["runs"]],
+                "es_mean": v["es_mean"], "es_std": v["es_std"],
+                "test_es": [r["test_es"] for r in v["runs"]],
+                "es_step": [r["es_step"] for r in v["runs"]],
+                "val_curves": [r["val_curve"] for r in v["runs"]]}
+            for k, v in results.items()}
+
+
+def comparison_table(final: dict, metric: str, paired: dict | None = None,
+                     paired_es: dict | None = None) -> str:
+    """Mean ± std and per-seed test metric (``final`` as in :func:`final_summary`) after the
+    last step and at the validation-selected step; the paired differences under each block."""
+    def pair_line(paired):
+        p = ", ".join(f"{label} p = {paired[k]:.3g}" for k, label in
+                      (("t_p", "paired t"), ("wilcoxon_p", "Wilcoxon")) if paired[k] is not None)
+        return (f"paired {paired['of']}: {paired['mean']:+.4f} ± {paired['std']:.4f} over "
+                f"{paired['n']} seeds; EvoMAL {paired['wins']}W/{paired['ties']}T/"
+                f"{paired['losses']}L" + (f"; {p}" if p else ""))
+
+    blocks = [("test", "", "after the last step", paired),
+              ("test_es", "es_", "at the best-validation step (early stopping)", paired_es)]
+    lines = []
+    for key, prefix, title, pair in blocks:
+        lines.append(f"{'loss':8s} {'test ' + metric + ' (mean ± std)':>28s}   per seed   [{title}]")
+        for name, res in final.items():
+            per = " ".join(f"{v:.4f}" for v in res[key])
+            lines.append(f"{name:8s} {res[prefix + 'mean']:>19.4f} ± {res[prefix + 'std']:.4f}   "
+                         f"{per}")
+        if pair:
+            lines.append(pair_line(pair))
+    return "\n".join(lines)
+
+
+def search_text(summary: EvoMALSummary, seconds: float) -> str:
+    """The search's summary lines: counts, then the best formulas (learned weights, sympy)."""
+    lines = [f"\nsearch: {seconds:.0f} s; {summary.evaluations} evaluations, "
+             f"{summary.archive_hits} archive hits (equivalent trees not re-evaluated)",
+             f"best learned losses (validation {summary.metric}; archive: {summary.archive_size} "
+             f"distinct, {summary.rejected} rejected/failed):"]
+    for i, row in enumerate(summary.best, 1):
+        same = "" if row["evaluated"] == row["tree"] else f" (equivalent to {row['evaluated']})"
+        lines.append(f"{i}. {row['fitness']:.4f}  {row['tree']}{same}")
+        if math.isfinite(row["fitness"]):
+            lines.append(f"     learned: {row['learned']}\n     sympy:   {row['sympy']}")
+        else:
+            lines.append(f"     {row['reason'] or 'rejected'}")
+    return "\n".join(lines)
+
+
+def generation_line(record: dict, generations: int, seconds: float) -> str:
+    """One logbook record as the run's per-generation log line."""
+    best = record.get("min")
+    return (f"gen {record['gen']:>3}/{generations}: {record['nevals']:>3} evaluated, "
+            f"{record['cached']:>3} archive hits, {record.get('rejected', 0):>3} rejected in "
+            f"population; best {best:.4g}, median {record.get('median', float('nan')):.4g}"
+            + (f"; {record['failed']} evaluations failed (reasons in logbook.csv)"
+               if record.get("failed") else "") + f" [{seconds:.0f} s]")
+
+
+def search(cfg: EvoMALRunConfig, data, rundir, resume_state: dict | None = None, *,
+           map_fn=None, progress=no_progress, log=_quiet) -> SearchResult:
+    """The GP search (§4, Algorithm 1) with a checkpoint (``rundir``'s ``checkpoint.pt`` and
+    ``logbook.csv``) after every generation; ``resume_state`` (the stored search state)
+    continues it exactly."""
+    evaluator = guarded_evaluator(cfg.evaluation())      # failure (timeout, OOM...) is data
+    cache_dataset(data, cfg.dataset, cfg.seed)           # in-process evaluations reuse it
+    toolbox = make_toolbox(evaluator, tournsize=cfg.tournament, max_height=cfg.max_height,
+                           map_fn=map_fn)
+    population = toolbox.population(cfg.population) if resume_state is None else []
     archive = LossArchive(data.task, data.num_classes)
     hof = tools.HallOfFame(5, similar=lambda a, b: archive.key(a) == archive.key(b))
-    done = resume_state["generation"] if resume_state else -1
-    bar = progress(args.generations + 1, "evomal generations", args.quiet, unit="gen")
-    bar.update(done + 1)
+    bar = progress(cfg.generations + 1, "evomal generations", unit="gen")
+    bar.update(resume_state["generation"] + 1 if resume_state else 0)
     # search seconds so far (accumulated across resumes; not counted: time lost to a kill)
     prior = float(resume_state.get("seconds", 0.0)) if resume_state else 0.0
     start = time.perf_counter()
@@ -205,125 +294,108 @@ def run_search(args, run_dir, data, cfg: EvoMALConfig, resume_state=None, log=pr
     def checkpoint(state):
         elapsed[0] = prior + time.perf_counter() - start
         state["seconds"] = elapsed[0]
-        run_dir.save_checkpoint({CKPT_KEY: state})
-        run_dir.write_logbook(state["logbook"])
+        rundir.save_checkpoint({CKPT_KEY: state})
+        rundir.write_logbook(state["logbook"])
         bar.update(1)
         last = state["logbook"][-1]
         best = last.get("min")
         bar.set_postfix(best=f"{best:.4g}" if best is not None else "-")
-        # one line per generation, in --quiet too (it is the run's log); through tqdm so the
-        # bar is redrawn below it
-        bar.write(f"gen {last['gen']:>3}/{args.generations}: {last['nevals']:>3} evaluated, "
-                  f"{last['cached']:>3} archive hits, {last.get('rejected', 0):>3} rejected in "
-                  f"population; best {best:.4g}, median {last.get('median', float('nan')):.4g}"
-                  + (f"; {last['failed']} evaluations failed (reasons in logbook.csv)"
-                     if last.get("failed") else "") + f" [{elapsed[0]:.0f} s]", file=sys.stdout)
+        log(generation_line(last, cfg.generations, elapsed[0]))   # in --quiet too: the run's log
 
-    population, logbook = eaEvoMAL(population, toolbox, args.generations, cxpb=args.cxpb,
-                                   mutpb=args.mutpb, elitism=args.elitism, stats=fitness_stats(),
-                                   halloffame=hof, verbose=False, archive=archive,
-                                   checkpoint=checkpoint, resume=resume_state)
+    population, logbook = eaEvoMAL(population, toolbox, cfg.generations, cxpb=cfg.cxpb,
+                                   mutpb=cfg.mutpb, elitism=cfg.elitism, stats=fitness_stats(),
+                                   halloffame=hof, archive=archive, checkpoint=checkpoint,
+                                   resume_state=resume_state)
     bar.close()
-    if resume_state is not None and resume_state["generation"] >= args.generations:
+    if resume_state is not None and resume_state["generation"] >= cfg.generations:
         elapsed[0] = prior
-    return population, logbook, hof, archive, elapsed[0]
+    return SearchResult(population, logbook, hof, archive, elapsed[0])
 
 
-def run(args) -> int:
-    """Search, report the best formulas, compare the best learned loss with the baseline."""
-    from deapnn.data import load_dataset
-    from deapnn.rundir import RunDir
-    from deapnn.runtime import configure_worker_threads, get_device, seed_everything, set_device
-
-    set_device(args.device)
-    # EvoMAL's base networks are tiny: one torch thread per process is fastest and avoids
-    # oversubscription (DEAPNN_THREADS overrides)
-    configure_worker_threads(None if os.environ.get("DEAPNN_THREADS") else 1)
-    seed_everything(args.seed)
-    run_dir = RunDir.resume(args.resume) if args.resume else (
-        RunDir(args.out, {"command": "evomal", **{k: v for k, v in vars(args).items()
-                                                   if not callable(v)}}) if args.out else None)
-    if run_dir is None:
-        raise ValueError("deapnn evomal needs --out DIR (or --resume DIR)")
-    data = load_dataset(args.dataset, seed=args.seed)
-    cfg = EvoMALConfig(dataset=args.dataset, seed=args.seed, model=args.model,
-                       hidden=tuple(args.hidden) if args.hidden else None,
-                       meta_steps=args.meta_steps, inner_steps=args.inner_steps,
-                       meta_lr=args.meta_lr, lr=args.lr, fitness_steps=args.fitness_steps,
-                       rejection_steps=args.rejection_steps, nonnegative=args.nonnegative,
-                       device=args.device).validate()
-    stored = run_dir.load_checkpoint() if args.resume else None
-    resume_state = stored.get(CKPT_KEY) if stored else None
-    if resume_state is not None:
-        print(f"resuming {run_dir.path} after generation {resume_state['generation']}")
-    pop, logbook, hof, archive, search_seconds = run_search(args, run_dir, data, cfg, resume_state)
-    metric = "error" if data.task == "classification" else "MSE"
-    rows = best_formulas(hof, archive)
-    print(f"\nsearch: {search_seconds:.0f} s; {archive.misses} evaluations, {archive.hits} archive "
-          f"hits (equivalent trees not re-evaluated)")
-    print(f"best learned losses (validation {metric}; archive: {len(archive)} distinct, "
-          f"{archive.rejected()} rejected/failed):")
-    for i, row in enumerate(rows, 1):
-        same = "" if row["evaluated"] == row["tree"] else f" (equivalent to {row['evaluated']})"
-        print(f"{i}. {row['fitness']:.4f}  {row['tree']}{same}")
-        if math.isfinite(row["fitness"]):
-            print(f"     learned: {row['learned']}\n     sympy:   {row['sympy']}")
-        else:
-            print(f"     {row['reason'] or 'rejected'}")
-    summary = {"dataset": args.dataset, "task": data.task, "best": rows,
-               "archive_size": len(archive), "rejected": archive.rejected(),
-               "evaluations": archive.misses, "archive_hits": archive.hits}
-    timing = {"search_seconds": round(search_seconds, 1)}
-    if not rows or not math.isfinite(rows[0]["fitness"]):
-        print("no candidate loss passed the rejection protocol; no final comparison")
-        run_dir.write_json("result.json", {**summary, "timing": timing})
-        return 1
-    device = get_device()
-    # finished final-training runs survive a kill: a resumed run reuses the ones made for the
-    # same best loss and settings
-    eval_every = args.final_eval_every or max(1, args.final_steps // 20)
-    ident = {"tree": rows[0]["evaluated"], "weights": rows[0]["weights"],
-             "steps": args.final_steps, "seed": args.seed, "eval_every": eval_every}
-    stored_final = None
-    if args.resume and os.path.exists(run_dir.file(FINAL_FILE)):
-        with open(run_dir.file(FINAL_FILE), encoding="utf-8") as fh:
-            stored_final = json.load(fh)
-        if stored_final.get("ident") != ident:
-            print(f"{FINAL_FILE} belongs to another best loss or settings: retraining")
-            stored_final = None
-    partial = {"ident": ident, "runs": dict(stored_final["runs"]) if stored_final else {}}
+def compare_final(best: dict, data, cfg: EvoMALRunConfig, rundir, device, *,
+                  resuming: bool = False, log=_quiet) -> tuple[dict, float]:
+    """Train the best learned loss and the baseline on ``cfg.seeds`` seeds (:func:`train_final`);
+    every finished (loss, seed) training is written to ``final_runs.json`` at once, and a
+    resumed run reuses the ones made for the same best loss and settings. Returns the results
+    and the seconds this invocation spent."""
+    ident = {"tree": best["evaluated"], "weights": best["weights"], "steps": cfg.final_steps,
+             "seed": cfg.seed, "eval_every": cfg.eval_every()}
+    stored = None
+    if resuming and os.path.exists(rundir.file(FINAL_FILE)):
+        with open(rundir.file(FINAL_FILE), encoding="utf-8") as fh:
+            stored = json.load(fh)
+        if stored.get("ident") != ident:
+            log(f"{FINAL_FILE} belongs to another best loss or settings: retraining")
+            stored = None
+    partial = {"ident": ident, "runs": dict(stored["runs"]) if stored else {}}
 
     def save_run(name, runs):
         partial["runs"][name] = runs
-        run_dir.write_json(FINAL_FILE, partial)
+        rundir.write_json(FINAL_FILE, partial)
 
     start = time.perf_counter()
-    print(f"\nfinal training: {args.final_steps} SGD steps, {args.seeds} seeds; test and "
-          f"validation {metric} every {eval_every} steps")
-    results = final_comparison(rows[0], data, cfg, args.seeds, args.final_steps, eval_every, device,
-                               done=partial["runs"], on_run=save_run)
-    timing["final_seconds"] = round(sum(r.get("seconds", 0.0) for res in results.values()
-                                        for r in res["runs"]), 1)
-    timing["final_seconds_this_invocation"] = round(time.perf_counter() - start, 1)
-    paired = paired_comparison(results)
-    paired_es = paired_comparison(results, "test_es")
-    print("\n" + comparison_table(results, metric, paired, paired_es))
-    print(f"wall time: search {timing['search_seconds']:.0f} s, final training "
-          f"{timing['final_seconds']:.0f} s")
-    png = plot_learning_curves(results, run_dir.file("learning_curve.png"), metric,
-                               f"EvoMAL vs baseline on {args.dataset}")
-    summary["final"] = {k: {"mean": v["mean"], "std": v["std"],
-                             "test": [r["test"] for r in v["runs"]],
-                             "curves": [r["curve"] for r in v["runs"]],
-                             "es_mean": v["es_mean"], "es_std": v["es_std"],
-                             "test_es": [r["test_es"] for r in v["runs"]],
-                             "es_step": [r["es_step"] for r in v["runs"]],
-                             "val_curves": [r["val_curve"] for r in v["runs"]]}
-                        for k, v in results.items()}
-    summary["paired"] = paired
-    summary["paired_early_stopped"] = paired_es
-    summary["timing"] = timing
-    run_dir.write_json("result.json", summary)
-    print(f"\nrun directory: {run_dir.path} (logbook.csv, checkpoint.pt, result.json, "
-          f"{FINAL_FILE}, {png.rsplit('/', 1)[-1]})", file=sys.stderr)
-    return 0
+    log(f"\nfinal training: {cfg.final_steps} SGD steps, {cfg.seeds} seeds; test and "
+        f"validation {'error' if data.task == 'classification' else 'MSE'} every "
+        f"{cfg.eval_every()} steps")
+    results = train_final(best, data, cfg, cfg.seeds, cfg.final_steps, cfg.eval_every(), device,
+                          log=log, done=partial["runs"], on_run=save_run)
+    return results, time.perf_counter() - start
+
+
+def write_outputs(rundir, summary: EvoMALSummary, results: dict | None = None) -> list[str]:
+    """``learning_curve.png`` (when there was a final comparison) and ``result.json``; returns
+    the paths written."""
+    written = []
+    if results is not None:
+        written.append(plot_learning_curves(results, rundir.file(PLOT_FILE), summary.metric,
+                                            f"EvoMAL vs baseline on {summary.dataset}"))
+    written.append(rundir.write_json("result.json", summary.to_dict()))
+    return written
+
+
+def run_evomal(cfg: EvoMALRunConfig, rundir, *, map_fn=None, progress=no_progress,
+               log=None) -> EvoMALSummary:
+    """Search, report the best formulas, compare the best learned loss with the baseline.
+
+    ``rundir`` (a :class:`deapnn.rundir.RunDir`) holding a checkpoint is resumed: the search
+    continues after its last generation and finished final trainings are reused, so the result
+    is the one of an uninterrupted run. ``map_fn`` evaluates a generation (default: SCOOP when
+    running under it, else ``map``); ``progress(total, desc, unit=...)`` makes the progress
+    bar; ``log(text)`` receives the run's progress lines (default: dropped)."""
+    from deapnn.data import load_dataset
+    from deapnn.runtime import get_device, seed_everything, set_device
+    log = log or _quiet
+    cfg.validate()
+    if cfg.device:
+        set_device(cfg.device)
+    seed_everything(cfg.seed)
+    data = load_dataset(cfg.dataset, seed=cfg.seed)
+    stored = rundir.load_checkpoint()
+    resume_state = stored.get(CKPT_KEY) if stored else None
+    if resume_state is not None:
+        log(f"resuming {rundir.path} after generation {resume_state['generation']}")
+    found = search(cfg, data, rundir, resume_state, map_fn=map_fn, progress=progress, log=log)
+    rows = best_formulas(found.halloffame, found.archive)
+    summary = EvoMALSummary(dataset=cfg.dataset, task=data.task, best=rows,
+                            archive_size=len(found.archive), rejected=found.archive.rejected(),
+                            evaluations=found.archive.misses, archive_hits=found.archive.hits,
+                            timing={"search_seconds": round(found.seconds, 1)})
+    log(search_text(summary, found.seconds))
+    if not rows or not math.isfinite(rows[0]["fitness"]):
+        write_outputs(rundir, summary)
+        return summary
+    results, seconds = compare_final(rows[0], data, cfg, rundir, get_device(),
+                                     resuming=resume_state is not None, log=log)
+    summary.timing["final_seconds"] = round(sum(r.get("seconds", 0.0) for res in results.values()
+                                                for r in res["runs"]), 1)
+    summary.timing["final_seconds_this_invocation"] = round(seconds, 1)
+    summary.final = final_summary(results)
+    summary.paired = paired_comparison(results)
+    summary.paired_early_stopped = paired_comparison(results, "test_es")
+    write_outputs(rundir, summary, results)
+    return summary
+
+
+__all__ = ["EvoMALSummary", "SearchResult", "run_evomal", "search", "best_formulas",
+           "compare_final", "train_final", "write_outputs", "paired_comparison",
+           "comparison_table", "search_text", "generation_line", "final_summary"]

@@ -11,7 +11,8 @@ stored like any other, so they are never re-evaluated. :func:`to_sympy` gives a 
 form for reports.
 
 Everything stored is plain data (str/float/int/bool/lists), so :meth:`LossArchive.state` goes
-straight into a checkpoint.
+straight into a checkpoint. A stored record is an evaluation's ``info`` plus its ``fitness`` (and
+``error`` when the evaluation failed): :func:`record_of` / :func:`evaluation_of` convert.
 """
 from __future__ import annotations
 
@@ -20,14 +21,34 @@ import hashlib
 import torch
 from deap import gp
 
+from deapnn.evaluation import Evaluation
 from deapnn.losses.tree import as_tree, default_pset, loss_inputs
+
+
+def record_of(tree, evaluation: Evaluation) -> dict:
+    """The archive record of ``evaluation`` of ``tree``: its info (``tree`` set to the tree
+    evaluated unless the info names it), ``fitness`` and, for a failed evaluation, ``error``."""
+    record = {"tree": str(tree), **evaluation.info, "fitness": evaluation.fitness}
+    if evaluation.failed:
+        record["error"] = evaluation.error
+    return record
+
+
+def evaluation_of(record: dict) -> Evaluation:
+    """The :class:`~deapnn.evaluation.Evaluation` a stored record stands for."""
+    info = {k: v for k, v in record.items() if k not in ("fitness", "error")}
+    return Evaluation((float(record["fitness"]),), info, record.get("error"))
 
 
 class LossArchive:
     """Fitness cache keyed by :meth:`key` (an output fingerprint on probe inputs).
 
     ``record`` values are dicts of plain data (e.g. ``{"fitness": float, "reason": str|None,
-    "weights": [...], "expression": str, "tree": str}``).
+    "weights": [...], "expression": str, "tree": str}``, see :func:`record_of`).
+
+    Bookkeeping, one definition: every :meth:`get` is a lookup, counted in ``hits`` when the
+    archive answers it and in ``misses`` when it does not (the caller then evaluates the tree and
+    stores the record with :meth:`add`). ``misses`` is therefore the number of evaluations made.
     """
 
     def __init__(self, task: str = "classification", num_classes: int = 3, n_probe: int = 64,
@@ -67,7 +88,8 @@ class LossArchive:
         return found
 
     def get(self, tree) -> dict | None:
-        """The stored record for ``tree`` or an equivalent one (counts a hit/miss)."""
+        """The stored record for ``tree`` or an equivalent one, or None; counts a hit or a
+        miss (see the class docstring)."""
         record = self.entries.get(self.key(tree))
         if record is None:
             self.misses += 1
@@ -75,11 +97,10 @@ class LossArchive:
             self.hits += 1
         return record
 
-    def add(self, tree, record: dict) -> str:
-        """Store ``record`` for ``tree`` (first writer wins); returns the key."""
-        k = self.key(tree)
-        self.entries.setdefault(k, dict(record))
-        return k
+    def add(self, tree, record: dict) -> dict:
+        """Store ``record`` (plain data, e.g. from :func:`record_of`) for ``tree``; the first
+        writer wins. Returns the stored record."""
+        return self.entries.setdefault(self.key(tree), dict(record))
 
     def __contains__(self, tree) -> bool:
         return self.key(tree) in self.entries

@@ -3,7 +3,7 @@
 Implements Raymond, Chen, Xue & Zhang, "Learning Symbolic Model-Agnostic Loss Functions via
 Meta-Learning" (TPAMI 2023, arXiv 2209.08907), §4.1 (search space / primitive set), §4.2
 (correction of trees missing an argument) and §4.3 (the loss as an element-wise expression over
-(y, f(x)), summed over classes and averaged over the batch). See SPEC §4.
+(y, f(x)), summed over classes and averaged over the batch).
 
 Every primitive is a module-level function (picklable, SCOOP-safe) that accepts torch tensors or
 Python floats; a tree compiles to one Python lambda over plain torch ops (``gp.compile``).

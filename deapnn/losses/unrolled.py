@@ -10,7 +10,7 @@ differentiable inner gradients and SGD (momentum, Nesterov, weight decay, ``torc
 semantics) is written out as tensor algebra, so the whole unroll stays on the autograd tape.
 
 A non-finite inner loss, validation loss or meta-gradient raises :class:`UnrolledDivergence`; the
-fitness evaluator turns it into a rejected candidate (DESIGN "Failure is data").
+fitness evaluator turns it into a rejected candidate (fitness ∞ with its reason, §4.6).
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ class UnrolledDivergence(FloatingPointError):
 
 @dataclass
 class LocalSearchConfig:
-    """Local-search hyper-parameters (reference EvoMAL diabetes / MNIST configs, SPEC §4)."""
+    """Local-search hyper-parameters (Raymond et al. 2023 §4.5 and the reference code's diabetes /
+    MNIST configurations)."""
     meta_steps: int = 250
     inner_steps: int = 1
     meta_lr: float = 1e-3

@@ -182,7 +182,7 @@ def evomal(rep: Report, config: dict) -> str:
                     for v in r.get("test", []) if not finite(v)]
     if entries:   # every distinct loss, once: rejections and evaluation errors alike
         sources = [(f"checkpoint: archive ({len(entries)} distinct losses)",
-                    [e.get("reason") for e in entries])]
+                    [e.get("error") or e.get("reason") for e in entries])]
     else:
         sources = [("logbook `errors`", logbook_reasons(rows)),
                    ("result.json: best formulas", [b.get("reason") for b in best])]

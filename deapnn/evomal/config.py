@@ -1,0 +1,157 @@
+"""EvoMAL configurations, with their constraints declared once (Raymond et al. 2023, TPAMI).
+
+* :class:`EvoMALConfig` — everything one fitness evaluation needs (§4.5-4.7: local search by
+  unrolled differentiation, rejection protocol, learned-loss training). Plain data, picklable:
+  SCOOP ships it to the workers inside :class:`~deapnn.evomal.evaluator.EvoMALEvaluator`.
+* :class:`EvoMALRunConfig` — a whole ``deapnn evomal`` run: the evaluation settings (it derives
+  from :class:`EvoMALConfig`) plus the GP search (§4.1-4.3, Table 2: population, generations,
+  crossover / mutation rates, elitism, tournament, height limit) and the final comparison
+  (§5: seeds, SGD steps, evaluation grid). ``config.json`` stores it flat.
+
+Defaults are the reference's (Table 2 and the reference code's tabular settings) except where
+the command line chose smaller ones for a run on one machine (``generations`` 10, ``seeds`` 3).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from deapnn.algorithms.evomal import variation_error
+from deapnn.config import Config, ConfigError, Interval, int_list
+
+_POSITIVE = [Interval(float, 0, None, "neither")]
+
+
+@dataclass
+class EvoMALConfig(Config):
+    """One EvoMAL fitness evaluation (plain data, picklable)."""
+    dataset: str = "diabetes"
+    seed: int = 0
+    model: str = "mlp"
+    hidden: tuple | None = None          # MLP hidden sizes override (tests, quick demos)
+    meta_steps: int = 250
+    inner_steps: int = 1
+    meta_lr: float = 1e-3
+    lr: float = 0.01                     # base learner SGD (inner steps and fitness training)
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    fitness_steps: int = 500
+    rejection_samples: int = 100
+    rejection_steps: int = 1000
+    rejection_lr: float = 0.01
+    nonnegative: bool = False
+    device: str | None = None
+
+    _parameter_constraints = {
+        "dataset": [str], "seed": [int], "model": [str],
+        "hidden": [None, int_list(1)],
+        "meta_steps": [Interval(int, 0)],
+        "inner_steps": [Interval(int, 1)],
+        "meta_lr": _POSITIVE, "lr": _POSITIVE, "rejection_lr": _POSITIVE,
+        "momentum": [Interval(float, 0, 1, "left")],
+        "nesterov": [bool], "nonnegative": [bool],
+        "weight_decay": [Interval(float, 0)],
+        "batch_size": [Interval(int, 1)],
+        "fitness_steps": [Interval(int, 0)],
+        "rejection_samples": [Interval(int, 1)],
+        "rejection_steps": [Interval(int, 1)],
+        "device": [None, str],
+    }
+
+    def __post_init__(self):
+        if isinstance(self.hidden, list):       # config.json stores the tuple as a list
+            self.hidden = tuple(self.hidden)
+
+    def _check(self) -> None:
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov needs momentum > 0", "nesterov")
+
+    def local_search_config(self):
+        """The :class:`~deapnn.losses.unrolled.LocalSearchConfig` of the local search (§4.5)."""
+        from deapnn.losses.unrolled import LocalSearchConfig
+        return LocalSearchConfig(meta_steps=self.meta_steps, inner_steps=self.inner_steps,
+                                 meta_lr=self.meta_lr, inner_lr=self.lr, momentum=self.momentum,
+                                 nesterov=self.nesterov, weight_decay=self.weight_decay,
+                                 batch_size=self.batch_size, val_batch_size=self.batch_size)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["hidden"] = list(self.hidden) if self.hidden is not None else None
+        return d
+
+
+@dataclass
+class EvoMALRunConfig(EvoMALConfig):
+    """A ``deapnn evomal`` run: evaluation settings (inherited) + search + final comparison.
+
+    ``device`` and ``final_eval_every`` are settings of the invocation, not of the run: they
+    are not stored in ``config.json`` (device) or not taken from it (``final_eval_every``) — a
+    resumed run uses this command line's values (:meth:`for_invocation`). The final trainings
+    are re-done when the evaluation grid differs from the stored ``final_runs.json``."""
+    population: int = 25
+    generations: int = 10
+    cxpb: float = 0.7
+    mutpb: float = 0.25
+    elitism: int = 1
+    tournament: int = 4
+    max_height: int = 10
+    seeds: int = 3
+    final_steps: int = 10000
+    final_eval_every: int = 0            # 0: final_steps / 20
+
+    #: settings a resumed run takes from its command line, not from config.json
+    INVOCATION = ("device", "final_eval_every")
+
+    _parameter_constraints = {
+        **EvoMALConfig._parameter_constraints,
+        "population": [Interval(int, 2)],
+        "generations": [Interval(int, 0)],
+        "cxpb": [Interval(float, 0, 1)], "mutpb": [Interval(float, 0, 1)],
+        "elitism": [Interval(int, 0)],
+        "tournament": [Interval(int, 1)],
+        "max_height": [Interval(int, 1)],
+        "seeds": [Interval(int, 1)],
+        "final_steps": [Interval(int, 0)],
+        "final_eval_every": [Interval(int, 0)],
+    }
+
+    def _check(self) -> None:
+        super()._check()
+        why = variation_error(self.cxpb, self.mutpb)
+        if why:
+            raise ConfigError(why, "cxpb")
+        if self.elitism >= self.population:
+            raise ConfigError(f"elitism must be < population, got {self.elitism}", "elitism")
+
+    def evaluation(self) -> EvoMALConfig:
+        """The settings of one fitness evaluation."""
+        return EvoMALConfig(**{f.name: getattr(self, f.name)
+                               for f in dataclasses.fields(EvoMALConfig)})
+
+    def eval_every(self) -> int:
+        """Steps between test/validation evaluations of the final training."""
+        return self.final_eval_every or max(1, self.final_steps // 20)
+
+    def for_invocation(self, **values) -> "EvoMALRunConfig":
+        """This configuration with the invocation settings (:attr:`INVOCATION`) replaced."""
+        unknown = set(values) - set(self.INVOCATION)
+        if unknown:
+            raise ConfigError(f"not an invocation setting: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **values).validate()
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d.pop("device")
+        return d
+
+    @classmethod
+    def from_legacy(cls, flat: dict) -> "EvoMALRunConfig":
+        """The configuration of a run directory written before the one ``config.json`` layout
+        (every command-line value at top level)."""
+        names = {f.name for f in dataclasses.fields(cls)} - set(cls.INVOCATION)
+        return cls.from_dict({k: v for k, v in flat.items() if k in names})
+
+
+__all__ = ["EvoMALConfig", "EvoMALRunConfig"]
