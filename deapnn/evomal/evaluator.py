@@ -16,38 +16,17 @@ timeout or an out-of-memory gets fitness ∞ with the evaluation's ``error``.
 """
 from __future__ import annotations
 
-import math
 import torch
-import torch.nn.functional as F
 
 from deapnn.losses.metaloss import MetaLossNetwork
 from deapnn.losses.tree import TreeLoss, missing_arguments, parse_tree
 from deapnn.losses.unrolled import UnrolledDivergence, local_search
+from deapnn.data import cached_dataset
 from deapnn.evaluation import Evaluation
+from deapnn.loss_training import WORST, LossTraining, task_error, train_with_loss
 from deapnn.evomal.config import EvoMALConfig
 from deapnn.evomal.rejection import rejection_protocol
 from deapnn.runtime import derive_seed
-
-WORST = float("inf")
-
-
-_DATA_CACHE: dict = {}
-
-
-def get_data(name: str, seed: int):
-    """The dataset, loaded once per worker process (``deapnn.data.load_dataset``)."""
-    key = (name, seed)
-    if key not in _DATA_CACHE:
-        from deapnn.data import load_dataset
-        _DATA_CACHE[key] = load_dataset(name, seed=seed)
-    return _DATA_CACHE[key]
-
-
-def cache_dataset(data, name: str, seed: int) -> None:
-    """Make :func:`get_data` return ``data`` for ``(name, seed)`` in this process (the run has
-    loaded it already: evaluations running in-process reuse it)."""
-    _DATA_CACHE[(name, seed)] = data
-
 
 def build_base_model(cfg: EvoMALConfig, data, seed: int):
     """A freshly initialised base network (seeded, global RNG untouched)."""
@@ -60,69 +39,27 @@ def build_base_model(cfg: EvoMALConfig, data, seed: int):
         return build_model(cfg.model, data.input_shape, data.num_classes)
 
 
-def step_batches(n: int, batch_size: int, steps: int, gen: torch.Generator):
-    """``steps`` index batches from successive shuffled passes over ``n`` examples."""
-    done, order = 0, torch.empty(0, dtype=torch.long)
-    while done < steps:
-        if len(order) < min(batch_size, n):
-            order = torch.randperm(n, generator=gen)
-        yield order[:batch_size]
-        order = order[batch_size:]
-        done += 1
+def training_recipe(cfg: EvoMALConfig, steps: int, eval_every: int = 0) -> LossTraining:
+    """How EvoMAL trains a base network with a loss (§4.7): SGD [lr, momentum, Nesterov, weight
+    decay of ``cfg``], batches of ``cfg.batch_size`` from successive shuffled passes over the
+    training split, constant learning rate, ``steps`` steps; test/validation every
+    ``eval_every`` steps (0: never)."""
+    return LossTraining(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                        momentum=cfg.momentum, nesterov=cfg.nesterov,
+                        weight_decay=cfg.weight_decay, eval_every=eval_every)
 
 
-@torch.no_grad()
-def score(model, x, y, task: str) -> float:
-    """Validation/test error rate (classification) or MSE (regression); non-finite → ∞."""
-    model.eval()
-    out = torch.cat([model(xb) for xb in x.split(1024)])
-    model.train()
-    if not torch.isfinite(out).all():
-        return WORST
-    if task == "classification":
-        pred = (out.reshape(-1) > 0).long() if out.shape[1] == 1 else out.argmax(1)
-        return float((pred != y.reshape(pred.shape)).double().mean())
-    value = float(F.mse_loss(out, y.reshape(out.shape).to(out.dtype)))
-    return value if math.isfinite(value) else WORST
+def batch_seed(seed: int) -> int:
+    """The seed of the batch order of a training seeded with ``seed``."""
+    return derive_seed(seed, "fitness-batches")
 
 
-def train_with_loss(model, loss_fn, data, cfg: EvoMALConfig, steps: int, seed: int, device,
-                    eval_every: int = 0, eval_split: str | tuple = "val"):
-    """SGD [lr, momentum, Nesterov, weight decay of ``cfg``] for ``steps`` steps of batch
-    ``cfg.batch_size`` with ``loss_fn``. Returns ``(curve, reason)``: ``curve`` lists
-    ``(step, metric on eval_split)`` every ``eval_every`` steps — with a tuple of splits,
-    ``(step, metric on the first, metric on the second, ...)``; ``reason`` is None or why training
-    stopped (non-finite loss). Evaluation consumes no randomness, so the trained network does not
-    depend on ``eval_every``."""
-    from deapnn.training import TrainConfig, make_optimizer, train_steps
-    model.to(device)
-    train = data.train
-    x, y = train.x.to(device), train.y.to(device)
-    splits = (eval_split,) if isinstance(eval_split, str) else tuple(eval_split)
-    evals = [(getattr(data, name).x.to(device), getattr(data, name).y.to(device))
-             for name in splits]
-    opt = make_optimizer(model.parameters(), TrainConfig(lr=cfg.lr, momentum=cfg.momentum,
-                                                         nesterov=cfg.nesterov,
-                                                         weight_decay=cfg.weight_decay))
-    gen = torch.Generator().manual_seed(derive_seed(seed, "fitness-batches"))
-    batches = step_batches(len(x), cfg.batch_size, steps, gen)
-    curve, done, chunk = [], 0, eval_every or steps
-
-    def point(step):
-        return (step, *(score(model, ex, ey, data.task) for ex, ey in evals))
-
-    if eval_every:
-        curve.append(point(0))
-    while done < steps:
-        n = min(chunk, steps - done)
-        chunk_batches = [next(batches) for _ in range(n)]
-        _, reason = train_steps(model, opt, x, y, loss_fn, chunk_batches)
-        done += n
-        if reason:
-            return curve, reason
-        if eval_every:
-            curve.append(point(done))
-    return curve, None
+def split_errors(data, splits, device):
+    """``evaluate(model, step)`` for :func:`deapnn.loss_training.train_with_loss`: the task
+    error (lower is better) on each named split."""
+    tensors = [(getattr(data, name).x.to(device), getattr(data, name).y.to(device))
+               for name in splits]
+    return lambda model, step: tuple(task_error(model, x, y, data.task) for x, y in tensors)
 
 
 class EvoMALEvaluator:
@@ -139,7 +76,8 @@ class EvoMALEvaluator:
         self.data = data
 
     def _data(self):
-        return self.data if self.data is not None else get_data(self.config.dataset, self.config.seed)
+        return self.data if self.data is not None else cached_dataset(self.config.dataset,
+                                                                      self.config.seed)
 
     def __call__(self, tree_string) -> Evaluation:
         tree_string = str(tree_string)
@@ -183,11 +121,12 @@ class EvoMALEvaluator:
                     meta_loss=[ls.losses[0], ls.losses[-1]] if ls.losses else [])
         net.requires_grad_(False)
         model = build_base_model(cfg, data, derive_seed(seed, "fitness-init"))
-        _, reason = train_with_loss(model, net, data, cfg, cfg.fitness_steps, seed, device)
+        reason = train_with_loss(model, net, data, training_recipe(cfg, cfg.fitness_steps),
+                                 batch_seed=batch_seed(seed), device=device).reason
         if reason:
             info["reason"] = f"training with the learned loss diverged: {reason}"
             return WORST
-        fitness = score(model, data.val.x.to(device), data.val.y.to(device), data.task)
+        fitness = task_error(model, data.val.x.to(device), data.val.y.to(device), data.task)
         if not fitness < WORST:
             info["reason"] = "non-finite validation outputs"
         return fitness

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from deapnn.loss_training import prediction_error
+
 
 @dataclass
 class RejectionResult:
@@ -20,17 +22,6 @@ class RejectionResult:
     before: float
     after: float
     reason: str | None = None
-
-
-def task_metric(pred: torch.Tensor, target: torch.Tensor, task: str) -> float:
-    """Error rate (classification; sigmoid > 0.5 for one output) or MSE (regression)."""
-    if task == "classification":
-        if pred.shape[1] == 1:
-            wrong = (pred.reshape(-1) > 0).long() != target.reshape(-1).long()
-        else:
-            wrong = pred.argmax(1) != target
-        return float(wrong.double().mean())
-    return float(((pred - target.reshape(pred.shape)) ** 2).mean())
 
 
 def rejection_protocol(loss_fn, task: str, num_classes: int, n: int = 100, steps: int = 1000,
@@ -46,7 +37,7 @@ def rejection_protocol(loss_fn, task: str, num_classes: int, n: int = 100, steps
         target = torch.randint(0, max(num_classes, 2), (n,), generator=gen)
     else:
         target = torch.randn(n, 1, generator=gen)
-    before = task_metric(pred0, target, task)
+    before = prediction_error(pred0, target, task)
     pred = pred0.clone().requires_grad_(True)
     opt = torch.optim.Adam([pred], lr=lr)
     for step in range(steps):
@@ -60,7 +51,7 @@ def rejection_protocol(loss_fn, task: str, num_classes: int, n: int = 100, steps
     with torch.no_grad():
         if not torch.isfinite(pred).all():
             return RejectionResult(False, before, float("nan"), "rejected: non-finite predictions")
-        after = task_metric(pred.detach(), target, task)
+        after = prediction_error(pred.detach(), target, task)
     if after < before:
         return RejectionResult(True, before, after)
     return RejectionResult(False, before, after,

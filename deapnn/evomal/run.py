@@ -30,8 +30,10 @@ from deap import tools
 
 from deapnn.algorithms.evomal import eaEvoMAL
 from deapnn.evomal.config import EvoMALConfig, EvoMALRunConfig
-from deapnn.evomal.evaluator import (build_base_model, cache_dataset, guarded_evaluator,
-                                     train_with_loss)
+from deapnn.data import cache_dataset
+from deapnn.evomal.evaluator import (batch_seed, build_base_model, guarded_evaluator,
+                                     split_errors, training_recipe)
+from deapnn.loss_training import train_with_loss
 from deapnn.evomal.toolbox import fitness_stats, make_toolbox
 from deapnn.losses.archive import LossArchive, to_sympy
 from deapnn.losses.metaloss import MetaLossNetwork
@@ -142,8 +144,11 @@ def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eva
             seed = derive_seed(cfg.seed, "final", s)
             model = build_base_model(cfg, data, seed)
             start = time.perf_counter()
-            curve, reason = train_with_loss(model, loss, data, cfg, steps, seed, device,
-                                            eval_every=eval_every, eval_split=("test", "val"))
+            res = train_with_loss(model, loss, data, training_recipe(cfg, steps, eval_every),
+                                  batch_seed=batch_seed(seed), device=device,
+                                  evaluate=split_errors(data, ("test", "val"), device),
+                                  eval_at_start=bool(eval_every))
+            curve, reason = res.curve, res.reason
             final = curve[-1][1] if curve and not reason else float("inf")
             # early stopping on validation (first minimum); a diverged run keeps its good past
             best = min(curve, key=lambda p: p[2]) if curve else None
