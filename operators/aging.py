@@ -1,5 +1,5 @@
 """Aging (regularized) evolution operators — Real, Aggarwal, Huang & Le, AAAI 2019, §2 and
-Algorithm 1 "Aging evolution"; used by NLFS (Morgan & Hougen 2024 §3.4, SPEC §3).
+Algorithm 1 "Aging evolution"; used by NLFS (Morgan & Hougen 2024 §3.4).
 
 Age is a birth counter stored on each individual (``ind.birth``: smaller = older), set by the
 algorithm when an individual enters the population.
@@ -45,7 +45,7 @@ def oldestIndex(population, fit_attr: str = "fitness") -> int:
 def replaceOldest(population, child, fit_attr: str = "fitness"):
     """Remove the oldest member of ``population`` (a list, changed in place), append ``child``
     and return the removed individual (Real et al. 2019, Algorithm 1: ``remove dead from left of
-    population``; ties: the weakest among the oldest, SPEC §3)."""
+    population``; ties, a choice of this implementation: the weakest among the oldest)."""
     if not hasattr(child, "birth"):
         raise ValueError("the child needs a 'birth' attribute (its age counter)")
     dead = population.pop(oldestIndex(population, fit_attr))

@@ -1,4 +1,4 @@
-"""NLFS surrogate evaluator, elimination protocol, run driver and CLI (SPEC §3)."""
+"""NLFS surrogate evaluator, elimination protocol, run driver and CLI (Morgan & Hougen 2024, §3)."""
 import argparse
 import os
 import pickle

@@ -1,4 +1,4 @@
-"""eaRegularizedEvolution and the aging operators (Real et al. 2019, Algorithm 1; SPEC §3)."""
+"""eaRegularizedEvolution and the aging operators (Real et al. 2019, Algorithm 1)."""
 import json
 import os
 import random

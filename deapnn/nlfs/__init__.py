@@ -1,4 +1,4 @@
-"""Neural loss function search on computational graphs (Morgan & Hougen 2024; SPEC §3):
+"""Neural loss function search on computational graphs (Morgan & Hougen 2024, §3):
 surrogate evaluator, elimination protocol, DEAP toolbox and run driver."""
 from .elimination import default_stages, successive_halving
 from .evaluator import SurrogateConfig, SurrogateEvaluator, train_with_loss

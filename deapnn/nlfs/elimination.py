@@ -1,4 +1,4 @@
-"""Elimination protocol (Morgan & Hougen 2024 §3.6; SPEC §3): successive halving of the best
+"""Elimination protocol (Morgan & Hougen 2024 §3.6): successive halving of the best
 candidates on progressively larger models / longer budgets / stronger regularisation.
 
 Reference sizes 25 → 12 → 6 → 4: the top 25 by surrogate fitness are re-trained at stage 1 and the

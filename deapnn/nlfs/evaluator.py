@@ -1,4 +1,4 @@
-"""Surrogate fitness for NLFS (Morgan & Hougen 2024 §3.5; SPEC §3).
+"""Surrogate fitness for NLFS (Morgan & Hougen 2024 §3.5).
 
 A candidate loss trains a small network for a fixed step budget **with regularisation and
 augmentation** (weight decay, Gaussian input noise, the dataset's crop augmentation when it has
