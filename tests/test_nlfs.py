@@ -231,3 +231,58 @@ def test_resume_after_kills_in_late_phases_skips_done_work(tmp_path, elim_run):
     assert redo == ["_final_job"] * (n_final - 1)          # only the unfinished seeds
     for key in ("best", "comparison", "paired", "mutation", "logbook"):
         assert getattr(again, key) == getattr(full, key), key
+
+
+def test_config_constraints_are_declared_once_and_round_trip():
+    from deapnn.config import ConfigError
+    for bad, field in [(dict(budget=0), "budget"), (dict(cycles=-1), "cycles"),
+                       (dict(sizes=[4, 6]), "sizes"), (dict(population=3, sample_size=5), "sample_size"),
+                       (dict(population=8, pool=4), "pool"), (dict(dataset="diabetes"), "dataset"),
+                       (dict(final_model="nosuch"), "final_model")]:
+        with pytest.raises(ConfigError) as info:
+            NLFSConfig(**bad).validate()
+        assert info.value.field == field, bad
+    cfg = NLFSConfig(population=4, pool=6, sample_size=2, eliminate=True, sizes=[4, 2, 1])
+    assert NLFSConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="lr"):
+        SurrogateConfig(lr=0).validate()
+    assert cfg.surrogate().validate().steps == cfg.budget
+
+
+@pytest.mark.parametrize("argv,match", [
+    ("--budget 0", r"^--budget must be an integer >= 1, got 0$"),
+    ("--population 4 --sample-size 2 --pool 3", r"^--pool: pool 3 is smaller than the population 4$"),
+    ("--final-model nosuch", r"^--final-model: unknown model 'nosuch'"),
+])
+def test_cli_error_names_the_flag(argv, match):
+    from deapnn.commands.common import UsageError
+    args = _parser().parse_args(["nlfs", *argv.split()])
+    with pytest.raises(UsageError, match=match):
+        args.check(args)
+
+
+def test_cli_defaults_are_the_config_defaults():
+    from deapnn.commands.nlfs import config_from_args
+    args = _parser().parse_args(["nlfs"])
+    d = NLFSConfig()
+    assert config_from_args(args) == NLFSConfig(pool=2 * d.population, final_steps=3 * d.budget)
+    assert NLFSConfig().pool == 2 * d.population and d.final_steps == 3 * d.budget
+
+
+def test_nlfs_library_does_not_import_the_command_layer():
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[1] / "deapnn"
+    files = [*(root / "nlfs").glob("*.py"), root / "algorithms" / "regularized.py"]
+    offenders = [p.name for p in files
+                 if re.search(r"from \.+commands|deapnn\.commands", p.read_text())]
+    assert offenders == []
+
+
+def test_run_nlfs_is_phases_and_short():
+    import inspect
+    from deapnn.nlfs import run as run_module
+    assert len(inspect.getsource(run_module.run_nlfs).splitlines()) <= 60
+    for name in ("evaluate_pool", "seed_population", "evolve", "eliminate", "best_entries",
+                 "register_best", "plot_probe", "compare_final"):
+        assert callable(getattr(run_module, name))

@@ -51,7 +51,7 @@ def usage_error(exc) -> UsageError:
     if not field:
         return UsageError(str(exc))
     flag, text = "--" + field.replace("_", "-"), str(exc)
-    return UsageError(flag + text[len(field):] if text.startswith(field + " ")
+    return UsageError(flag + text[len(field):] if text.startswith(field + " must ")
                       else f"{flag}: {text}")
 
 
