@@ -1,4 +1,4 @@
-"""Compiled NLFS loss graph vs hand-written torch (Morgan & Hougen 2024 §3).
+"""Compiled NLFS loss graph (Morgan & Hougen 2024 §3.1) vs hand-written torch.
 
 Times forward + backward of cross-entropy written as a loss graph (``-(y * log(yhat))``, compiled
 by :class:`deapnn.losses.graph.LossGraph`) against the same formula hand-written in torch without

@@ -1,5 +1,5 @@
 """Aging (regularized) evolution operators — Real, Aggarwal, Huang & Le, AAAI 2019, §2 and
-Algorithm 1 "Aging evolution"; used by NLFS (Morgan & Hougen 2024 §3.4, SPEC §3).
+Algorithm 1 "Aging evolution"; used by NLFS (Morgan & Hougen 2024 §3.4).
 
 Age is a birth counter stored on each individual (``ind.birth``: smaller = older), set by the
 algorithm when an individual enters the population.
@@ -10,6 +10,17 @@ import random
 from operator import attrgetter
 
 
+def check_sample_size(population_size: int, sample_size: int) -> None:
+    """Raise ``ValueError`` unless ``sample_size`` members can be sampled from a population of
+    ``population_size`` (1 <= S <= P): the one rule of the aging tournament's arguments, used by
+    :func:`selAgingTournament` and :func:`deapnn.algorithms.eaRegularizedEvolution`."""
+    if sample_size < 1:
+        raise ValueError(f"sample_size must be >= 1, got {sample_size}")
+    if population_size < sample_size:
+        raise ValueError(f"population of {population_size} is smaller than the sample size "
+                         f"{sample_size}")
+
+
 def selAgingTournament(individuals, sample_size: int, k: int = 1, fit_attr: str = "fitness"):
     """Return ``k`` individuals, each the fittest of ``sample_size`` members drawn uniformly
     **with replacement** (Real et al. 2019, Algorithm 1: ``sample ← random element of population``
@@ -18,11 +29,7 @@ def selAgingTournament(individuals, sample_size: int, k: int = 1, fit_attr: str 
     Uses the ``random`` module, so ``random.seed`` reproduces a selection.  Ties go to the member
     drawn first.
     """
-    if sample_size < 1:
-        raise ValueError(f"sample_size must be >= 1, got {sample_size}")
-    if len(individuals) < sample_size:
-        raise ValueError(f"population of {len(individuals)} is smaller than the sample size "
-                         f"{sample_size}")
+    check_sample_size(len(individuals), sample_size)
     get = attrgetter(fit_attr)
     chosen = []
     for _ in range(k):
@@ -45,7 +52,7 @@ def oldestIndex(population, fit_attr: str = "fitness") -> int:
 def replaceOldest(population, child, fit_attr: str = "fitness"):
     """Remove the oldest member of ``population`` (a list, changed in place), append ``child``
     and return the removed individual (Real et al. 2019, Algorithm 1: ``remove dead from left of
-    population``; ties: the weakest among the oldest, SPEC §3)."""
+    population``; ties, a choice of this implementation: the weakest among the oldest)."""
     if not hasattr(child, "birth"):
         raise ValueError("the child needs a 'birth' attribute (its age counter)")
     dead = population.pop(oldestIndex(population, fit_attr))

@@ -1,4 +1,4 @@
-"""DEAP operators for NLFS loss-graph genomes (Morgan & Hougen 2024, §3.2–3.3; SPEC §3).
+"""DEAP operators for NLFS loss-graph genomes (Morgan & Hougen 2024, §3.2–3.3).
 
 * :func:`checkIntegrity` — the probe-curve test that rejects degenerate losses and decides
   whether a loss must be negated ("flip"), returning the phenotype fingerprint.
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from deapnn.losses.graph import (LossGraph, N_BINARY, N_UNARY, GraphError, allowed_inputs,
-                                 _active_order, _reached_inputs, Y, YHAT)
+                                 active_order, reached_inputs, Y, YHAT)
 
 PROBE_ROWS = 1000
 PROBE_LOW, PROBE_HIGH = 1e-7, 1.0 - 1e-7
@@ -67,7 +67,7 @@ def probe_curve(genome_or_fn) -> np.ndarray:
 
 
 def analyse_curve(curve: np.ndarray) -> IntegrityResult:
-    """Apply the SPEC §3 rules to a probe curve (see :func:`checkIntegrity`)."""
+    """Apply the integrity rules (Morgan & Hougen 2024 §3.3) to a probe curve (see :func:`checkIntegrity`)."""
     curve = np.asarray(curve, dtype=np.float64)
     if not np.all(np.isfinite(curve)):
         return IntegrityResult(False, False, None, "non-finite values on the probe")
@@ -101,15 +101,15 @@ def analyse_curve(curve: np.ndarray) -> IntegrityResult:
 
 @lru_cache(maxsize=4096)
 def _integrity_cached(key) -> IntegrityResult:
-    from deapnn.losses.graph import _compile
+    from deapnn.losses.graph import compile_key
     try:
-        return analyse_curve(probe_curve(_compile(key, False)[0]))
+        return analyse_curve(probe_curve(compile_key(key, False)[0]))
     except (RuntimeError, ValueError) as exc:      # e.g. an op rejecting float64 input
         return IntegrityResult(False, False, None, f"probe failed: {exc}")
 
 
 def checkIntegrity(genome_or_fn) -> IntegrityResult:
-    """Integrity check of a loss (Morgan & Hougen 2024 §3.3; SPEC §3).
+    """Integrity check of a loss (Morgan & Hougen 2024 §3.3).
 
     The raw loss is evaluated on a 1,000-row two-class probe ŷ = [p, 1−p], y = [0, 1] with
     p from 1e-7 to 1−1e-7 (float64; the loss of a row is the sum over both classes).  Rejected:
@@ -173,14 +173,14 @@ class PopulationIndex:
 
 def isDuplicate(genome: LossGraph, population, threshold: float = DUPLICATE_L2) -> bool:
     """True when ``genome`` has the expression string of a population member or a fingerprint
-    within L2 ≤ ``threshold`` of one (SPEC §3)."""
+    within L2 ≤ ``threshold`` of one (Morgan & Hougen 2024 §3.3)."""
     index = population if isinstance(population, PopulationIndex) else \
         PopulationIndex(population, threshold)
     return index.contains(fingerprint(genome), genome.to_expression())
 
 
 def samePhenotype(a: LossGraph, b: LossGraph, threshold: float = DUPLICATE_L2) -> bool:
-    """The duplicate relation of SPEC §3 between two genomes: identical expression strings or
+    """The duplicate relation (Morgan & Hougen 2024 §3.3) between two genomes: identical expression strings or
     effective fingerprints within L2 ≤ ``threshold`` (use as a hall of fame's ``similar``)."""
     try:
         if a.to_expression() == b.to_expression():
@@ -193,7 +193,7 @@ def samePhenotype(a: LossGraph, b: LossGraph, threshold: float = DUPLICATE_L2) -
 
 
 def _propose(nodes, active, rng):
-    """One mutation of a copy of ``nodes`` (SPEC §3 probabilities); returns (nodes, kind)."""
+    """One mutation of a copy of ``nodes`` (Morgan & Hougen 2024 §3.2 probabilities); returns (nodes, kind)."""
     nodes = [list(n) for n in nodes]
     i = rng.choice(active)
     node = nodes[i]
@@ -220,7 +220,7 @@ def neighbourhood(nodes, active=None):
     """Every child one mutation away from ``nodes``, with the probability :func:`_propose`
     draws it: a list of ``(nodes, kind, weight)`` (weights sum to 1; proposals that would
     leave the genome unchanged, e.g. swapping equal inputs, are dropped)."""
-    active = _active_order(nodes) if active is None else active
+    active = active_order(nodes) if active is None else active
     out = []
 
     def add(i, col_vals, kind, w):
@@ -299,7 +299,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
     Retries re-draw the mutation from the parent — node, kind and change — with the
     probabilities above, **without repeating** a child already rejected: the one-mutation
     neighbourhood (:func:`neighbourhood`, ≤ ~200 children) is visited in weighted random order,
-    so the first try has exactly the SPEC distribution and every node and mutation kind is
+    so the first try has exactly the distribution of Morgan & Hougen 2024 §3.2 and every node and mutation kind is
     reached before giving up.  Children with an already-seen active structure cost no try.
     Small graphs (one or two active nodes) often have *no* acceptable neighbour (e.g. every op
     change of ``max(y, yhat)`` is linear in p, so its fingerprint duplicates the parent's); then,
@@ -308,7 +308,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
     so a toggle or a rewire to an inactive node brings in new material (neutral drift as in
     Cartesian GP).  Each child still differs from the parent's phenotype by one mutation.
 
-    ``max_tries`` bounds the distinct children examined (SPEC: 2,500), ``max_drifts`` the
+    ``max_tries`` bounds the distinct children examined (Morgan & Hougen 2024 §3.2: 2,500), ``max_drifts`` the
     neutral re-draws.  After that: ``on_failure="keep"`` returns the parent unchanged with
     ``individual.mutation_failed = True``; ``"raise"`` raises ``RuntimeError``.
     Fitness values are invalidated; ``individual.mutation`` records the kind of change,
@@ -319,7 +319,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
         raise ValueError(f"on_failure must be 'keep' or 'raise', got {on_failure!r}")
     rng = rng or _random
     parent = [list(n) for n in individual.nodes]
-    active = _active_order(parent)
+    active = active_order(parent)
     index = None
     if dedupe and population is not None:
         index = population if isinstance(population, PopulationIndex) else \
@@ -334,11 +334,11 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
     while tries < max_tries:
         for nodes, kind, _ in _weighted_order(neighbourhood(base, active), rng):
             try:
-                order = _active_order(nodes)
+                order = active_order(nodes)
             except GraphError:
                 key = None
             else:
-                key = LossGraph(nodes).key() if {Y, YHAT} <= _reached_inputs(nodes, order) \
+                key = LossGraph(nodes).key() if {Y, YHAT} <= reached_inputs(nodes, order) \
                     else None
             if key is None:
                 # invalid structures are cheap to recognise; count them but not as tries

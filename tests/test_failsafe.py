@@ -111,8 +111,8 @@ def test_nlfs_timeout_and_oom_are_fitness_zero_with_reason(monkeypatch):
     ev = pickle.loads(pickle.dumps(nlfs_ev.guarded_evaluator(
         nlfs_ev.SurrogateConfig(dataset="iris", steps=100000, eval_every=100000,
                                 prescreen_steps=0), timeout=0.5)))
-    (fit,), info = ev(ce)
-    assert fit == 0.0 and "EvaluationTimeout" in info["reason"] and info["error"]
+    res = ev(ce)
+    assert res.fitness == 0.0 and "EvaluationTimeout" in res.info["reason"] and res.error
 
     def oom_loss(z, y):
         raise OOM

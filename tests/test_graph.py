@@ -1,4 +1,4 @@
-"""LossGraph genome: compilation against torch oracles, formulas, JSON, parsing (SPEC §3)."""
+"""LossGraph genome: compilation against torch oracles, formulas, JSON, parsing (Morgan & Hougen 2024, §3.1)."""
 import json
 import random
 
@@ -202,3 +202,23 @@ def test_compiled_code_is_cached_and_straight_line():
     assert g.compile() is LossGraph.from_expression(BAIKAL).compile()
     src = g.source()
     assert "for " not in src and src.count("softmax") == 1
+
+
+def test_protected_div_has_its_own_name_and_prints_as_a_slash():
+    """The graph's a/(b+ε) is ``protected_div`` (EvoMAL's tree ``div`` is the analytic quotient);
+    formulas still print and parse it as ``a / b`` (and ``div(a, b)``)."""
+    from deapnn.losses.graph_ops import BINARY_INDEX, BINARY_NAMES
+    assert "protected_div" in BINARY_NAMES and "div" not in BINARY_NAMES
+    g = LossGraph.from_expression("y / (yhat + 1)")
+    assert g.to_expression() == "y / (yhat + 1)"
+    assert LossGraph.from_expression("div(y, yhat + 1)") == g
+    assert g.nodes[4][1] == BINARY_INDEX["protected_div"] == 5
+
+
+def test_operators_use_public_graph_helpers():
+    from deapnn.losses.graph import active_order, compile_key, reached_inputs
+    g = LossGraph.from_expression("-(y * log(yhat))")
+    order = active_order(g.nodes)
+    assert order[-1] == 4 and reached_inputs(g.nodes, order) == {0, 1}
+    raw, loss = compile_key(g.key(), False)
+    assert loss is not None and raw is g.raw_fn()

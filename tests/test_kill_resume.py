@@ -101,10 +101,10 @@ def _make_run(kind, out):
         RunDir(out, {"command": "gls", "gls": asdict(cfg)})
         return out / "gls" / "seed0" / "checkpoint.pt"
     if kind == "nlfs":
-        from deapnn.nlfs.run import NLFSConfig
+        from deapnn.nlfs import NLFSConfig
         cfg = NLFSConfig(dataset="iris", population=3, pool=4, cycles=2, sample_size=2, budget=5,
                          seeds=0, top=1)
-        RunDir(out, {"command": "nlfs", "nlfs": asdict(cfg), "device": "cpu"})
+        RunDir.create(out, "nlfs", cfg, device="cpu")
         return out / "checkpoint.pt"
     from deapnn.evomal.config import EvoMALRunConfig
     RunDir.create(out, "evomal", EvoMALRunConfig(dataset="iris", population=2, generations=1),

@@ -1,4 +1,4 @@
-"""NLFS surrogate evaluator, elimination protocol, run driver and CLI (SPEC §3)."""
+"""NLFS surrogate evaluator, elimination protocol, run driver and CLI (Morgan & Hougen 2024, §3)."""
 import argparse
 import os
 import pickle
@@ -27,17 +27,19 @@ def _one_thread():
 def test_evaluator_trains_ce_and_is_deterministic_and_picklable():
     ev = SurrogateEvaluator(**TINY)
     ind = LossIndividual.from_expression(CE)
-    (fit,), info = ev(ind)
-    assert fit > 0.5 and info["reason"] is None and info["steps"] == 40
+    res = ev(ind)
+    fit, info = res.fitness, res.info
+    assert res.error is None and fit > 0.5 and info["reason"] is None and info["steps"] == 40
     torch.manual_seed(1234)
     random.seed(99)                                   # global RNG state must not matter
     ev2 = pickle.loads(pickle.dumps(ev))
-    assert ev2(ind.to_json())[0][0] == fit            # same genome -> same seed -> same result
+    assert ev2(ind.to_json()).fitness == fit            # same genome -> same seed -> same result
 
 
 def test_diverging_loss_gets_zero_with_reason():
     ev = SurrogateEvaluator(**TINY)
-    (fit,), info = ev(LossGraph.from_expression("exp(exp(exp(exp(yhat)))) * y"))
+    res = ev(LossGraph.from_expression("exp(exp(exp(exp(yhat)))) * y"))
+    fit, info = res.fitness, res.info
     assert fit == 0.0 and "non-finite" in info["reason"]
     res = train_with_loss(lambda z, t: z.sum() * float("nan"), SurrogateConfig(**TINY), 0)
     assert res["fitness"] == 0.0 and "non-finite" in res["reason"]
@@ -45,7 +47,8 @@ def test_diverging_loss_gets_zero_with_reason():
 
 def test_prescreen_aborts_a_loss_that_does_not_learn():
     # maximising the right-class probability's complement: accuracy collapses
-    (fit,), info = SurrogateEvaluator(**TINY)(LossGraph.from_expression("y * log(yhat)"))
+    res = SurrogateEvaluator(**TINY)(LossGraph.from_expression("y * log(yhat)"))
+    fit, info = res.fitness, res.info
     assert fit == 0.0 and info["reason"].startswith("pre-screen") and info["steps"] == 10
 
 
@@ -107,8 +110,8 @@ def test_run_driver_resume_equals_uninterrupted(tmp_path):
         run_nlfs(cfg, rd, map_fn=_tracing_map(9), log=lambda *a: None)
     assert rd.load_checkpoint()["phase"] == "evolve"
     again = run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=map, log=lambda *a: None)
-    assert again["best"] == full["best"] and again["logbook"] == full["logbook"]
-    assert again["population"] == full["population"]
+    assert again.best == full.best and again.logbook == full.logbook
+    assert again.population == full.population
     assert os.path.exists(tmp_path / "b" / "probe_curves.png")
     from deapnn.losses import get
     mod = get("nlfs_1", path=tmp_path / "b")
@@ -179,23 +182,23 @@ def elim_run(tmp_path_factory):
     """One uninterrupted tiny run with elimination and a final comparison (shared)."""
     from deapnn.rundir import RunDir
     torch.set_num_threads(1)
-    lines, trace = [], []
+    from deapnn.commands.nlfs import summary_lines
+    trace = []
     out = run_nlfs(NLFSConfig(**ELIM), RunDir(tmp_path_factory.mktemp("elim") / "a", {"nlfs": {}}),
-                   map_fn=_tracing_map(trace=trace),
-                   log=lambda *a: lines.append(" ".join(map(str, a))))
-    return out, "\n".join(lines), trace
+                   map_fn=_tracing_map(trace=trace))
+    return out, "\n".join(summary_lines(out)), trace
 
 
 def test_eliminate_reports_surrogate_fitness_and_round_scores(elim_run):
     from operators.graph import samePhenotype
     out, text, _ = elim_run
     assert "nan" not in text and "rounds=" in text
-    assert len(out["best"]) == 1                           # sizes end at 1 survivor
-    for e in out["best"]:
+    assert len(out.best) == 1                              # sizes end at 1 survivor
+    for e in out.best:
         assert 0 < e["fitness"] <= 1 and len(e["elimination"]) == 2
-    assert "paired" in out and len(out["paired"]["diff"]) == 2
-    assert out["mutation"]["children"] == 4 and out["mutation"]["failed"] == 0
-    hof = [LossGraph.from_expression(b["expression"]) for b in out["best"]]
+    assert out.paired is not None and len(out.paired["diff"]) == 2
+    assert out.mutation["children"] == 4 and out.mutation["failed"] == 0
+    hof = [LossGraph.from_expression(b["expression"]) for b in out.best]
     assert not any(samePhenotype(a, b) for i, a in enumerate(hof) for b in hof[i + 1:])
 
 
@@ -227,4 +230,59 @@ def test_resume_after_kills_in_late_phases_skips_done_work(tmp_path, elim_run):
                      log=lambda *a: None)
     assert redo == ["_final_job"] * (n_final - 1)          # only the unfinished seeds
     for key in ("best", "comparison", "paired", "mutation", "logbook"):
-        assert again[key] == full[key], key
+        assert getattr(again, key) == getattr(full, key), key
+
+
+def test_config_constraints_are_declared_once_and_round_trip():
+    from deapnn.config import ConfigError
+    for bad, field in [(dict(budget=0), "budget"), (dict(cycles=-1), "cycles"),
+                       (dict(sizes=[4, 6]), "sizes"), (dict(population=3, sample_size=5), "sample_size"),
+                       (dict(population=8, pool=4), "pool"), (dict(dataset="diabetes"), "dataset"),
+                       (dict(final_model="nosuch"), "final_model")]:
+        with pytest.raises(ConfigError) as info:
+            NLFSConfig(**bad).validate()
+        assert info.value.field == field, bad
+    cfg = NLFSConfig(population=4, pool=6, sample_size=2, eliminate=True, sizes=[4, 2, 1])
+    assert NLFSConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="lr"):
+        SurrogateConfig(lr=0).validate()
+    assert cfg.surrogate().validate().steps == cfg.budget
+
+
+@pytest.mark.parametrize("argv,match", [
+    ("--budget 0", r"^--budget must be an integer >= 1, got 0$"),
+    ("--population 4 --sample-size 2 --pool 3", r"^--pool: pool 3 is smaller than the population 4$"),
+    ("--final-model nosuch", r"^--final-model: unknown model 'nosuch'"),
+])
+def test_cli_error_names_the_flag(argv, match):
+    from deapnn.commands.common import UsageError
+    args = _parser().parse_args(["nlfs", *argv.split()])
+    with pytest.raises(UsageError, match=match):
+        args.check(args)
+
+
+def test_cli_defaults_are_the_config_defaults():
+    from deapnn.commands.nlfs import config_from_args
+    args = _parser().parse_args(["nlfs"])
+    d = NLFSConfig()
+    assert config_from_args(args) == NLFSConfig(pool=2 * d.population, final_steps=3 * d.budget)
+    assert NLFSConfig().pool == 2 * d.population and d.final_steps == 3 * d.budget
+
+
+def test_nlfs_library_does_not_import_the_command_layer():
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[1] / "deapnn"
+    files = [*(root / "nlfs").glob("*.py"), root / "algorithms" / "regularized.py"]
+    offenders = [p.name for p in files
+                 if re.search(r"from \.+commands|deapnn\.commands", p.read_text())]
+    assert offenders == []
+
+
+def test_run_nlfs_is_phases_and_short():
+    import inspect
+    from deapnn.nlfs import run as run_module
+    assert len(inspect.getsource(run_module.run_nlfs).splitlines()) <= 60
+    for name in ("evaluate_pool", "seed_population", "evolve", "eliminate", "best_entries",
+                 "register_best", "plot_probe", "compare_final"):
+        assert callable(getattr(run_module, name))

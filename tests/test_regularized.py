@@ -1,4 +1,4 @@
-"""eaRegularizedEvolution and the aging operators (Real et al. 2019, Algorithm 1; SPEC §3)."""
+"""eaRegularizedEvolution and the aging operators (Real et al. 2019, Algorithm 1)."""
 import json
 import os
 import random
@@ -112,13 +112,15 @@ def test_hall_of_fame_keeps_history_best():
     assert [h.fitness.values[0] for h in hof] == sorted(evaluated, reverse=True)[:3]
 
 
-def test_evaluate_may_return_info_and_nan_is_worst():
+def test_evaluate_may_return_an_evaluation_with_info_and_nan_is_worst():
     random.seed(4)
+
+    from deapnn.evaluation import Evaluation
 
     def ev(ind):
         if ind[0] == 1 and ind[1] == 1:
-            return (float("nan"),), {"reason": "diverged"}
-        return (float(sum(ind)),), {"reason": None}
+            return Evaluation((float("nan"),), {"reason": "diverged"})
+        return Evaluation((float(sum(ind)),), {"reason": None})
     tb = make_toolbox(ev)
     pop = tb.population(n=8)
     eaRegularizedEvolution(pop, tb, cycles=20, sample_size=3, verbose=False)
@@ -169,7 +171,7 @@ def test_in_process_resume_equals_uninterrupted():
     random.seed(999)                                         # resume must not depend on this
     pop2, hof2 = [], tools.HallOfFame(2)
     _, log2 = eaRegularizedEvolution(pop2, tb, cycles=30, sample_size=3, batch=2,
-                                     halloffame=hof2, verbose=False, resume=mid,
+                                     halloffame=hof2, verbose=False, resume_state=mid,
                                      decode=creator.RegToyInd)
     assert _snapshot(pop2) == full
     assert list(log2) == list(log_full)
@@ -230,7 +232,7 @@ SCRIPT = textwrap.dedent('''
     random.seed(21)
     pop = [] if resume else tb.population(n=12)
     _, log = eaRegularizedEvolution(pop, tb, cycles=40, sample_size=4, batch=3, halloffame=hof,
-                                    verbose=False, resume=resume, decode=T.creator.RegToyInd,
+                                    verbose=False, resume_state=resume, decode=T.creator.RegToyInd,
                                     checkpoint=lambda s: save_checkpoint(ckpt, s))
     json.dump({{"pop": [[list(i), i.birth, list(i.fitness.values)] for i in pop],
                "log": list(log), "hof": [list(h) for h in hof]}}, open(out, "w"))
@@ -278,3 +280,41 @@ def test_distinct_hall_of_fame_keeps_the_best_of_each_phenotype():
     plain = tools.HallOfFame(3, similar=same)
     plain.update([ind([1, 0], 0.5), ind([0, 1], 0.7)])
     assert [h.fitness.values[0] for h in plain] == [0.5]
+
+
+def test_plain_fitness_tuples_and_guarded_failures_are_assigned():
+    """DEAP's convention (a plain tuple) still works; a failed evaluation is the worst fitness,
+    ``ind.info["error"]`` and a counted failure in the logbook."""
+    from deapnn.failsafe import guarded
+    random.seed(6)
+
+    def ev(ind):
+        if sum(ind) % 5 == 0:
+            raise RuntimeError("boom")
+        return (float(sum(ind)),)
+    tb = make_toolbox(guarded(ev, worst=(-1.0,)))
+    pop = tb.population(n=8)
+    _, log = eaRegularizedEvolution(pop, tb, cycles=12, sample_size=3)
+    for ind in pop:
+        failed = sum(ind) % 5 == 0
+        assert (ind.fitness.values == (-1.0,)) == failed
+        assert (getattr(ind, "info", {}).get("error") == "RuntimeError: boom") == failed
+    assert sum(r["failed"] for r in log) == sum(len(r.get("errors", [])) for r in log)
+
+
+def test_resume_reads_the_previous_state_layout():
+    """A checkpoint of the previous layout (format 1: logbook records + separate header) resumes."""
+    random.seed(12)
+    tb = make_toolbox()
+    pop = tb.population(n=6)
+    states = []
+    _, log_full = eaRegularizedEvolution(pop, tb, cycles=6, sample_size=2,
+                                         checkpoint=states.append)
+    full = _snapshot(pop)
+    mid = dict(states[3])
+    mid.update(format="deapnn-regularized-1", header=mid["logbook"]["header"],
+               logbook=mid["logbook"]["records"])
+    pop2 = []
+    _, log2 = eaRegularizedEvolution(pop2, tb, cycles=6, sample_size=2, resume_state=mid,
+                                     decode=creator.RegToyInd)
+    assert _snapshot(pop2) == full and list(log2) == list(log_full)

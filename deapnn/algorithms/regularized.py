@@ -1,6 +1,6 @@
 """Regularized (aging) evolution — Real, Aggarwal, Huang & Le, "Regularized Evolution for Image
 Classifier Architecture Search", AAAI 2019, Algorithm 1; the search loop of NLFS (Morgan & Hougen
-2024 §3.4; SPEC §3).
+2024 §3.4).
 
 Each cycle samples ``sample_size`` members with replacement, mutates (a clone of) the fittest,
 evaluates the child, appends it and removes the **oldest** member.  The hall of fame keeps the
@@ -13,44 +13,31 @@ inserted in order, each removing the oldest.  ``batch=1`` is exactly the sequent
 
 The algorithm is genome-agnostic: it only uses ``toolbox.select`` (default
 :func:`operators.aging.selAgingTournament`), ``toolbox.clone``, ``toolbox.mutate``,
-``toolbox.evaluate`` and ``toolbox.map``.  ``toolbox.evaluate`` returns the fitness tuple, or
-``(fitness_tuple, info_dict)``; ``info_dict`` is kept as ``ind.info`` (workers' in-place changes
-are lost under SCOOP, so whatever must be kept is returned).
+``toolbox.evaluate`` and ``toolbox.map``.  ``toolbox.evaluate`` returns a
+:class:`deapnn.evaluation.Evaluation` (its ``info`` is kept as ``ind.info``; workers' in-place
+changes are lost under SCOOP, so whatever must be kept is returned) or, DEAP's convention, a
+plain fitness tuple.
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 from deap import tools
 
-from operators.aging import replaceOldest, selAgingTournament
+from operators.aging import check_sample_size, replaceOldest, selAgingTournament
 
+from ..evaluation import assign
 from ..runtime import rng_state, set_rng_state
+from .support import (failure_fields, logbook_records, map_evaluations, plain,
+                      restore_halloffame, restore_logbook)
 
-STATE_FORMAT = "deapnn-regularized-1"
-
-
-def _plain(obj):
-    """A copy of ``obj`` made of dict / list / str / int / float / bool / None only
-    (safe for :func:`deapnn.checkpoint.save_checkpoint` and JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
+STATE_FORMAT = "deapnn-regularized-2"
+#: states written before the logbook was stored as ``logbook_records`` (still read)
+OLD_STATE_FORMATS = ("deapnn-regularized-1",)
 
 
 def _default_encode(ind):
     if hasattr(ind, "to_json"):
         return ind.to_json()
-    return _plain(list(ind))
+    return plain(list(ind))
 
 
 def _make_decode(toolbox, decode, population):
@@ -65,46 +52,15 @@ def _make_decode(toolbox, decode, population):
     return cls.from_json if hasattr(cls, "from_json") else cls
 
 
-def _assign(ind, result) -> None:
-    reason = getattr(result, "reason", None)     # deapnn.failsafe.Failed: worst values + reason
-    if reason is not None:
-        ind.info = {"reason": reason, "error": reason}
-        values = tuple(result)
-    elif (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[1], dict)):
-        values, info = result
-        ind.info = dict(info)
-    else:
-        values = result
-    if isinstance(values, (int, float)):
-        values = (values,)
-    values = tuple(float(v) if v is not None and math.isfinite(float(v)) else -math.inf
-                   if w > 0 else math.inf for v, w in zip(values, ind.fitness.weights))
-    ind.fitness.values = values
-
-
 def _evaluate(toolbox, individuals) -> list:
-    """Evaluate through ``toolbox.map``; return the failures (``info["error"]``) as
-    ``"birth-or-index: reason"`` strings for the logbook (DESIGN "Failure is data")."""
-    if not individuals:
-        return []
-    # An in-process evaluation (builtin map, or the SCOOP origin running some of the futures)
-    # must not perturb the algorithm's random stream, or the run would depend on where each
-    # evaluation ran.
-    saved = rng_state()
-    results = list(toolbox.map(toolbox.evaluate, individuals))
-    set_rng_state(saved)
+    """Evaluate ``individuals`` (see :func:`~deapnn.algorithms.support.map_evaluations`) and
+    assign the results; return the failed evaluations as ``"birth-or-index: error"`` lines for
+    the logbook's ``errors`` column."""
     errors = []
-    for i, (ind, res) in enumerate(zip(individuals, results)):
-        _assign(ind, res)
-        error = getattr(ind, "info", {}).get("error")
-        if error:
-            errors.append(f"{getattr(ind, 'birth', i)}: {error}")
+    for i, (ind, ev) in enumerate(zip(individuals, map_evaluations(toolbox, individuals))):
+        if assign(ind, ev).failed:
+            errors.append(f"{getattr(ind, 'birth', i)}: {ev.error}")
     return errors
-
-
-def _failures(errors) -> dict:
-    """Logbook fields of a round: always ``failed`` (count); ``errors`` when there are some."""
-    return {"failed": len(errors), **({"errors": list(errors)} if errors else {})}
 
 
 def _select_one(toolbox, population, sample_size):
@@ -115,7 +71,7 @@ def _select_one(toolbox, population, sample_size):
 def _encode_ind(ind, encode) -> dict:
     return {"genome": encode(ind), "birth": int(getattr(ind, "birth", -1)),
             "fitness": [float(v) for v in ind.fitness.values],
-            "info": _plain(getattr(ind, "info", {}))}
+            "info": plain(getattr(ind, "info", {}))}
 
 
 def _decode_ind(rec, decode):
@@ -129,18 +85,38 @@ def _decode_ind(rec, decode):
 
 
 def regularized_state(population, halloffame, logbook, cycle, next_birth, encode=None) -> dict:
-    """The restart state of a run after ``cycle`` children (see ``resume=``)."""
+    """The restart state of a run after ``cycle`` children (see ``resume_state=``)."""
     encode = encode or _default_encode
     return {"format": STATE_FORMAT, "cycle": int(cycle), "next_birth": int(next_birth),
             "population": [_encode_ind(ind, encode) for ind in population],
             "halloffame": [_encode_ind(ind, encode) for ind in (halloffame or [])],
-            "logbook": [_plain(dict(r)) for r in logbook], "header": list(logbook.header or []),
-            "rng": rng_state()}
+            "logbook": logbook_records(logbook), "rng": rng_state()}
+
+
+def state_logbook(state: dict) -> list:
+    """The logbook records stored in a :func:`regularized_state` (either layout)."""
+    book = state["logbook"]
+    return list(book["records"]) if isinstance(book, dict) else list(book)
+
+
+def _restore(state, population, halloffame, decode):
+    """Put the run stored in ``state`` back: population (in place), hall of fame, RNGs;
+    return ``(logbook, cycle, next_birth)``."""
+    if state.get("format") not in (STATE_FORMAT, *OLD_STATE_FORMATS):
+        raise ValueError("resume state is not a regularized-evolution state")
+    population[:] = [_decode_ind(r, decode) for r in state["population"]]
+    if halloffame is not None:
+        restore_halloffame(halloffame, [_decode_ind(r, decode) for r in state["halloffame"]])
+    book = state["logbook"]
+    logbook = restore_logbook(book if isinstance(book, dict) else
+                              {"header": state.get("header"), "records": book})
+    set_rng_state(state["rng"])
+    return logbook, state["cycle"], state["next_birth"]
 
 
 def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
-                           halloffame=None, verbose=__debug__, batch=1, checkpoint=None,
-                           resume=None, progress=None, encode=None, decode=None):
+                           halloffame=None, verbose=False, batch=1, checkpoint=None,
+                           resume_state=None, progress=None, encode=None, decode=None):
     """Aging evolution (Real et al. 2019, Algorithm 1) → ``(population, logbook)``.
 
     :param population: list of individuals; **changed in place** (so a ``mutate`` that reads
@@ -148,14 +124,14 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         Individuals without ``birth`` get births 0, 1, … in list order.
     :param cycles: number of children to produce (Real et al.'s C minus the initial P).
     :param sample_size: S, members sampled with replacement per parent; must not exceed the
-        population size.
+        population size (:func:`operators.aging.check_sample_size`).
     :param batch: W children in flight per round, evaluated by one ``toolbox.map`` call.
     :param checkpoint: callable ``checkpoint(state)`` called after the initial evaluation and
         after every round with a plain dict (genomes via ``encode``, births, fitnesses, infos,
         hall of fame, logbook records, counters, python/numpy/torch RNG states).
-    :param resume: a state given to ``checkpoint`` earlier; the run continues from it and, as the
-        RNGs are restored too, ends exactly as the uninterrupted run would (given deterministic
-        evaluations).  ``population`` is replaced by the stored one.
+    :param resume_state: a state given to ``checkpoint`` earlier; the run continues from it and,
+        as the RNGs are restored too, ends exactly as the uninterrupted run would (given
+        deterministic evaluations).  ``population`` is replaced by the stored one.
     :param progress: optional tqdm-like object; ``update(n)`` per round.
     :param encode/decode: genome ↔ plain data (defaults: ``to_json``/``from_json`` of the
         individual class when present, else ``list(ind)``/``cls(list)``; ``toolbox.decode`` wins).
@@ -164,34 +140,27 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         raise ValueError(f"cycles must be >= 0, got {cycles}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    if sample_size < 1:
-        raise ValueError(f"sample_size must be >= 1, got {sample_size}")
     if not hasattr(toolbox, "select"):
         toolbox.register("select", selAgingTournament)
     encode = encode or getattr(toolbox, "encode", None) or _default_encode
-    logbook = tools.Logbook()
 
-    if resume is not None:
-        if resume.get("format") != STATE_FORMAT:
-            raise ValueError("resume state is not a regularized-evolution state")
-        dec = _make_decode(toolbox, decode, population)
-        population[:] = [_decode_ind(r, dec) for r in resume["population"]]
-        if halloffame is not None:
-            halloffame.clear()
-            # insert worst first: equal-fitness members then keep their stored order
-            for ind in reversed([_decode_ind(r, dec) for r in resume["halloffame"]]):
-                halloffame.insert(ind)
-        logbook.header = resume["header"] or None
-        for rec in resume["logbook"]:
-            logbook.record(**rec)
-        cycle, next_birth = resume["cycle"], resume["next_birth"]
-        set_rng_state(resume["rng"])
+    def record(logbook, cycle, nevals, errors):
+        logbook.record(cycle=cycle, nevals=nevals,
+                       **(stats.compile(population) if stats else {}), **failure_fields(errors))
+        if verbose:
+            print(logbook.stream)
+        if checkpoint is not None:
+            checkpoint(regularized_state(population, halloffame, logbook, cycle, next_birth, encode))
+
+    if resume_state is not None:
+        logbook, cycle, next_birth = _restore(resume_state, population, halloffame,
+                                              _make_decode(toolbox, decode, population))
+        check_sample_size(len(population), sample_size)
         if progress is not None:
             progress.update(cycle)
     else:
-        if len(population) < sample_size:
-            raise ValueError(f"population of {len(population)} is smaller than the sample size "
-                             f"{sample_size}")
+        check_sample_size(len(population), sample_size)
+        logbook = tools.Logbook()
         logbook.header = ["cycle", "nevals"] + (stats.fields if stats else [])
         invalid = [ind for ind in population if not ind.fitness.valid]
         for i, ind in enumerate(population):
@@ -201,17 +170,9 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         next_birth = max(ind.birth for ind in population) + 1 if population else 0
         if halloffame is not None:
             halloffame.update(population)
-        logbook.record(cycle=0, nevals=len(invalid), **(stats.compile(population) if stats else {}),
-                       **_failures(errors))
-        if verbose:
-            print(logbook.stream)
         cycle = 0
-        if checkpoint is not None:
-            checkpoint(regularized_state(population, halloffame, logbook, cycle, next_birth, encode))
+        record(logbook, cycle, len(invalid), errors)
 
-    if len(population) < sample_size:
-        raise ValueError(f"population of {len(population)} is smaller than the sample size "
-                         f"{sample_size}")
     while cycle < cycles:
         w = min(batch, cycles - cycle)
         parents = [_select_one(toolbox, population, sample_size) for _ in range(w)]
@@ -232,14 +193,9 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         if halloffame is not None:
             halloffame.update(children)
         cycle += w
-        logbook.record(cycle=cycle, nevals=w, **(stats.compile(population) if stats else {}),
-                       **_failures(errors))
-        if verbose:
-            print(logbook.stream)
         if progress is not None:
             progress.update(w)
-        if checkpoint is not None:
-            checkpoint(regularized_state(population, halloffame, logbook, cycle, next_birth, encode))
+        record(logbook, cycle, w, errors)
     return population, logbook
 
 

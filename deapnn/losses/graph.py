@@ -12,7 +12,7 @@ any of slots 0..7; hidden node ``hi`` reads any slot except itself.  A genome is
 hold anything, cycles included.
 
 The loss of a batch is ``mean_batch(sum_classes(root(y, ŷ)))``, times −1 when ``flip`` is set
-(the integrity check of :mod:`operators.graph` decides ``flip``, SPEC §3).  Compilation emits
+(the integrity check of :mod:`operators.graph` decides ``flip``, Morgan & Hougen 2024 §3.3).  Compilation emits
 straight-line Python over the active nodes only, cached per structure, so a compiled loss costs
 the same tensor ops as the hand-written formula.
 """
@@ -25,7 +25,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from .graph_ops import BINARY, BINARY_NAMES, N_BINARY, N_UNARY, UNARY, UNARY_NAMES
+from .graph_ops import BINARY, N_BINARY, N_UNARY, UNARY
 
 Y, YHAT, ONE, MONE = 0, 1, 2, 3
 N_INPUTS = 4
@@ -47,8 +47,9 @@ def allowed_inputs(node: int) -> list[int]:
     return [s for s in range(N_SLOTS) if s != N_INPUTS + node]
 
 
-def _active_order(nodes) -> list[int]:
-    """Active node indices in evaluation order (inputs first, root last); raises on a cycle."""
+def active_order(nodes) -> list[int]:
+    """Active node indices of a node table ``nodes`` in evaluation order (inputs first, root
+    last); raises :class:`GraphError` on a cycle."""
     order, state = [], {}
 
     def visit(i):
@@ -69,7 +70,8 @@ def _active_order(nodes) -> list[int]:
     return order
 
 
-def _reached_inputs(nodes, order) -> set:
+def reached_inputs(nodes, order) -> set:
+    """The input slots (y, ŷ, 1, −1) read by the nodes ``order`` of the node table ``nodes``."""
     seen = set()
     for i in order:
         u, b, binary, a, c = nodes[i]
@@ -116,13 +118,13 @@ class LossGraph:
 
     def active_nodes(self) -> list[int]:
         """Active node indices in evaluation order, root last (raises :class:`GraphError` on a cycle)."""
-        return _active_order(self.nodes)
+        return active_order(self.nodes)
 
     def validate(self) -> None:
         """Raise :class:`GraphError` unless the active subgraph is acyclic and reaches y and ŷ."""
         self.check_format()
         order = self.active_nodes()
-        missing = {Y, YHAT} - _reached_inputs(self.nodes, order)
+        missing = {Y, YHAT} - reached_inputs(self.nodes, order)
         if missing:
             names = " and ".join(SLOT_NAMES[s] for s in sorted(missing))
             raise GraphError(f"the active graph does not reach {names}")
@@ -212,12 +214,12 @@ class LossGraph:
         """The loss ``f(logits, targets) -> scalar`` (targets: int64 class indices, or an
         ``(N, C)`` float target distribution used as y)."""
         self.validate()
-        return _compile(self.key(), self.flip)[1]
+        return compile_key(self.key(), self.flip)[1]
 
     def raw_fn(self):
         """The element-wise root ``f(y, ŷ) -> (N, C)`` without flip (what the integrity probe sees)."""
         self.validate()
-        return _compile(self.key(), False)[0]
+        return compile_key(self.key(), False)[0]
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.compile()(logits, targets)
@@ -292,7 +294,10 @@ def _source(key, flip: bool) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _compile(key, flip: bool):
+def compile_key(key, flip: bool):
+    """``(raw, loss)`` compiled from an active-structure ``key`` (:meth:`LossGraph.key`):
+    ``raw(y, yhat)`` the element-wise root without flip, ``loss(logits, targets)`` the batch loss
+    (negated when ``flip``). Cached per structure."""
     namespace = {"softmax": torch.softmax, "one_hot": F.one_hot}
     namespace.update({f"U{i}": fn for i, (_, fn, _) in enumerate(UNARY)})
     namespace.update({f"B{i}": fn for i, (_, fn, _) in enumerate(BINARY)})
@@ -300,8 +305,3 @@ def _compile(key, flip: bool):
     exec(code, namespace)
     return namespace["raw"], namespace["loss"]
 
-
-def op_name(node) -> str:
-    """The name of the op a node row currently applies."""
-    u, b, binary, a, c = node
-    return BINARY_NAMES[b] if binary else UNARY_NAMES[u]

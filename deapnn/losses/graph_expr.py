@@ -1,13 +1,13 @@
 """Formulas for NLFS loss graphs: text, sympy, LaTeX, and parsing text back into a genome.
 
-Morgan & Hougen 2024 report discovered losses as formulas (§4, NeuroLoss1–3); SPEC §3 asks that
-every found loss be exportable as text / sympy / LaTeX and that formulas be loadable as genomes.
+Morgan & Hougen 2024 report discovered losses as formulas (§4, NeuroLoss1–3); here
+every found loss is exportable as text / sympy / LaTeX and formulas load back as genomes.
 
 Text grammar (Python expression syntax, ``^`` allowed for powers)
 ----------------------------------------------------------------
 * variables: ``y`` (one-hot label) and ``yhat`` (softmax output; also ``y_hat``, ``ŷ``, ``f``);
   constants ``1`` and ``-1`` (input slots, no node needed).
-* ``a + b``, ``a - b``, ``a * b`` → add / sub / mul;  ``a / b`` → div = a/(b+ε);
+* ``a + b``, ``a - b``, ``a * b`` → add / sub / mul;  ``a / b`` → protected_div = a/(b+ε);
   ``1 / x`` → recip = 1/(x+ε) (same value, one unary node);  ``-x`` → neg;  ``x**2`` or ``x^2``
   → square.
 * calls ``name(x)`` for the 27 unary ops: neg log log10 exp abs sigmoid inv1pabs softplus erf
@@ -153,7 +153,7 @@ def from_expression(text: str) -> dict:
                 _fail(text, "only the power 2 is allowed (x**2); use sqrt() for √|x|")
             if isinstance(n.op, ast.Div) and _is_const(n.left, 1):
                 return ("u", UNARY_INDEX["recip"], conv(n.right))
-            ops = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+            ops = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "protected_div"}
             name = ops.get(type(n.op))
             if name is None:
                 _fail(text, f"operator {type(n.op).__name__} is not allowed")

@@ -1,4 +1,4 @@
-"""The operator set of the NLFS loss graphs (Morgan & Hougen 2024, §3.1 "Search space"; SPEC §3).
+"""The operator set of the NLFS loss graphs (Morgan & Hougen 2024, §3.1 "Search space").
 
 27 unary and 7 binary element-wise operations, each given three ways from one table so they can
 never drift apart:
@@ -8,8 +8,9 @@ never drift apart:
 * a name used by ``to_expression`` and accepted by ``LossGraph.from_expression``.
 
 Protected forms use ``EPS = 1e-7``: ``log`` is ln(|x|+ε), ``log10`` is log10(|x|+ε), ``recip`` is
-1/(x+ε), ``sqrt`` is √|x| and the binary ``/`` is a/(b+ε).  ``aq`` is the analytic quotient
-a/√(1+b²).
+1/(x+ε), ``sqrt`` is √|x| and the binary ``protected_div`` is a/(b+ε) (printed and parsed as
+``a / b``; ``div(a, b)`` is accepted too).  ``aq`` is the analytic quotient a/√(1+b²) (what EvoMAL's
+GP trees call ``div``, hence the distinct name here).
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def _dsigmoid(x):
     return s * (1.0 - s)
 
 
-def _div(a, b):
+def _protected_div(a, b):
     return a / (b + EPS)
 
 
@@ -124,7 +125,7 @@ BINARY = [
     ("mul", torch.mul, lambda a, b, e: a * b),
     ("max", torch.maximum, lambda a, b, e: _sym().Max(a, b)),
     ("min", torch.minimum, lambda a, b, e: _sym().Min(a, b)),
-    ("div", _div, lambda a, b, e: a / (b + e)),
+    ("protected_div", _protected_div, lambda a, b, e: a / (b + e)),
     ("aq", _aq, lambda a, b, e: a / _sym().sqrt(1 + b ** 2)),
 ]
 
@@ -135,12 +136,13 @@ BINARY_INDEX = {n: i for i, n in enumerate(BINARY_NAMES)}
 N_UNARY, N_BINARY = len(UNARY), len(BINARY)
 
 #: binary ops printed infix (name -> (symbol, precedence)); the others print as calls.
-INFIX = {"add": ("+", 1), "sub": ("-", 1), "mul": ("*", 2), "div": ("/", 2)}
+INFIX = {"add": ("+", 1), "sub": ("-", 1), "mul": ("*", 2), "protected_div": ("/", 2)}
 
 #: extra names accepted by the parser (alias -> canonical name).
 UNARY_ALIASES = {"ln": "log", "relu": "max0", "sq": "square", "sigma": "sigmoid",
                  "arcsinh": "asinh", "arctan": "atan", "reciprocal": "recip", "softabs": "inv1pabs"}
 BINARY_ALIASES = {"plus": "add", "minus": "sub", "times": "mul", "maximum": "max",
-                  "minimum": "min", "divide": "div", "analytic_quotient": "aq"}
+                  "minimum": "min", "div": "protected_div", "divide": "protected_div",
+                  "analytic_quotient": "aq"}
 
 assert N_UNARY == 27 and N_BINARY == 7

@@ -1,10 +1,31 @@
-"""Neural loss function search on computational graphs (Morgan & Hougen 2024; SPEC §3):
-surrogate evaluator, elimination protocol, DEAP toolbox and run driver."""
-from .elimination import default_stages, successive_halving
-from .evaluator import SurrogateConfig, SurrogateEvaluator, train_with_loss
-from .run import NLFSConfig, run_nlfs
-from .toolbox import FitnessMax, LossIndividual, make_toolbox, random_individual
+"""Neural loss function search on computational graphs (Morgan & Hougen 2024, §3):
+configuration, surrogate evaluator, elimination protocol, DEAP toolbox and run driver.
 
-__all__ = ["SurrogateConfig", "SurrogateEvaluator", "train_with_loss", "successive_halving",
-           "default_stages", "NLFSConfig", "run_nlfs", "FitnessMax", "LossIndividual",
-           "make_toolbox", "random_individual"]
+The names load on first use, so importing :mod:`deapnn.nlfs.config` (what the command line does
+to build its flags) does not import torch.
+"""
+from importlib import import_module
+
+_WHERE = {
+    "NLFSConfig": "config", "SurrogateConfig": "config",
+    "default_stages": "elimination", "successive_halving": "elimination",
+    "SurrogateEvaluator": "evaluator", "guarded_evaluator": "evaluator",
+    "train_with_loss": "evaluator",
+    "NLFSSummary": "run", "run_nlfs": "run",
+    "FitnessMax": "toolbox", "LossIndividual": "toolbox", "make_toolbox": "toolbox",
+    "random_individual": "toolbox",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,4 @@
-"""Elimination protocol (Morgan & Hougen 2024 §3.6; SPEC §3): successive halving of the best
+"""Elimination protocol (Morgan & Hougen 2024 §3.6): successive halving of the best
 candidates on progressively larger models / longer budgets / stronger regularisation.
 
 Reference sizes 25 → 12 → 6 → 4: the top 25 by surrogate fitness are re-trained at stage 1 and the
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..evaluation import Evaluation, as_evaluation
 from ..losses.graph import LossGraph
-from .evaluator import SurrogateConfig, SurrogateEvaluator
+from .config import SurrogateConfig
+from .evaluator import SurrogateEvaluator
 
 DEFAULT_SIZES = (25, 12, 6, 4)
 
@@ -56,8 +58,7 @@ def successive_halving(candidates, stages, sizes=DEFAULT_SIZES, map_fn=map, prog
         step = len(current) if not chunk else max(1, int(chunk))
         while len(state["partial"]) < len(current):
             todo = current[len(state["partial"]):][:step]
-            state["partial"] += [[float(fit[0]), (info or {}).get("reason")]
-                                 for fit, info in map_fn(evaluator, todo)]
+            state["partial"] += [_row(as_evaluation(r)) for r in map_fn(evaluator, todo)]
             if checkpoint is not None and len(state["partial"]) < len(current):
                 checkpoint(dict(state))
         results = state["partial"]
@@ -74,6 +75,13 @@ def successive_halving(candidates, stages, sizes=DEFAULT_SIZES, map_fn=map, prog
         if progress is not None:
             progress.update(1)
     return list(state["current"]), list(state["history"])
+
+
+def _row(evaluation: Evaluation) -> list:
+    """``[fitness, reason]`` of one candidate in a round (the reason: why it scored 0, or why
+    its evaluation failed)."""
+    reason = evaluation.info.get("reason", evaluation.error)
+    return [evaluation.fitness, reason]
 
 
 def survivor_scores(history, expression) -> list:

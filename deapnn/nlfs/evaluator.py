@@ -1,4 +1,4 @@
-"""Surrogate fitness for NLFS (Morgan & Hougen 2024 §3.5; SPEC §3).
+"""Surrogate fitness for NLFS (Morgan & Hougen 2024 §3.5).
 
 A candidate loss trains a small network for a fixed step budget **with regularisation and
 augmentation** (weight decay, Gaussian input noise, the dataset's crop augmentation when it has
@@ -15,44 +15,16 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 
 import torch
 
+from ..evaluation import Evaluation
 from ..losses.graph import LossGraph
 from ..runtime import derive_seed, get_device
 from ..training import evaluate
-
-
-@dataclass
-class SurrogateConfig:
-    """Budget and regularisation of one surrogate training run."""
-    dataset: str = "digits"
-    model: str = "mlp"
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    noise: float = 0.1               # std of Gaussian noise added to training inputs
-    augment: str | None = "auto"     # "auto": the dataset's own augmentation (crop for images)
-    eval_every: int = 50
-    prescreen_steps: int = 50        # 0 disables the pre-screen
-    prescreen_threshold: float | None = None   # default 1.5 / num_classes
-    seed: int = 0
-    root: str | None = None
-
-    def validate(self) -> "SurrogateConfig":
-        for name in ("steps", "batch_size", "eval_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"surrogate {name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.noise < 0 or self.prescreen_steps < 0:
-            raise ValueError("surrogate lr must be > 0 and weight_decay, noise, prescreen_steps >= 0")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .config import SurrogateConfig
 
 
 @lru_cache(maxsize=4)
@@ -136,17 +108,19 @@ def train_with_loss(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = False
 
 
 class SurrogateEvaluator:
-    """``toolbox.evaluate`` for NLFS: ``evaluator(individual) -> ((fitness,), info)``.
+    """``toolbox.evaluate`` for NLFS: ``evaluator(individual) -> Evaluation((fitness,), info,
+    error)``.
 
     Picklable (holds a :class:`SurrogateConfig`); accepts a :class:`LossGraph` individual, its
-    JSON text or dict.  ``info`` holds ``reason`` (None when fine), ``val_acc``, ``steps`` and
-    ``expression``.
+    JSON text or dict.  ``info`` holds ``reason`` (None when fine; why the loss scored 0),
+    ``val_acc``, ``steps`` and ``expression``; ``error`` is set only when the training itself
+    failed (an exception, an out-of-memory, a timeout), and is then also the ``reason``.
     """
 
     def __init__(self, config: SurrogateConfig | None = None, **overrides):
         self.config = replace(config or SurrogateConfig(), **overrides).validate()
 
-    def __call__(self, individual):
+    def __call__(self, individual) -> Evaluation:
         g = individual if isinstance(individual, LossGraph) else LossGraph.from_json(individual)
         expr = g.to_expression()
         seed = derive_seed(self.config.seed, "nlfs", expr)
@@ -157,18 +131,14 @@ class SurrogateEvaluator:
             reason = describe(exc)
             res = {"fitness": 0.0, "val_acc": 0.0, "steps": 0, "reason": reason, "error": reason}
         res["expression"] = expr
-        return (res.pop("fitness"),), res
-
-
-def failed_evaluation(reason: str):
-    """NLFS result of an evaluation that failed outside the evaluator (see
-    :class:`deapnn.failsafe.Guarded`): fitness 0, the reason recorded."""
-    return (0.0,), {"val_acc": 0.0, "steps": 0, "reason": reason, "error": reason}
+        fitness, error = res.pop("fitness"), res.pop("error", None)
+        return Evaluation((fitness,), res, error)
 
 
 def guarded_evaluator(config: SurrogateConfig, timeout: float | None = None):
     """:class:`SurrogateEvaluator` under :class:`deapnn.failsafe.Guarded`: a timeout
-    (``--eval-timeout``, ``DEAPNN_EVAL_TIMEOUT``) or an escaping error gives fitness 0 + reason."""
+    (``--eval-timeout``, ``DEAPNN_EVAL_TIMEOUT``) or an escaping error gives fitness 0 and the
+    error."""
     from ..failsafe import Guarded, default_timeout
-    return Guarded(SurrogateEvaluator(config), failed_evaluation,
-                   timeout if timeout is not None else default_timeout())
+    return Guarded(SurrogateEvaluator(config), worst=(0.0,),
+                   timeout=timeout if timeout is not None else default_timeout())

@@ -1,8 +1,12 @@
-"""The NLFS run driver (Morgan & Hougen 2024 §3; SPEC §3): random pool → aging evolution →
-(optional) elimination → formulas, probe-curve plot and a final test-set comparison against CE.
+"""The NLFS run driver (Morgan & Hougen 2024 §3): random pool → aging evolution → (optional)
+elimination → formulas, probe-curve plot and a final test-set comparison against CE.
 
-Every phase checkpoints into the run directory, so ``--resume`` continues where a killed run
-stopped (the pool chunk by chunk, evolution round by round).
+:func:`run_nlfs` strings together phase functions that take and return data
+(:func:`evaluate_pool`, :func:`seed_population`, :func:`evolve`, :func:`eliminate`,
+:func:`best_entries`, :func:`register_best`, :func:`plot_probe`, :func:`compare_final`). Every
+phase checkpoints into the run directory (the pool chunk by chunk, evolution round by round,
+elimination candidate chunk by chunk, the final comparison seed by seed), so a resumed run
+continues where a killed one stopped and ends exactly as the uninterrupted run.
 """
 from __future__ import annotations
 
@@ -14,56 +18,67 @@ from deap import tools
 
 from operators.graph import PopulationIndex, fingerprint, samePhenotype
 
-from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution
+from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution, state_logbook
+from ..evaluation import as_evaluation
 from ..losses.graph import LossGraph
+from ..progress import no_progress
 from ..runtime import derive_seed, get_map, seed_everything
-from .evaluator import SurrogateConfig, guarded_evaluator, train_with_loss
+from .config import NLFSConfig, SurrogateConfig
+from .evaluator import guarded_evaluator, train_with_loss
 from .toolbox import LossIndividual, decode, make_toolbox, random_individual
 
 CE_EXPRESSION = "-(y * log(yhat))"
 
-
-@dataclass
-class NLFSConfig:
-    dataset: str = "digits"
-    model: str = "mlp"
-    population: int = 20
-    cycles: int = 200
-    sample_size: int = 5
-    pool: int = 40
-    budget: int = 300               # surrogate SGD steps
-    batch: int = 1                  # children in flight per round (W)
-    seed: int = 0
-    seeds: int = 3                  # final comparison seeds
-    final_steps: int = 900
-    final_model: str | None = None  # default: same as model
-    top: int = 3
-    eliminate: bool = False
-    sizes: list = field(default_factory=lambda: [25, 12, 6, 4])
-    root: str | None = None
-
-    def validate(self) -> "NLFSConfig":
-        for name in ("population", "sample_size", "pool", "budget", "batch", "final_steps", "top"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.cycles < 0 or self.seeds < 0:
-            raise ValueError("cycles and seeds must be >= 0")
-        if self.sample_size > self.population:
-            raise ValueError(f"sample size {self.sample_size} exceeds the population "
-                             f"{self.population}")
-        if self.pool < self.population:
-            raise ValueError(f"pool {self.pool} is smaller than the population {self.population}")
-        return self
-
-    def surrogate(self) -> SurrogateConfig:
-        return SurrogateConfig(dataset=self.dataset, model=self.model, steps=self.budget,
-                               seed=self.seed, root=self.root,
-                               eval_every=max(1, min(50, self.budget // 4)),
-                               prescreen_steps=min(50, self.budget // 4))
-
-
 MUTATION_STATS = {"children": 0, "failed": 0, "drifted": 0, "tries": 0,
                   "invalid": 0, "integrity": 0, "duplicate": 0}
+
+
+@dataclass
+class NLFSSummary:
+    """What an NLFS run found. :meth:`to_dict` is the run's ``results.json``."""
+    config: NLFSConfig
+    best: list                     # entries: name, expression, fitness, latex, genome[, elimination]
+    mutation: dict                 # mutation counters (children, failed, drifted, rejections)
+    comparison: list | None = None  # final comparison rows: loss, mean, std, test (per seed)
+    paired: dict | None = None     # found − CE per seed: diff, mean_diff, wins, ties, losses
+    logbook: list = field(default_factory=list)
+    population: list = field(default_factory=list)   # final population (expressions)
+    run_dir: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {"config": self.config.to_dict(), "best": self.best}
+        if self.comparison is not None:
+            out["comparison"] = self.comparison
+        if self.paired is not None:
+            out["paired"] = self.paired
+        out["mutation"] = self.mutation
+        return out
+
+
+@dataclass
+class Evolution:
+    """The outcome of :func:`evolve`."""
+    population: list
+    logbook: list
+    halloffame: list               # best first, pairwise distinct phenotypes
+    mutation: dict
+
+
+class _Checkpoint:
+    """The run's one checkpoint file: each phase's part is kept, so a resume skips the phases
+    already done; ``save(phase, **parts)`` rewrites it with the parts given replaced."""
+
+    def __init__(self, rundir):
+        self.rundir = rundir
+        self.state = (rundir.load_checkpoint() if rundir is not None else None) or {}
+
+    def part(self, name):
+        return self.state.get(name)
+
+    def save(self, phase: str, **parts) -> None:
+        self.state = {**{k: v for k, v in self.state.items() if k != "phase"}, **parts}
+        if self.rundir is not None:
+            self.rundir.save_checkpoint({"phase": phase, **self.state})
 
 
 def _counted(mutate, stats: dict):
@@ -81,9 +96,12 @@ def _counted(mutate, stats: dict):
     return counted
 
 
-def _distinct_pool(rng, n: int) -> list:
-    """``n`` random integrity-passing genomes (JSON), no two with the same phenotype
-    (expression or fingerprint, SPEC §3), so the seeded population holds no duplicates."""
+def random_pool(seed: int, n: int) -> dict:
+    """The unevaluated random pool of a run: ``n`` integrity-passing genomes (JSON), no two with
+    the same phenotype (expression or fingerprint, Morgan & Hougen 2024 §3.3), so the seeded
+    population holds no duplicates. Seeds the global RNGs with ``seed`` first."""
+    seed_everything(seed)
+    rng = random.Random(derive_seed(seed, "pool"))
     index, out = PopulationIndex(), []
     for _ in range(200 * n):
         if len(out) == n:
@@ -96,23 +114,119 @@ def _distinct_pool(rng, n: int) -> list:
         out.append(g.to_json())
     while len(out) < n:                 # (practically unreachable) allow duplicates
         out.append(random_individual(rng).to_json())
-    return out
+    return {"genomes": out, "fitness": [], "info": []}
 
 
-def _plain_result(res: dict) -> dict:
-    return {k: (float(v) if isinstance(v, float) else v) for k, v in res.items()}
+def evaluate_pool(pool: dict, evaluator, map_fn, *, chunk: int, progress=no_progress,
+                  checkpoint=None) -> dict:
+    """Evaluate the genomes of ``pool`` not yet evaluated, ``chunk`` per ``map_fn`` call;
+    ``checkpoint(pool)`` after each chunk. Returns the pool with ``fitness`` and ``info`` (the
+    evaluation's info, ``error`` included) for every genome."""
+    pool = {k: list(v) for k, v in pool.items()}
+    bar = progress(len(pool["genomes"]), "pool", unit="loss")
+    bar.update(len(pool["fitness"]))
+    while len(pool["fitness"]) < len(pool["genomes"]):
+        todo = pool["genomes"][len(pool["fitness"]):][:chunk]
+        for ev in map(as_evaluation, map_fn(evaluator, todo)):
+            pool["fitness"].append(ev.fitness)
+            pool["info"].append({**ev.info, **({"error": ev.error} if ev.failed else {})})
+        bar.update(len(todo))
+        if checkpoint is not None:
+            checkpoint(pool)
+    bar.close()
+    return pool
 
 
-def _final_job(job):
-    """One final-comparison training: ``(loss spec, SurrogateConfig, train seed)`` → result."""
-    from ..losses.library import get
-    spec, cfg, seed = job
-    loss = get(spec) if not spec.startswith("{") else \
-        LossGraph.from_json(spec).compile()
-    return train_with_loss(loss, cfg, seed, test=True)
+def seed_population(pool: dict, size: int) -> list:
+    """The ``size`` fittest members of an evaluated pool as individuals (fitness and info set)."""
+    order = sorted(range(len(pool["genomes"])), key=lambda i: -pool["fitness"][i])[:size]
+    population = []
+    for i in order:
+        ind = decode(pool["genomes"][i])
+        ind.fitness.values = (pool["fitness"][i],)
+        ind.info = pool["info"][i]
+        population.append(ind)
+    return population
 
 
-def _plot_probe(path, genomes, labels):
+def evolve(cfg: NLFSConfig, population: list, evaluator, map_fn, *, state=None, mutation=None,
+           progress=no_progress, checkpoint=None) -> Evolution:
+    """Aging evolution of ``population`` (Morgan & Hougen 2024 §3.4; Real et al. 2019
+    Algorithm 1) for ``cfg.cycles`` children, ``cfg.batch`` per round. ``state``/``mutation``:
+    the stored evolution state and mutation counters to resume from; ``checkpoint(state,
+    mutation)`` after every round."""
+    if state is None:
+        seed_everything(derive_seed(cfg.seed, "evolve"))
+    toolbox = make_toolbox(evaluator, population, map_fn)
+    mutstats = dict(MUTATION_STATS, **(mutation or {}))
+    toolbox.register("mutate", _counted(toolbox.mutate, mutstats))
+    # one entry per phenotype: no two reported losses share a probe-curve fingerprint
+    hof = DistinctHallOfFame(max(cfg.top, cfg.sizes[0] if cfg.eliminate else cfg.top),
+                             similar=samePhenotype)
+    stats = tools.Statistics(lambda ind: ind.fitness.values[0])
+    stats.register("max", max)
+    stats.register("mean", lambda v: sum(v) / len(v))
+    stats.register("zeros", lambda v: sum(1 for x in v if x == 0))
+    bar = progress(cfg.cycles, "cycles", unit="child")
+
+    def on_round(s):
+        if checkpoint is not None:
+            checkpoint(s, dict(mutstats))
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(best=f"{hof[0].fitness.values[0]:.3f}" if len(hof) else "-")
+    population, logbook = eaRegularizedEvolution(
+        population, toolbox, cfg.cycles, cfg.sample_size, stats=stats, halloffame=hof,
+        batch=cfg.batch, checkpoint=on_round, resume_state=state, progress=bar)
+    bar.close()
+    return Evolution(population, list(logbook), list(hof), dict(mutstats))
+
+
+def eliminate(cfg: NLFSConfig, best: list, map_fn, *, state=None, checkpoint=None):
+    """Successive halving of the hall of fame ``best`` (Morgan & Hougen 2024 §3.6) on longer
+    budgets and, for image data, a CNN. Returns ``(survivors, rounds, history)``: survivors best
+    first (keeping their surrogate fitness), ``rounds`` each survivor's score per round by
+    expression, ``history`` the rows of ``elimination.json``."""
+    from ..data import DATASETS
+    from .elimination import default_stages, successive_halving, survivor_scores
+    sizes = [min(s, len(best)) for s in cfg.sizes]
+    image = len(tuple(DATASETS[cfg.dataset].input_shape)) == 3
+    survivors, history = successive_halving(
+        best, default_stages(cfg.surrogate(), len(sizes) - 1, image), sizes, map_fn,
+        state=state, chunk=max(1, cfg.batch), checkpoint=checkpoint)
+    by_json = {ind.to_json(): ind for ind in best}     # survivors keep their surrogate fitness
+    survivors = [by_json.get(g) or decode(g) for g in survivors]
+    rounds = {ind.to_expression(): survivor_scores(history, ind.to_expression())
+              for ind in survivors}
+    return survivors, rounds, history
+
+
+def best_entries(best: list, rounds: dict) -> list:
+    """The reported losses ``nlfs_1``, ``nlfs_2``, …: expression, surrogate fitness, LaTeX,
+    genome and (after elimination) the score in each round."""
+    entries = []
+    for k, ind in enumerate(best, 1):
+        fit = ind.fitness.values[0] if ind.fitness.valid else float("nan")
+        entry = {"name": f"nlfs_{k}", "expression": ind.to_expression(), "fitness": fit,
+                 "latex": ind.to_latex(), "genome": ind.to_dict()}
+        elim = rounds.get(entry["expression"])
+        if elim is not None:
+            entry["elimination"] = elim        # score in each successive-halving round
+        entries.append(entry)
+    return entries
+
+
+def register_best(rundir, entries: list, best: list) -> None:
+    """Register the reported losses in the run's ``losses.json`` (``deapnn.losses.get``)."""
+    from ..losses.library import register
+    for entry, ind in zip(entries, best):
+        elim = entry.get("elimination")
+        register(entry["name"], ind, path=rundir.file("losses.json"),
+                 meta={"fitness": entry["fitness"], "run": rundir.path,
+                       **({"elimination": elim} if elim else {})})
+
+
+def plot_probe(path, genomes, labels) -> None:
+    """Plot the normalised probe curves of ``genomes`` next to cross-entropy's into ``path``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -133,168 +247,107 @@ def _plot_probe(path, genomes, labels):
     plt.close(fig)
 
 
-def run_nlfs(cfg: NLFSConfig, rundir=None, quiet: bool = True, map_fn=None, log=print) -> dict:
-    """Run (or resume, when ``rundir`` holds a checkpoint) an NLFS search; return a summary."""
-    from ..commands.common import progress as make_bar
+def _plain_result(res: dict) -> dict:
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in res.items()}
+
+
+def _final_job(job):
+    """One final-comparison training: ``(loss spec, SurrogateConfig, train seed)`` → result."""
+    from ..losses.library import get
+    spec, cfg, seed = job
+    loss = get(spec) if not spec.startswith("{") else \
+        LossGraph.from_json(spec).compile()
+    return train_with_loss(loss, cfg, seed, test=True)
+
+
+def final_config(cfg: NLFSConfig) -> SurrogateConfig:
+    """The training of the final comparison: ``final_steps`` steps of ``final_model``, no
+    pre-screen, evaluated 10 times."""
+    return SurrogateConfig(**{**asdict(cfg.surrogate()), "steps": cfg.final_steps,
+                              "model": cfg.final_model or cfg.model, "prescreen_steps": 0,
+                              "eval_every": max(1, cfg.final_steps // 10)})
+
+
+def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoint=None):
+    """Test accuracy of cross-entropy and of the ``found`` losses (``(name, genome JSON)``)
+    over ``cfg.seeds`` seeds, ``cfg.batch`` trainings per ``map_fn`` call; ``checkpoint(state)``
+    after each call, and a ``state`` stored so skips the seeds already trained. Returns
+    ``(table, paired)``: a row per loss, and the per-seed found − CE differences when one loss
+    was found (else None)."""
+    arms = [("cross-entropy", "ce")] + list(found)
+    final = final_config(cfg)
+    jobs = [(spec, final, derive_seed(cfg.seed, "final", s)) for _, spec in arms
+            for s in range(cfg.seeds)]
+    keys = [[spec, seed] for spec, _, seed in jobs]
+    results = list(state["results"]) if state and state.get("jobs") == keys else []
+    step = max(1, cfg.batch)
+    while len(results) < len(jobs):
+        results += [_plain_result(r) for r in map_fn(_final_job, jobs[len(results):][:step])]
+        if checkpoint is not None:
+            checkpoint({"jobs": keys, "results": list(results)})
+    table = []
+    for a, (label, _) in enumerate(arms):
+        accs = [r["test_acc"] for r in results[a * cfg.seeds:(a + 1) * cfg.seeds]]
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        table.append({"loss": label, "mean": statistics.mean(accs), "std": sd, "test": accs})
+    paired = None
+    if len(table) == 2:
+        diffs = [b - a for a, b in zip(table[0]["test"], table[1]["test"])]
+        paired = {"diff": diffs, "mean_diff": statistics.mean(diffs),
+                  "wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs),
+                  "losses": sum(d < 0 for d in diffs)}
+    return table, paired
+
+
+def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
+             log=None) -> NLFSSummary:
+    """Run (or resume, when ``rundir`` holds a checkpoint) an NLFS search; return its summary
+    (also written to ``rundir``: results.json, logbook.csv, losses.json, probe_curves.png,
+    elimination.json). ``progress``: a bar factory ``progress(total, desc, unit=...)``;
+    ``log``: an optional callable told when each phase is done."""
     cfg.validate()
     map_fn = map_fn or get_map()
+    note = log or (lambda *a: None)
     evaluator = guarded_evaluator(cfg.surrogate())     # failure (timeout, OOM...) is data
-    state = rundir.load_checkpoint() if rundir is not None else None
-    save = rundir.save_checkpoint if rundir is not None else (lambda s: None)
+    ckpt = _Checkpoint(rundir)
+    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool), evaluator, map_fn,
+                         chunk=max(8, 4 * cfg.batch), progress=progress,
+                         checkpoint=lambda p: ckpt.save("pool", pool=p))
+    note(f"pool: {len(pool['fitness'])} losses evaluated")
 
-    # --- phase 1: random pool, evaluated chunk by chunk -----------------------------------
-    if state is None:
-        seed_everything(cfg.seed)
-        rng = random.Random(derive_seed(cfg.seed, "pool"))
-        pool = {"genomes": _distinct_pool(rng, cfg.pool), "fitness": [], "info": []}
-    else:
-        pool = state["pool"]
-    chunk = max(8, 4 * cfg.batch)
-    bar = make_bar(cfg.pool, "pool", quiet, unit="loss")
-    bar.update(len(pool["fitness"]))
-    while len(pool["fitness"]) < cfg.pool:
-        todo = pool["genomes"][len(pool["fitness"]):][:chunk]
-        for (fit, info) in map_fn(evaluator, todo):
-            pool["fitness"].append(float(fit[0]))
-            pool["info"].append(info)
-        bar.update(len(todo))
-        save({"phase": "pool", "pool": pool})
-    bar.close()
-
-    # --- phase 2: aging evolution -----------------------------------------------------------
-    order = sorted(range(cfg.pool), key=lambda i: -pool["fitness"][i])[:cfg.population]
-    population = []
-    for i in order:
-        ind = decode(pool["genomes"][i])
-        ind.fitness.values = (pool["fitness"][i],)
-        ind.info = pool["info"][i]
-        population.append(ind)
-    evo_state = state.get("evo") if state else None
-    if evo_state is None:
-        seed_everything(derive_seed(cfg.seed, "evolve"))
-    toolbox = make_toolbox(evaluator, population, map_fn)
-    mutstats = dict(MUTATION_STATS, **((state or {}).get("mutation") or {}))
-    toolbox.register("mutate", _counted(toolbox.mutate, mutstats))
-    # one entry per phenotype: no two reported losses share a probe-curve fingerprint
-    hof = DistinctHallOfFame(max(cfg.top, cfg.sizes[0] if cfg.eliminate else cfg.top),
-                             similar=samePhenotype)
-    saved = {"pool": pool, "evo": evo_state, "mutation": mutstats,
-             "elim": (state or {}).get("elim"), "final": (state or {}).get("final")}
-
-    def save_phase(phase, **parts):
-        saved.update(parts)
-        save({"phase": phase, **saved})
-    stats = tools.Statistics(lambda ind: ind.fitness.values[0])
-    stats.register("max", max)
-    stats.register("mean", lambda v: sum(v) / len(v))
-    stats.register("zeros", lambda v: sum(1 for x in v if x == 0))
-    bar = make_bar(cfg.cycles, "cycles", quiet, unit="child")
-
-    def checkpoint(s):
-        save_phase("evolve", evo=s, mutation=dict(mutstats))
+    def evolve_checkpoint(state, mutation):
+        ckpt.save("evolve", evo=state, mutation=mutation)
         if rundir is not None:
-            rundir.write_logbook(s["logbook"])
-        bar.set_postfix(best=f"{hof[0].fitness.values[0]:.3f}" if len(hof) else "-")
-    population, logbook = eaRegularizedEvolution(
-        population, toolbox, cfg.cycles, cfg.sample_size, stats=stats, halloffame=hof,
-        verbose=False, batch=cfg.batch, checkpoint=checkpoint, resume=evo_state, progress=bar)
-    bar.close()
-
-    best = list(hof)
-    rounds = {}
+            rundir.write_logbook(state_logbook(state))
+    evo = evolve(cfg, seed_population(pool, cfg.population), evaluator, map_fn,
+                 state=ckpt.part("evo"), mutation=ckpt.part("mutation"), progress=progress,
+                 checkpoint=evolve_checkpoint)
+    note(f"evolution: {cfg.cycles} children evaluated")
+    best, rounds = evo.halloffame, {}
     if cfg.eliminate and len(best) > 1:
-        from .elimination import default_stages, successive_halving, survivor_scores
-        sizes = [min(s, len(best)) for s in cfg.sizes]
-        image = len(_dataset_shape(cfg)) == 3
-        survivors, history = successive_halving(
-            best, default_stages(cfg.surrogate(), len(sizes) - 1, image), sizes, map_fn,
-            state=saved["elim"], chunk=max(1, cfg.batch),
-            checkpoint=lambda st: save_phase("eliminate", elim=st))
-        by_json = {ind.to_json(): ind for ind in best}     # survivors keep their surrogate fitness
-        best = [by_json.get(g) or decode(g) for g in survivors]
-        rounds = {ind.to_expression(): survivor_scores(history, ind.to_expression())
-                  for ind in best}
+        best, rounds, history = eliminate(cfg, best, map_fn, state=ckpt.part("elim"),
+                                          checkpoint=lambda s: ckpt.save("eliminate", elim=s))
         if rundir is not None:
             rundir.write_json("elimination.json", history)
+        note(f"elimination: {len(best)} losses left")
     best = best[:cfg.top]
-
-    summary = {"config": asdict(cfg), "best": []}
-    log("best losses found:")
-    for k, ind in enumerate(best, 1):
-        fit = ind.fitness.values[0] if ind.fitness.valid else float("nan")
-        entry = {"name": f"nlfs_{k}", "expression": ind.to_expression(), "fitness": fit,
-                 "latex": ind.to_latex(), "genome": ind.to_dict()}
-        elim = rounds.get(entry["expression"])
-        if elim is not None:
-            entry["elimination"] = elim        # score in each successive-halving round
-        summary["best"].append(entry)
-        log(f"  nlfs_{k}  val={fit:.4f}"
-            + (f"  rounds={'/'.join(f'{v:.4f}' for v in elim)}" if elim else "")
-            + f"  {entry['expression']}")
-        if rundir is not None:
-            from ..losses.library import register
-            register(entry["name"], ind, path=rundir.file("losses.json"),
-                     meta={"fitness": fit, "run": rundir.path,
-                           **({"elimination": elim} if elim else {})})
-    if rundir is not None and best:
-        _plot_probe(rundir.file("probe_curves.png"), best, [e["name"] for e in summary["best"]])
-
-    # --- phase 3: final comparison on the test set ------------------------------------------
-    if cfg.seeds and best:
-        final = SurrogateConfig(**{**asdict(cfg.surrogate()), "steps": cfg.final_steps,
-                                   "model": cfg.final_model or cfg.model, "prescreen_steps": 0,
-                                   "eval_every": max(1, cfg.final_steps // 10)})
-        arms = [("cross-entropy", "ce")] + [(e["name"], best[i].to_json())
-                                              for i, e in enumerate(summary["best"][:1])]
-        jobs = [(spec, final, derive_seed(cfg.seed, "final", s)) for _, spec in arms
-                for s in range(cfg.seeds)]
-        # per-job results are checkpointed, so a resumed run skips the seeds already trained
-        fstate = saved["final"]
-        if not fstate or fstate.get("jobs") != [[spec, seed] for spec, _, seed in jobs]:
-            fstate = {"jobs": [[spec, seed] for spec, _, seed in jobs], "results": []}
-        results = list(fstate["results"])
-        step = max(1, cfg.batch)
-        while len(results) < len(jobs):
-            results += [_plain_result(r) for r in map_fn(_final_job, jobs[len(results):][:step])]
-            save_phase("final", final={"jobs": fstate["jobs"], "results": list(results)})
-        table = []
-        for a, (label, _) in enumerate(arms):
-            accs = [r["test_acc"] for r in results[a * cfg.seeds:(a + 1) * cfg.seeds]]
-            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            table.append({"loss": label, "mean": statistics.mean(accs), "std": sd, "test": accs})
-        summary["comparison"] = table
-        if len(table) == 2:
-            diffs = [b - a for a, b in zip(table[0]["test"], table[1]["test"])]
-            summary["paired"] = {"diff": diffs, "mean_diff": statistics.mean(diffs),
-                                 "wins": sum(d > 0 for d in diffs),
-                                 "ties": sum(d == 0 for d in diffs),
-                                 "losses": sum(d < 0 for d in diffs)}
-        log(f"final comparison: test accuracy, {cfg.seeds} seeds, {cfg.final_steps} steps, "
-            f"model {final.model}")
-        log(f"  {'loss':<16}{'mean':>8}{'std':>8}  per seed")
-        for row in table:
-            log(f"  {row['loss']:<16}{row['mean']:>8.4f}{row['std']:>8.4f}  "
-                + " ".join(f"{v:.4f}" for v in row["test"]))
-        if "paired" in summary:
-            pr = summary["paired"]
-            log(f"  paired (found - CE): mean {pr['mean_diff']:+.4f}; wins/ties/losses "
-                f"{pr['wins']}/{pr['ties']}/{pr['losses']}")
-    summary["mutation"] = dict(mutstats)
-    log(f"mutations: {mutstats['children']} children, {mutstats['failed']} failed (parent "
-        f"kept), {mutstats['drifted']} via neutral re-draw; rejected tries: "
-        f"{mutstats['invalid']} invalid, {mutstats['integrity']} integrity, "
-        f"{mutstats['duplicate']} duplicate")
+    summary = NLFSSummary(cfg, best_entries(best, rounds), evo.mutation, logbook=evo.logbook,
+                          population=[i.to_expression() for i in evo.population],
+                          run_dir=rundir.path if rundir is not None else None)
     if rundir is not None:
-        rundir.write_json("results.json", summary)
-        rundir.write_logbook(list(logbook))
-    summary["logbook"] = list(logbook)
-    summary["population"] = [i.to_expression() for i in population]
+        register_best(rundir, summary.best, best)
+        if best:
+            plot_probe(rundir.file("probe_curves.png"), best, [e["name"] for e in summary.best])
+    if cfg.seeds and best:
+        summary.comparison, summary.paired = compare_final(
+            cfg, [(summary.best[0]["name"], best[0].to_json())], map_fn, state=ckpt.part("final"),
+            checkpoint=lambda s: ckpt.save("final", final=s))
+    if rundir is not None:
+        rundir.write_json("results.json", summary.to_dict())
+        rundir.write_logbook(summary.logbook)
     return summary
 
 
-def _dataset_shape(cfg):
-    from ..data import DATASETS
-    return tuple(DATASETS[cfg.dataset].input_shape)
-
-
-__all__ = ["NLFSConfig", "run_nlfs", "LossIndividual"]
+__all__ = ["NLFSConfig", "NLFSSummary", "Evolution", "run_nlfs", "random_pool", "evaluate_pool",
+           "seed_population", "evolve", "eliminate", "best_entries", "register_best",
+           "plot_probe", "final_config", "compare_final", "LossIndividual", "CE_EXPRESSION"]

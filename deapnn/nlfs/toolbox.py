@@ -1,9 +1,9 @@
-"""DEAP toolbox for NLFS (Morgan & Hougen 2024 §3; SPEC §3).
+"""DEAP toolbox for NLFS (Morgan & Hougen 2024 §3).
 
 The individual class is a plain, importable subclass of :class:`LossGraph` with a DEAP fitness
 (what ``creator.create("LossIndividual", LossGraph, fitness=FitnessMax)`` would build), so SCOOP
-workers unpickle it without re-running ``creator`` (DESIGN: never rely on creator classes after a
-map).
+workers unpickle it without re-running ``creator`` (a class made by ``creator`` in one process
+does not exist in another after a map).
 """
 from __future__ import annotations
 

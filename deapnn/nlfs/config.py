@@ -1,0 +1,123 @@
+"""Configurations of an NLFS run (Morgan & Hougen 2024, §3) with their constraints declared once.
+
+:class:`NLFSConfig` is the whole run (search, elimination, final comparison; what
+``config.json`` stores and ``deapnn nlfs`` builds from its flags); :class:`SurrogateConfig` one
+surrogate training (§3.5), derived from it by :meth:`NLFSConfig.surrogate`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import Check, Config, ConfigError, Interval
+
+
+def _positive_int():
+    return [Interval(int, 1, None)]
+
+
+def _count():
+    return [Interval(int, 0, None)]
+
+
+def _halving_sizes(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) >= 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+            and all(b <= a for a, b in zip(value, value[1:])))
+
+
+@dataclass
+class SurrogateConfig(Config):
+    """Budget and regularisation of one surrogate training run (Morgan & Hougen 2024 §3.5)."""
+    dataset: str = "digits"
+    model: str = "mlp"
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    noise: float = 0.1               # std of Gaussian noise added to training inputs
+    augment: str | None = "auto"     # "auto": the dataset's own augmentation (crop for images)
+    eval_every: int = 50
+    prescreen_steps: int = 50        # 0 disables the pre-screen
+    prescreen_threshold: float | None = None   # default 1.5 / num_classes
+    seed: int = 0
+    root: str | None = None
+
+    _parameter_constraints = {
+        "dataset": [str], "model": [str],
+        "steps": _positive_int(), "batch_size": _positive_int(), "eval_every": _positive_int(),
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "momentum": [Interval(float, 0, None)],
+        "weight_decay": [Interval(float, 0, None)], "noise": [Interval(float, 0, None)],
+        "augment": [str, None], "prescreen_steps": _count(),
+        "prescreen_threshold": [Interval(float), None],
+        "seed": [int], "root": [str, None],
+    }
+
+
+@dataclass
+class NLFSConfig(Config):
+    """An NLFS run: random pool → aging evolution → (optional) elimination → final comparison
+    against cross-entropy (Morgan & Hougen 2024 §3.4–3.6)."""
+    dataset: str = "digits"
+    model: str = "mlp"
+    population: int = 20
+    cycles: int = 200
+    sample_size: int = 5
+    pool: int = 40
+    budget: int = 300               # surrogate SGD steps
+    batch: int = 1                  # children in flight per round (W)
+    seed: int = 0
+    seeds: int = 3                  # final comparison seeds
+    final_steps: int = 900
+    final_model: str | None = None  # default: same as model
+    top: int = 3
+    eliminate: bool = False
+    sizes: list = field(default_factory=lambda: [25, 12, 6, 4])
+    root: str | None = None
+
+    _parameter_constraints = {
+        "dataset": [str], "model": [str],
+        "population": _positive_int(), "cycles": _count(), "sample_size": _positive_int(),
+        "pool": _positive_int(), "budget": _positive_int(), "batch": _positive_int(),
+        "seed": [int], "seeds": _count(), "final_steps": _positive_int(),
+        "final_model": [str, None], "top": _positive_int(), "eliminate": [bool],
+        "sizes": [Check(_halving_sizes, "a list of at least 2 non-increasing integers >= 1")],
+        "root": [str, None],
+    }
+
+    def _check(self) -> None:
+        if self.sample_size > self.population:
+            raise ConfigError(f"sample size {self.sample_size} exceeds the population "
+                              f"{self.population}", "sample_size")
+        if self.pool < self.population:
+            raise ConfigError(f"pool {self.pool} is smaller than the population "
+                              f"{self.population}", "pool")
+        from ..data import DATASETS, dataset_names
+        from ..models import check_model_input, model_names
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; valid: "
+                              f"{', '.join(sorted(dataset_names()))}", "dataset")
+        spec = DATASETS[self.dataset]
+        if spec.task != "classification":
+            raise ConfigError(f"NLFS needs a classification dataset; {self.dataset} is "
+                              f"{spec.task}", "dataset")
+        for name, m in (("model", self.model), ("final_model", self.final_model or self.model)):
+            if m not in model_names():
+                raise ConfigError(f"unknown model {m!r}; valid: {', '.join(sorted(model_names()))}",
+                                  name)
+            try:
+                check_model_input(m, spec.input_shape)
+            except ValueError as exc:
+                raise ConfigError(f"model {m} does not fit {self.dataset}: {exc}", name) from None
+
+    def surrogate(self) -> SurrogateConfig:
+        """The surrogate training of the search (§3.5): ``budget`` steps, evaluated 4 times (at
+        most every 50 steps), pre-screened after a quarter of the budget (at most 50 steps)."""
+        return SurrogateConfig(dataset=self.dataset, model=self.model, steps=self.budget,
+                               seed=self.seed, root=self.root,
+                               eval_every=max(1, min(50, self.budget // 4)),
+                               prescreen_steps=min(50, self.budget // 4))
+
+
+__all__ = ["NLFSConfig", "SurrogateConfig"]
