@@ -196,10 +196,19 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024,
 
 
 @torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+             device: torch.device | None = None) -> float:
+    """Top-1 accuracy of a classifier (higher is better)."""
+    return float((predict(model, x, batch_size, device).argmax(1) == y.cpu()).float().mean())
+
+
+@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str = "classification",
              batch_size: int = 1024, device: torch.device | None = None) -> float:
-    """Accuracy (classification) or mean squared error (regression); NaN outputs give NaN MSE."""
-    out = predict(model, x, batch_size, device)
+    """The metric a run reports for its task, named in its outputs: ``accuracy`` (higher is
+    better) for classification, ``mse`` (lower is better) for regression; NaN outputs give NaN
+    MSE. Fitness functions that need one direction for both tasks use
+    :func:`deapnn.loss_training.task_error` (lower is better) instead."""
     if task == "classification":
-        return float((out.argmax(1) == y.cpu()).float().mean())
-    return float(F.mse_loss(out, y.cpu().float()))
+        return accuracy(model, x, y, batch_size, device)
+    return float(F.mse_loss(predict(model, x, batch_size, device), y.cpu().float()))

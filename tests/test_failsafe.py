@@ -116,7 +116,7 @@ def test_nlfs_timeout_and_oom_are_fitness_zero_with_reason(monkeypatch):
 
     def oom_loss(z, y):
         raise OOM
-    res = nlfs_ev.train_with_loss(oom_loss, nlfs_ev.SurrogateConfig(dataset="iris", steps=5), 0)
+    res = nlfs_ev.surrogate_training(oom_loss, nlfs_ev.SurrogateConfig(dataset="iris", steps=5), 0)
     assert res["fitness"] == 0.0 and res["error"].startswith("OutOfMemoryError")
 
 

@@ -9,7 +9,7 @@ import torch
 
 from deapnn.losses.graph import LossGraph
 from deapnn.nlfs import (NLFSConfig, SurrogateConfig, SurrogateEvaluator, run_nlfs,
-                         successive_halving, train_with_loss)
+                         successive_halving, surrogate_training)
 from deapnn.nlfs.toolbox import LossIndividual, make_toolbox, random_individual
 
 CE = "-(y * log(yhat))"
@@ -41,7 +41,7 @@ def test_diverging_loss_gets_zero_with_reason():
     res = ev(LossGraph.from_expression("exp(exp(exp(exp(yhat)))) * y"))
     fit, info = res.fitness, res.info
     assert fit == 0.0 and "non-finite" in info["reason"]
-    res = train_with_loss(lambda z, t: z.sum() * float("nan"), SurrogateConfig(**TINY), 0)
+    res = surrogate_training(lambda z, t: z.sum() * float("nan"), SurrogateConfig(**TINY), 0)
     assert res["fitness"] == 0.0 and "non-finite" in res["reason"]
 
 

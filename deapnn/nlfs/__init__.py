@@ -10,7 +10,7 @@ _WHERE = {
     "NLFSConfig": "config", "SurrogateConfig": "config",
     "default_stages": "elimination", "successive_halving": "elimination",
     "SurrogateEvaluator": "evaluator", "guarded_evaluator": "evaluator",
-    "train_with_loss": "evaluator",
+    "surrogate_training": "evaluator",
     "NLFSSummary": "run", "run_nlfs": "run",
     "FitnessMax": "toolbox", "LossIndividual": "toolbox", "make_toolbox": "toolbox",
     "random_individual": "toolbox",

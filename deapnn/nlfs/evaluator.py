@@ -16,94 +16,85 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import replace
-from functools import lru_cache
 
 import torch
 
+from ..data import cached_dataset
 from ..evaluation import Evaluation
+from ..loss_training import LossTraining, train_with_loss
 from ..losses.graph import LossGraph
 from ..runtime import derive_seed, get_device
-from ..training import evaluate
+from ..training import accuracy
 from .config import SurrogateConfig
 
 
-@lru_cache(maxsize=4)
-def _dataset(name: str, seed: int, root):
-    from ..data import load_dataset
-    return load_dataset(name, root=root, seed=seed)
+def surrogate_recipe(cfg: SurrogateConfig, augment: str | None) -> LossTraining:
+    """The surrogate training of §3.5: SGD with momentum and weight decay, mini-batches drawn
+    uniformly with replacement, Gaussian input noise, the dataset's crop augmentation, cosine
+    learning rate over the budget."""
+    return LossTraining(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                        momentum=cfg.momentum, weight_decay=cfg.weight_decay, schedule="cosine",
+                        sampling="uniform", noise=cfg.noise, augment=augment,
+                        eval_every=cfg.eval_every)
 
 
-def train_with_loss(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = False) -> dict:
-    """Train ``cfg.model`` on ``cfg.dataset`` with ``loss_fn`` for ``cfg.steps`` SGD steps.
+def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = False) -> dict:
+    """Train ``cfg.model`` on ``cfg.dataset`` with ``loss_fn`` for ``cfg.steps`` SGD steps
+    (:func:`surrogate_recipe`, through :func:`deapnn.loss_training.train_with_loss`).
 
-    Returns ``{"fitness", "val_acc", "steps", "reason"[, "test_acc"]}``: ``fitness`` is the best
-    validation accuracy, 0 on divergence or a failed pre-screen; ``test_acc`` (when ``test``) is
-    the test accuracy of the best-validation weights.  Never raises for a bad loss.
+    Returns ``{"fitness", "val_acc", "steps", "reason"[, "error"][, "test_acc"]}``: ``fitness``
+    is the best validation accuracy, 0 on divergence, a failed pre-screen or an error;
+    ``test_acc`` (when ``test``) is the test accuracy of the best-validation weights. Never raises
+    for a bad loss: a training error (out-of-memory, bad shapes, ...) is ``error``.
     """
-    from ..data import augment_batch
     from ..models import build_model
     cfg.validate()
-    ds = _dataset(cfg.dataset, cfg.seed, cfg.root)
+    ds = cached_dataset(cfg.dataset, cfg.seed, cfg.root)
     if ds.task != "classification":
         raise ValueError(f"NLFS needs a classification dataset, {cfg.dataset} is {ds.task}")
     device = get_device()
     torch.manual_seed(seed)
     model = build_model(cfg.model, ds.input_shape, ds.num_classes).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(seed + 1)
-    x, y = ds.train.x.to(device), ds.train.y.to(device)
     vx, vy = ds.val.x.to(device), ds.val.y.to(device)
     augment = ds.augment if cfg.augment == "auto" else cfg.augment
-    if augment and x.dim() != 4:
+    if augment and ds.train.x.dim() != 4:
         augment = None
     threshold = cfg.prescreen_threshold if cfg.prescreen_threshold is not None \
         else 1.5 / ds.num_classes
-    best, best_state, reason, done = 0.0, None, None, 0
+    best = {"acc": 0.0, "state": None}
+
+    def stop(step, metrics):
+        acc = metrics[0]
+        if not math.isfinite(acc):
+            return f"non-finite validation accuracy at step {step}"
+        if acc > best["acc"]:
+            best["acc"] = acc
+            if test:
+                best["state"] = copy.deepcopy(model.state_dict())
+        if step == cfg.prescreen_steps and acc < threshold:
+            return f"pre-screen: val acc {acc:.3f} < {threshold:.3f} after {step} steps"
+        return None
+
+    error = None
     try:
-        for step in range(cfg.steps):
-            for g in opt.param_groups:     # cosine decay over the budget
-                g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-            idx = torch.randint(0, len(x), (cfg.batch_size,), generator=gen).to(device)
-            xb, yb = x[idx], y[idx]
-            if augment:
-                xb = augment_batch(xb, augment, gen, padding=max(1, xb.shape[-1] // 8))
-            if cfg.noise:
-                xb = xb + cfg.noise * torch.randn(xb.shape, generator=gen).to(device)
-            model.train()
-            loss = loss_fn(model(xb), yb)
-            if not torch.isfinite(loss):
-                reason = f"non-finite loss at step {step}"
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            done = step + 1
-            if done % cfg.eval_every == 0 or done == cfg.steps or done == cfg.prescreen_steps:
-                acc = evaluate(model, vx, vy)
-                if not math.isfinite(acc):
-                    reason = f"non-finite validation accuracy at step {done}"
-                    break
-                if acc > best:
-                    best = acc
-                    if test:
-                        best_state = copy.deepcopy(model.state_dict())
-                if done == cfg.prescreen_steps and acc < threshold:
-                    reason = f"pre-screen: val acc {acc:.3f} < {threshold:.3f} after {done} steps"
-                    break
+        res = train_with_loss(model, loss_fn, ds, surrogate_recipe(cfg, augment),
+                              batch_seed=seed + 1, device=device,
+                              evaluate=lambda m, step: (accuracy(m, vx, vy),), stop=stop,
+                              eval_steps=(cfg.prescreen_steps,) if cfg.prescreen_steps else ())
+        reason, done = res.reason, res.steps
     except (RuntimeError, ValueError, FloatingPointError) as exc:   # OOM, bad shapes, ...
         from ..failsafe import describe
         reason = error = describe(exc)          # frees the CUDA cache after an OOM
-    else:
-        error = None
-    out = {"fitness": 0.0 if reason else best, "val_acc": best, "steps": done, "reason": reason}
+        done = 0
+    out = {"fitness": 0.0 if reason else best["acc"], "val_acc": best["acc"], "steps": done,
+           "reason": reason}
     if error:
         out["error"] = error
     if test:
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        out["test_acc"] = evaluate(model, ds.test.x.to(device), ds.test.y.to(device)) \
-            if not reason or best_state is not None else 0.0
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
+        out["test_acc"] = accuracy(model, ds.test.x.to(device), ds.test.y.to(device)) \
+            if not reason or best["state"] is not None else 0.0
     return out
 
 
@@ -125,7 +116,7 @@ class SurrogateEvaluator:
         expr = g.to_expression()
         seed = derive_seed(self.config.seed, "nlfs", expr)
         try:
-            res = train_with_loss(g.compile(), self.config, seed)
+            res = surrogate_training(g.compile(), self.config, seed)
         except Exception as exc:          # failure is data (timeouts included): never stop the run
             from ..failsafe import describe
             reason = describe(exc)

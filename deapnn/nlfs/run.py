@@ -24,7 +24,7 @@ from ..losses.graph import LossGraph
 from ..progress import no_progress
 from ..runtime import derive_seed, get_map, seed_everything
 from .config import NLFSConfig, SurrogateConfig
-from .evaluator import guarded_evaluator, train_with_loss
+from .evaluator import guarded_evaluator, surrogate_training
 from .toolbox import LossIndividual, decode, make_toolbox, random_individual
 
 CE_EXPRESSION = "-(y * log(yhat))"
@@ -257,7 +257,7 @@ def _final_job(job):
     spec, cfg, seed = job
     loss = get(spec) if not spec.startswith("{") else \
         LossGraph.from_json(spec).compile()
-    return train_with_loss(loss, cfg, seed, test=True)
+    return surrogate_training(loss, cfg, seed, test=True)
 
 
 def final_config(cfg: NLFSConfig) -> SurrogateConfig:
