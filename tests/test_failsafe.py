@@ -11,6 +11,7 @@ import pytest
 import torch
 from deap import base, creator
 
+from deapnn.evaluation import Evaluation
 from deapnn.failsafe import (EvaluationTimeout, Guarded, describe, failure_reason,
                              guarded, time_limit)
 
@@ -41,27 +42,25 @@ def test_guarded_turns_each_failure_into_worst_plus_reason(monkeypatch):
     ev = pickle.loads(pickle.dumps(guarded(flaky, worst=(-1.0,), timeout=0.3)))
     assert ev([3, "ok"]) == (3.0,) and failure_reason(ev([3, "ok"])) is None
     r = ev([1, "raise"])
-    assert isinstance(r, Failed) and r == (-1.0,) and r.reason == "KeyError: 'no such key'"
+    assert isinstance(r, Evaluation) and r.values == (-1.0,) and r.error == "KeyError: 'no such key'"
     r = ev([2, "oom"])
-    assert r == (-1.0,) and r.reason.startswith("OutOfMemoryError: CUDA out of memory")
+    assert r.values == (-1.0,) and r.error.startswith("OutOfMemoryError: CUDA out of memory")
     assert freed == [1]                                       # cache freed after the OOM
     t0 = time.perf_counter()
     r = ev([4, "slow"])
     assert time.perf_counter() - t0 < 5
-    assert r == (-1.0,) and "EvaluationTimeout" in r.reason and "0.3 s" in r.reason
-    assert pickle.loads(pickle.dumps(r)).reason == r.reason   # travels back from a worker
+    assert r.values == (-1.0,) and "EvaluationTimeout" in r.error and "0.3 s" in r.error
+    assert pickle.loads(pickle.dumps(r)).error == r.error     # travels back from a worker
     # no alarm of ours left behind; an enclosing one (pytest-timeout's) is restored, re-armed
     assert signal.getsignal(signal.SIGALRM) == handler
     left = signal.getitimer(signal.ITIMER_REAL)[0]
     assert left == 0.0 if outer == 0.0 else 0 < left <= outer
 
 
-def test_worst_as_dict_or_callable_and_passthrough():
-    rec = Guarded(flaky, {"fitness": float("inf")})([0, "raise"])
-    assert rec["fitness"] == float("inf") and rec["error"] == rec["reason"]
-    assert failure_reason(rec) == rec["reason"]
-    pair = Guarded(flaky, lambda why: ((0.0,), {"reason": why, "error": why}))([0, "oom"])
-    assert pair[0] == (0.0,) and "OutOfMemoryError" in failure_reason(pair)
+def test_worst_as_number_and_passthrough():
+    failed = Guarded(flaky, float("inf"))([0, "raise"])
+    assert failed.values == (float("inf"),) and failed.failed
+    assert failure_reason(failed) == failed.error == "KeyError: 'no such key'"
     with pytest.raises(KeyError):
         Guarded(flaky, (0.0,), passthrough=(KeyError,))([0, "raise"])
     with pytest.raises(ValueError, match="timeout"):
