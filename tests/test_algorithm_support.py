@@ -31,7 +31,7 @@ def test_rng_state_is_restored_when_toolbox_map_raises():
         return (float(x),)
 
     def broken_map(fn, items):
-        out = [fn(x) for x in items]                       # draws, then the map fails
+        [fn(x) for x in items]                             # draws, then the map fails
         raise _MapFailed
     tb = base.Toolbox()
     tb.register("evaluate", evaluate)

@@ -6,8 +6,6 @@ import math
 import os
 import sys
 
-from ..progress import progress  # noqa: F401  (re-exported for the commands)
-
 
 class UsageError(ValueError):
     """A bad command-line value: reported as one line, exit code 2, before any work starts."""

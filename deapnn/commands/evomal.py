@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..evomal.config import EvoMALRunConfig
-from .common import UsageError, add_common_args, check_choice, check_common
+from .common import UsageError, add_common_args, check_choice, check_common, config_usage_error
 
 D = EvoMALRunConfig()       # the flag defaults are the configuration's
 
@@ -92,16 +92,6 @@ def _stored_config(rundir) -> EvoMALRunConfig:
     return rundir.stored("evomal", EvoMALRunConfig)
 
 
-def _usage_error(exc) -> UsageError:
-    """A :class:`~deapnn.config.ConfigError` as the command line's one-line error (the flag
-    named instead of the field)."""
-    text, field = str(exc), getattr(exc, "field", None)
-    if not field:
-        return UsageError(text)
-    flag = "--" + field.replace("_", "-")
-    return UsageError(flag + text[len(field):] if text.startswith(field) else f"{flag}: {text}")
-
-
 def configure(args):
     """``(rundir or None, validated configuration)`` of this invocation: the stored
     configuration on ``--resume`` (with this command line's ``--device`` and
@@ -117,7 +107,7 @@ def configure(args):
     try:
         cfg = cfg.for_invocation(device=args.device, final_eval_every=args.final_eval_every)
     except ConfigError as exc:
-        raise _usage_error(exc) from None
+        raise config_usage_error(exc) from None
     from ..data import dataset_names
     from ..models import model_names
     check_choice(cfg.dataset, dataset_names(), "dataset")

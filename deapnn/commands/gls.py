@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 
-from .common import UsageError, add_common_args, check_common, config_from_flags, progress
+from ..progress import progress
+from .common import UsageError, add_common_args, check_common, config_from_flags
 from .train import add_training_args
 
 #: flags named otherwise than their GLSConfig field

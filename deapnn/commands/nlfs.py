@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..nlfs.config import NLFSConfig
-from .common import UsageError, add_common_args, check_common
+from .common import add_common_args, check_common, config_usage_error
 
 D = NLFSConfig()        # the flags' defaults are the configuration's
 
@@ -45,16 +45,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run, check=check)
 
 
-def usage_error(exc) -> UsageError:
-    """A :class:`deapnn.config.ConfigError` as the one-line usage error naming the flag."""
-    field = getattr(exc, "field", None)
-    if not field:
-        return UsageError(str(exc))
-    flag, text = "--" + field.replace("_", "-"), str(exc)
-    return UsageError(flag + text[len(field):] if text.startswith(field + " must ")
-                      else f"{flag}: {text}")
-
-
 def check(args) -> None:
     check_common(args)
     if args.resume:
@@ -76,7 +66,7 @@ def config_from_args(args) -> NLFSConfig:
     try:
         return cfg.validate()
     except ConfigError as exc:
-        raise usage_error(exc) from None
+        raise config_usage_error(exc) from None
 
 
 def summary_lines(summary) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 
-from .common import add_common_args, check_common, config_from_flags, progress
+from ..progress import progress
+from .common import add_common_args, check_common, config_from_flags
 
 
 def add_training_args(parser, cls, title: str = "training"):
