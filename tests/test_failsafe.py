@@ -1,4 +1,4 @@
-"""Failure is data (issue 7 item 3; DESIGN): an exception, a CUDA out-of-memory or a timeout in
+"""Failure is data: an exception, a CUDA out-of-memory or a timeout in
 one evaluation gives that individual the worst fitness and a reason, recorded in the logbook, and
 the run goes on — for the generic wrapper, NLFS, EvoMAL and GLS jobs. (The same under real SCOOP:
 ``tests/test_scale.py``.)"""

@@ -1,4 +1,4 @@
-"""Integrity check, duplicate test and mutGraph (Morgan & Hougen 2024 §3.2–3.3; SPEC §3)."""
+"""Integrity check, duplicate test and mutGraph (Morgan & Hougen 2024 §3.2–3.3)."""
 import random
 import time
 

@@ -1,4 +1,4 @@
-"""Named loss library and registry (SPEC §3 baselines; drop-in nn.Modules)."""
+"""Named loss library and registry (the baselines of Morgan & Hougen 2024 §4; drop-in nn.Modules)."""
 import pickle
 
 import pytest
