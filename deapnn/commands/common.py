@@ -57,7 +57,7 @@ def config_usage_error(exc, flags: dict | None = None) -> UsageError:
     if name is None:
         return UsageError(message)
     flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
-    if message.startswith(name + " "):
+    if message.startswith(name + " must "):
         return UsageError(flag + message[len(name):])
     return UsageError(f"{flag}: {message}")
 
