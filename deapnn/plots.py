@@ -26,7 +26,19 @@ def plot_curves(series: dict, path: str | os.PathLike, xlabel: str, ylabel: str,
         ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike, **kwargs) -> str:
+    """Save a matplotlib figure as PNG atomically (a fresh temporary file renamed over ``path``:
+    never written through a link planted at ``path``) and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from .rundir import atomic_write
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **kwargs)
     plt.close(fig)
-    return os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return atomic_write(os.fspath(path), lambda fh: fh.write(buffer.getvalue()))

@@ -29,17 +29,27 @@ class RunDir:
     def __init__(self, path: str | os.PathLike, config: dict, *, _resuming: bool = False):
         self.path = os.fspath(path)
         self.config = dict(config)
+        if not self.path:
+            raise RunDirError("the run directory must not be an empty path")
         if not _resuming:
-            if os.path.exists(self.file(self.CONFIG)):
+            if os.path.lexists(self.file(self.CONFIG)):
                 raise RunDirError(f"{self.path} already holds a run; use --resume {self.path} "
                                   "to continue it or choose another --out")
+            if os.path.isdir(self.path) and os.listdir(self.path):
+                raise RunDirError(f"{self.path} is not empty and holds no deapnn run: nothing "
+                                  "there is overwritten; choose a new or empty --out")
+            if os.path.lexists(self.path) and not os.path.isdir(self.path):
+                raise RunDirError(f"{self.path} exists and is not a directory")
             os.makedirs(self.path, exist_ok=True)
             self.write_json(self.CONFIG, self.config)
+        else:
+            check_no_links(self.path)
 
     @classmethod
     def resume(cls, path: str | os.PathLike) -> "RunDir":
         path = os.fspath(path)
         cfg_file = os.path.join(path, cls.CONFIG)
+        check_no_links(path)
         if not os.path.exists(cfg_file):
             raise RunDirError(f"cannot resume {path}: no {cls.CONFIG} there")
         try:
@@ -79,6 +89,7 @@ class RunDir:
     def open(cls, path: str | os.PathLike) -> "RunDir":
         """A directory for a part of a run (e.g. one arm × seed), without a config of its own."""
         os.makedirs(path, exist_ok=True)
+        check_no_links(path)
         return cls(path, {}, _resuming=True)
 
     def file(self, name: str) -> str:
@@ -99,6 +110,9 @@ class RunDir:
         return save_weights(self.file(name), state_dict)
 
     # --- text outputs ------------------------------------------------------------------------
+    def write_text(self, name: str, text: str) -> str:
+        return atomic_write(self.file(name), lambda fh: fh.write(text), mode="w")
+
     def write_json(self, name: str, obj) -> str:
         def write(fh):
             json.dump(obj, fh, indent=2, sort_keys=True, default=str)
@@ -117,6 +131,32 @@ class RunDir:
             for row in rows:
                 writer.writerow({k: _cell(v) for k, v in row.items()})
         return atomic_write(self.file(name or self.LOGBOOK), write, mode="w")
+
+
+def check_no_links(path: str | os.PathLike) -> None:
+    """Refuse a run directory that holds a symbolic link anywhere below it: deapnn never creates
+    one, and a link planted in a shared run directory would make a later write (or a resumed
+    read) reach a file outside it. The directory given itself may be a link (a user's path)."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return
+    for root, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            entry = os.path.join(root, name)
+            if os.path.islink(entry):
+                raise RunDirError(f"{entry} is a symbolic link: a run directory must hold none "
+                                  "(deapnn never writes through links); remove it")
+
+
+def open_lock(path: str | os.PathLike) -> int:
+    """A file descriptor on the lock file ``path``, created if absent, never through a link."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError:
+        if os.path.islink(path):
+            raise RunDirError(f"{path} is a symbolic link: a run directory must hold none; "
+                              "remove it") from None
+        raise
 
 
 def atomic_write(target: str, write, mode: str = "wb") -> str:

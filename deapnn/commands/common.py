@@ -36,6 +36,9 @@ def check_common(args) -> None:
     from ..runtime import VALID_DEVICES
     if args.device.split(":")[0] not in VALID_DEVICES:
         raise UsageError(f"unknown device {args.device!r}; valid: {', '.join(VALID_DEVICES)} or cuda:N")
+    if getattr(args, "out", None) == "" or getattr(args, "resume", None) == "":
+        flag = "--out" if getattr(args, "out", None) == "" else "--resume"
+        raise UsageError(f"{flag} must name a directory, got an empty path")
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.hostfile and not os.path.exists(args.hostfile):

@@ -22,7 +22,7 @@ from ..evaluation import Evaluation
 from ..failsafe import describe, time_limit
 from ..models import build_model
 from ..progress import no_progress
-from ..rundir import RunDir
+from ..rundir import RunDir, atomic_write, check_no_links, open_lock
 from ..runtime import derive_seed, get_device, seed_everything
 from ..training import train
 from .config import GLSConfig
@@ -56,8 +56,8 @@ def run_job(job: dict) -> Evaluation:
         logbook = os.path.join(job["dir"], "logbook.csv")
         try:      # an empty logbook keeps the run's plots and reports working
             os.makedirs(job["dir"], exist_ok=True)
-            if not os.path.exists(logbook):
-                open(logbook, "w", encoding="utf-8").close()
+            if not os.path.lexists(logbook):
+                atomic_write(logbook, lambda fh: None)
         except OSError:
             pass
         row = {"arm": job["arm"], "seed": int(job["seed"]), "test_acc": None, "val_acc": None,
@@ -70,9 +70,13 @@ def _run_job(job: dict) -> dict:
     # a second copy of a job waits for the first on the job directory's lock and then reads its
     # result instead of training the same thing twice in the same directory.
     os.makedirs(job["dir"], exist_ok=True)
-    with open(os.path.join(job["dir"], ".lock"), "w") as lock:
+    check_no_links(job["dir"])
+    lock = open_lock(os.path.join(job["dir"], ".lock"))
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _run_job_locked(job)
+    finally:
+        os.close(lock)       # closing drops the flock
 
 
 def _best_so_far(records) -> float:

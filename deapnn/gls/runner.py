@@ -111,8 +111,7 @@ def format_table(summary: dict, cfg: GLSConfig) -> str:
 def write_outputs(rundir, summary: GLSSummary, jobs: list[dict]) -> None:
     """``results.json``, ``summary.txt`` and the curves of the run directory."""
     rundir.write_json("results.json", summary.to_dict())
-    with open(rundir.file("summary.txt"), "w", encoding="utf-8") as fh:
-        fh.write(summary.table + "\n")
+    rundir.write_text("summary.txt", summary.table + "\n")
     plot(rundir, jobs)
 
 

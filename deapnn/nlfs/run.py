@@ -21,6 +21,7 @@ from operators.graph import PopulationIndex, fingerprint, samePhenotype
 from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution, state_logbook
 from ..evaluation import as_evaluation
 from ..losses.graph import LossGraph
+from ..plots import save_figure
 from ..progress import no_progress
 from ..runtime import derive_seed, get_map, seed_everything
 from .config import NLFSConfig, SurrogateConfig
@@ -243,8 +244,7 @@ def plot_probe(path, genomes, labels) -> None:
     ax.set_title("NLFS: best losses vs cross-entropy")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def _plain_result(res: dict) -> dict:

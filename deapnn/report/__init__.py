@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from ..rundir import RunDirError, atomic_write, check_no_links
 from .document import Report, ReportError, code, read_json, setting
 
 __all__ = ["ReportError", "render_report", "write_report", "RUN_KINDS"]
@@ -68,6 +69,10 @@ def render_report(run_dir: str, out: str | None = None) -> Report:
     """Build the report of ``run_dir`` (plots it draws go next to ``out``, default
     ``run_dir/report.md``); raises :class:`ReportError` for a missing or foreign directory."""
     run_dir = os.path.normpath(run_dir)
+    try:        # the report writes into the run directory: never through a planted link
+        check_no_links(run_dir)
+    except RunDirError as exc:
+        raise ReportError(str(exc)) from None
     config = load_config(run_dir)
     out = out or os.path.join(run_dir, "report.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -76,8 +81,10 @@ def render_report(run_dir: str, out: str | None = None) -> Report:
     section = _section(kind)
     status = section(body, config if section.__name__ == "generic" else run_config(config))
     rep = Report(run_dir, out)
-    rep.add(f"# deapnn {kind or 'run'} report: {code(run_dir)}", "",
-            f"- run type: **{kind or 'unknown'}**", f"- status: {status}",
+    shown = kind if kind in RUN_KINDS else None
+    rep.add(f"# deapnn {shown or 'run'} report: {code(run_dir)}", "",
+            f"- run type: **{shown or 'unknown'}**"
+            + ("" if shown or kind is None else f" ({code(kind)})"), f"- status: {status}",
             f"- directory: {code(os.path.abspath(run_dir))}")
     rep.heading("Configuration")
     rep.table(["setting", "value"], [[code(k), setting(v)] for k, v in flat_config(config).items()])
@@ -90,8 +97,5 @@ def write_report(run_dir: str, out: str | None = None) -> str:
     """Render ``run_dir``'s report to ``out`` (default ``run_dir/report.md``) atomically; return
     the path written."""
     rep = render_report(run_dir, out)
-    tmp = rep.out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(rep.text())
-    os.replace(tmp, rep.out)
+    atomic_write(rep.out, lambda fh: fh.write(rep.text()), mode="w")
     return rep.out

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 
-from .document import Report, code, column, file_span, finite, num, read_json, read_rows, seconds
+from .document import (Report, code, column, file_span, finite, num, plain, read_json, read_rows,
+                       seconds)
 
 _REASON_COLUMNS = ("reason", "reasons", "failure", "failures", "error", "errors")
 
@@ -42,10 +43,10 @@ def train(rep: Report, config: dict) -> str:
     rep.heading("Results")
     if result is None:
         rep.para(f"No `result.json`: the run did not finish ({len(rows)} of "
-                 f"{config.get('epochs', '?')} epochs logged).")
+                 f"{plain(config.get('epochs', '?'))} epochs logged).")
     vals = [r.get(f"val_{metric}") for r in rows if finite(r.get(f"val_{metric}"))]
     best_val = (min(vals) if metric == "mse" else max(vals)) if vals else None
-    table = [["epochs completed", f"{len(rows)} of {config.get('epochs', '?')}"],
+    table = [["epochs completed", f"{len(rows)} of {plain(config.get('epochs', '?'))}"],
              [f"test {metric}", num((result or {}).get(f"test_{metric}"))],
              [f"best validation {metric}", num(best_val)],
              [f"final validation {metric}", num(vals[-1] if vals else None)],

@@ -57,17 +57,41 @@ def seconds(value) -> str:
     return f"{value:.2f} s"
 
 
+#: line breaks Markdown honours (and the C0 controls): a field from a run directory that holds one
+#: could start a line of its own in the report (a heading, a shell line, an HTML tag)
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>|#$~!])")
+
+
+def one_line(text) -> str:
+    """``text`` on one line: every line break and control character becomes a space."""
+    return _BREAKS.sub(" ", str(text))
+
+
+def plain(text) -> str:
+    """Text read from a run directory as inert Markdown: one line, every Markdown/HTML special
+    character backslash-escaped (no markup, link, tag, heading or math can come from a file)."""
+    return _MARKDOWN.sub(r"\\\1", one_line(text))
+
+
 def cell(value) -> str:
     """Any value as one Markdown table cell (no pipes or newlines to break the row)."""
     if isinstance(value, (list, tuple)):
-        text = ", ".join(cell(v) for v in value) if value else "[]"
-    elif isinstance(value, dict):
-        text = json.dumps(value, sort_keys=True, default=str)
-    elif isinstance(value, (int, float, bool)) or value is None:
-        text = num(value)
-    else:
-        text = str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
+        return ", ".join(cell(v) for v in value) if value else "[]"
+    if isinstance(value, dict):
+        return plain(json.dumps(value, sort_keys=True, default=str))
+    if isinstance(value, (int, float, bool)) or value is None:
+        return num(value)
+    return plain(value)
+
+
+def math_or_code(latex) -> str:
+    """A formula from a run directory as display math when it is one plain line of LaTeX,
+    else as inline code (it can then neither break out of the math nor start a line)."""
+    text = str(latex)
+    if _BREAKS.search(text) or "$" in text or "<" in text or ">" in text or "`" in text:
+        return code(text)
+    return f"$${text}$$"
 
 
 def setting(value) -> str:
@@ -82,10 +106,13 @@ def setting(value) -> str:
 
 
 def code(text) -> str:
-    """Inline code that survives backticks inside ``text``."""
-    text = str(text).replace("|", "\\|").replace("\n", " ")
-    fence = "``" if "`" in text else "`"
-    return f"{fence}{text}{fence}"
+    """Inline code, on one line, whatever ``text`` holds: the backtick fence is longer than any
+    run of backticks inside (CommonMark), so the span cannot be closed early."""
+    text = one_line(text).replace("|", "\\|")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def finite(value) -> bool:
@@ -219,7 +246,7 @@ class Report:
         self.lines.append("|" + "|".join(align) + "|")
         for row in rows:
             self.lines.append("| " + " | ".join(cell(v) if not isinstance(v, str) else
-                                                v.replace("\n", " ") for v in row) + " |")
+                                                one_line(v) for v in row) + " |")
         self.lines.append("")
 
     def image(self, path: str, alt: str) -> bool:
@@ -229,7 +256,8 @@ class Report:
         if not os.path.isfile(path):
             return False
         rel = os.path.relpath(os.path.abspath(path), self.out_dir)
-        self.lines += [f"![{alt}]({rel.replace(os.sep, '/')})", ""]
+        target = rel.replace(os.sep, "/").replace(" ", "%20").replace(")", "%29")
+        self.lines += [f"![{plain(alt)}]({one_line(target)})", ""]
         self.images.append(os.path.abspath(path))
         return True
 

@@ -6,8 +6,8 @@ import statistics
 
 from ..gls.config import ARM_TITLES as _TITLES
 from .basic import logbook_reasons
-from .document import (Report, code, finite, mean_std, num, read_json, read_rows, sample_std,
-                       seconds)
+from .document import (Report, code, finite, mean_std, num, plain, read_json, read_rows,
+                       sample_std, seconds)
 
 
 def _jobs(rep: Report, cfg: dict) -> list[dict]:
@@ -63,8 +63,9 @@ def gls(rep: Report, config: dict) -> str:
     rep.heading("Results")
     pop, epochs = cfg.get("pop"), cfg.get("epochs")
     gens = epochs * (pop + 1) if isinstance(pop, int) and isinstance(epochs, int) else "?"
-    rep.para(f"{cfg.get('model')} on {cfg.get('dataset')}, p = {pop}, {epochs} epochs "
-             f"(GLS: {gens} generations); test accuracy over seeds {cfg.get('seeds')}.")
+    rep.para(f"{plain(cfg.get('model'))} on {plain(cfg.get('dataset'))}, p = {plain(pop)}, "
+             f"{plain(epochs)} epochs (GLS: {gens} generations); test accuracy over seeds "
+             f"{plain(cfg.get('seeds'))}.")
     if results is None:
         rep.para(f"No `results.json`: the run did not finish ({len(done)} of {len(jobs)} jobs "
                  "done); the table covers the finished jobs.")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 
 from .basic import logbook_reasons
-from .document import (Report, code, column, file_span, finite, mean_std, num, read_checkpoint,
-                       read_json, read_rows, seconds, timing_columns)
+from .document import (Report, code, column, file_span, finite, math_or_code, mean_std, num,
+                       plain, read_checkpoint, read_json, read_rows, seconds, timing_columns)
 
 
 def _progress(rep: Report, rows: list[dict], x: str, cols: list[str]) -> None:
@@ -41,11 +41,12 @@ def nlfs(rep: Report, config: dict) -> str:
     comparison = (results or {}).get("comparison")
     if results is None:
         rep.para("No `results.json` yet: the run has not finished (search: "
-                 f"{max(len(rows) - 1, 0)} of {cfg.get('cycles', '?')} cycles logged).")
+                 f"{max(len(rows) - 1, 0)} of {plain(cfg.get('cycles', '?'))} cycles logged).")
     elif comparison:
-        rep.para(f"Final comparison: test accuracy, {cfg.get('seeds')} seeds, "
-                 f"{cfg.get('final_steps')} SGD steps, model "
-                 f"{cfg.get('final_model') or cfg.get('model')} on {cfg.get('dataset')}.")
+        rep.para(f"Final comparison: test accuracy, {plain(cfg.get('seeds'))} seeds, "
+                 f"{plain(cfg.get('final_steps'))} SGD steps, model "
+                 f"{plain(cfg.get('final_model') or cfg.get('model'))} on "
+                 f"{plain(cfg.get('dataset'))}.")
         rep.table(["loss", "test accuracy (mean ± std)", "per seed"],
                   [[code(r["loss"]), mean_std(r["mean"], r["std"]),
                     " ".join(num(v) for v in r.get("test", []))] for r in comparison])
@@ -66,12 +67,14 @@ def nlfs(rep: Report, config: dict) -> str:
         rep.table(["rank", "name", "surrogate val acc", "expression"],
                   [[str(i), code(b["name"]), num(b.get("fitness")), code(b["expression"])]
                    for i, b in enumerate(best, 1)])
-        latex = [f"- {code(b['name'])}: $${b['latex']}$$" for b in best if b.get("latex")]
+        latex = [f"- {code(b['name'])}: {math_or_code(b['latex'])}" for b in best
+                 if b.get("latex")]
         if latex:
             rep.add(*latex, "")
         if os.path.exists(os.path.join(rep.run_dir, "losses.json")):
             rep.para("Registered in this run's `losses.json`: train with one as "
-                     f"`DEAPNN_LOSSES={rep.run_dir} deapnn train --loss {best[0]['name']}`.")
+                     + code(f"DEAPNN_LOSSES={rep.run_dir} deapnn train --loss {best[0]['name']}")
+                     + ".")
     else:
         rep.para("No best formulas recorded yet.")
     elimination = read_json(os.path.join(rep.run_dir, "elimination.json"))
@@ -132,16 +135,17 @@ def evomal(rep: Report, config: dict) -> str:
                  f"{len(rows)} of {int(config.get('generations', 0)) + 1} generations logged; "
                  "the final comparison writes it).")
     elif final:
-        rep.para(f"Final training: {config.get('final_steps')} SGD steps, {config.get('seeds')} "
-                 f"seeds, test {metric} on {config.get('dataset')} (lower is better).")
+        rep.para(f"Final training: {plain(config.get('final_steps'))} SGD steps, "
+                 f"{plain(config.get('seeds'))} seeds, test {metric} on "
+                 f"{plain(config.get('dataset'))} (lower is better).")
         rep.table(["loss", f"test {metric} (mean ± std)", "per seed"],
                   [[code(name), mean_std(r["mean"], r["std"]),
                     " ".join(num(v) for v in r.get("test", []))] for name, r in final.items()])
     else:
         rep.para("No final comparison: no candidate loss passed the rejection protocol.")
     if result:
-        rep.para(f"Archive: {result.get('archive_size')} distinct losses evaluated, "
-                 f"{result.get('rejected')} rejected or failed.")
+        rep.para(f"Archive: {plain(result.get('archive_size'))} distinct losses evaluated, "
+                 f"{plain(result.get('rejected'))} rejected or failed.")
 
     rep.heading("Best formulas")
     state, why = read_checkpoint(os.path.join(rep.run_dir, "checkpoint.pt"))
