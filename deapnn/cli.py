@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 
 from .commands import datasets, evomal, gls, nlfs, report, train
-from .commands.common import UsageError, relaunch_under_scoop
+from .commands.common import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UsageError,
+                              relaunch_under_scoop)
 
 COMMANDS = [datasets, train, gls, nlfs, evomal, report]
 
@@ -27,10 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (a batch system pre-empting the job): unwound like Ctrl-C, so every
+    atomic write in progress is finished or abandoned (its temporary file removed)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _run_dir_of(args) -> str | None:
+    return getattr(args, "resume", None) or getattr(args, "out", None)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _install(signal.SIGTERM, _on_sigterm)
     try:
         if getattr(args, "check", None):
             args.check(args)
@@ -40,17 +58,36 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (UsageError, FileNotFoundError) as exc:
         print(f"deapnn: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("deapnn: interrupted", file=sys.stderr)
-        return 130
+        print("deapnn: interrupted" + _resume_hint(args), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("deapnn: terminated" + _resume_hint(args), file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:  # run-level failures (bad checkpoint, resume mismatch): one line
         from .checkpoint import CheckpointError
         from .rundir import RunDirError
         if isinstance(exc, (CheckpointError, RunDirError)):
             print(f"deapnn: error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         raise
+    finally:
+        _install(signal.SIGTERM, previous)
+
+
+def _resume_hint(args) -> str:
+    run_dir = _run_dir_of(args)
+    if run_dir and getattr(args, "command", None) != "report" and os.path.isdir(run_dir):
+        return f", resume with --resume {run_dir}"
+    return ""
+
+
+def _install(signum, handler):
+    """Set a signal handler where Python allows it (the main thread); return the old one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

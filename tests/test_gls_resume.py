@@ -1,5 +1,6 @@
-"""Kill a real ``deapnn gls`` process with SIGKILL mid-run, resume it, and compare with an
-uninterrupted run of the same seed on CPU: logbooks, weights and results must be identical."""
+"""Kill a real ``deapnn gls`` process with SIGKILL mid-run — or pre-empt it with SIGTERM, as
+SLURM and PBS do, which must end it with exit 143 and a resume hint — resume it, and compare with
+an uninterrupted run of the same seed on CPU: logbooks, weights and results must be identical."""
 import csv
 import os
 import signal
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from deapnn.checkpoint import CheckpointError, load_checkpoint
@@ -33,20 +35,28 @@ def generation(path):
         return 0
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_kill_then_resume_equals_uninterrupted(tmp_path, sig):
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(deapnn(*ARGS, "--out", str(full)), check=True, env=ENV, timeout=300,
                    capture_output=True)
 
     proc = subprocess.Popen(deapnn(*ARGS, "--out", str(killed)), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ckpt = killed / "gls" / "seed0" / "checkpoint.pt"
     deadline = time.time() + 240
     while generation(ckpt) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     assert proc.poll() is None, "run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=60)[1]
+    if sig == signal.SIGTERM:      # handled: the write in progress finished or abandoned
+        assert proc.returncode == 143, err
+        assert err.strip().splitlines()[-1] == f"deapnn: terminated, resume with --resume {killed}"
+        assert not [p for p in os.listdir(ckpt.parent) if p.startswith(".")
+                    and p not in (".lock",)], "a temporary file was left behind"
+    else:
+        assert proc.returncode == -signal.SIGKILL
     stopped_at = generation(ckpt)
     assert 2 <= stopped_at < 9
     assert not (killed / "gls" / "seed0" / "result.json").exists()

@@ -7,6 +7,30 @@ import os
 import sys
 
 
+#: exit codes of every command (README "Exit codes")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+
+def report_failures(failures: list[str], total: int, run_dir: str) -> int:
+    """The exit code of a run made of ``total`` jobs of which ``failures`` failed, after saying so
+    in its last line: 0 when none failed, :data:`EXIT_PARTIAL` when some did (the results cover
+    the others), :data:`EXIT_FAILED` when all did. Reasons are counted, most frequent first."""
+    if not failures:
+        return EXIT_OK
+    from collections import Counter
+    reasons = Counter(f.split(": ", 1)[-1] for f in failures)
+    counted = "; ".join(f"{n}× {why}" for why, n in reasons.most_common())
+    if len(failures) >= total:
+        print(f"deapnn: error: all {total} jobs failed ({counted}); nothing was measured. "
+              f"Fix the cause, then `--resume {run_dir}` retries them", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"deapnn: {len(failures)} of {total} jobs failed ({counted}); the results above cover "
+          f"the other {total - len(failures)}. `--resume {run_dir}` retries the failed ones",
+          file=sys.stderr)
+    return EXIT_PARTIAL
+
+
 class UsageError(ValueError):
     """A bad command-line value: reported as one line, exit code 2, before any work starts."""
 
@@ -136,7 +160,16 @@ def relaunch_under_scoop(args, argv: list[str]) -> int | None:
                                      dir=os.getcwd() if args.hostfile else None)
     os.close(fd)
     try:
-        rc = subprocess.call(scoop_command(args, argv, exit_file), env=env)
+        child = subprocess.Popen(scoop_command(args, argv, exit_file), env=env)
+        try:
+            rc = child.wait()
+        except BaseException:          # Ctrl-C or SIGTERM here: stop the SCOOP run as well
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            raise
         try:
             with open(exit_file, encoding="utf-8") as fh:
                 text = fh.read().strip()

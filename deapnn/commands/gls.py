@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 
 from ..progress import progress
-from .common import UsageError, add_common_args, check_common, config_from_flags
+from .common import (UsageError, add_common_args, check_common, config_from_flags,
+                     report_failures)
 from .train import add_training_args
 
 #: flags named otherwise than their GLSConfig field
@@ -79,4 +80,4 @@ def run(args) -> int:
                       progress=functools.partial(progress, quiet=quiet))
     print(summary.table)
     print(f"run directory: {rd.path}")
-    return 0
+    return report_failures(summary.failures, len(summary.results), rd.path)

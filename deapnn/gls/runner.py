@@ -28,6 +28,12 @@ class GLSSummary:
     def to_dict(self) -> dict:
         return {"results": self.results, "summary": self.summary}
 
+    @property
+    def failures(self) -> list[str]:
+        """``"arm seed s: reason"`` for every job that failed (no accuracy)."""
+        return [f"{r['arm']} seed {r['seed']}: {r['error']}" for r in self.results
+                if r.get("error")]
+
 
 def make_jobs(cfg: GLSConfig, out: str, progress=no_progress) -> list[dict]:
     """One picklable job per seed × arm, GLS first (``timeout``: ``--eval-timeout`` per job,
