@@ -62,8 +62,9 @@ def _integer_codes(X, rows, cases, *, exact):
     """Narrow, order-preserving codes of an integer error matrix for the dense copy ``Q``.
 
     Returns ``(dtype, padding, convert)`` where ``convert`` maps a block of ``X`` to codes
-    ``0..pad-1`` and ``padding`` is worse than every code; ``None``: use float64 instead.  Codes are
-    ``X - min`` when the range fits in int64 (computed without overflow for every integer dtype);
+    ``0..padding-1`` (cast to ``dtype`` on assignment) and ``padding`` is worse than every code;
+    ``None``: use float64 instead.  Codes are ``X - min`` when the range fits in int64 (computed
+    without overflow for every integer dtype);
     a wider range (int64/uint64 spanning more than 2**63 - 1, e.g. ``sys.maxsize`` sentinels beside
     negatives) gets dense ranks in exact mode, float64 values under epsilon (whose thresholds are
     float64 anyway)."""
@@ -71,16 +72,18 @@ def _integer_codes(X, rows, cases, *, exact):
     span = hi - lo
     if span < np.iinfo(np.int64).max:
         dt = _narrow(span + 1)
+        if lo == 0:
+            return dt, span + 1, lambda B: B
         if X.dtype == np.uint64:
             off = np.uint64(lo)
-            return dt, span + 1, lambda B: (B - off).astype(dt)
+            return dt, span + 1, lambda B: B - off
         off = np.int64(lo)     # int64 difference; the true value fits, so wrap-around is exact
-        return dt, span + 1, lambda B: (B.astype(np.int64) - off).astype(dt)
+        return dt, span + 1, lambda B: B.astype(np.int64, copy=False) - off
     if not exact:
         return None
     u = np.unique(X[np.ix_(rows, cases)])
     dt = _narrow(u.size)
-    return dt, u.size, lambda B: np.searchsorted(u, B).astype(dt)
+    return dt, u.size, lambda B: np.searchsorted(u, B)
 
 
 class Engine:

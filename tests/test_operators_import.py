@@ -82,3 +82,19 @@ def test_a_users_operators_py_does_not_shadow_deapnn_operators(tmp_path):
     out = _python("import operators\nimport deapnn.operators as ops\n" + textwrap.dedent(check),
                   cwd=tmp_path, script=True)
     assert out.startswith("ok")
+
+
+def test_every_exported_name_resolves_to_its_submodule_object():
+    out = _python("""
+        import importlib
+        import operators, deapnn.operators
+        for name in operators.__all__:
+            obj = getattr(operators, name)
+            assert getattr(deapnn.operators, name) is obj, name
+            assert getattr(importlib.import_module(obj.__module__), name) is obj, name
+        ns = {}
+        exec("from deapnn.operators import *", ns)
+        assert set(operators.__all__) <= set(ns)
+        print(len(operators.__all__))
+    """)
+    assert int(out) >= 25
