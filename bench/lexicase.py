@@ -86,7 +86,8 @@ def peak_ratio(fn, X):
 
 
 _IMPORT_PROBE = ("import resource, time; t = time.perf_counter(); {stmt}; "
-                 "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                 "print(time.perf_counter() - t, "
+                 "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
 
 
 def import_cost(stmt, runs=5):
@@ -103,7 +104,7 @@ def import_cost(stmt, runs=5):
 
 
 def import_rows():
-    """Import time and RSS of the lexicase operators against deap.tools; returns whether in target."""
+    """Import time and RSS of the lexicase operators against deap.tools; True when in target."""
     base_t, base_rss = import_cost("import deap.tools")
     print(f"{'import (fresh interpreter, median of 5)':<44} {'time':>9} {'peak RSS':>10} "
           f"{'x deap.tools':>13} {'target':>7}  result")

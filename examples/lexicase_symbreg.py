@@ -5,8 +5,8 @@ everywhere, including when evaluation runs in SCOOP worker processes:
 
 * ``--fitness cases`` (default): the fitness holds one value per case (``weights = (-1.0,) *
   n_cases``) and DEAP's ``algorithms.eaSimple`` runs unchanged with ``selLexicase``.
-* ``--fitness mean``: DEAP's scalar fitness (mean error) is kept; ``evaluate`` *returns* the per-case
-  errors and the main process assigns them to ``ind.case_errors`` before selecting with
+* ``--fitness mean``: DEAP's scalar fitness (mean error) is kept; ``evaluate`` *returns* the
+  per-case errors and the main process assigns them to ``ind.case_errors`` before selecting with
   ``key=operator.attrgetter("case_errors")``.  (Setting the attribute inside ``evaluate`` would be
   lost under SCOOP: a worker evaluates a copy and only the return value comes back.)
 

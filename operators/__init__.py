@@ -27,13 +27,13 @@ _LAZY = {
     "fingerprint": "graph", "isDuplicate": "graph", "mutGraph": "graph",
 }
 
-LIGHT = ["dalex", "lexicase", "lexicase_filter", "case_mad", "case_errors",
-         "selLexicase", "selEpsilonLexicase", "selAutomaticEpsilonLexicase",
-         "selDownsampledLexicase", "selDALex"]
-
-__all__ = LIGHT + [
+__all__ = [
+    "dalex", "lexicase", "lexicase_filter", "case_mad", "case_errors",
+    "selLexicase", "selEpsilonLexicase", "selAutomaticEpsilonLexicase", "selDownsampledLexicase",
+    "selDALex",
     "mutSubGD", "selGradientLexicase", "selRandomChild",
-    "mutGraph", "checkIntegrity", "isDuplicate", "PopulationIndex", "IntegrityResult", "fingerprint",
+    "mutGraph", "checkIntegrity", "isDuplicate", "PopulationIndex", "IntegrityResult",
+    "fingerprint",
     "selAgingTournament", "replaceOldest", "oldestIndex",
     "correctArguments", "mutCorrectArguments", "heightLimit", "mutUniformLoss",
 ]

@@ -19,8 +19,9 @@ __all__ = ["dalex"]
 
 
 def _finite_errors(X):
-    """Float errors in the lexicase order with finite stand-ins: on each case, NaN and ``+inf`` become
-    the worst finite error plus the case's finite range plus one, ``-inf`` the best minus as much."""
+    """Float errors in the lexicase order with finite stand-ins: on each case, NaN and ``+inf``
+    become the worst finite error plus the case's finite range plus one, ``-inf`` the best finite
+    error minus as much."""
     E = X.astype(np.float64)
     bad = ~np.isfinite(E)
     if bad.any():

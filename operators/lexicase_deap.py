@@ -52,7 +52,7 @@ _REMOTE = ("Per-case errors stored as an attribute inside evaluate are lost when
 
 
 def _rows_matrix(rows, what, unevaluated):
-    """Stack per-individual value sequences into a float matrix, or say which individual is wrong."""
+    """Stack per-individual value sequences into a float matrix, or name the individual at fault."""
     try:
         E = np.array(rows, dtype=np.float64)
         if E.ndim == 2:

@@ -122,7 +122,7 @@ def test_case_errors_honours_weight_signs_and_rejects_bad_input():
         selLexicase(pop * 2, 2, key=lambda ind: "abc")
 
 
-# ------------------------------------------------------------------ non-finite values (DEAP's order)
+# ------------------------------------------------------------------ non-finite values, DEAP's order
 INFS = np.array([[-np.inf, 1.0, 2.0, 0.0],
                  [0.0, np.inf, 1.0, 0.0],
                  [0.5, 0.0, -np.inf, 1.0],
@@ -181,7 +181,8 @@ def test_unevaluated_individual_is_named():
 
 def test_ragged_values_name_the_individual():
     pop = _population(VALUES, (-1.0,) * 6) + _population(VALUES[:1, :5], (-1.0,) * 5)
-    with pytest.raises(ValueError, match="individual 5 has 5 fitness values but individual 0 has 6"):
+    with pytest.raises(ValueError,
+                       match="individual 5 has 5 fitness values but individual 0 has 6"):
         selLexicase(pop, 3)
     rows = [list(r) for r in VALUES]
     rows[3] = rows[3][:4]
