@@ -1,20 +1,52 @@
 """DEAP toolbox operators of deapnn: selection (lexicase family, gradient lexicase), mutation
-(subset gradient descent), and more. Pure, small, composable; never imports ``deapnn.algorithms``."""
+(subset gradient descent), and more. Pure, small, composable; never imports ``deapnn.algorithms``.
+
+The lexicase family (:func:`lexicase`, :func:`dalex`, ``selLexicase`` ...) needs only numpy and is
+imported eagerly: ``import operators`` costs about what ``import deap.tools`` does.  The operators
+that train or probe PyTorch models (``mutSubGD``, ``mutGraph`` ...) are loaded on first access
+(module ``__getattr__``, PEP 562), so ``from operators import mutSubGD`` works unchanged but a
+program that only selects never imports torch.  ``from operators import *`` loads everything.
+
+``deapnn.operators`` exposes the same objects and is the import path that a user's own
+``operators.py`` cannot shadow.
+"""
+from importlib import import_module
+
 from .dalex import dalex
-from .aging import oldestIndex, replaceOldest, selAgingTournament
-from .gls import mutSubGD, selGradientLexicase, selRandomChild
-from .gp_loss import correctArguments, heightLimit, mutCorrectArguments, mutUniformLoss
-from .graph import (IntegrityResult, PopulationIndex, checkIntegrity, fingerprint, isDuplicate,
-                    mutGraph)
 from .lexicase import case_mad, lexicase, lexicase_filter
 from .lexicase_deap import (case_errors, selAutomaticEpsilonLexicase, selDALex,
                             selDownsampledLexicase, selEpsilonLexicase, selLexicase)
 
+# name -> submodule, imported on first access (these pull in torch / deapnn)
+_LAZY = {
+    "oldestIndex": "aging", "replaceOldest": "aging", "selAgingTournament": "aging",
+    "mutSubGD": "gls", "selGradientLexicase": "gls", "selRandomChild": "gls",
+    "correctArguments": "gp_loss", "heightLimit": "gp_loss", "mutCorrectArguments": "gp_loss",
+    "mutUniformLoss": "gp_loss",
+    "IntegrityResult": "graph", "PopulationIndex": "graph", "checkIntegrity": "graph",
+    "fingerprint": "graph", "isDuplicate": "graph", "mutGraph": "graph",
+}
+
 __all__ = [
     "dalex", "lexicase", "lexicase_filter", "case_mad", "case_errors",
     "selLexicase", "selEpsilonLexicase", "selAutomaticEpsilonLexicase", "selDownsampledLexicase",
-    "selDALex", "mutSubGD", "selGradientLexicase", "selRandomChild",
-    "mutGraph", "checkIntegrity", "isDuplicate", "PopulationIndex", "IntegrityResult", "fingerprint",
+    "selDALex",
+    "mutSubGD", "selGradientLexicase", "selRandomChild",
+    "mutGraph", "checkIntegrity", "isDuplicate", "PopulationIndex", "IntegrityResult",
+    "fingerprint",
     "selAgingTournament", "replaceOldest", "oldestIndex",
     "correctArguments", "mutCorrectArguments", "heightLimit", "mutUniformLoss",
 ]
+
+
+def __getattr__(name):
+    sub = _LAZY.get(name)
+    if sub is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{sub}", __name__), name)
+    globals()[name] = value          # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

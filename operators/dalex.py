@@ -13,13 +13,15 @@ import numbers
 
 import numpy as np
 
-from .lexicase_util import as_generator, validate_errors, validate_k
+from .lexicase_util import as_generator, check_population, validate_errors, validate_k
 
 __all__ = ["dalex"]
 
 
 def _finite_errors(X):
-    """Float errors where non-finite entries are worse than every finite error on their case."""
+    """Float errors in the lexicase order with finite stand-ins: on each case, NaN and ``+inf``
+    become the worst finite error plus the case's finite range plus one, ``-inf`` the best finite
+    error minus as much."""
     E = X.astype(np.float64)
     bad = ~np.isfinite(E)
     if bad.any():
@@ -27,23 +29,32 @@ def _finite_errors(X):
         with np.errstate(all="ignore"):
             hi = np.nanmax(F, axis=0)
             lo = np.nanmin(F, axis=0)
-        worst = np.where(np.isnan(hi), 0.0, hi + (hi - lo) + 1.0)
+        none = np.isnan(hi)
+        gap = np.where(none, 1.0, hi - lo + 1.0)
+        worst = np.where(none, 0.0, hi) + gap
+        best = np.where(none, 0.0, lo) - gap
+        neg = E == -np.inf
         E[bad] = np.broadcast_to(worst, E.shape)[bad]
+        E[neg] = np.broadcast_to(best, E.shape)[neg]
     return E
 
 
 def dalex(errors, k, *, std=200.0, rng=None):
     """Select ``k`` row indices of ``errors`` (lower is better) by DALex (Ni, Ding & Spector 2024).
 
-    :param errors: (n_individuals, n_cases) numeric array; a non-finite error counts as worse than
-        the worst finite error of its case (by the case's range plus one).
+    :param errors: (n_individuals, n_cases) numeric array, lower is better.  Non-finite errors keep
+        the order of :func:`operators.lexicase.lexicase`: NaN and ``+inf`` count as worse than the
+        worst finite error of their case by the case's range plus one, ``-inf`` as better than the
+        best by as much.
     :param k: number of selections (>= 0).
-    :param std: standard deviation of the importance scores (> 0).
+    :param std: standard deviation of the importance scores (> 0), the paper's particularity
+        pressure; a large one (200, the default) behaves like lexicase selection.
     :param rng: ``None``, int seed, ``numpy.random.Generator`` or a ``random.Random``/``random``.
     :returns: ``np.ndarray`` of ``k`` row indices; exact ties are broken uniformly at random.
     """
     X = validate_errors(errors)
     k = validate_k(k)
+    check_population(X, k)
     if not isinstance(std, numbers.Real) or not np.isfinite(std) or std <= 0:
         raise ValueError(f"std must be a finite number > 0, got {std!r}")
     gen = as_generator(rng)

@@ -22,8 +22,13 @@ Exactness and speed come from three observations, none of which changes the sele
   precomputed once per call ("is-elite" lists); the k selection events then run vectorised in batches
   on small padded pools.  A pool that stops shrinking is finished exactly on its own sub-matrix.
 
-Non-finite errors (NaN, +inf, -inf) rank worst: they tie with each other and never survive a case on
-which some pool member is finite.
+Order of errors (lower is better), the order DEAP's minimising fitnesses use:
+``-inf < every finite value < +inf``, and NaN ranks worst, tied with ``+inf`` (DEAP's own lexicase
+crashes on NaN or lets it win, since every comparison with NaN is false).  So a ``-inf`` error wins its
+case, ``+inf`` and NaN never survive a case on which some pool member is lower, and a pool of only
+``+inf``/NaN keeps everyone.  Automatic epsilon (MAD) is computed from the finite values of a case.
+Integer errors of any dtype (bool, int8 ... uint64, sentinels like ``sys.maxsize``) are compared
+exactly; epsilon thresholds are float64.
 """
 from __future__ import annotations
 
@@ -32,8 +37,10 @@ import numbers
 import numpy as np
 
 from .lexicase_engine import Engine
-from .lexicase_util import (as_generator, clean, dynamic_keep, mad_columns, validate_errors,
-                            validate_k)
+import warnings
+
+from .lexicase_util import (as_generator, check_population, clean, dynamic_keep, mad_columns,
+                            validate_errors, validate_k)
 
 __all__ = ["lexicase", "lexicase_filter", "case_mad"]
 
@@ -65,22 +72,27 @@ def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample
              dedup=None):
     """Select ``k`` row indices of ``errors`` by lexicase selection (Spector 2012).
 
-    :param errors: (n_individuals, n_cases) numeric array, lower is better.  NaN/inf rank worst.
-    :param k: number of selection events (>= 0); ``k == 0`` returns an empty array.
+    :param errors: (n_individuals, n_cases) numeric array (float, any integer dtype or bool), lower
+        is better; ``-inf`` is the best error, ``+inf`` the worst, NaN ranks worst (tied with +inf).
+    :param k: number of selection events (>= 0); ``k == 0`` returns an empty array (also from an
+        empty population).
     :param epsilon: ``None`` (exact ties), a number or per-case array (epsilon-lexicase, La Cava et
         al. 2016: survive when ``error <= pool_best + epsilon``), or ``"auto"`` (MAD of each case).
     :param epsilon_mode: for ``"auto"``: ``"semi-dynamic"`` (MAD over the whole population, default)
         or ``"dynamic"`` (MAD over the current pool, each case used once, as in DEAP).
     :param downsample: ``None`` or a fraction in (0, 1]: one random subset of
         ``max(1, round(fraction * n_cases))`` cases is used for all k events (Hernandez et al. 2019).
-    :param rng: ``None``, an int seed, a ``numpy.random.Generator``, or anything with
-        ``getrandbits`` (the ``random`` module, a ``random.Random``) to derive a seed from it.
+    :param rng: ``None`` (fresh OS entropy), a ``numpy.random.Generator`` (pass the same one to
+        every call), anything with ``getrandbits`` (the ``random`` module, a ``random.Random``: a
+        seed is drawn from it), or an int seed (seeds *this call only*: repeated calls with the same
+        int repeat the same case orders).
     :param dedup: group identical error vectors first (``None`` = when it pays off).  Never changes
         the selection distribution.
     :returns: ``np.ndarray`` of ``k`` row indices (``intp``).
     """
     X = validate_errors(errors)
     k = validate_k(k)
+    check_population(X, k)
     n, m = X.shape
     eps, auto, dynamic = _parse_epsilon(epsilon, epsilon_mode, m)
     gen = as_generator(rng)
@@ -98,15 +110,17 @@ def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample
 
 
 def case_mad(errors):
-    """Median absolute deviation of each case over all rows, ignoring non-finite values.
+    """Median absolute deviation of each case over all rows, ignoring non-finite values (the
+    semi-dynamic epsilon of ``lexicase(errors, k, epsilon="auto")``).
 
-    This is the semi-dynamic epsilon of La Cava et al. (2016); a case without finite values gets 0.
+    La Cava et al. (2016); a case without finite values gets 0.
     """
     X = validate_errors(errors)
     return mad_columns(X, np.arange(X.shape[1]))
 
 
-def lexicase_filter(pool, errors_chunk, epsilon=None, *, return_consumed=False):
+def lexicase_filter(pool, errors_chunk, epsilon=None, *, epsilon_mode="dynamic",
+                    return_consumed=False):
     """Filter ``pool`` through the columns of ``errors_chunk`` in order (one lexicase event, lazily).
 
     This is the streaming form of lexicase selection used when case errors are produced a chunk at a
@@ -116,9 +130,13 @@ def lexicase_filter(pool, errors_chunk, epsilon=None, *, return_consumed=False):
 
     :param pool: 1-D array of candidate ids (any labels), length p.
     :param errors_chunk: (p, c) errors of those candidates on the next c cases, *rows aligned with
-        pool*, columns in the order the cases are to be applied; lower is better, NaN/inf worst.
-    :param epsilon: ``None`` (exact), a number or length-c array (fixed epsilon), or ``"dynamic"``
-        (MAD over the current pool for each case).
+        pool*, columns in the order the cases are to be applied; lower is better, same order of
+        non-finite values as :func:`lexicase`.
+    :param epsilon: ``None`` (exact), a number or length-c array (fixed epsilon), or ``"auto"``
+        (epsilon = MAD over the current pool for each case).  ``"dynamic"`` is a deprecated alias
+        of ``"auto"``.
+    :param epsilon_mode: with ``"auto"``, only ``"dynamic"``: a stream has no whole population to
+        take a semi-dynamic MAD from.
     :param return_consumed: also return how many columns were applied (filtering stops as soon as
         one candidate remains, the remaining columns are not looked at).
     :returns: the surviving subset of ``pool`` (original order), and optionally the count consumed.
@@ -132,8 +150,15 @@ def lexicase_filter(pool, errors_chunk, epsilon=None, *, return_consumed=False):
                          "members; rows must be aligned with pool")
     c = E.shape[1]
     dyn = isinstance(epsilon, str)
-    if dyn and epsilon != "dynamic":
-        raise ValueError(f"epsilon must be None, a number, an array or 'dynamic', got {epsilon!r}")
+    if dyn and epsilon == "dynamic":
+        warnings.warn("lexicase_filter(epsilon='dynamic') is deprecated: use epsilon='auto' "
+                      "(MAD over the current pool)", DeprecationWarning, stacklevel=2)
+        epsilon = "auto"
+    if dyn and epsilon != "auto":
+        raise ValueError(f"epsilon must be None, a number, an array or 'auto', got {epsilon!r}")
+    if dyn and epsilon_mode != "dynamic":
+        raise ValueError(f"lexicase_filter supports only epsilon_mode='dynamic' (MAD over the "
+                         f"current pool), got {epsilon_mode!r}")
     eps = None
     if epsilon is not None and not dyn:
         eps = np.broadcast_to(np.asarray(epsilon, dtype=float), (c,))

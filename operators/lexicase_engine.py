@@ -58,6 +58,34 @@ def _narrow(span):
     return np.int64
 
 
+def _integer_codes(X, rows, cases, *, exact):
+    """Narrow, order-preserving codes of an integer error matrix for the dense copy ``Q``.
+
+    Returns ``(dtype, padding, convert)`` where ``convert`` maps a block of ``X`` to codes
+    ``0..padding-1`` (cast to ``dtype`` on assignment) and ``padding`` is worse than every code;
+    ``None``: use float64 instead.  Codes are ``X - min`` when the range fits in int64 (computed
+    without overflow for every integer dtype);
+    a wider range (int64/uint64 spanning more than 2**63 - 1, e.g. ``sys.maxsize`` sentinels beside
+    negatives) gets dense ranks in exact mode, float64 values under epsilon (whose thresholds are
+    float64 anyway)."""
+    lo, hi = int(X.min()), int(X.max())
+    span = hi - lo
+    if span < np.iinfo(np.int64).max:
+        dt = _narrow(span + 1)
+        if lo == 0:
+            return dt, span + 1, lambda B: B
+        if X.dtype == np.uint64:
+            off = np.uint64(lo)
+            return dt, span + 1, lambda B: B - off
+        off = np.int64(lo)     # int64 difference; the true value fits, so wrap-around is exact
+        return dt, span + 1, lambda B: B.astype(np.int64, copy=False) - off
+    if not exact:
+        return None
+    u = np.unique(X[np.ix_(rows, cases)])
+    dt = _narrow(u.size)
+    return dt, u.size, lambda B: np.searchsorted(u, B)
+
+
 class Engine:
     """One call of lexicase selection: ``Engine(...).run(k)`` returns k selected row indices.
 
@@ -75,6 +103,7 @@ class Engine:
         n = X.shape[0]
         self.s = s = X.shape[1] if cases is None else self.cases.size
         self.fixed = eps
+        self.eps_free = eps is None and not auto
         self.cache = np.full(X.shape[1], np.nan) if (auto and not dynamic) else None
         if dedup is None:
             dedup = k * n >= max(s, 1)
@@ -109,20 +138,21 @@ class Engine:
     def _build_q(self):
         X, rows, G = self.X, self.rows, self.G
         cases = np.arange(self.s) if self.cases is None else self.cases
-        if X.dtype.kind == "f":
-            lo, dt, big = 0, np.float64, np.inf
+        code = _integer_codes(X, rows, cases, exact=self.eps_free) if X.dtype.kind != "f" else None
+        if code is None:
+            dt, big, conv = np.float64, np.inf, None
         else:
-            lo, hi = int(X.min()), int(X.max())
-            dt = _narrow(hi - lo + 1)
-            big = hi - lo + 1
+            dt, big, conv = code
         Q = np.empty((cases.size, G + 1), dtype=dt)
         step = chunk_cols(self.X, G)
         for i in range(0, cases.size, step):
             blk = Q[i:i + step, :G]
-            blk[...] = X[np.ix_(rows, cases[i:i + step])].T - lo if lo else \
-                X[np.ix_(rows, cases[i:i + step])].T
-            if dt is np.float64:
-                np.copyto(blk, np.inf, where=~np.isfinite(blk))
+            B = X[np.ix_(rows, cases[i:i + step])].T
+            if conv is not None:
+                blk[...] = conv(B)
+            else:
+                blk[...] = B
+                np.copyto(blk, np.inf, where=np.isnan(blk))
         Q[:, G] = big
         self.Q, self.Qflat, self.big = Q, Q.reshape(-1), big
         if self.dynamic:     # first step of a dynamic event = population MAD on the full pool
@@ -318,10 +348,7 @@ class Engine:
                 nused += 1
             vals = self._gather(cpos, pools)
             if used is not None:
-                ok = pools < G
-                if vals.dtype.kind == "f":
-                    ok &= np.isfinite(vals)
-                mn, mad = mad_rows(vals, ok)
+                mn, mad = mad_rows(vals, pools < G)
                 thr = mn + mad
             else:
                 thr = vals.min(1)

@@ -1,5 +1,8 @@
 """Helpers shared by the lexicase operators: input validation, RNG coercion, non-finite handling
-and median-absolute-deviation (MAD) statistics for automatic epsilon (La Cava et al. 2016)."""
+and median-absolute-deviation (MAD) statistics for automatic epsilon (La Cava et al. 2016).
+
+Order of errors (lower is better): ``-inf < finite < +inf``, and NaN ranks worst, tied with
+``+inf`` (:func:`clean` maps NaN to ``+inf``).  MADs are taken over the finite values only."""
 from __future__ import annotations
 
 import numbers
@@ -29,8 +32,6 @@ def validate_errors(errors, *, allow_empty_cases=True, what="errors"):
         raise ValueError(f"{what} must be numeric (int, float or bool), got dtype {X.dtype}")
     if X.ndim != 2:
         raise ValueError(f"{what} must be 2-D (individuals x cases), got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError(f"empty population: {what} has 0 rows")
     if X.shape[1] == 0 and not allow_empty_cases:
         raise ValueError(f"{what} has 0 cases")
     return X
@@ -62,12 +63,19 @@ def as_generator(rng):
                      f"got {type(rng).__name__}")
 
 
+def check_population(X, k, what="errors"):
+    """Selecting ``k > 0`` needs at least one individual (``k == 0`` from nobody gives nothing)."""
+    if X.shape[0] == 0 and k > 0:
+        raise ValueError(f"empty population: cannot select {k} from 0 individuals "
+                         f"({what} has 0 rows)")
+
+
 def clean(v):
-    """Map every non-finite value to +inf: they rank worst and tie with each other."""
+    """Map NaN to +inf: NaN ranks worst, tied with +inf; -inf (the best error) is kept."""
     if v.dtype.kind == "f":
-        ok = np.isfinite(v)
-        if not ok.all():
-            return np.where(ok, v, np.inf)
+        bad = np.isnan(v)
+        if bad.any():
+            return np.where(bad, np.inf, v)
     return v
 
 
@@ -81,10 +89,13 @@ def _mid(s, cnt):
 
 
 def mad_rows(V, ok):
-    """(min, MAD) over the entries ``ok`` of each row of ``V``; no entry: (inf, 0)."""
+    """(min, MAD) over the entries ``ok`` of each row of ``V``: the min over all of them (``-inf``
+    included, NaN must already be ``+inf``), the MAD over the finite ones; no entry: (inf, 0)."""
     if V.dtype.kind in "iu" and V.dtype.itemsize == 1:
         return _mad_rows_int(V, ok)
     V = V.astype(np.float64, copy=False)
+    mn = np.where(ok, V, np.inf).min(1)
+    ok = ok & np.isfinite(V)
     cnt = ok.sum(1)
     s = np.sort(np.where(ok, V, np.inf), axis=1)
     med = _mid(s, cnt)
@@ -92,7 +103,7 @@ def mad_rows(V, ok):
         dev = np.where(ok, np.abs(V - med[:, None]), np.inf)
     mad = _mid(np.sort(dev, axis=1), cnt)
     mad[cnt == 0] = 0.0
-    return s[:, 0], mad
+    return mn, mad
 
 
 def _mad_rows_int(V, ok):
@@ -110,14 +121,21 @@ def _mad_rows_int(V, ok):
 
 
 def mad_1d(v):
-    """(min, MAD) of the finite entries of a 1-D array; none finite: (inf, 0)."""
-    f = np.sort(v[np.isfinite(v)] if v.dtype.kind == "f" else v).astype(np.float64)
+    """(min, MAD) of a 1-D array: the min of its non-NaN entries (``-inf`` included; none: inf),
+    the MAD of its finite entries (none: 0)."""
+    if v.dtype.kind != "f":
+        f = np.sort(v).astype(np.float64)
+        mn = f[0] if f.size else np.inf
+    else:
+        keep = ~np.isnan(v)
+        mn = float(v[keep].min()) if keep.any() else np.inf
+        f = np.sort(v[np.isfinite(v)]).astype(np.float64)
     n = f.size
     if n == 0:
-        return np.inf, 0.0
+        return mn, 0.0
     med = (f[(n - 1) // 2] + f[n // 2]) / 2
     d = np.sort(np.abs(f - med))
-    return f[0], (d[(n - 1) // 2] + d[n // 2]) / 2
+    return mn, (d[(n - 1) // 2] + d[n // 2]) / 2
 
 
 def mad_columns(X, cols):

@@ -27,3 +27,19 @@ def test_lexicase_symbolic_regression_example_is_seeded():
     b = run("examples/lexicase_symbreg.py", "--ngen", "3", "--pop", "60", "--seed", "3")
     assert a.returncode == 0, a.stderr
     assert a.stdout == b.stdout and a.stdout.strip()
+
+
+def test_lexicase_symbreg_runs_plainly_and_under_scoop_with_both_fitness_patterns():
+    """Per-case values in fitness.values, or returned by evaluate and assigned in the main process:
+    both survive SCOOP's worker processes, and give the same run as a plain one (same seed)."""
+    args = ["examples/lexicase_symbreg.py", "--ngen", "3", "--pop", "60", "--seed", "3", "--quiet"]
+    best = {}
+    for fitness in ("cases", "mean"):
+        plain = run(*args, "--fitness", fitness)
+        scoop = run("-m", "scoop", "-n", "2", *args, "--fitness", fitness)
+        assert plain.returncode == 0, plain.stderr
+        assert scoop.returncode == 0, scoop.stderr
+        assert f"fitness: {fitness}" in plain.stdout
+        assert plain.stdout.splitlines()[-2:] == scoop.stdout.splitlines()[-2:]
+        best[fitness] = plain.stdout.splitlines()[-2]
+    assert best["cases"] == best["mean"]          # the same errors select the same parents

@@ -5,6 +5,7 @@ textbook lexicase obtained by enumerating every case order (``_oracle``).  Chi-s
 fixed seeds (deterministic), pass when p > 1e-4; categories of probability 0 must never be drawn.
 """
 import itertools
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from scipy.stats import chi2
 from operators.dalex import dalex
 from operators.lexicase import case_mad, lexicase, lexicase_filter
 from operators.lexicase_engine import Engine
+from operators.lexicase_util import validate_errors
 
 N_DRAWS = 20000
 P_MIN = 1e-4
@@ -20,8 +22,10 @@ NAN, INF = np.nan, np.inf
 
 
 def _oracle(E, eps=None, dynamic=False, cases=None):
-    """Exact selection probabilities of textbook lexicase (Spector 2012) by enumeration."""
-    E = np.where(np.isfinite(E), E, np.inf).astype(float)
+    """Exact selection probabilities of textbook lexicase (Spector 2012) by enumeration.
+
+    Order: -inf < finite < +inf, NaN counted as +inf; dynamic MAD over the finite values."""
+    E = np.where(np.isnan(E), np.inf, E).astype(float)
     n, m = E.shape
     cases = list(range(m)) if cases is None else list(cases)
     probs = np.zeros(n)
@@ -34,9 +38,8 @@ def _oracle(E, eps=None, dynamic=False, cases=None):
             v = E[pool, c]
             if dynamic:
                 f = v[np.isfinite(v)]
-                if f.size == 0:
-                    continue
-                thr = f.min() + np.median(np.abs(f - np.median(f)))
+                mad = np.median(np.abs(f - np.median(f))) if f.size else 0.0
+                thr = v.min() + mad
             else:
                 thr = v.min() + (0.0 if eps is None else eps[c])
             pool = [p for p in pool if E[p, c] <= thr]
@@ -73,6 +76,12 @@ FLOATS = np.array([[0.10, 0.90, 0.50, 0.30, 0.7],
                    [0.50, 0.41, 0.10, 0.35, INF],
                    [0.11, 0.95, 0.12, 0.31, 0.25]])
 MANY_DUPS = np.array([[0, 1, 0, 1], [0, 1, 0, 1], [0, 1, 0, 1], [1, 0, 0, 1], [1, 0, 1, 0]])
+# -inf is the best error, +inf and NaN the worst (tied)
+NEGINF = np.array([[-INF, 0.3, INF, 0.5],
+                   [0.0, -INF, 0.2, NAN],
+                   [-INF, 0.4, 0.1, 0.5],
+                   [0.2, 0.1, NAN, -INF],
+                   [0.1, 0.2, 0.3, 0.4]])
 
 # (matrix, lexicase kwargs, oracle kwargs)
 SETTINGS = {
@@ -86,6 +95,11 @@ SETTINGS = {
     "auto-semi-ties": (TIES, {"epsilon": "auto"}, {"eps": "mad"}),
     "auto-dynamic": (FLOATS, {"epsilon": "auto", "epsilon_mode": "dynamic"}, {"dynamic": True}),
     "auto-dynamic-ties": (TIES, {"epsilon": "auto", "epsilon_mode": "dynamic"}, {"dynamic": True}),
+    "exact-neginf": (NEGINF, {}, {}),
+    "eps-neginf": (NEGINF, {"epsilon": 0.15}, {"eps": np.full(4, 0.15)}),
+    "auto-semi-neginf": (NEGINF, {"epsilon": "auto"}, {"eps": "mad"}),
+    "auto-dynamic-neginf": (NEGINF, {"epsilon": "auto", "epsilon_mode": "dynamic"},
+                            {"dynamic": True}),
 }
 
 
@@ -105,7 +119,7 @@ def test_public_api_matches_enumeration(name):
 @pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("dedup", [False, True])
 @pytest.mark.parametrize("name", ["exact-ties-nan", "exact-duplicates", "eps-array", "auto-semi",
-                                  "auto-dynamic-ties"])
+                                  "auto-dynamic-ties", "exact-neginf", "auto-dynamic-neginf"])
 def test_every_engine_path_matches_enumeration(name, dedup, dense):
     """Lazy (i.i.d. case draws on X) and dense (elite lists on a compact copy), with/without
     de-duplication, all give the exact distribution."""
@@ -118,10 +132,10 @@ def test_every_engine_path_matches_enumeration(name, dedup, dense):
     _assert_fits(eng.run(N_DRAWS), _probs(E, okw))
 
 
+@pytest.mark.parametrize("E", [TIES, NEGINF], ids=["ties-nan", "neginf"])
 @pytest.mark.parametrize("dynamic", [False, True])
-def test_single_event_path_matches_enumeration(dynamic):
+def test_single_event_path_matches_enumeration(dynamic, E):
     """k <= 4 and many cases use the scalar single-event walk; check it event by event."""
-    E = TIES
     eng = Engine(E, None, np.random.default_rng(3), auto=dynamic, dynamic=dynamic, k=1,
                  dedup=False, dense=False)
     one = eng._one_dynamic if dynamic else eng._one
@@ -140,22 +154,80 @@ def test_downsampling_matches_enumeration_over_subsets():
     _assert_fits(with_eps, _oracle_downsampled(FLOATS, 3, eps=np.full(5, 0.05)))
 
 
-def test_nonfinite_never_wins_where_finite_can():
+def test_nonfinite_values_follow_the_order_of_minimised_errors():
+    """NaN and +inf never survive a case where someone is lower; -inf wins every case it is on."""
     rng = np.random.default_rng(0)
     E = rng.integers(0, 3, size=(40, 12)).astype(float)
     E[:10] = NAN
     E[10:20, :] = INF
-    E[20:25] = -INF
     for kw in ({}, {"epsilon": 0.5}, {"epsilon": "auto"},
                {"epsilon": "auto", "epsilon_mode": "dynamic"}):
-        assert lexicase(E, 2000, rng=1, **kw).min() >= 25, kw
-    assert dalex(E, 2000, std=3.0, rng=1).min() >= 25
+        assert lexicase(E, 2000, rng=1, **kw).min() >= 20, kw
+        E2 = E.copy()
+        E2[25, :] = -INF                                 # best on every case: always selected
+        assert set(lexicase(E2, 500, rng=1, **kw).tolist()) == {25}, kw
+    assert dalex(E, 2000, std=3.0, rng=1).min() >= 20
+    E2 = E.copy()
+    E2[25, :] = -INF
+    assert set(dalex(E2, 500, std=3.0, rng=1).tolist()) == {25}
+    # -inf on one case only: wins whenever that case comes first among those separating it
+    _assert_fits(lexicase(np.array([[-INF, 1.0], [0.0, 0.0]]), N_DRAWS, rng=4),
+                 np.array([0.5, 0.5]))
     # all non-finite: no crash, uniform over everybody
     allnan = np.full((4, 3), NAN)
     _assert_fits(lexicase(allnan, N_DRAWS, rng=2), np.full(4, 0.25))
-    # a NaN on one case loses that case only
+    # a NaN on one case loses that case only; NaN ties with +inf
     E2 = np.array([[0.0, NAN], [1.0, 1.0]])
     _assert_fits(lexicase(E2, N_DRAWS, rng=3), np.array([0.5, 0.5]))
+    _assert_fits(lexicase(np.array([[NAN, 0.0], [INF, 0.0]]), N_DRAWS, rng=3),
+                 np.array([0.5, 0.5]))
+
+
+# every integer dtype at the extremes of its range; exact lexicase only sees the order (RANKS)
+RANKS = np.array([[0, 3, 1, 0], [3, 0, 2, 1], [0, 3, 1, 0], [1, 1, 0, 3], [2, 2, 3, 2]])
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
+def _extremes(dtype):
+    info = np.iinfo(dtype)
+    levels = [int(info.min), int(info.min) + 1, int(info.max) - 1, int(info.max)]
+    return np.array([[levels[r] for r in row] for row in RANKS.tolist()], dtype=dtype)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("dtype", INT_DTYPES + [np.bool_], ids=lambda d: np.dtype(d).name)
+def test_every_integer_dtype_is_exact_over_its_whole_range(dtype, dense):
+    if dtype is np.bool_:
+        X, R = RANKS >= 2, (RANKS >= 2).astype(float)
+    else:
+        X, R = _extremes(dtype), RANKS.astype(float)
+    probs = _oracle(R)
+    _assert_fits(lexicase(X, N_DRAWS, rng=7), probs)
+    for dedup in (False, True):
+        eng = Engine(validate_errors(X), None, np.random.default_rng(8), k=N_DRAWS, dedup=dedup,
+                     dense=dense)
+        _assert_fits(eng.run(N_DRAWS), probs)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32], ids=str)
+@pytest.mark.parametrize("mode", ["semi-dynamic", "dynamic"])
+def test_integer_extremes_with_automatic_epsilon(dtype, mode):
+    X = _extremes(dtype)
+    okw = {"dynamic": True} if mode == "dynamic" else {"eps": case_mad(X.astype(float))}
+    _assert_fits(lexicase(X, N_DRAWS, rng=9, epsilon="auto", epsilon_mode=mode),
+                 _oracle(X.astype(float), **okw))
+
+
+def test_int64_sentinel_reaching_maxsize_does_not_overflow():
+    """Failed programs scored sys.maxsize beside small errors: k >= 4 takes the dense path."""
+    X = np.array([[0, sys.maxsize], [1, 0], [2, 2]])
+    sel = lexicase(X, 4, rng=0)
+    assert sel.shape == (4,) and set(sel.tolist()) <= {0, 1}
+    _assert_fits(lexicase(X, N_DRAWS, rng=1), np.array([0.5, 0.5, 0.0]))
+    wide = np.array([[np.iinfo(np.int64).min, 5], [0, np.iinfo(np.int64).max], [7, -3]])
+    _assert_fits(lexicase(wide, N_DRAWS, rng=2), _oracle(wide.astype(float)))
+    _assert_fits(lexicase(wide, N_DRAWS, rng=2, epsilon=0.5),
+                 _oracle(wide.astype(float), eps=np.full(2, 0.5)))
 
 
 def test_large_populations_and_reproducibility():
@@ -171,6 +243,8 @@ def test_large_populations_and_reproducibility():
     sel = lexicase(wide, 3, rng=1)
     assert sel.shape == (3,)
     assert lexicase(X, 0).shape == (0,)
+    assert lexicase(np.zeros((0, 3)), 0).shape == (0,)            # nobody to select, none wanted
+    assert dalex(np.zeros((0, 3)), 0).shape == (0,)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -214,7 +288,12 @@ def test_lexicase_filter_streams_cases():
     assert list(out) == [11] and used == 3                 # stops once one candidate remains
     assert list(lexicase_filter(pool, chunk, epsilon=3.0)) == [11, 12]
     assert list(lexicase_filter(pool, np.array([[NAN], [1.0], [INF], [1.0]]))) == [11, 13]
-    assert list(lexicase_filter(pool, chunk[:, :1], epsilon="dynamic")) == [10, 11, 13]
+    assert list(lexicase_filter(pool, chunk[:, :1], epsilon="auto")) == [10, 11, 13]
+    with pytest.warns(DeprecationWarning, match="epsilon='auto'"):
+        assert list(lexicase_filter(pool, chunk[:, :1], epsilon="dynamic")) == [10, 11, 13]
+    with pytest.raises(ValueError, match="epsilon_mode"):
+        lexicase_filter(pool, chunk, epsilon="auto", epsilon_mode="semi-dynamic")
+    assert list(lexicase_filter(pool, np.array([[1.0], [-INF], [NAN], [-INF]]))) == [11, 13]
     with pytest.raises(ValueError, match="aligned"):
         lexicase_filter(pool, chunk[:3])
 
