@@ -198,3 +198,11 @@ def test_config_json_written_before_the_options_resumes_with_the_earlier_behavio
     back = EvoMALRunConfig.from_dict(old)
     assert back.rejection == "before" and back.fitness_seed == "per_tree"
     assert back.generations == 4 and back.ngen() == 3 and back.rejection_steps == 50
+
+
+def test_report_counts_the_populations_of_either_config_json():
+    from deapnn.report.search import _evomal_populations
+    assert _evomal_populations(EvoMALRunConfig(generations=5).to_dict()) == 5
+    old = {k: v for k, v in EvoMALRunConfig(generations=5).to_dict().items()
+           if k not in ("rejection", "fitness_seed")}
+    assert _evomal_populations(old) == 6          # it counted generations after the initial one
