@@ -139,8 +139,9 @@ class EvoMALEvaluator:
         net.requires_grad_(False)
         if cfg.rejection == "reference":
             screen = build_base_model(cfg, data, derive_seed(seed, "rejection-init")).to(device)
-            rej = reference_rejection(net, screen, data.train.x.to(device),
-                                      data.train.y.to(device), data.task, cfg.rejection_samples,
+            n = cfg.rejection_samples      # the first n training rows only reach the device
+            rej = reference_rejection(net, screen, data.train.x[:n].to(device),
+                                      data.train.y[:n].to(device), data.task, n,
                                       cfg.steps_of_rejection(), cfg.rejection_lr)
             if not rej.accepted:
                 info.update(reason=rej.reason, rejected=True)
