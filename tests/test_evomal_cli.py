@@ -32,11 +32,24 @@ def _parse(argv):
     (["--population", "1"], "--population"), (["--cxpb", "0.9", "--mutpb", "0.5"], "cxpb"),
     (["--model", "foo"], "unknown model 'foo'"), (["--seeds", "0"], "--seeds"),
     (["--final-eval-every", "-1"], "--final-eval-every"),
+    (["--rejection", "after"], "--rejection must be one of reference, before"),
+    (["--fitness-seed", "tree"], "--fitness-seed must be one of common, per_tree"),
+    (["--generations", "0"], "--generations must be an integer >= 1"),
 ])
 def test_bad_arguments_fail_fast(extra, match):
     args = _parse(["evomal", *TINY, *extra])
     with pytest.raises(UsageError, match=match):
         args.check(args)
+
+
+def test_faithfulness_flags_reach_the_configuration():
+    cfg = evomal.configure(_parse(["evomal", *TINY]))[1]
+    assert (cfg.rejection, cfg.fitness_seed, cfg.generations, cfg.ngen()) == \
+        ("reference", "common", 2, 1)
+    cfg = evomal.configure(_parse(["evomal", *TINY, "--rejection", "before", "--fitness-seed",
+                                   "per_tree", "--generations", "3"]))[1]
+    assert (cfg.rejection, cfg.fitness_seed, cfg.generations) == ("before", "per_tree", 3)
+    assert evomal.configure(_parse(["evomal", "--dataset", "digits"]))[1].steps_of_rejection() == 100
 
 
 def _cli(tmp_path, argv, env=None):

@@ -11,7 +11,7 @@ from deapnn.config import ConfigError
 from deapnn.evomal.config import EvoMALConfig, EvoMALRunConfig
 from deapnn.rundir import RunDir
 
-TINY = dict(dataset="diabetes", population=3, generations=1, meta_steps=2, fitness_steps=10,
+TINY = dict(dataset="diabetes", population=3, generations=2, meta_steps=2, fitness_steps=10,
             rejection_steps=20, final_steps=20, seeds=2, hidden=(4,))
 
 
@@ -108,6 +108,12 @@ def test_archive_hits_and_misses_have_one_meaning():
     assert archive.get("add(fx, y)")["fitness"] == len("add(y, fx)")
 
 
+def summary_rows(run):
+    import csv
+    with open(run / "logbook.csv", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
 def test_run_evomal_library_call_and_resume(tmp_path, capsys):
     from deapnn.evomal.run import EvoMALSummary, run_evomal
     cfg = EvoMALRunConfig(**TINY, device="cpu").validate()
@@ -117,7 +123,10 @@ def test_run_evomal_library_call_and_resume(tmp_path, capsys):
     assert capsys.readouterr().out == ""                     # the library prints nothing
     assert isinstance(summary, EvoMALSummary)
     text = "\n".join(lines)
-    assert "gen   1/1" in text and "best learned losses" in text
+    assert "best learned losses" in text
+    # --generations 2 = two populations, the initial one included, and the lines say so
+    assert "generation   1/2" in text and "generation   2/2" in text and "/3" not in text
+    assert len(summary_rows(tmp_path / "run")) == 2
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result == json.loads(json.dumps(summary.to_dict()))
     assert result["evaluations"] >= 1 and len(result["best"]) >= 1

@@ -110,7 +110,10 @@ def _individuals(pairs, toolbox):
 def eaEvoMAL(population, toolbox, ngen: int, cxpb: float = 0.7, mutpb: float = 0.25,
              elitism: int = 1, stats=None, halloffame=None, verbose: bool = False,
              archive: LossArchive | None = None, checkpoint=None, resume_state: dict | None = None):
-    """Evolve loss trees for ``ngen`` generations; returns ``(population, logbook)``.
+    """Evaluate ``population`` (generation 0), then evolve it for ``ngen`` generations —
+    ``ngen + 1`` populations in all, as DEAP's ``ea*`` loops count (``deapnn evomal
+    --generations G`` counts populations and passes ``ngen = G - 1``); returns
+    ``(population, logbook)`` with one logbook record per population (``gen`` 0 … ``ngen``).
 
     With ``resume_state`` (a state given earlier to ``checkpoint``) the contents of
     ``population`` are replaced by the stored ones. Pass ``archive`` (a :class:`LossArchive`

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from ..evomal.config import EvoMALRunConfig
+from ..evomal.config import FITNESS_SEEDS, REJECTIONS, EvoMALRunConfig
 from .common import UsageError, add_common_args, check_choice, check_common, config_usage_error
 
 D = EvoMALRunConfig()       # the flag defaults are the configuration's
@@ -35,7 +35,8 @@ def register(subparsers) -> None:
     g.add_argument("--model", default=D.model, help="base network (mlp, cnn, ...)")
     g.add_argument("--hidden", type=_hidden, default=D.hidden, help="MLP hidden sizes, e.g. 64,64")
     g.add_argument("--population", type=int, default=D.population)
-    g.add_argument("--generations", type=int, default=D.generations)
+    g.add_argument("--generations", type=int, default=D.generations,
+                   help="populations evaluated, the initial one included (the paper: 50)")
     g.add_argument("--cxpb", type=float, default=D.cxpb)
     g.add_argument("--mutpb", type=float, default=D.mutpb)
     g.add_argument("--elitism", type=int, default=D.elitism)
@@ -50,8 +51,17 @@ def register(subparsers) -> None:
     e.add_argument("--lr", type=float, default=D.lr, help="base SGD learning rate")
     e.add_argument("--fitness-steps", type=int, default=D.fitness_steps,
                    help="SGD steps of a fitness evaluation")
+    e.add_argument("--rejection", default=D.rejection, metavar="|".join(REJECTIONS),
+                   help="rejection protocol: 'reference' (after the local search, the learned "
+                   "loss on a fresh network's outputs for the first training rows and their "
+                   "labels) or 'before' (before the local search, the unweighted tree on random "
+                   "predictions and targets)")
     e.add_argument("--rejection-steps", type=int, default=D.rejection_steps,
-                   help="rejection-protocol Adam steps")
+                   help="rejection-protocol Adam steps (default: the reference's, 100 on "
+                   "MNIST-like datasets, else 1000)")
+    e.add_argument("--fitness-seed", default=D.fitness_seed, metavar="|".join(FITNESS_SEEDS),
+                   help="'common': every candidate evaluated with the same seed (common random "
+                   "numbers, the reference's); 'per_tree': a seed derived from the tree")
     f = p.add_argument_group("final comparison")
     f.add_argument("--seeds", type=int, default=D.seeds, help="seeds of the final training (>= 1)")
     f.add_argument("--final-steps", type=int, default=D.final_steps,
@@ -70,7 +80,8 @@ def config_from_args(args) -> EvoMALRunConfig:
         dataset=args.dataset, seed=args.seed, model=args.model,
         hidden=tuple(args.hidden) if args.hidden else None, meta_steps=args.meta_steps,
         inner_steps=args.inner_steps, meta_lr=args.meta_lr, lr=args.lr,
-        fitness_steps=args.fitness_steps, rejection_steps=args.rejection_steps,
+        fitness_steps=args.fitness_steps, rejection=args.rejection,
+        rejection_steps=args.rejection_steps, fitness_seed=args.fitness_seed,
         nonnegative=args.nonnegative, population=args.population, generations=args.generations,
         cxpb=args.cxpb, mutpb=args.mutpb, elitism=args.elitism, tournament=args.tournament,
         max_height=args.max_height, seeds=args.seeds, final_steps=args.final_steps,

@@ -1,15 +1,20 @@
 """EvoMAL configurations, with their constraints declared once (Raymond et al. 2023, TPAMI).
 
 * :class:`EvoMALConfig` — everything one fitness evaluation needs (§4.5-4.7: local search by
-  unrolled differentiation, rejection protocol, learned-loss training). Plain data, picklable:
+  unrolled differentiation, rejection protocol, learned-loss training, the seeds of its random
+  draws). Plain data, picklable:
   SCOOP ships it to the workers inside :class:`~deapnn.evomal.evaluator.EvoMALEvaluator`.
 * :class:`EvoMALRunConfig` — a whole ``deapnn evomal`` run: the evaluation settings (it derives
   from :class:`EvoMALConfig`) plus the GP search (§4.1-4.3, Table 2: population, generations,
   crossover / mutation rates, elitism, tournament, height limit) and the final comparison
-  (§5: seeds, SGD steps, evaluation grid). ``config.json`` stores it flat.
+  (§5: seeds, SGD steps, evaluation grid). ``config.json`` stores it flat. ``generations``
+  counts populations, the initial one included (the paper's 50 generations = 50 populations).
 
-Defaults are the reference's (Table 2 and the reference code's tabular settings) except where
-the command line chose smaller ones for a run on one machine (``generations`` 10, ``seeds`` 3).
+Defaults are the reference's (Table 2 and the reference code's tabular settings; the rejection
+protocol, its step count per dataset and the common fitness seed of its code) except where the
+command line chose smaller ones for a run on one machine (``generations`` 10, ``seeds`` 3).
+``docs/faithfulness.md`` (EvoMAL table) lists every difference and the options that restore the
+earlier behaviour (``rejection="before"``, ``fitness_seed="per_tree"``).
 """
 from __future__ import annotations
 
@@ -17,9 +22,27 @@ import dataclasses
 from dataclasses import dataclass
 
 from deapnn.algorithms.evomal import variation_error
-from deapnn.config import Config, ConfigError, Interval, int_list
+from deapnn.config import Config, ConfigError, Interval, Options, int_list
 
 _POSITIVE = [Interval(float, 0, None, "neither")]
+
+#: rejection protocols: "reference" — after the local search, the learned loss optimises a
+#: fresh network's outputs for the first training rows towards their labels (the reference
+#: code's); "before" — before the local search, the unweighted tree optimises random
+#: predictions towards random targets (cheaper screen)
+REJECTIONS = ("reference", "before")
+#: fitness seeds: "common" — every candidate evaluated with the same seed (common random
+#: numbers, the reference code's); "per_tree" — a seed derived from the tree string
+FITNESS_SEEDS = ("common", "per_tree")
+#: datasets whose reference rejection protocol takes 100 Adam steps (the reference's MNIST
+#: configuration, and the MNIST-like stand-ins); every other dataset takes 1,000
+MNIST_LIKE = ("mnist", "fashion_mnist", "digits", "mnist1d")
+
+
+def reference_rejection_steps(dataset: str) -> int:
+    """The reference's rejection-protocol steps for ``dataset`` (``filter_gradient_steps`` of
+    its configurations: 100 for MNIST, 1,000 for every other dataset)."""
+    return 100 if dataset in MNIST_LIKE else 1000
 
 
 @dataclass
@@ -38,9 +61,11 @@ class EvoMALConfig(Config):
     weight_decay: float = 5e-4
     batch_size: int = 128
     fitness_steps: int = 500
+    rejection: str = "reference"
     rejection_samples: int = 100
-    rejection_steps: int = 1000
-    rejection_lr: float = 0.01
+    rejection_steps: int | None = None   # None: the reference's per dataset (100 MNIST-like, else 1,000)
+    rejection_lr: float = 0.01           # Adam; the reference uses the base learning rate
+    fitness_seed: str = "common"
     nonnegative: bool = False
     device: str | None = None
 
@@ -55,8 +80,10 @@ class EvoMALConfig(Config):
         "weight_decay": [Interval(float, 0)],
         "batch_size": [Interval(int, 1)],
         "fitness_steps": [Interval(int, 0)],
+        "rejection": [Options(REJECTIONS)],
         "rejection_samples": [Interval(int, 1)],
-        "rejection_steps": [Interval(int, 1)],
+        "rejection_steps": [None, Interval(int, 1)],
+        "fitness_seed": [Options(FITNESS_SEEDS)],
         "device": [None, str],
     }
 
@@ -67,6 +94,13 @@ class EvoMALConfig(Config):
     def _check(self) -> None:
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0", "nesterov")
+
+    def steps_of_rejection(self) -> int:
+        """The rejection protocol's Adam steps: ``rejection_steps``, or when None the
+        reference's for the dataset (:func:`reference_rejection_steps`)."""
+        if self.rejection_steps is not None:
+            return self.rejection_steps
+        return reference_rejection_steps(self.dataset)
 
     def local_search_config(self):
         """The :class:`~deapnn.losses.unrolled.LocalSearchConfig` of the local search (§4.5)."""
@@ -91,7 +125,7 @@ class EvoMALRunConfig(EvoMALConfig):
     resumed run uses this command line's values (:meth:`for_invocation`). The final trainings
     are re-done when the evaluation grid differs from the stored ``final_runs.json``."""
     population: int = 25
-    generations: int = 10
+    generations: int = 10                # populations evaluated, the initial one included
     cxpb: float = 0.7
     mutpb: float = 0.25
     elitism: int = 1
@@ -107,7 +141,7 @@ class EvoMALRunConfig(EvoMALConfig):
     _parameter_constraints = {
         **EvoMALConfig._parameter_constraints,
         "population": [Interval(int, 2)],
-        "generations": [Interval(int, 0)],
+        "generations": [Interval(int, 1)],
         "cxpb": [Interval(float, 0, 1)], "mutpb": [Interval(float, 0, 1)],
         "elitism": [Interval(int, 0)],
         "tournament": [Interval(int, 1)],
@@ -124,6 +158,11 @@ class EvoMALRunConfig(EvoMALConfig):
             raise ConfigError(why, "cxpb")
         if self.elitism >= self.population:
             raise ConfigError(f"elitism must be < population, got {self.elitism}", "elitism")
+
+    def ngen(self) -> int:
+        """Generations after the initial population (DEAP's ``ngen`` of
+        :func:`~deapnn.algorithms.evomal.eaEvoMAL`): ``generations - 1``."""
+        return self.generations - 1
 
     def evaluation(self) -> EvoMALConfig:
         """The settings of one fitness evaluation."""
@@ -146,6 +185,25 @@ class EvoMALRunConfig(EvoMALConfig):
         d.pop("device")
         return d
 
+    #: the settings absent from a config.json written before them, with the values that
+    #: reproduce such a run: its rejection protocol and per-tree seeds, and its
+    #: ``generations`` that counted the generations after the initial population
+    PRE_FAITHFUL = {"rejection": "before", "fitness_seed": "per_tree"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EvoMALRunConfig":
+        """The stored configuration (see :meth:`Config.from_dict`). A ``config.json`` written
+        before the ``rejection`` setting existed describes a run made with the earlier
+        behaviour: it is read with :attr:`PRE_FAITHFUL` and ``generations + 1`` (the same
+        number of populations), so a resumed run continues as it started."""
+        if isinstance(data, dict) and "rejection" not in data:
+            data = {**cls.PRE_FAITHFUL, **data}
+            if isinstance(data.get("generations"), int):
+                data["generations"] += 1
+            if data.get("rejection_steps") is None:
+                data["rejection_steps"] = 1000
+        return super().from_dict(data)
+
     @classmethod
     def from_legacy(cls, flat: dict) -> "EvoMALRunConfig":
         """The configuration of a run directory written before the one ``config.json`` layout
@@ -154,4 +212,5 @@ class EvoMALRunConfig(EvoMALConfig):
         return cls.from_dict({k: v for k, v in flat.items() if k in names})
 
 
-__all__ = ["EvoMALConfig", "EvoMALRunConfig"]
+__all__ = ["EvoMALConfig", "EvoMALRunConfig", "REJECTIONS", "FITNESS_SEEDS", "MNIST_LIKE",
+           "reference_rejection_steps"]

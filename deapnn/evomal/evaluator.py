@@ -1,18 +1,22 @@
 """EvoMAL fitness evaluation (Raymond et al. 2023, TPAMI §4.5-4.7, Algorithm 1 lines 6-18).
 
-One evaluation of a loss tree: (1) argument check, (2) rejection protocol on free predictions
-(§4.6), (3) local search of the edge weights by unrolled differentiation (§4.5), (4) a fresh base
-network trained for ``fitness_steps`` SGD steps [500, batch 128] with the learned meta-loss, (5)
-fitness = validation error rate (classification) or validation MSE (regression), lower is better.
+One evaluation of a loss tree: (1) argument check, (2) local search of the edge weights by
+unrolled differentiation (§4.5), (3) the rejection protocol (§4.6) on the learned loss — the
+outputs of a fresh base network for the first training rows, optimised towards their labels —,
+(4) a fresh base network trained for ``fitness_steps`` SGD steps [500, batch 128] with the learned
+meta-loss, (5) fitness = validation error rate (classification) or validation MSE (regression),
+lower is better. With ``rejection="before"`` the protocol screens the unweighted tree on random
+predictions and targets before (2) instead (:mod:`deapnn.evomal.rejection`).
 
 :class:`EvoMALEvaluator` is a picklable callable (SCOOP ships it to workers); it takes the tree
 *string* and **returns** everything to keep as a :class:`deapnn.evaluation.Evaluation` — the
 fitness, and in ``info`` the tree, the reason it was scored worst, the learned weights and
-expression — because in-place changes made by a worker are lost. It seeds itself from
-``derive_seed(run_seed, tree string)``, so the result does not depend on which worker runs it, and
-it never touches the global RNGs of the calling process. A rejected candidate (§4.6 filters, a
-diverging local search or training) gets fitness ∞ with ``info["reason"]``; an exception, a
-timeout or an out-of-memory gets fitness ∞ with the evaluation's ``error``.
+expression — because in-place changes made by a worker are lost. Every random draw derives from
+:func:`evaluation_seed` — by default one seed for every candidate (common random numbers, as the
+reference), optionally one per tree string — so the result does not depend on which worker runs
+it, and it never touches the global RNGs of the calling process. A rejected candidate (§4.6
+filters, a diverging local search or training) gets fitness ∞ with ``info["reason"]``; an
+exception, a timeout or an out-of-memory gets fitness ∞ with the evaluation's ``error``.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from deapnn.data import cached_dataset
 from deapnn.evaluation import Evaluation
 from deapnn.loss_training import WORST, LossTraining, task_error, train_with_loss
 from deapnn.evomal.config import EvoMALConfig
-from deapnn.evomal.rejection import rejection_protocol
+from deapnn.evomal.rejection import reference_rejection, rejection_protocol
 from deapnn.runtime import derive_seed
 
 def build_base_model(cfg: EvoMALConfig, data, seed: int):
@@ -47,6 +51,17 @@ def training_recipe(cfg: EvoMALConfig, steps: int, eval_every: int = 0) -> LossT
     return LossTraining(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
                         momentum=cfg.momentum, nesterov=cfg.nesterov,
                         weight_decay=cfg.weight_decay, eval_every=eval_every)
+
+
+def evaluation_seed(cfg: EvoMALConfig, tree_string: str) -> int:
+    """The seed every random draw of one evaluation derives from (edge-weight initialisation,
+    local-search networks and batches, rejection network, fitness network and batch order).
+    ``fitness_seed="common"``: the same for every candidate (common random numbers, as the
+    reference reseeds before building each base network), so candidates are ranked on the
+    same initialisations and batches; ``"per_tree"``: derived from the tree string."""
+    if cfg.fitness_seed == "per_tree":
+        return derive_seed(cfg.seed, tree_string)
+    return derive_seed(cfg.seed, "common")
 
 
 def batch_seed(seed: int) -> int:
@@ -100,18 +115,20 @@ class EvoMALEvaluator:
         if cfg.device:
             set_device(cfg.device)
         device = get_device()
-        seed = derive_seed(cfg.seed, tree_string)
+        seed = evaluation_seed(cfg, tree_string)
         tree = parse_tree(tree_string)
         missing = missing_arguments(tree)
         if missing:
             info.update(reason=f"tree does not use {' and '.join(missing)}", rejected=True)
             return WORST
-        symbolic = TreeLoss(tree, task=data.task, nonnegative=cfg.nonnegative)
-        rej = rejection_protocol(symbolic, data.task, data.num_classes, cfg.rejection_samples,
-                                 cfg.rejection_steps, cfg.rejection_lr, derive_seed(seed, "reject"))
-        if not rej.accepted:
-            info.update(reason=rej.reason, rejected=True)
-            return WORST
+        if cfg.rejection == "before":
+            symbolic = TreeLoss(tree, task=data.task, nonnegative=cfg.nonnegative)
+            rej = rejection_protocol(symbolic, data.task, data.num_classes, cfg.rejection_samples,
+                                     cfg.steps_of_rejection(), cfg.rejection_lr,
+                                     derive_seed(seed, "reject"))
+            if not rej.accepted:
+                info.update(reason=rej.reason, rejected=True)
+                return WORST
         net = MetaLossNetwork(tree, task=data.task, nonnegative=cfg.nonnegative,
                               seed=derive_seed(seed, "edges"))
         template = build_base_model(cfg, data, derive_seed(seed, "template"))
@@ -120,6 +137,15 @@ class EvoMALEvaluator:
         info.update(weights=ls.weights, expression=net.to_expression(),
                     meta_loss=[ls.losses[0], ls.losses[-1]] if ls.losses else [])
         net.requires_grad_(False)
+        if cfg.rejection == "reference":
+            screen = build_base_model(cfg, data, derive_seed(seed, "rejection-init")).to(device)
+            n = cfg.rejection_samples      # the first n training rows only reach the device
+            rej = reference_rejection(net, screen, data.train.x[:n].to(device),
+                                      data.train.y[:n].to(device), data.task, n,
+                                      cfg.steps_of_rejection(), cfg.rejection_lr)
+            if not rej.accepted:
+                info.update(reason=rej.reason, rejected=True)
+                return WORST
         model = build_base_model(cfg, data, derive_seed(seed, "fitness-init"))
         reason = train_with_loss(model, net, data, training_recipe(cfg, cfg.fitness_steps),
                                  batch_seed=batch_seed(seed), device=device).reason

@@ -268,9 +268,10 @@ def search_text(summary: EvoMALSummary, seconds: float) -> str:
 
 
 def generation_line(record: dict, generations: int, seconds: float) -> str:
-    """One logbook record as the run's per-generation log line."""
+    """One logbook record as the run's per-generation log line: generation ``gen + 1`` of
+    ``generations`` (the logbook's ``gen`` is DEAP's, 0 = the initial population)."""
     best = record.get("min")
-    return (f"gen {record['gen']:>3}/{generations}: {record['nevals']:>3} evaluated, "
+    return (f"generation {record['gen'] + 1:>3}/{generations}: {record['nevals']:>3} evaluated, "
             f"{record['cached']:>3} archive hits, {record.get('rejected', 0):>3} rejected in "
             f"population; best {best:.4g}, median {record.get('median', float('nan')):.4g}"
             + (f"; {record['failed']} evaluations failed (reasons in logbook.csv)"
@@ -279,9 +280,9 @@ def generation_line(record: dict, generations: int, seconds: float) -> str:
 
 def search(cfg: EvoMALRunConfig, data, rundir, resume_state: dict | None = None, *,
            map_fn=None, progress=no_progress, log=_quiet) -> SearchResult:
-    """The GP search (§4, Algorithm 1) with a checkpoint (``rundir``'s ``checkpoint.pt`` and
-    ``logbook.csv``) after every generation; ``resume_state`` (the stored search state)
-    continues it exactly."""
+    """The GP search (§4, Algorithm 1): ``cfg.generations`` populations, the initial one
+    included, with a checkpoint (``rundir``'s ``checkpoint.pt`` and ``logbook.csv``) after every
+    generation; ``resume_state`` (the stored search state) continues it exactly."""
     evaluator = guarded_evaluator(cfg.evaluation())      # failure (timeout, OOM...) is data
     cache_dataset(data, cfg.dataset, cfg.seed)           # in-process evaluations reuse it
     toolbox = make_toolbox(evaluator, tournsize=cfg.tournament, max_height=cfg.max_height,
@@ -289,7 +290,7 @@ def search(cfg: EvoMALRunConfig, data, rundir, resume_state: dict | None = None,
     population = toolbox.population(cfg.population) if resume_state is None else []
     archive = LossArchive(data.task, data.num_classes)
     hof = tools.HallOfFame(5, similar=lambda a, b: archive.key(a) == archive.key(b))
-    bar = progress(cfg.generations + 1, "evomal generations", unit="gen")
+    bar = progress(cfg.generations, "evomal generations", unit="gen")
     bar.update(resume_state["generation"] + 1 if resume_state else 0)
     # search seconds so far (accumulated across resumes; not counted: time lost to a kill)
     prior = float(resume_state.get("seconds", 0.0)) if resume_state else 0.0
@@ -307,12 +308,12 @@ def search(cfg: EvoMALRunConfig, data, rundir, resume_state: dict | None = None,
         bar.set_postfix(best=f"{best:.4g}" if best is not None else "-")
         log(generation_line(last, cfg.generations, elapsed[0]))   # in --quiet too: the run's log
 
-    population, logbook = eaEvoMAL(population, toolbox, cfg.generations, cxpb=cfg.cxpb,
+    population, logbook = eaEvoMAL(population, toolbox, cfg.ngen(), cxpb=cfg.cxpb,
                                    mutpb=cfg.mutpb, elitism=cfg.elitism, stats=fitness_stats(),
                                    halloffame=hof, archive=archive, checkpoint=checkpoint,
                                    resume_state=resume_state)
     bar.close()
-    if resume_state is not None and resume_state["generation"] >= cfg.generations:
+    if resume_state is not None and resume_state["generation"] >= cfg.ngen():
         elapsed[0] = prior
     return SearchResult(population, logbook, hof, archive, elapsed[0])
 

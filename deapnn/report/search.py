@@ -122,6 +122,13 @@ def nlfs(rep: Report, config: dict) -> str:
 
 
 # --- EvoMAL ------------------------------------------------------------------------------------------
+def _evomal_populations(config: dict) -> int:
+    """The populations an EvoMAL run evaluates: ``generations`` (the initial one included), or
+    ``generations + 1`` for a config.json written when it counted the generations after it."""
+    generations = int(config.get("generations", 0))
+    return generations if "rejection" in config else generations + 1
+
+
 def evomal(rep: Report, config: dict) -> str:
     rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
     result = read_json(os.path.join(rep.run_dir, "result.json"))
@@ -132,7 +139,7 @@ def evomal(rep: Report, config: dict) -> str:
     final = (result or {}).get("final")
     if result is None:
         rep.para("No `result.json` yet: the run has not finished (search: "
-                 f"{len(rows)} of {int(config.get('generations', 0)) + 1} generations logged; "
+                 f"{len(rows)} of {_evomal_populations(config)} generations logged; "
                  "the final comparison writes it).")
     elif final:
         rep.para(f"Final training: {plain(config.get('final_steps'))} SGD steps, "
