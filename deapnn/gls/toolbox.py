@@ -1,7 +1,6 @@
 """The DEAP toolbox of a GLS run and the evaluator of its networks."""
 from __future__ import annotations
 
-import torch
 from deap import base
 
 from operators.gls import mutSubGD, selGradientLexicase, selRandomChild
@@ -41,13 +40,11 @@ def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Too
     if arm == "random":
         tb.register("select", selRandomChild)
     else:
-        sel_x = x
-        if cfg.selection_data == "augmented" and augment:
-            # Reference-code option: select on an augmented copy (drawn once per run).
-            from ..data import augment_batch
-            sel_x = augment_batch(x, augment, torch.Generator(device=device).manual_seed(0))
-        tb.register("select", selGradientLexicase, x=sel_x, y=y, chunk_size=cfg.chunk_size,
-                    max_cases=cfg.max_cases, semantics=cfg.semantics)
+        # selection_data="augmented" (reference-code option): every selection event sees a fresh
+        # augmentation of the cases, drawn from the generation's random generator.
+        tb.register("select", selGradientLexicase, x=x, y=y, chunk_size=cfg.chunk_size,
+                    max_cases=cfg.max_cases, semantics=cfg.semantics,
+                    augment=augment if cfg.selection_data == "augmented" else None)
     tb.register("evaluate", accuracy_evaluator(data))
     tb.register("model", build_model, cfg.model, data.input_shape, data.num_classes)
     return tb
