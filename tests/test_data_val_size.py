@@ -86,3 +86,9 @@ def test_embedded_val_size_too_small_to_stratify_or_too_large_names_val_size():
         load_dataset("iris", val_size=2)                 # 3 classes
     with pytest.raises(ValueError, match="val_size must be an integer from 0 to 118"):
         load_dataset("iris", val_size=500)
+
+
+@pytest.mark.parametrize("name", ["digits", "iris", "wine", "breast_cancer", "diabetes", "mnist1d"])
+def test_registry_train_pool_is_what_val_size_zero_trains_on(name):
+    from deapnn.data import DATASETS
+    assert len(load_dataset(name, val_size=0).train) == DATASETS[name].train_pool
