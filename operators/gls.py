@@ -127,7 +127,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
                         rng: np.random.Generator | None = None, chunk_size: int = 8,
                         max_chunk_size: int = 4096, max_cases: int | None = None,
                         eval_batch_size: int | None = None, semantics: str = "standard",
-                        info: dict | None = None):
+                        augment: str | None = None, info: dict | None = None):
     """Lexicase selection over the training cases ``(x, y)``, lazily evaluated (GLS §3.3).
 
     Each of the ``k`` selection events visits the cases in a fresh random order (``rng``). The
@@ -150,6 +150,12 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     out, pick uniformly among the survivors. ``semantics="reference"`` replicates the reference
     code: its list-removal loop, a case failed by every survivor empties the pool, and then (or
     when the cases run out) a child drawn uniformly from *all* children before selection began wins.
+
+    ``augment`` (an augmentation kind of :func:`deapnn.data.augment_batch`, default none): the
+    cases are augmented images, freshly drawn at every call, as in the reference code, whose
+    selection loader reads the augmented training set (the paper selects on the training data as
+    is, the default). The draws come from a generator seeded from ``rng``, so a call is
+    reproducible from its ``rng`` alone; all survivors see the same augmented copy of a case.
 
     ``eval_batch_size`` defaults to 256 on CPU (cache-friendly) and 2048 on CUDA.
     ``info`` (a dict) receives ``cases_examined`` (cases consumed until the end of each event) and
@@ -177,6 +183,8 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     chosen = []
     try:
         with _cpu_inference_layout(individuals, x) as layout:
+            if augment:
+                layout = _augmenting(layout, augment, rng, x.device)
             for _ in range(k):
                 chosen.append(individuals[_select_one(individuals, x, y, rng, chunk_size,
                                                       max_chunk_size, limit, eval_batch_size,
@@ -185,6 +193,14 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
         for m, t in zip(individuals, was_training):
             m.train(t)
     return chosen
+
+
+def _augmenting(layout, augment: str, rng: np.random.Generator, device):
+    """``layout`` preceded by a fresh augmentation of the batch of cases, its draws from a
+    generator seeded from ``rng`` (selection on augmented data, the reference code's)."""
+    from deapnn.data import augment_batch
+    generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+    return lambda xb: layout(augment_batch(xb, augment, generator))
 
 
 def selRandomChild(children, k: int = 1, *, rng: np.random.Generator, info: dict | None = None):

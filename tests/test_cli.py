@@ -136,6 +136,9 @@ GLS_BAD = [
     (["--compare", "sgd,annealing"], "annealing"),
     (["--momentum-mode", "keep"], "keep"),
     (["--semantics", "loose"], "loose"),
+    (["--val-size", "-1"], "--val-size"),
+    (["--val-size", "many"], "many"),
+    (["--val-size", "119"], "--val-size must be < 119"),     # iris: 119 examples besides test
 ]
 
 

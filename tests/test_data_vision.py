@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from deapnn.data import DatasetNotFoundError, fake, load_dataset
-from deapnn.data.vision import NORMALISATION, default_root, val_size
+from deapnn.data.vision import NORMALISATION, default_root, default_val_size as val_size
 
 N_TRAIN, N_TEST = 30, 7
 

@@ -17,7 +17,8 @@ SMALL_CASES = [
 
 
 def test_model_names_cover_the_issue():
-    assert set(model_names()) >= {"mlp", "cnn", "vgg19_bn", "resnet18", "mobilenetv2"}
+    assert set(model_names()) >= {"mlp", "cnn", "vgg19_bn", "resnet18", "mobilenetv2", "resnet50",
+                                  "densenet121", "senet18", "efficientnetb0"}
 
 
 @pytest.mark.parametrize("name,shape,classes", SMALL_CASES)
@@ -93,3 +94,43 @@ def test_same_seed_same_initial_weights():
     torch.manual_seed(5)
     b = build_model("cnn", (1, 8, 8), 10).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# Parameter counts of the reference code's CIFAR models (ld-ing/gradient-lexicase, models/:
+# ResNet50, DenseNet121, SENet18, EfficientNetB0 built with num_classes=10 and 100), computed
+# once by running those files with this project's torch; our own implementations must match.
+REFERENCE_PARAMETERS = {
+    "resnet50": {10: 23_520_842, 100: 23_705_252},
+    "densenet121": {10: 6_956_298, 100: 7_048_548},
+    "senet18": {10: 11_260_354, 100: 11_306_524},
+    # the reference's first EfficientNet block (expansion 1) also builds a 1×1 expansion conv
+    # (32·32 weights) and its BatchNorm (2·32) that its forward pass never uses: 1,088
+    # parameters that never get a gradient, left out here
+    "efficientnetb0": {10: 3_599_686 - 1_088, 100: 3_628_576 - 1_088},
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMETERS))
+def test_reference_cifar_architectures_match_reference_counts_and_train(name):
+    for classes, expected in REFERENCE_PARAMETERS[name].items():
+        model = build_model(name, (3, 32, 32), classes)
+        assert sum(p.numel() for p in model.parameters()) == expected
+    torch.manual_seed(0)
+    model = build_model(name, (3, 32, 32), 10)       # train mode, batch 2 (BatchNorm needs 2)
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMETERS))
+def test_reference_cifar_architectures_take_grey_28x28_images(name):
+    model = build_model(name, (1, 28, 28), 10).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_densenet121_needs_8x8_images():
+    with pytest.raises(ValueError, match="densenet121"):
+        build_model("densenet121", (3, 7, 7), 10)
+    build_model("densenet121", (1, 8, 8), 10)

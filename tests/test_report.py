@@ -161,7 +161,7 @@ def test_killed_gls_run_is_reported_and_missing_plots_drawn(runs, capsys, tmp_pa
     os.remove(run / "sgd" / "seed1" / "result.json")
     path, text = _report(run, capsys)
     assert "incomplete (3 of 4 jobs done" in text
-    assert "| `sgd` | 1 | — | — | — | — | started |" in text
+    assert "| `sgd` | 1 | — | — | — | — | — | started |" in text
     done = _json(run / "sgd" / "seed0" / "result.json")["test_acc"]
     assert f"| {done:.4f} ± 0.0000 | 1 |" in text            # summary of the finished jobs
     images = _images(path, text)

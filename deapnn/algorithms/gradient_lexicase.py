@@ -59,14 +59,19 @@ def checkpoint_logbook(state: dict) -> tools.Logbook:
 
 
 def _optimizers(children, cfg: TrainConfig, momentum: str, inherited: dict | None):
-    """One SGD optimizer per child. ``reset``: fresh state (the reference); ``inherit``: start from
-    the selected parent's momentum buffers; ``none``: plain SGD without momentum."""
+    """One SGD optimizer per child. ``reset``: fresh state (the reference); ``inherit``: each
+    child starts from its own copy of the selected parent's momentum buffers; ``none``: plain SGD
+    without momentum.
+
+    ``Optimizer.load_state_dict`` keeps the tensors it is given (it copies nothing when device and
+    dtype already match), so each child loads a deep copy: loading ``inherited`` itself would make
+    all children step one shared buffer, in place."""
     if momentum == "none":
         cfg = dataclasses.replace(cfg, momentum=0.0, nesterov=False)
     opts = [make_optimizer(child.parameters(), cfg) for child in children]
     if momentum == "inherit" and inherited is not None:
         for opt in opts:
-            opt.load_state_dict(inherited)
+            opt.load_state_dict(copy.deepcopy(inherited))
     return opts
 
 

@@ -39,6 +39,10 @@ def register(subparsers) -> None:
                    help="cases one selection may examine (down-sampled lexicase; default: all)")
     g.add_argument("--eval-every", type=int, default=d.eval_every,
                    help="generations/epochs between evaluations (0: every epoch-equivalent)")
+    g.add_argument("--val-size", type=int, default=d.val_size,
+                   help="validation examples held out of the training set (default: the "
+                        "dataset's usual split, 5000 for CIFAR/SVHN; 0: none, train on all of "
+                        "it and report the final test accuracy only, as the paper)")
     g.add_argument("--compare", type=_csv(str),
                    default=[a for a in GLSConfig().arms if a != "gls"],
                    help="arms beside GLS: sgd, sgd_matched, random (comma-separated; none for GLS only)")

@@ -11,9 +11,10 @@ from .common import add_common_args, check_common, config_from_flags
 def add_training_args(parser, cls, title: str = "training"):
     """Dataset, model and SGD flags of a configuration class ``cls`` (its defaults are the
     flags' defaults: declared once, on the dataclass); returns the argument group."""
+    from ..models import model_names
     g = parser.add_argument_group(title)
     g.add_argument("--dataset", default=cls.dataset, help="dataset name (see `deapnn datasets`)")
-    g.add_argument("--model", default=cls.model, help="mlp, cnn, vgg19_bn, resnet18, mobilenetv2")
+    g.add_argument("--model", default=cls.model, help=", ".join(model_names()))
     g.add_argument("--epochs", type=int, default=cls.epochs)
     g.add_argument("--lr", type=float, default=cls.lr, help="initial learning rate")
     g.add_argument("--momentum", type=float, default=cls.momentum)

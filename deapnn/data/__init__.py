@@ -27,8 +27,16 @@ _CACHE: dict = {}
 _CACHE_SIZE = 4
 
 
-def load_dataset(name: str, root=None, download: bool = False, seed: int = 0) -> Dataset:
+def load_dataset(name: str, root=None, download: bool = False, seed: int = 0,
+                 val_size: int | None = None) -> Dataset:
     """Load dataset ``name`` with disjoint train/val/test splits, deterministic in ``seed``.
+
+    ``val_size``: examples held out of the training data for validation; ``None`` (default) is
+    the dataset's usual split (torchvision: 5,000 images or 10 %; scikit-learn: 20 % of all
+    examples; MNIST-1D: 500); 0 leaves the validation split empty and trains on all of it (the
+    GLS paper's CIFAR protocol, Ding & Spector 2022, §4). The test split never depends on it.
+    A value that leaves no training example (or, for the stratified embedded splits, no room
+    for every class) raises ``ValueError`` naming ``val_size``.
 
     ``root`` (torchvision datasets only) defaults to ``$DEAPNN_DATA`` or
     ``~/.cache/deapnn/data``; ``download`` is passed through to torchvision. Unknown names
@@ -43,10 +51,10 @@ def load_dataset(name: str, root=None, download: bool = False, seed: int = 0) ->
     if DATASETS[key].source == "embedded":
         from .embedded import load_embedded
 
-        return load_embedded(key, seed)
+        return load_embedded(key, seed, val_size)
     from .vision import load_torchvision
 
-    return load_torchvision(key, root, download, seed)
+    return load_torchvision(key, root, download, seed, val_size)
 
 
 def cached_dataset(name: str, seed: int = 0, root=None) -> Dataset:

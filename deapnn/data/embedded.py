@@ -1,6 +1,7 @@
 """Embedded, offline datasets: scikit-learn's bundled tables/images and MNIST-1D.
 
-Splits are 60/20/20 train/val/test, drawn from ``seed`` (stratified for classification),
+Splits are 60/20/20 train/val/test, drawn from ``seed`` (stratified for classification;
+``val_size`` sets the validation examples taken from the 80 % that is not test, 0 for none),
 and inputs are standardised with statistics of the *training* split only, so no
 information from validation or test leaks into preprocessing. Exact duplicate examples
 (same features and label; one pair in iris) are dropped first so that no example is shared
@@ -25,6 +26,7 @@ import torch
 
 from .base import Dataset, Split
 from .registry import DATASETS
+from .vision import check_val_size
 
 FRACTIONS = (0.6, 0.2, 0.2)
 MNIST1D_VAL = 500
@@ -51,21 +53,40 @@ def _drop_duplicates(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def split_indices(n: int, seed: int, y: np.ndarray | None = None,
-                  fractions: tuple = FRACTIONS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  fractions: tuple = FRACTIONS, val_size: int | None = None,
+                  name: str = "dataset") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Disjoint sorted ``(train, val, test)`` index arrays covering ``range(n)``.
 
-    Deterministic in ``seed``; stratified on ``y`` when given (classification).
+    Deterministic in ``seed``; stratified on ``y`` when given (classification). ``val_size``
+    (default: ``fractions[1]`` of ``n``) validation examples are drawn from what the test split
+    leaves, so the test split does not depend on it; 0 leaves the validation split empty.
     """
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(n)
     n_test = int(round(fractions[2] * n))
-    n_val = int(round(fractions[1] * n))
     rest, test = train_test_split(idx, test_size=n_test, random_state=seed,
                                   stratify=None if y is None else y)
-    train, val = train_test_split(rest, test_size=n_val, random_state=seed,
-                                  stratify=None if y is None else y[rest])
+    if val_size is None:
+        n_val = int(round(fractions[1] * n))
+    else:
+        n_val = check_val_size(val_size, len(rest), name)
+        if n_val == 0:
+            return np.sort(rest), np.array([], dtype=rest.dtype), np.sort(test)
+    train, val = _split_off(rest, n_val, seed, None if y is None else y[rest], name)
     return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _split_off(idx: np.ndarray, k: int, seed: int, y: np.ndarray | None, name: str):
+    """``(rest, k of idx)`` drawn with ``seed``, stratified on ``y`` (a stratified draw needs
+    room for every class on both sides: ``ValueError`` naming ``val_size`` otherwise)."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(idx, test_size=k, random_state=seed, stratify=y)
+    except ValueError as err:
+        raise ValueError(f"val_size {k} cannot be drawn stratified from the {len(idx)} "
+                         f"training examples of {name}: {err}") from None
 
 
 def _standardise(x: np.ndarray, train_idx: np.ndarray, per_feature: bool):
@@ -84,7 +105,7 @@ def _splits(x: np.ndarray, y: np.ndarray, parts) -> list[Split]:
             for i in parts]
 
 
-def load_sklearn(name: str, seed: int = 0) -> Dataset:
+def load_sklearn(name: str, seed: int = 0, val_size: int | None = None) -> Dataset:
     """Load one of ``digits``, ``diabetes``, ``iris``, ``wine``, ``breast_cancer`` (offline).
 
     digits: pixels scaled by 1/16, then standardised with one scalar mean/std of the training
@@ -99,7 +120,8 @@ def load_sklearn(name: str, seed: int = 0) -> Dataset:
     if is_image:
         x = x / 16.0
     classification = info.task == "classification"
-    parts = split_indices(len(x), seed, y if classification else None)
+    parts = split_indices(len(x), seed, y if classification else None, val_size=val_size,
+                          name=name)
     x, mean, std = _standardise(x, parts[0], per_feature=not is_image)
     x = x.astype(np.float32).reshape((len(x),) + tuple(info.input_shape))
     target_mean = target_std = None
@@ -173,14 +195,17 @@ def mnist1d_arrays() -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_mnist1d(seed: int = 0) -> Dataset:
-    """MNIST-1D: 3,500 train / 500 val (stratified from the 4,000, by ``seed``) / 1,000 test, ``(1, 40)``."""
-    from sklearn.model_selection import train_test_split
-
+def load_mnist1d(seed: int = 0, val_size: int | None = None) -> Dataset:
+    """MNIST-1D: 3,500 train / 500 val (stratified from the 4,000, by ``seed``; ``val_size``
+    sets the 500, 0 trains on all 4,000) / 1,000 test, ``(1, 40)``."""
     info = DATASETS["mnist1d"]
     a = mnist1d_arrays()
-    train_idx, val_idx = train_test_split(np.arange(len(a["y"])), test_size=MNIST1D_VAL,
-                                          random_state=seed, stratify=a["y"])
+    idx = np.arange(len(a["y"]))
+    k = MNIST1D_VAL if val_size is None else check_val_size(val_size, len(idx), "mnist1d")
+    if k == 0:
+        train_idx, val_idx = idx, np.array([], dtype=idx.dtype)
+    else:
+        train_idx, val_idx = _split_off(idx, k, seed, a["y"], "mnist1d")
     train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
     x = a["x"][:, None, :]
     return Dataset(
@@ -196,6 +221,8 @@ def load_mnist1d(seed: int = 0) -> Dataset:
     )
 
 
-def load_embedded(name: str, seed: int = 0) -> Dataset:
+def load_embedded(name: str, seed: int = 0, val_size: int | None = None) -> Dataset:
     """Dispatch an embedded dataset by registry name."""
-    return load_mnist1d(seed) if name == "mnist1d" else load_sklearn(name, seed)
+    if name == "mnist1d":
+        return load_mnist1d(seed, val_size)
+    return load_sklearn(name, seed, val_size)

@@ -22,6 +22,9 @@ class DatasetInfo:
     source: str               # "embedded" (offline) | "torchvision" (files under root)
     augment: str | None = None
     description: str = ""
+    #: examples a validation split is carved from (the official training set; for the embedded
+    #: datasets what the test split leaves), the bound of ``load_dataset(val_size=...)``
+    train_pool: int | None = None
 
     def __getitem__(self, key: str):
         """Dict-style access to a field (``info["num_classes"]``)."""
@@ -42,26 +45,27 @@ def _info(*args, **kwargs) -> tuple[str, DatasetInfo]:
 
 DATASETS: dict[str, DatasetInfo] = dict([
     _info("digits", (1, 8, 8), 10, "classification", EMBEDDED, None,
-          "scikit-learn 8x8 handwritten digits, 1,797 images"),
+          "scikit-learn 8x8 handwritten digits, 1,797 images", 1438),
     _info("diabetes", (10,), 1, "regression", EMBEDDED, None,
-          "scikit-learn diabetes progression, 442 patients, standardised target"),
+          "scikit-learn diabetes progression, 442 patients, standardised target", 354),
     _info("iris", (4,), 3, "classification", EMBEDDED, None,
-          "scikit-learn iris, 150 flowers (149 after removing one exact duplicate)"),
-    _info("wine", (13,), 3, "classification", EMBEDDED, None, "scikit-learn wine, 178 samples"),
+          "scikit-learn iris, 150 flowers (149 after removing one exact duplicate)", 119),
+    _info("wine", (13,), 3, "classification", EMBEDDED, None, "scikit-learn wine, 178 samples",
+          142),
     _info("breast_cancer", (30,), 2, "classification", EMBEDDED, None,
-          "scikit-learn Wisconsin breast cancer, 569 samples"),
+          "scikit-learn Wisconsin breast cancer, 569 samples", 455),
     _info("mnist1d", (1, 40), 10, "classification", EMBEDDED, None,
-          "MNIST-1D generated from its templates: 4,000 train / 1,000 test sequences"),
+          "MNIST-1D generated from its templates: 4,000 train / 1,000 test sequences", 4000),
     _info("mnist", (1, 28, 28), 10, "classification", TORCHVISION, None,
-          "MNIST handwritten digits, 60,000 / 10,000"),
+          "MNIST handwritten digits, 60,000 / 10,000", 60000),
     _info("fashion_mnist", (1, 28, 28), 10, "classification", TORCHVISION, None,
-          "Fashion-MNIST, 60,000 / 10,000"),
+          "Fashion-MNIST, 60,000 / 10,000", 60000),
     _info("cifar10", (3, 32, 32), 10, "classification", TORCHVISION, "crop_flip",
-          "CIFAR-10, 50,000 / 10,000"),
+          "CIFAR-10, 50,000 / 10,000", 50000),
     _info("cifar100", (3, 32, 32), 100, "classification", TORCHVISION, "crop_flip",
-          "CIFAR-100 (fine labels), 50,000 / 10,000"),
+          "CIFAR-100 (fine labels), 50,000 / 10,000", 50000),
     _info("svhn", (3, 32, 32), 10, "classification", TORCHVISION, "crop",
-          "SVHN cropped digits (train split, no extra), 73,257 / 26,032"),
+          "SVHN cropped digits (train split, no extra), 73,257 / 26,032", 73257),
 ])
 
 

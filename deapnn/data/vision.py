@@ -3,8 +3,8 @@
 Files are read by torchvision's own dataset classes (so the on-disk layout and integrity
 checks are torchvision's), then converted once to normalised float32 tensors with the usual
 per-channel mean/std constants. A validation split (5,000 images, or 10 % of a smaller
-training set) is carved out of the training set with ``seed``; the test split is the
-official one.
+training set; ``val_size`` images when given, none with ``val_size=0``) is carved out of the
+training set with ``seed``; the test split is the official one.
 """
 from __future__ import annotations
 
@@ -67,18 +67,33 @@ def _read(name: str, root: str, train: bool, download: bool) -> tuple[np.ndarray
     return ds.data, np.asarray(ds.labels, np.int64), [str(i) for i in range(10)]
 
 
+def check_val_size(val_size, n_train: int, name: str) -> int:
+    """``val_size`` as an int, or ``ValueError`` unless it leaves at least one training example."""
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) \
+            or not 0 <= val_size < n_train:
+        raise ValueError(f"val_size must be an integer from 0 to {n_train - 1} for {name} "
+                         f"({n_train} training examples), got {val_size!r}")
+    return int(val_size)
+
+
 def _normalise(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32).div_(255.0)
     return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
 
 
-def val_size(n_train: int) -> int:
+def default_val_size(n_train: int) -> int:
     """Validation images carved from ``n_train`` training images: 5,000, or 10 % when that is less."""
     return max(1, min(VAL_SIZE, n_train // 10))
 
 
-def load_torchvision(name: str, root=None, download: bool = False, seed: int = 0) -> Dataset:
+def load_torchvision(name: str, root=None, download: bool = False, seed: int = 0,
+                     val_size: int | None = None) -> Dataset:
     """Load a torchvision dataset from ``root`` (default :func:`default_root`).
+
+    ``val_size``: training images held out for validation (default: :func:`default_val_size`);
+    0 trains on the whole official training set with an empty validation split (the protocol
+    of the GLS paper, Ding & Spector 2022, §4). The held-out images are the first ``val_size``
+    of one ``seed`` permutation, so a larger split contains a smaller one.
 
     Missing or corrupted files raise :class:`DatasetNotFoundError` (a ``FileNotFoundError``)
     naming the directory and the ``--download`` option, unless ``download`` is set, in which
@@ -100,7 +115,7 @@ def load_torchvision(name: str, root=None, download: bool = False, seed: int = 0
     mean, std = (torch.tensor(v, dtype=torch.float32) for v in NORMALISATION[name])
     n = len(y_tr)
     perm = np.random.default_rng(seed).permutation(n)
-    k = val_size(n)
+    k = default_val_size(n) if val_size is None else check_val_size(val_size, n, name)
     val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
     x_all = _normalise(x_tr, mean, std)
     y_all = torch.from_numpy(y_tr)
@@ -110,5 +125,6 @@ def load_torchvision(name: str, root=None, download: bool = False, seed: int = 0
         val=Split(x_all[torch.from_numpy(val_idx)], y_all[torch.from_numpy(val_idx)]),
         test=Split(_normalise(x_te, mean, std), torch.from_numpy(y_te)),
         augment=info.augment, mean=mean, std=std, classes=classes, source=info.source,
-        meta={"root": str(root), "indices": {"train": train_idx, "val": val_idx}, "seed": seed},
+        meta={"root": str(root), "indices": {"train": train_idx, "val": val_idx}, "seed": seed,
+              "val_size": k},
     )

@@ -2,7 +2,8 @@
 DEAP toolbox, one job per arm × seed, and the runner that compares the arms over seeds.
 
 * :mod:`deapnn.gls.config` — :class:`GLSConfig`, :data:`ARMS`, :data:`ARM_TITLES`;
-* :mod:`deapnn.gls.toolbox` — :func:`gls_toolbox`, :func:`accuracy_evaluator`;
+* :mod:`deapnn.gls.toolbox` — :func:`gls_toolbox`, :func:`accuracy_evaluator`,
+  :func:`final_accuracy`;
 * :mod:`deapnn.gls.job` — :func:`run_job` (one arm × seed → an
   :class:`~deapnn.evaluation.Evaluation`);
 * :mod:`deapnn.gls.runner` — :func:`run_gls` and its phases :func:`make_jobs`,
@@ -12,8 +13,9 @@ from .config import ARM_TITLES, ARMS, GLSConfig
 from .job import run_job
 from .runner import (GLSSummary, format_table, make_jobs, plot, result_rows, run_gls, run_jobs,
                      summarize, write_outputs)
-from .toolbox import accuracy_evaluator, gls_toolbox
+from .toolbox import accuracy_evaluator, final_accuracy, gls_toolbox
 
-__all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "gls_toolbox", "accuracy_evaluator", "run_job",
+__all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "gls_toolbox", "accuracy_evaluator",
+           "final_accuracy", "run_job",
            "run_gls", "GLSSummary", "make_jobs", "run_jobs", "summarize", "format_table",
            "result_rows", "write_outputs", "plot"]

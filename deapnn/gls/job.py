@@ -26,13 +26,14 @@ from ..rundir import RunDir, atomic_write, check_no_links, open_lock
 from ..runtime import derive_seed, get_device, seed_everything
 from ..training import train
 from .config import GLSConfig
-from .toolbox import accuracy_evaluator, gls_toolbox
+from .toolbox import accuracy_evaluator, final_accuracy, gls_toolbox
 
 
 def run_job(job: dict) -> Evaluation:
     """Run (or resume) one arm × seed in ``job["dir"]``; return its :class:`Evaluation`:
     ``values`` = ``(test accuracy,)``, ``info`` = the job's result row (``arm, seed, test_acc,
-    val_acc, seconds, diverged, device, host``).
+    val_acc, val_size, seconds, diverged, device, host``; ``val_size``: the validation examples
+    held out of the training data, 0 for the paper's protocol, where ``val_acc`` is None).
 
     ``job`` = ``{"arm", "seed", "dir", "config": GLSConfig.to_dict()[, "progress", "timeout"]}``
     (``progress``: a factory ``progress(total, desc, unit=...)``, default silent). A finished job
@@ -94,7 +95,8 @@ def _run_job_locked(job: dict) -> dict:
     ckpt_file = os.path.join(out, "checkpoint.pt")
     resume = load_checkpoint(ckpt_file) if os.path.exists(ckpt_file) else None
     seed_everything(seed)
-    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=seed)
+    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=seed,
+                        val_size=cfg.val_size)
     device = get_device()
     torch.manual_seed(derive_seed(seed, "init"))
     model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
@@ -137,9 +139,9 @@ def _run_job_locked(job: dict) -> dict:
         records, diverged = res.history, res.reason
     bar.close()
     # the final parent is reported, not the best (as the reference code, Ding & Spector 2022, §4)
-    final = accuracy_evaluator(data)(model)
+    final = final_accuracy(data, model)
     result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
-              "seconds": time.perf_counter() - start, "diverged": diverged,
+              "val_size": len(data.val), "seconds": time.perf_counter() - start, "diverged": diverged,
               "device": str(device), "host": socket.gethostname()}
     rd = RunDir.open(out)
     rd.write_logbook(records)

@@ -97,7 +97,7 @@ def _paired(summary: dict, arm: str) -> None:
 def format_table(summary: dict, cfg: GLSConfig) -> str:
     """The comparison as the text table ``deapnn gls`` prints (and ``summary.txt`` holds)."""
     lines = [f"{cfg.model} on {cfg.dataset}, p={cfg.pop}, {cfg.epochs} epochs "
-             f"(GLS: {cfg.generations()} generations)",
+             f"(GLS: {cfg.generations()} generations){_validation_note(cfg)}",
              f"{'arm':<26} {'test accuracy':>20} {'seeds':>5} {'wall s':>8}  GLS − arm (paired)"]
     for arm in ARMS:
         if arm not in summary:
@@ -112,6 +112,14 @@ def format_table(summary: dict, cfg: GLSConfig) -> str:
         for why in summary.get(arm, {}).get("failed", []):
             lines.append(f"  failed: {ARM_TITLES[arm]} {why}")
     return "\n".join(lines)
+
+
+def _validation_note(cfg: GLSConfig) -> str:
+    if cfg.val_size is None:
+        return ""
+    if cfg.val_size == 0:
+        return "; no validation split: trained on the whole training set (paper protocol)"
+    return f"; {cfg.val_size} validation examples held out of the training set"
 
 
 def write_outputs(rundir, summary: GLSSummary, jobs: list[dict]) -> None:

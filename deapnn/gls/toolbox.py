@@ -1,7 +1,6 @@
 """The DEAP toolbox of a GLS run and the evaluator of its networks."""
 from __future__ import annotations
 
-import torch
 from deap import base
 
 from operators.gls import mutSubGD, selGradientLexicase, selRandomChild
@@ -14,18 +13,28 @@ from .config import GLSConfig
 
 
 def accuracy_evaluator(data, best_file: str | None = None, best: float = -1.0):
-    """Validation/test accuracy of a model (a :class:`~deapnn.algorithms.contracts.GLSEvaluate`);
-    with ``best_file``, the weights of the best model by validation accuracy so far are saved
-    there (atomically) whenever it improves."""
+    """Validation/test accuracy of a model during training (a
+    :class:`~deapnn.algorithms.contracts.GLSEvaluate`); with ``best_file``, the weights of the
+    best model by validation accuracy so far are saved there (atomically) whenever it improves.
+    Without a validation split (``val_size=0``, the paper's protocol) it measures nothing: the
+    test split is read once, at the end (:func:`final_accuracy`)."""
     def run(model):
         nonlocal best
-        record = {"val_acc": evaluate(model, data.val.x, data.val.y, data.task),
-                  "test_acc": evaluate(model, data.test.x, data.test.y, data.task)}
+        if not len(data.val):
+            return {}
+        record = final_accuracy(data, model)
         if best_file and record["val_acc"] > best:
             best = record["val_acc"]
             save_weights(best_file, model.state_dict())
         return record
     return run
+
+
+def final_accuracy(data, model) -> dict:
+    """``{"val_acc", "test_acc"}`` of ``model`` (``val_acc`` None without a validation split)."""
+    return {"val_acc": evaluate(model, data.val.x, data.val.y, data.task) if len(data.val)
+            else None,
+            "test_acc": evaluate(model, data.test.x, data.test.y, data.task)}
 
 
 def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Toolbox:
@@ -41,16 +50,14 @@ def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Too
     if arm == "random":
         tb.register("select", selRandomChild)
     else:
-        sel_x = x
-        if cfg.selection_data == "augmented" and augment:
-            # Reference-code option: select on an augmented copy (drawn once per run).
-            from ..data import augment_batch
-            sel_x = augment_batch(x, augment, torch.Generator(device=device).manual_seed(0))
-        tb.register("select", selGradientLexicase, x=sel_x, y=y, chunk_size=cfg.chunk_size,
-                    max_cases=cfg.max_cases, semantics=cfg.semantics)
+        # selection_data="augmented" (reference-code option): every selection event sees a fresh
+        # augmentation of the cases, drawn from the generation's random generator.
+        tb.register("select", selGradientLexicase, x=x, y=y, chunk_size=cfg.chunk_size,
+                    max_cases=cfg.max_cases, semantics=cfg.semantics,
+                    augment=augment if cfg.selection_data == "augmented" else None)
     tb.register("evaluate", accuracy_evaluator(data))
     tb.register("model", build_model, cfg.model, data.input_shape, data.num_classes)
     return tb
 
 
-__all__ = ["gls_toolbox", "accuracy_evaluator"]
+__all__ = ["gls_toolbox", "accuracy_evaluator", "final_accuracy"]

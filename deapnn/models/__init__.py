@@ -1,14 +1,19 @@
 """Models by name: ``build_model(name, input_shape, num_classes)``.
 
 Small models for the embedded datasets (``mlp``, ``cnn`` with 2-D and 1-D variants) and the
-CIFAR-style 32×32 architectures of the GLS paper's experiments (Ding & Spector 2022, §4).
+CIFAR-style 32×32 architectures of the GLS paper's experiments (Ding & Spector 2022, §4):
+``vgg19_bn``, ``resnet18``, ``resnet50``, ``densenet121``, ``mobilenetv2``, ``senet18``,
+``efficientnetb0``.
 """
 from __future__ import annotations
 
 from torch import nn
 
 from .small import CNN1d, CNN2d, MLP
-from .cifar import MobileNetV2, ResNet18, VGG19BN
+from .cifar import MobileNetV2, ResNet18, ResNet50, VGG19BN
+from .densenet import DenseNet121
+from .efficientnet import EfficientNetB0
+from .senet import SENet18
 
 
 def _cnn(input_shape, num_classes):
@@ -44,7 +49,12 @@ _INPUT_CHECKS = {
     "cnn": _check_cnn,
     "vgg19_bn": _check_image("vgg19_bn", 32),
     "resnet18": _check_image("resnet18"),
+    "resnet50": _check_image("resnet50"),
+    # three 2×2 average poolings between the dense blocks need at least 8×8
+    "densenet121": _check_image("densenet121", 8),
     "mobilenetv2": _check_image("mobilenetv2"),
+    "senet18": _check_image("senet18"),
+    "efficientnetb0": _check_image("efficientnetb0"),
 }
 
 
@@ -53,7 +63,11 @@ MODELS = {
     "cnn": _cnn,
     "vgg19_bn": _image32(VGG19BN),
     "resnet18": _image32(ResNet18),
+    "resnet50": _image32(ResNet50),
+    "densenet121": _image32(DenseNet121),
     "mobilenetv2": _image32(MobileNetV2),
+    "senet18": _image32(SENet18),
+    "efficientnetb0": _image32(EfficientNetB0),
 }
 
 
@@ -82,4 +96,5 @@ def build_model(name: str, input_shape, num_classes: int) -> nn.Module:
 
 
 __all__ = ["build_model", "check_model_input", "model_names", "MODELS", "MLP", "CNN1d", "CNN2d",
-           "VGG19BN", "ResNet18", "MobileNetV2"]
+           "VGG19BN", "ResNet18", "ResNet50", "DenseNet121", "MobileNetV2", "SENet18",
+           "EfficientNetB0"]

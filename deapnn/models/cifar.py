@@ -1,5 +1,6 @@
 """CIFAR-style (32×32 input) architectures used in the GLS experiments (Ding & Spector 2022, §4):
-VGG19-BN, ResNet18 and MobileNetV2 with a 3×3 stride-1 stem instead of the ImageNet stem."""
+VGG19-BN, ResNet18, ResNet50 and MobileNetV2 with a 3×3 stride-1 stem instead of the ImageNet
+stem (DenseNet121, SENet18 and EfficientNetB0 are in their own modules)."""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -60,6 +61,53 @@ class ResNet18(nn.Module):
             c = cout
         self.layers = nn.Sequential(*blocks)
         self.head = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        out = self.layers(self.stem(x))
+        return self.head(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+class Bottleneck(nn.Module):
+    """1×1 reduce → 3×3 (carrying the stride) → 1×1 expand to 4× ``planes``, plus the shortcut."""
+
+    expansion = 4
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        cout = self.expansion * planes
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet50(nn.Module):
+    """ResNet50 (He et al. 2016: bottleneck blocks 3-4-6-3) with the CIFAR stem: 3×3 conv, no
+    max-pool; 2048 features into the classifier."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        blocks, c = [], 64
+        for planes, n, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            for i in range(n):
+                blocks.append(Bottleneck(c, planes, stride if i == 0 else 1))
+                c = planes * Bottleneck.expansion
+        self.layers = nn.Sequential(*blocks)
+        self.head = nn.Linear(c, num_classes)
 
     def forward(self, x):
         out = self.layers(self.stem(x))

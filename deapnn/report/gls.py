@@ -53,6 +53,19 @@ def _mean_curve(jobs, arm, key):
     return xs, [statistics.fmean(c[x] for c in curves) for x in xs]
 
 
+def _validation(cfg: dict, done: list[dict]) -> str:
+    """Which data protocol the results used: the validation examples held out of training."""
+    sizes = sorted({j["result"]["val_size"] for j in done if "val_size" in j["result"]}, key=str)
+    if cfg.get("val_size") == 0 or sizes == [0]:
+        return ("No validation split (`val_size` 0, the paper's protocol): every arm trained on "
+                "the whole training set; the final parent's test accuracy is reported.")
+    which = "the dataset's usual split" if cfg.get("val_size") is None else "`val_size`"
+    held = " / ".join(f"{n:,}" if isinstance(n, int) else plain(n) for n in sizes)
+    held = f"{held} examples ({which})" if sizes else which
+    return (f"Validation: {held} held out of the training set; the final parent's test "
+            "accuracy is reported.")
+
+
 def gls(rep: Report, config: dict) -> str:
     cfg = config
     jobs = _jobs(rep, cfg)
@@ -65,7 +78,7 @@ def gls(rep: Report, config: dict) -> str:
     gens = epochs * (pop + 1) if isinstance(pop, int) and isinstance(epochs, int) else "?"
     rep.para(f"{plain(cfg.get('model'))} on {plain(cfg.get('dataset'))}, p = {plain(pop)}, "
              f"{plain(epochs)} epochs (GLS: {gens} generations); test accuracy over seeds "
-             f"{plain(cfg.get('seeds'))}.")
+             f"{plain(cfg.get('seeds'))}. {_validation(cfg, done)}")
     if results is None:
         rep.para(f"No `results.json`: the run did not finish ({len(done)} of {len(jobs)} jobs "
                  "done); the table covers the finished jobs.")
@@ -80,9 +93,11 @@ def gls(rep: Report, config: dict) -> str:
                      f"{pair['losses']}L)" if pair else "—"])
     rep.table(["arm", "test accuracy (mean ± std)", "seeds", "wall per job",
                "GLS − arm, paired"], rows)
-    rep.table(["arm", "seed", "test acc", "val acc", "wall", "ran on", "status"],
+    rep.table(["arm", "seed", "test acc", "val acc", "val size", "wall", "ran on", "status"],
               [[code(j["arm"]), str(j["seed"]), num((j["result"] or {}).get("test_acc")),
-                num((j["result"] or {}).get("val_acc")), seconds((j["result"] or {}).get("seconds")),
+                num((j["result"] or {}).get("val_acc")),
+                str((j["result"] or {}).get("val_size", "—")),
+                seconds((j["result"] or {}).get("seconds")),
                 " ".join(str((j["result"] or {}).get(k, "")) for k in ("host", "device")).strip()
                 or "—",
                 "diverged" if (j["result"] or {}).get("diverged") else
