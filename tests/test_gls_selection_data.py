@@ -3,7 +3,6 @@ with ``selection_data="augmented"`` (the reference code), a fresh augmentation e
 (Ding & Spector 2022, §3.3; docs/faithfulness.md)."""
 import numpy as np
 import torch
-from deap import base
 from torch import nn
 
 from deapnn.algorithms import eaGradientLexicase
