@@ -197,7 +197,8 @@ def test_eliminate_reports_surrogate_fitness_and_round_scores(elim_run):
     for e in out.best:
         assert 0 < e["fitness"] <= 1 and len(e["elimination"]) == 2
     assert out.paired is not None and len(out.paired["diff"]) == 2
-    assert out.mutation["children"] == 4 and out.mutation["failed"] == 0
+    assert out.mutation["children"] == 4 + out.mutation["remutated"]    # 4 cycles + re-mutations
+    assert out.mutation["failed"] == 0
     hof = [LossGraph.from_expression(b["expression"]) for b in out.best]
     assert not any(samePhenotype(a, b) for i, a in enumerate(hof) for b in hof[i + 1:])
 
@@ -286,3 +287,88 @@ def test_run_nlfs_is_phases_and_short():
     for name in ("evaluate_pool", "seed_population", "evolve", "eliminate", "best_entries",
                  "register_best", "plot_probe", "compare_final"):
         assert callable(getattr(run_module, name))
+
+
+# --- aging and failed children (Morgan & Hougen 2024 §3.4; defects of issue 12) ---------------
+
+def _fake_pool(fits):
+    from deapnn.nlfs.run import random_pool
+    pool = random_pool(0, len(fits))
+    pool["fitness"] = list(fits)
+    pool["info"] = [{"reason": None} for _ in fits]
+    return pool
+
+
+class _FixedEvaluator:
+    """Children score ``fitness``; with ``reason`` they fail (e.g. a pre-screen)."""
+
+    def __init__(self, fitness, reason=None):
+        self.fitness, self.reason, self.calls = fitness, reason, 0
+
+    def __call__(self, ind):
+        from deapnn.evaluation import Evaluation
+        self.calls += 1
+        return Evaluation((self.fitness,), {"reason": self.reason})
+
+
+def test_nlfs_seeds_are_removed_worst_first():
+    """Defect: the population is the pool sorted best first and births followed the list, so
+    the fittest seed was the oldest and died first (0.9 first).  Seeds share one age: with
+    children of fitness 0.1, the seeds leave worst first."""
+    from deapnn.nlfs.run import evolve, seed_population
+    fits = [0.6, 0.9, 0.4, 0.8, 0.5, 0.7]
+    pop = seed_population(_fake_pool(fits), 6)
+    assert [i.fitness.values[0] for i in pop] == sorted(fits, reverse=True)
+    cfg = NLFSConfig(population=6, pool=6, cycles=6, sample_size=2, seeds=0)
+    states = []
+    evolve(cfg, pop, _FixedEvaluator(0.1), map, checkpoint=lambda s, m: states.append(s))
+    gone, alive = [], set(fits)
+    for s in states:
+        left = alive - {r["fitness"][0] for r in s["population"]}
+        gone += sorted(left)
+        alive -= left
+    assert gone == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    # the previous order stays reachable: initial_age="ordered" ages the best seed first
+    states = []
+    evolve(NLFSConfig(population=6, pool=6, cycles=1, sample_size=2, seeds=0,
+                      initial_age="ordered"),
+           seed_population(_fake_pool(fits), 6, "ordered"), _FixedEvaluator(0.1), map,
+           checkpoint=lambda s, m: states.append(s))
+    assert 0.9 not in {r["fitness"][0] for r in states[-1]["population"]}
+
+
+def test_nlfs_failed_children_are_discarded_by_default():
+    """Defect: a child failing the pre-screen got fitness 0 and replaced the oldest member.
+    The reference re-mutates it (7 attempts) and then discards it: the population is
+    unchanged.  ``failed_child="insert"`` keeps the previous behaviour."""
+    from deapnn.nlfs.run import evolve, seed_population
+    fits = [0.9, 0.8, 0.7, 0.6]
+    failing = _FixedEvaluator(0.0, reason="pre-screen: val acc 0.05 < 0.15 after 10 steps")
+    cfg = NLFSConfig(population=4, pool=4, cycles=3, sample_size=2, seeds=0)
+    pop = seed_population(_fake_pool(fits), 4)
+    before = [i.to_json() for i in pop]
+    evo = evolve(cfg, pop, failing, map)
+    assert [i.to_json() for i in evo.population] == before
+    assert sorted(i.fitness.values[0] for i in evo.population) == sorted(fits)
+    assert failing.calls == 3 * 7 and evo.mutation["children"] == 21
+    assert (evo.mutation["discarded"], evo.mutation["remutated"]) == (3, 18)
+    assert [r["discarded"] for r in evo.logbook] == [0, 1, 1, 1]
+    assert all(h.fitness.values[0] > 0 for h in evo.halloffame)
+    failing = _FixedEvaluator(0.0, reason="pre-screen")
+    evo = evolve(NLFSConfig(population=4, pool=4, cycles=3, sample_size=2, seeds=0,
+                            failed_child="insert"),
+                 seed_population(_fake_pool(fits), 4), failing, map)
+    assert sorted(i.fitness.values[0] for i in evo.population) == [0.0, 0.0, 0.0, 0.9]
+    assert failing.calls == 3 and evo.mutation["inserted_failed"] == 3
+    assert evo.mutation["discarded"] == 0
+
+
+def test_cli_failed_child_and_initial_age_flags():
+    from deapnn.commands.nlfs import config_from_args
+    cfg = config_from_args(_parser().parse_args(["nlfs"]))
+    assert (cfg.failed_child, cfg.initial_age) == ("discard", "shared")
+    cfg = config_from_args(_parser().parse_args(
+        ["nlfs", "--failed-child", "insert", "--initial-age", "ordered"]))
+    assert (cfg.failed_child, cfg.initial_age) == ("insert", "ordered")
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["nlfs", "--failed-child", "keep"])

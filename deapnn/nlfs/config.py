@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import Check, Config, ConfigError, Interval
+from ..config import Check, Config, ConfigError, Interval, Options
 
 
 def _positive_int():
@@ -75,6 +75,8 @@ class NLFSConfig(Config):
     eliminate: bool = False
     sizes: list = field(default_factory=lambda: [25, 12, 6, 4])
     root: str | None = None
+    failed_child: str = "discard"   # discard: re-mutate (7 attempts) then drop; insert: keep it
+    initial_age: str = "shared"     # shared: seeds share one age; ordered: best seed oldest
 
     _parameter_constraints = {
         "dataset": [str], "model": [str],
@@ -84,6 +86,8 @@ class NLFSConfig(Config):
         "final_model": [str, None], "top": _positive_int(), "eliminate": [bool],
         "sizes": [Check(_halving_sizes, "a list of at least 2 non-increasing integers >= 1")],
         "root": [str, None],
+        "failed_child": [Options(("discard", "insert"))],
+        "initial_age": [Options(("shared", "ordered"))],
     }
 
     def _check(self) -> None:

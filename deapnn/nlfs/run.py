@@ -38,7 +38,8 @@ class NLFSSummary:
     """What an NLFS run found. :meth:`to_dict` is the run's ``results.json``."""
     config: NLFSConfig
     best: list                     # entries: name, expression, fitness, latex, genome[, elimination]
-    mutation: dict                 # mutation counters (children, failed, drifted, rejections)
+    mutation: dict                 # mutation counters (children, failed, drifted, rejections) and
+    #                                failed children (remutated, discarded, inserted_failed)
     comparison: list | None = None  # final comparison rows: loss, mean, std, test (per seed)
     paired: dict | None = None     # found − CE per seed: diff, mean_diff, wins, ties, losses
     logbook: list = field(default_factory=list)
@@ -137,14 +138,19 @@ def evaluate_pool(pool: dict, evaluator, map_fn, *, chunk: int, progress=no_prog
     return pool
 
 
-def seed_population(pool: dict, size: int) -> list:
-    """The ``size`` fittest members of an evaluated pool as individuals (fitness and info set)."""
+def seed_population(pool: dict, size: int, initial_age: str = "shared") -> list:
+    """The ``size`` fittest members of an evaluated pool as individuals (fitness and info set),
+    best first. ``initial_age="shared"`` (Morgan & Hougen's implementation: every seeded member
+    starts at age 0) gives them one birth, so aging evolution removes the weakest seed first;
+    ``"ordered"`` numbers them best first (the fittest is then the oldest and dies first —
+    deapnn's behaviour before it followed the reference)."""
     order = sorted(range(len(pool["genomes"])), key=lambda i: -pool["fitness"][i])[:size]
     population = []
-    for i in order:
+    for k, i in enumerate(order):
         ind = decode(pool["genomes"][i])
         ind.fitness.values = (pool["fitness"][i],)
         ind.info = pool["info"][i]
+        ind.birth = 0 if initial_age == "shared" else k
         population.append(ind)
     return population
 
@@ -176,9 +182,12 @@ def evolve(cfg: NLFSConfig, population: list, evaluator, map_fn, *, state=None, 
             bar.set_postfix(best=f"{hof[0].fitness.values[0]:.3f}" if len(hof) else "-")
     population, logbook = eaRegularizedEvolution(
         population, toolbox, cfg.cycles, cfg.sample_size, stats=stats, halloffame=hof,
-        batch=cfg.batch, checkpoint=on_round, resume_state=state, progress=bar)
+        batch=cfg.batch, checkpoint=on_round, resume_state=state, progress=bar,
+        failed_child=cfg.failed_child)
     bar.close()
-    return Evolution(population, list(logbook), list(hof), dict(mutstats))
+    children = {k: sum(int(r.get(k, 0)) for r in logbook[1:])
+                for k in ("remutated", "discarded", "inserted_failed")}
+    return Evolution(population, list(logbook), list(hof), {**mutstats, **children})
 
 
 def eliminate(cfg: NLFSConfig, best: list, map_fn, *, state=None, checkpoint=None):
@@ -319,7 +328,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
         ckpt.save("evolve", evo=state, mutation=mutation)
         if rundir is not None:
             rundir.write_logbook(state_logbook(state))
-    evo = evolve(cfg, seed_population(pool, cfg.population), evaluator, map_fn,
+    evo = evolve(cfg, seed_population(pool, cfg.population, cfg.initial_age), evaluator, map_fn,
                  state=ckpt.part("evo"), mutation=ckpt.part("mutation"), progress=progress,
                  checkpoint=evolve_checkpoint)
     note(f"evolution: {cfg.cycles} children evaluated")
