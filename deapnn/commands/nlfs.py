@@ -42,6 +42,10 @@ def register(subparsers) -> None:
     g.add_argument("--initial-age", choices=("shared", "ordered"), default=D.initial_age,
                    help="seeded members share one age (the weakest dies first, as the "
                         "reference) or are aged best first [default: %(default)s]")
+    g.add_argument("--wiring", choices=("reference", "free"), default=D.wiring,
+                   help="inputs of random genomes and mutations: as the reference (the root "
+                        "starts on hidden nodes, binary inputs distinct, a toggle draws a new "
+                        "input) or free (deapnn before) [default: %(default)s]")
     g.add_argument("--eliminate", action="store_true",
                    help="successive halving of the hall of fame on longer budgets / a CNN")
     f = p.add_argument_group("final comparison")
@@ -70,7 +74,7 @@ def config_from_args(args) -> NLFSConfig:
                      final_steps=3 * args.budget if args.final_steps is None else args.final_steps,
                      final_model=args.final_model, top=args.top, eliminate=args.eliminate,
                      root=args.root, failed_child=args.failed_child,
-                     initial_age=args.initial_age)
+                     initial_age=args.initial_age, wiring=args.wiring)
     try:
         return cfg.validate()
     except ConfigError as exc:

@@ -77,6 +77,7 @@ class NLFSConfig(Config):
     root: str | None = None
     failed_child: str = "discard"   # discard: re-mutate (7 attempts) then drop; insert: keep it
     initial_age: str = "shared"     # shared: seeds share one age; ordered: best seed oldest
+    wiring: str = "reference"       # random genomes / rewire / toggle as the reference, or "free"
 
     _parameter_constraints = {
         "dataset": [str], "model": [str],
@@ -88,6 +89,7 @@ class NLFSConfig(Config):
         "root": [str, None],
         "failed_child": [Options(("discard", "insert"))],
         "initial_age": [Options(("shared", "ordered"))],
+        "wiring": [Options(("reference", "free"))],
     }
 
     def _check(self) -> None:

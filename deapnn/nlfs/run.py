@@ -97,24 +97,25 @@ def _counted(mutate, stats: dict):
     return counted
 
 
-def random_pool(seed: int, n: int) -> dict:
-    """The unevaluated random pool of a run: ``n`` integrity-passing genomes (JSON), no two with
-    the same phenotype (expression or fingerprint, Morgan & Hougen 2024 §3.3), so the seeded
-    population holds no duplicates. Seeds the global RNGs with ``seed`` first."""
+def random_pool(seed: int, n: int, wiring: str = "reference") -> dict:
+    """The unevaluated random pool of a run: ``n`` integrity-passing genomes (JSON, ``wiring``
+    as :meth:`LossGraph.random`), no two with the same phenotype (expression or fingerprint,
+    Morgan & Hougen 2024 §3.3), so the seeded population holds no duplicates. Seeds the global
+    RNGs with ``seed`` first."""
     seed_everything(seed)
     rng = random.Random(derive_seed(seed, "pool"))
     index, out = PopulationIndex(), []
     for _ in range(200 * n):
         if len(out) == n:
             break
-        g = random_individual(rng)
+        g = random_individual(rng, wiring=wiring)
         fp, expr = fingerprint(g), g.to_expression()
         if index.contains(fp, expr):
             continue
         index.add(fp, expr)
         out.append(g.to_json())
     while len(out) < n:                 # (practically unreachable) allow duplicates
-        out.append(random_individual(rng).to_json())
+        out.append(random_individual(rng, wiring=wiring).to_json())
     return {"genomes": out, "fitness": [], "info": []}
 
 
@@ -163,7 +164,7 @@ def evolve(cfg: NLFSConfig, population: list, evaluator, map_fn, *, state=None, 
     mutation)`` after every round."""
     if state is None:
         seed_everything(derive_seed(cfg.seed, "evolve"))
-    toolbox = make_toolbox(evaluator, population, map_fn)
+    toolbox = make_toolbox(evaluator, population, map_fn, wiring=cfg.wiring)
     mutstats = dict(MUTATION_STATS, **(mutation or {}))
     toolbox.register("mutate", _counted(toolbox.mutate, mutstats))
     # one entry per phenotype: no two reported losses share a probe-curve fingerprint
@@ -319,7 +320,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
     note = log or (lambda *a: None)
     evaluator = guarded_evaluator(cfg.surrogate())     # failure (timeout, OOM...) is data
     ckpt = _Checkpoint(rundir)
-    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool), evaluator, map_fn,
+    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool, cfg.wiring), evaluator, map_fn,
                          chunk=max(8, 4 * cfg.batch), progress=progress,
                          checkpoint=lambda p: ckpt.save("pool", pool=p))
     note(f"pool: {len(pool['fitness'])} losses evaluated")
