@@ -107,7 +107,8 @@ def test_run_driver_resume_equals_uninterrupted(tmp_path):
     full = run_nlfs(cfg, RunDir(tmp_path / "a", {"nlfs": {}}), map_fn=map, log=lambda *a: None)
     rd = RunDir(tmp_path / "b", {"nlfs": {}})
     with pytest.raises(_Interrupt):                        # dies during the evolution phase
-        run_nlfs(cfg, rd, map_fn=_tracing_map(9), log=lambda *a: None)
+        run_nlfs(cfg, rd, map_fn=_tracing_map(cfg.pool + cfg.rescore_count() + 2),
+                 log=lambda *a: None)
     assert rd.load_checkpoint()["phase"] == "evolve"
     again = run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=map, log=lambda *a: None)
     assert again.best == full.best and again.logbook == full.logbook
@@ -372,3 +373,80 @@ def test_cli_failed_child_and_initial_age_flags():
     assert (cfg.failed_child, cfg.initial_age) == ("insert", "ordered")
     with pytest.raises(SystemExit):
         _parser().parse_args(["nlfs", "--failed-child", "keep"])
+
+
+# --- two-stage pool scoring (Morgan & Hougen's implementation: standard, then augmented) ------
+
+class _ByExpression:
+    """A fake surrogate: a fixed pseudo-random fitness per expression and ``offset``."""
+
+    def __init__(self, offset):
+        self.offset = offset
+
+    def __call__(self, ind):
+        from deapnn.evaluation import Evaluation
+        g = ind if isinstance(ind, LossGraph) else LossGraph.from_json(ind)
+        return Evaluation((random.Random(g.to_expression() + self.offset).random(),),
+                          {"reason": None})
+
+
+def test_rescore_pool_rescores_the_best_and_seeds_by_the_second_stage():
+    from deapnn.nlfs.run import evaluate_pool, random_pool, rescore_pool, seed_population
+    pool = evaluate_pool(random_pool(0, 10), _ByExpression("standard"), map, chunk=4)
+    second = rescore_pool(pool, 5, _ByExpression("augmented"), map, chunk=2)
+    best = sorted(range(10), key=lambda i: -pool["fitness"][i])[:5]
+    assert second["genomes"] == [pool["genomes"][i] for i in best]
+    assert second["first"] == [pool["fitness"][i] for i in best]
+    want = [_ByExpression("augmented")(g).fitness for g in second["genomes"]]
+    assert second["fitness"] == want
+    pop = seed_population(second, 3)
+    assert [i.fitness.values[0] for i in pop] == sorted(want, reverse=True)[:3]
+    assert {i.to_json() for i in pop} <= set(second["genomes"])
+
+
+def test_pool_rescore_stages_and_resume(tmp_path):
+    """Stage 1 scores the pool with the standard surrogate (no noise, no augmentation), stage 2
+    re-scores the best P with the search's; a run killed during stage 2 resumes without
+    re-scoring stage 1 and ends as the uninterrupted run."""
+    from deapnn.rundir import RunDir
+    cfg = NLFSConfig(population=4, pool=6, cycles=2, sample_size=2, budget=20, seeds=0, top=2)
+    assert cfg.rescore_count() == 4
+    std = cfg.standard_surrogate()
+    assert (std.noise, std.augment) == (0.0, None) and std.steps == cfg.surrogate().steps
+    assert cfg.surrogate().noise > 0 and cfg.surrogate().augment == "auto"
+    trace = []
+    full = run_nlfs(cfg, RunDir(tmp_path / "a", {"nlfs": {}}), map_fn=_tracing_map(trace=trace),
+                    log=lambda *a: None)
+    rd = RunDir(tmp_path / "b", {"nlfs": {}})
+    with pytest.raises(_Interrupt):                        # dies at the 3rd re-scoring
+        run_nlfs(cfg, rd, map_fn=_tracing_map(6 + 3), log=lambda *a: None)
+    assert rd.load_checkpoint()["phase"] == "pool"
+    redo = []
+    again = run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=_tracing_map(trace=redo),
+                     log=lambda *a: None)
+    assert len(redo) == len(trace) - 6                     # stage 1 is not redone
+    assert again.best == full.best and again.logbook == full.logbook
+    ck = rd.load_checkpoint()
+    assert len(ck["pool"]["fitness"]) == 6 and len(ck["rescore"]["fitness"]) == 4
+    # one stage (pool_rescore=0): the pool is scored once, with the search's surrogate
+    one = RunDir(tmp_path / "c", {"nlfs": {}})
+    run_nlfs(NLFSConfig(**{**cfg.to_dict(), "pool_rescore": 0}), one, map_fn=map,
+             log=lambda *a: None)
+    ck1 = one.load_checkpoint()
+    assert "rescore" not in ck1 and ck1["pool"]["genomes"] == ck["pool"]["genomes"]
+    assert ck1["pool"]["fitness"] != ck["pool"]["fitness"]          # another surrogate
+    by_genome = dict(zip(ck1["pool"]["genomes"], ck1["pool"]["fitness"]))
+    assert [by_genome[g] for g in ck["rescore"]["genomes"]] == ck["rescore"]["fitness"]
+
+
+@pytest.mark.parametrize("argv,match", [
+    ("--population 4 --sample-size 2 --pool 8 --pool-rescore 3",
+     r"^--pool-rescore must be 0 \(one stage\) or between the population 4 and the pool 8, got 3$"),
+    ("--population 4 --sample-size 2 --pool 8 --pool-rescore 9", r"^--pool-rescore must be 0"),
+    ("--pool-rescore -1", r"^--pool-rescore must be an integer >= 0 or None, got -1$"),
+])
+def test_cli_pool_rescore_errors_name_the_flag(argv, match):
+    from deapnn.commands.common import UsageError
+    args = _parser().parse_args(["nlfs", *argv.split()])
+    with pytest.raises(UsageError, match=match):
+        args.check(args)

@@ -30,6 +30,10 @@ def register(subparsers) -> None:
                    help="tournament sample S [paper: 20]")
     g.add_argument("--pool", type=int, default=None,
                    help="random initial pool; the best P seed the population [default 2P]")
+    g.add_argument("--pool-rescore", type=int, default=D.pool_rescore, metavar="N",
+                   help="score the pool with the standard (un-augmented) surrogate and re-score "
+                        "its best N with the search's surrogate, as the reference does; 0: one "
+                        "stage [default: P, the seeded members]")
     g.add_argument("--budget", type=int, default=D.budget,
                    help="surrogate SGD steps per candidate")
     g.add_argument("--batch", type=int, default=None,
@@ -74,7 +78,8 @@ def config_from_args(args) -> NLFSConfig:
                      final_steps=3 * args.budget if args.final_steps is None else args.final_steps,
                      final_model=args.final_model, top=args.top, eliminate=args.eliminate,
                      root=args.root, failed_child=args.failed_child,
-                     initial_age=args.initial_age, wiring=args.wiring)
+                     initial_age=args.initial_age, wiring=args.wiring,
+                     pool_rescore=args.pool_rescore)
     try:
         return cfg.validate()
     except ConfigError as exc:

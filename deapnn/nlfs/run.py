@@ -1,10 +1,12 @@
-"""The NLFS run driver (Morgan & Hougen 2024 §3): random pool → aging evolution → (optional)
+"""The NLFS run driver (Morgan & Hougen 2024 §3): random pool (scored in two stages) → aging
+evolution → (optional)
 elimination → formulas, probe-curve plot and a final test-set comparison against CE.
 
 :func:`run_nlfs` strings together phase functions that take and return data
-(:func:`evaluate_pool`, :func:`seed_population`, :func:`evolve`, :func:`eliminate`,
-:func:`best_entries`, :func:`register_best`, :func:`plot_probe`, :func:`compare_final`). Every
-phase checkpoints into the run directory (the pool chunk by chunk, evolution round by round,
+(:func:`evaluate_pool`, :func:`rescore_pool`, :func:`seed_population`, :func:`evolve`,
+:func:`eliminate`, :func:`best_entries`, :func:`register_best`, :func:`plot_probe`,
+:func:`compare_final`). Every phase checkpoints into the run directory (the pool and its
+re-scoring chunk by chunk, evolution round by round,
 elimination candidate chunk by chunk, the final comparison seed by seed), so a resumed run
 continues where a killed one stopped and ends exactly as the uninterrupted run.
 """
@@ -120,12 +122,12 @@ def random_pool(seed: int, n: int, wiring: str = "reference") -> dict:
 
 
 def evaluate_pool(pool: dict, evaluator, map_fn, *, chunk: int, progress=no_progress,
-                  checkpoint=None) -> dict:
+                  checkpoint=None, desc: str = "pool") -> dict:
     """Evaluate the genomes of ``pool`` not yet evaluated, ``chunk`` per ``map_fn`` call;
     ``checkpoint(pool)`` after each chunk. Returns the pool with ``fitness`` and ``info`` (the
     evaluation's info, ``error`` included) for every genome."""
     pool = {k: list(v) for k, v in pool.items()}
-    bar = progress(len(pool["genomes"]), "pool", unit="loss")
+    bar = progress(len(pool["genomes"]), desc, unit="loss")
     bar.update(len(pool["fitness"]))
     while len(pool["fitness"]) < len(pool["genomes"]):
         todo = pool["genomes"][len(pool["fitness"]):][:chunk]
@@ -139,9 +141,23 @@ def evaluate_pool(pool: dict, evaluator, map_fn, *, chunk: int, progress=no_prog
     return pool
 
 
+def rescore_pool(pool: dict, n: int, evaluator, map_fn, *, chunk: int, state=None,
+                 progress=no_progress, checkpoint=None) -> dict:
+    """The second pool stage (Morgan & Hougen's implementation: the pool is scored with the
+    standard surrogate, its best are re-scored with the augmented one): the ``n`` fittest
+    members of the evaluated ``pool`` (ties: pool order), evaluated again with ``evaluator``.
+    Returns a pool of those genomes with their new ``fitness``/``info`` and ``first`` (their
+    first-stage fitness); ``state``: the partial result stored by ``checkpoint`` (resumed)."""
+    order = sorted(range(len(pool["genomes"])), key=lambda i: -pool["fitness"][i])[:n]
+    todo = state or {"genomes": [pool["genomes"][i] for i in order],
+                     "first": [pool["fitness"][i] for i in order], "fitness": [], "info": []}
+    return evaluate_pool(todo, evaluator, map_fn, chunk=chunk, progress=progress,
+                         checkpoint=checkpoint, desc="rescore")
+
+
 def seed_population(pool: dict, size: int, initial_age: str = "shared") -> list:
-    """The ``size`` fittest members of an evaluated pool as individuals (fitness and info set),
-    best first. ``initial_age="shared"`` (Morgan & Hougen's implementation: every seeded member
+    """The ``size`` fittest members of an evaluated pool (or of a :func:`rescore_pool` result) as
+    individuals (fitness and info set), best first. ``initial_age="shared"`` (Morgan & Hougen's implementation: every seeded member
     starts at age 0) gives them one birth, so aging evolution removes the weakest seed first;
     ``"ordered"`` numbers them best first (the fittest is then the oldest and dies first —
     deapnn's behaviour before it followed the reference)."""
@@ -309,6 +325,23 @@ def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
     return table, paired
 
 
+def scored_pool(cfg: NLFSConfig, ckpt: _Checkpoint, evaluator, map_fn, progress) -> dict:
+    """The pool phase: the random pool scored (checkpointed chunk by chunk) and, when
+    ``cfg.rescore_count()`` > 0, its best re-scored (:func:`rescore_pool`). With a second stage
+    the pool is scored with :meth:`NLFSConfig.standard_surrogate` and the best with
+    ``evaluator`` (the search's surrogate); without, the pool with ``evaluator``. Returns the
+    pool the population is seeded from."""
+    n, chunk = cfg.rescore_count(), max(8, 4 * cfg.batch)
+    first = guarded_evaluator(cfg.standard_surrogate()) if n else evaluator
+    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool, cfg.wiring), first,
+                         map_fn, chunk=chunk, progress=progress,
+                         checkpoint=lambda p: ckpt.save("pool", pool=p))
+    if not n or (ckpt.part("evo") is not None and ckpt.part("rescore") is None):
+        return pool         # (a run from before the second stage resumes its evolution)
+    return rescore_pool(pool, n, evaluator, map_fn, chunk=chunk, state=ckpt.part("rescore"),
+                        progress=progress, checkpoint=lambda p: ckpt.save("rescore", rescore=p))
+
+
 def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
              log=None) -> NLFSSummary:
     """Run (or resume, when ``rundir`` holds a checkpoint) an NLFS search; return its summary
@@ -320,10 +353,9 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
     note = log or (lambda *a: None)
     evaluator = guarded_evaluator(cfg.surrogate())     # failure (timeout, OOM...) is data
     ckpt = _Checkpoint(rundir)
-    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool, cfg.wiring), evaluator, map_fn,
-                         chunk=max(8, 4 * cfg.batch), progress=progress,
-                         checkpoint=lambda p: ckpt.save("pool", pool=p))
-    note(f"pool: {len(pool['fitness'])} losses evaluated")
+    pool = scored_pool(cfg, ckpt, evaluator, map_fn, progress)
+    note(f"pool: {cfg.pool} losses evaluated"
+         + (f" (best {cfg.rescore_count()} re-scored)" if cfg.rescore_count() else ""))
 
     def evolve_checkpoint(state, mutation):
         ckpt.save("evolve", evo=state, mutation=mutation)
@@ -359,5 +391,5 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
 
 
 __all__ = ["NLFSConfig", "NLFSSummary", "Evolution", "run_nlfs", "random_pool", "evaluate_pool",
-           "seed_population", "evolve", "eliminate", "best_entries", "register_best",
+           "rescore_pool", "scored_pool", "seed_population", "evolve", "eliminate", "best_entries", "register_best",
            "plot_probe", "final_config", "compare_final", "LossIndividual", "CE_EXPRESSION"]
