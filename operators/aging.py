@@ -2,7 +2,10 @@
 Algorithm 1 "Aging evolution"; used by NLFS (Morgan & Hougen 2024 §3.4).
 
 Age is a birth counter stored on each individual (``ind.birth``: smaller = older), set by the
-algorithm when an individual enters the population.
+algorithm when an individual enters the population: the initial members share one birth (as in
+Morgan & Hougen's implementation, where every seeded member starts at age 0), each child gets a
+later one.  The member removed is the oldest, the weakest among equally old ones, so the
+initial members leave weakest first.
 """
 from __future__ import annotations
 
@@ -52,7 +55,9 @@ def oldestIndex(population, fit_attr: str = "fitness") -> int:
 def replaceOldest(population, child, fit_attr: str = "fitness"):
     """Remove the oldest member of ``population`` (a list, changed in place), append ``child``
     and return the removed individual (Real et al. 2019, Algorithm 1: ``remove dead from left of
-    population``; ties, a choice of this implementation: the weakest among the oldest)."""
+    population``).  Ties — the initial members share one age — go to the weakest among the
+    oldest, then to the first listed (Morgan & Hougen's implementation of §3.4: the worst of
+    the oldest is replaced)."""
     if not hasattr(child, "birth"):
         raise ValueError("the child needs a 'birth' attribute (its age counter)")
     dead = population.pop(oldestIndex(population, fit_attr))

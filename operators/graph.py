@@ -6,7 +6,8 @@
   duplicate test against a population.
 * :func:`samePhenotype` — the same relation between two genomes (hall-of-fame de-duplication).
 * :func:`mutGraph` — exactly one mutation per child (op change 70 % / rewire 15 % / arity toggle
-  15 %), retried until the child is valid, passes the integrity check and is not a duplicate.
+  15 %), retried until the child is valid, passes the integrity check and is not a duplicate;
+  :func:`neighbourhood` lists the children of one mutation with their probabilities.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from deapnn.losses.graph import (LossGraph, N_BINARY, N_UNARY, GraphError, allowed_inputs,
-                                 active_order, reached_inputs, Y, YHAT)
+from deapnn.losses.graph import (LossGraph, N_BINARY, N_SLOTS, N_UNARY, GraphError,
+                                 allowed_inputs, active_order, check_wiring, random_node,
+                                 reached_inputs, Y, YHAT)
 
 PROBE_ROWS = 1000
 PROBE_LOW, PROBE_HIGH = 1e-7, 1.0 - 1e-7
@@ -30,7 +32,13 @@ FLAT_RTOL, FLAT_ATOL = 1e-9, 1e-12
 DUPLICATE_L2 = 0.01
 
 P_OP_CHANGE, P_REWIRE = 0.70, 0.15          # the rest (0.15) toggles unary <-> binary
+P_TOGGLE = 1.0 - P_OP_CHANGE - P_REWIRE
 P_SWAP = 0.20                                # share of binary rewires that swap the two inputs
+#: columns of a node's row in the reference's adjacency matrix: the 8 slots and the root's
+#: column. A new input is drawn uniformly among the columns the node does not read yet; the
+#: node's own column and (for a hidden node) the root's always close a cycle, so those draws
+#: are always rejected and have no child here.
+REFERENCE_COLUMNS = N_SLOTS + 1
 
 
 class IntegrityResult(NamedTuple):
@@ -192,43 +200,36 @@ def samePhenotype(a: LossGraph, b: LossGraph, threshold: float = DUPLICATE_L2) -
         float(np.linalg.norm(fa - fb)) <= threshold
 
 
-def _propose(nodes, active, rng):
-    """One mutation of a copy of ``nodes`` (Morgan & Hougen 2024 §3.2 probabilities); returns (nodes, kind)."""
-    nodes = [list(n) for n in nodes]
-    i = rng.choice(active)
-    node = nodes[i]
-    u, b, binary, a, c = node
-    r = rng.random()
-    if r < P_OP_CHANGE:
-        if binary:
-            node[1] = rng.choice([k for k in range(N_BINARY) if k != b])
-        else:
-            node[0] = rng.choice([k for k in range(N_UNARY) if k != u])
-        return nodes, "op"
-    if r < P_OP_CHANGE + P_REWIRE:
-        if binary and rng.random() < P_SWAP:
-            node[3], node[4] = c, a
-            return nodes, "swap"
-        which = 3 + (rng.randrange(2) if binary else 0)
-        node[which] = rng.choice([s for s in allowed_inputs(i) if s != node[which]])
-        return nodes, "rewire"
-    node[2] = 1 - binary
-    return nodes, "toggle"
+def neighbourhood(nodes, active=None, wiring: str = "reference"):
+    """Every child one mutation away from ``nodes``, with the probability one mutation draws
+    it: a list of ``(nodes, kind, weight)`` (children that would leave the genome unchanged,
+    e.g. swapping equal inputs, are dropped; identical children are merged).
 
+    Morgan & Hougen 2024 §3.2: an active node uniformly, then with p = 0.70 a different op of
+    the same arity, p = 0.15 a rewire (binary: 20 % swap the two inputs, else the first or
+    the second input, 50/50), p = 0.15 an arity toggle.
 
-def neighbourhood(nodes, active=None):
-    """Every child one mutation away from ``nodes``, with the probability :func:`_propose`
-    draws it: a list of ``(nodes, kind, weight)`` (weights sum to 1; proposals that would
-    leave the genome unchanged, e.g. swapping equal inputs, are dropped)."""
+    ``wiring="reference"`` (Morgan & Hougen's implementation): a rewire or a unary → binary
+    toggle draws the new input uniformly among the :data:`REFERENCE_COLUMNS` the node does not
+    read yet (so a binary node's inputs stay distinct); the toggle then puts the old input
+    first or second (50/50); binary → unary drops the first or the second input (50/50).  The
+    weights of the draws that always close a cycle (see :data:`REFERENCE_COLUMNS`) are left
+    out, so they sum to less than 1; trying children in weighted order is then exactly the
+    reference's rejection of those draws.  ``wiring="free"`` (deapnn before): a rewire draws
+    among all other allowed slots (the other input included), a toggle flips the arity flag
+    and reuses the stored second input; weights sum to 1.
+    """
+    check_wiring(wiring)
     active = active_order(nodes) if active is None else active
-    out = []
+    out = {}
 
     def add(i, col_vals, kind, w):
         child = [list(n) for n in nodes]
         for col, v in col_vals:
             child[i][col] = v
         if child != nodes:
-            out.append((child, kind, w))
+            key = str(child)
+            out[key] = (child, kind, out[key][2] + w if key in out else w)
 
     pa = 1.0 / len(active)
     for i in active:
@@ -238,20 +239,47 @@ def neighbourhood(nodes, active=None):
                 if k != b:
                     add(i, [(1, k)], "op", pa * P_OP_CHANGE / (N_BINARY - 1))
             add(i, [(3, c), (4, a)], "swap", pa * P_REWIRE * P_SWAP)
-            for col, cur in ((3, a), (4, c)):
-                slots = [s for s in allowed_inputs(i) if s != cur]
-                for s in slots:
-                    add(i, [(col, s)], "rewire",
-                        pa * P_REWIRE * (1 - P_SWAP) * 0.5 / len(slots))
         else:
             for k in range(N_UNARY):
                 if k != u:
                     add(i, [(0, k)], "op", pa * P_OP_CHANGE / (N_UNARY - 1))
-            slots = [s for s in allowed_inputs(i) if s != a]
+        if wiring == "free":
+            _free_moves(add, i, nodes[i], pa)
+        else:
+            _reference_moves(add, i, nodes[i], pa)
+    return list(out.values())
+
+
+def _free_moves(add, i, node, pa):
+    u, b, binary, a, c = node
+    if binary:
+        for col, cur in ((3, a), (4, c)):
+            slots = [s for s in allowed_inputs(i) if s != cur]
             for s in slots:
-                add(i, [(3, s)], "rewire", pa * P_REWIRE / len(slots))
-        add(i, [(2, 1 - binary)], "toggle", pa * (1.0 - P_OP_CHANGE - P_REWIRE))
-    return out
+                add(i, [(col, s)], "rewire", pa * P_REWIRE * (1 - P_SWAP) * 0.5 / len(slots))
+    else:
+        slots = [s for s in allowed_inputs(i) if s != a]
+        for s in slots:
+            add(i, [(3, s)], "rewire", pa * P_REWIRE / len(slots))
+    add(i, [(2, 1 - binary)], "toggle", pa * P_TOGGLE)
+
+
+def _reference_moves(add, i, node, pa):
+    u, b, binary, a, c = node
+    reads = {a, c} if binary else {a}
+    new = [s for s in allowed_inputs(i) if s not in reads]
+    z = REFERENCE_COLUMNS - len(reads)
+    if binary:
+        for s in new:
+            add(i, [(3, s)], "rewire", pa * P_REWIRE * (1 - P_SWAP) * 0.5 / z)
+            add(i, [(4, s)], "rewire", pa * P_REWIRE * (1 - P_SWAP) * 0.5 / z)
+        add(i, [(2, 0)], "toggle", pa * P_TOGGLE * 0.5)                    # drop the second
+        add(i, [(2, 0), (3, c), (4, a)], "toggle", pa * P_TOGGLE * 0.5)    # drop the first
+    else:
+        for s in new:
+            add(i, [(3, s)], "rewire", pa * P_REWIRE / z)
+            add(i, [(2, 1), (4, s)], "toggle", pa * P_TOGGLE * 0.5 / z)         # (old, new)
+            add(i, [(2, 1), (3, s), (4, a)], "toggle", pa * P_TOGGLE * 0.5 / z)  # (new, old)
 
 
 def _weighted_order(cands, rng):
@@ -262,11 +290,13 @@ def _weighted_order(cands, rng):
     return [cands[j] for j in sorted(range(len(cands)), key=keys.__getitem__)]
 
 
-def _drift(nodes, active, rng):
+def _drift(nodes, active, rng, wiring: str = "reference"):
     """A copy of ``nodes`` with every *neutral* gene re-drawn: inactive hidden nodes (hidden
-    unary with p = 0.7, as :meth:`LossGraph.random`), the unused op index of active nodes and
-    the unused second input of active unary nodes.  The active computation (the phenotype) is
-    unchanged; what changes is what a toggle or a rewire to an inactive node brings in."""
+    unary with p = 0.7, wired as :meth:`LossGraph.random` wires them), the unused op index of
+    active nodes and, with ``wiring="free"``, the unused second input of active unary nodes
+    (with the reference wiring a toggle draws a new input, so that gene is never used).  The
+    active computation (the phenotype) is unchanged; what changes is what a toggle or a rewire
+    to an inactive node brings in."""
     from deapnn.losses.graph import P_HIDDEN_UNARY
     nodes = [list(n) for n in nodes]
     act = set(active)                 # the root is always active
@@ -274,24 +304,30 @@ def _drift(nodes, active, rng):
         ok = allowed_inputs(i)
         if i not in act:
             binary = rng.random() < 1.0 - P_HIDDEN_UNARY
-            nodes[i] = [rng.randrange(N_UNARY), rng.randrange(N_BINARY), int(binary),
-                        rng.choice(ok), rng.choice(ok)]
+            nodes[i] = random_node(rng, i, binary) if wiring == "reference" else \
+                [rng.randrange(N_UNARY), rng.randrange(N_BINARY), int(binary),
+                 rng.choice(ok), rng.choice(ok)]
         elif n[2]:
             n[0] = rng.randrange(N_UNARY)
         else:
             n[1] = rng.randrange(N_BINARY)
-            n[4] = rng.choice(ok)
+            if wiring == "free":
+                n[4] = rng.choice(ok)
     return nodes
 
 
 def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool = True,
              dedupe: bool = True, rng=None, on_failure: str = "keep", drift: bool = True,
-             max_drifts: int = 200):
+             max_drifts: int = 200, wiring: str = "reference"):
     """Mutate a :class:`~deapnn.losses.graph.LossGraph` in place; return ``(individual,)``.
 
     Morgan & Hougen 2024 §3.2: pick an active node; with p = 0.70 change its op to a different op
     of the same arity, with p = 0.15 rewire one input (for binary nodes 20 % of rewires swap the
-    two arguments), with p = 0.15 toggle unary ↔ binary.  A child counts only when it is valid
+    two arguments), with p = 0.15 toggle unary ↔ binary.  ``wiring`` chooses how a rewire and a
+    toggle pick inputs (:func:`neighbourhood`): ``"reference"`` as Morgan & Hougen's
+    implementation (a new input the node does not read yet; the toggle keeps the old input
+    first or second, or drops either, 50/50), ``"free"`` as deapnn did before (the toggle
+    reuses the stored second input).  A child counts only when it is valid
     (acyclic, reaches y and ŷ), passes :func:`checkIntegrity` (its ``flip`` is adopted) and is
     not a duplicate of ``population`` (a list — e.g. the live list regularized evolution updates
     — or a :class:`PopulationIndex`).
@@ -303,8 +339,8 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
     reached before giving up.  Children with an already-seen active structure cost no try.
     Small graphs (one or two active nodes) often have *no* acceptable neighbour (e.g. every op
     change of ``max(y, yhat)`` is linear in p, so its fingerprint duplicates the parent's); then,
-    with ``drift=True``, the parent's neutral genes (inactive nodes, unused op index and second
-    input) are re-drawn — the phenotype is unchanged — and the new neighbourhood is visited,
+    with ``drift=True``, the parent's neutral genes (inactive nodes, unused op index and, with
+    ``wiring="free"``, the unused second input) are re-drawn — the phenotype is unchanged — and the new neighbourhood is visited,
     so a toggle or a rewire to an inactive node brings in new material (neutral drift as in
     Cartesian GP).  Each child still differs from the parent's phenotype by one mutation.
 
@@ -317,6 +353,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
     """
     if on_failure not in ("keep", "raise"):
         raise ValueError(f"on_failure must be 'keep' or 'raise', got {on_failure!r}")
+    check_wiring(wiring)
     rng = rng or _random
     parent = [list(n) for n in individual.nodes]
     active = active_order(parent)
@@ -332,7 +369,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
     except GraphError:
         pass
     while tries < max_tries:
-        for nodes, kind, _ in _weighted_order(neighbourhood(base, active), rng):
+        for nodes, kind, _ in _weighted_order(neighbourhood(base, active, wiring), rng):
             try:
                 order = active_order(nodes)
             except GraphError:
@@ -373,7 +410,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
         if not drift or drifts >= max_drifts:
             break
         drifts += 1
-        base = _drift(parent, active, rng)
+        base = _drift(parent, active, rng, wiring)
     if on_failure == "raise":
         raise RuntimeError(f"mutGraph: no valid, integrity-passing, non-duplicate child in "
                            f"{tries} tries and {drifts} neutral re-draws from {individual!r}")

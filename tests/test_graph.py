@@ -124,17 +124,38 @@ def test_random_genomes_valid_and_json_round_trip():
         assert back == g and back.to_expression() == g.to_expression()
 
 
-def test_random_arity_probabilities():
+@pytest.mark.parametrize("wiring,unary", [("reference", (0.56, 0.66)), ("free", (0.62, 0.78))])
+def test_random_arity_probabilities(wiring, unary):
     rng = random.Random(0)
     hidden_unary = root_binary = n = 0
     for _ in range(3000):
-        g = LossGraph.random(rng)
+        g = LossGraph.random(rng, wiring=wiring)
         hidden_unary += sum(1 - g.nodes[i][2] for i in range(N_HIDDEN))
         root_binary += g.nodes[N_HIDDEN][2]
         n += 1
-    # validity filtering biases the root toward binary, hidden nodes stay near 0.7 unary
-    assert 0.62 < hidden_unary / (N_HIDDEN * n) < 0.78
+    # validity filtering biases the root toward binary and (a root reading hidden nodes only
+    # must reach y and yhat through them) the hidden nodes a little; drawn at 0.7 unary
+    assert unary[0] < hidden_unary / (N_HIDDEN * n) < unary[1]
     assert root_binary / n > 0.75
+
+
+def test_random_genomes_follow_the_reference_wiring():
+    """Morgan & Hougen's implementation: the root reads hidden nodes only and a binary node's
+    two inputs are distinct (before, the root read any slot and inputs could coincide)."""
+    from deapnn.losses.graph import N_INPUTS, ROOT
+    rng = random.Random(5)
+    root_reads, same = set(), 0
+    for _ in range(500):
+        g = LossGraph.random(rng)
+        root_reads.update(g.nodes[ROOT][3:] if g.nodes[ROOT][2] else g.nodes[ROOT][3:4])
+        same += sum(1 for n in g.nodes if n[3] == n[4])
+    assert root_reads == set(range(N_INPUTS, N_INPUTS + N_HIDDEN)) and same == 0
+    rng = random.Random(5)
+    free = [LossGraph.random(rng, wiring="free") for _ in range(500)]
+    assert any(g.nodes[ROOT][3] < N_INPUTS for g in free)
+    assert any(n[2] and n[3] == n[4] for g in free for n in g.nodes)
+    with pytest.raises(ValueError, match="wiring"):
+        LossGraph.random(rng, wiring="any")
 
 
 def test_expression_round_trip_preserves_values():

@@ -191,12 +191,103 @@ def test_mutgraph_gives_up_cleanly():
 
 def test_neighbourhood_weights_follow_the_mutation_probabilities():
     g = LossGraph.from_expression("max(log(yhat), y * yhat)")      # unary + binary nodes
-    nb = neighbourhood(g.nodes)
+    nb = neighbourhood(g.nodes, wiring="free")
     total = {k: sum(w for _, kind, w in nb if kind == k) for k in ("op", "rewire", "swap", "toggle")}
     assert sum(total.values()) == pytest.approx(1.0)
     assert total["op"] == pytest.approx(0.70) and total["toggle"] == pytest.approx(0.15)
     assert total["rewire"] + total["swap"] == pytest.approx(0.15)
     assert len({str(n) for n, _, _ in nb}) == len(nb) and all(n != g.nodes for n, _, _ in nb)
+    nb = neighbourhood(g.nodes)                                      # the reference wiring
+    total = {k: sum(w for _, kind, w in nb if kind == k) for k in ("op", "rewire", "swap", "toggle")}
+    assert total["op"] == pytest.approx(0.70) and sum(total.values()) < 1.0
+    assert len({str(n) for n, _, _ in nb}) == len(nb) and all(n != g.nodes for n, _, _ in nb)
+    for child, kind, _ in nb:                 # binary nodes keep two distinct inputs
+        assert all(n[3] != n[4] for n, old in zip(child, g.nodes) if n[2] and n != old)
+
+
+def _reference_mutation(nodes, rng):
+    """One draw of Morgan & Hougen's ``Loss.mutate`` written over the reference's adjacency
+    rows (9 columns: the 8 slots and the root; a node's inputs are marked 1 and 2), as an
+    oracle for :func:`neighbourhood`: the child's node table, or None when the draw reads the
+    node's own column or the root's (always a cycle there, rejected)."""
+    from deapnn.losses.graph import N_INPUTS, ROOT, active_order
+    idx = rng.choice(active_order(nodes))
+    u, b, binary, a, c = nodes[idx]
+    row = [0] * 9
+    row[a] = 1
+    if binary:
+        row[c] = 2
+    child = [list(n) for n in nodes]
+    node = child[idx]
+    r = rng.random()
+    if r >= 0.30:                                   # change op
+        if binary:
+            node[1] = rng.choice([k for k in range(7) if k != b])
+        else:
+            node[0] = rng.choice([k for k in range(27) if k != u])
+        return child
+    col = rng.choice([k for k in range(9) if row[k] == 0])
+    if r >= 0.15:                                   # change a connection
+        if not binary:
+            row[a], row[col] = 0, 1
+        elif rng.random() <= 0.20:
+            row[a], row[c] = 2, 1
+        elif rng.random() < 0.5:
+            row[a], row[col] = 0, 1
+        else:
+            row[c], row[col] = 0, 2
+    elif not binary:                                # unary -> binary
+        node[2] = 1
+        if rng.random() <= 0.5:
+            row[col] = 2
+        else:
+            row[a], row[col] = 2, 1
+    else:                                           # binary -> unary
+        node[2] = 0
+        if rng.random() <= 0.5:
+            row[c] = 0
+        else:
+            row[a], row[c] = 0, 1
+    own = 8 if idx == ROOT else N_INPUTS + idx
+    if row[own] or row[8]:
+        return None
+    first = row.index(1)
+    if node[2]:
+        node[3], node[4] = first, row.index(2)
+    else:
+        node[3] = first
+    return child
+
+
+def _content(nodes):
+    """The node table without the genes a node does not use (a unary node's second input)."""
+    return str([n[:4] + ([n[4]] if n[2] else []) for n in nodes])
+
+
+@pytest.mark.parametrize("expr", ["max(log(yhat), y * yhat)", "-(y * log(yhat))",
+                                  "(y - yhat)^2"])
+def test_neighbourhood_is_the_reference_mutation_distribution(expr):
+    """Oracle: Monte Carlo of the reference's mutation over adjacency rows.  Each child's
+    weight is its probability; the missing mass is the draws the reference always rejects."""
+    from collections import Counter
+    g = LossGraph.from_expression(expr)
+    for n in g.nodes:                    # reference genomes: binary inputs distinct
+        if n[2] and n[3] == n[4]:
+            pytest.skip("not a reference genome")
+    rng = random.Random(0)
+    draws = 100_000
+    counts = Counter()
+    for _ in range(draws):
+        child = _reference_mutation(g.nodes, rng)
+        counts[None if child is None else _content(child)] += 1
+    counts.pop(_content(g.nodes), None)             # swapping equal inputs changes nothing
+    nb = {}
+    for child, _, w in neighbourhood(g.nodes):
+        nb[_content(child)] = nb.get(_content(child), 0.0) + w
+    assert set(nb) == set(counts) - {None}
+    for key, w in nb.items():
+        assert abs(counts[key] / draws - w) < 4 * (w / draws) ** 0.5 + 1e-4, key
+    assert abs(counts[None] / draws - (1 - sum(nb.values()))) < 0.005
 
 
 def test_retries_visit_every_node_and_kind_before_giving_up():

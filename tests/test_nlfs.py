@@ -107,7 +107,8 @@ def test_run_driver_resume_equals_uninterrupted(tmp_path):
     full = run_nlfs(cfg, RunDir(tmp_path / "a", {"nlfs": {}}), map_fn=map, log=lambda *a: None)
     rd = RunDir(tmp_path / "b", {"nlfs": {}})
     with pytest.raises(_Interrupt):                        # dies during the evolution phase
-        run_nlfs(cfg, rd, map_fn=_tracing_map(9), log=lambda *a: None)
+        run_nlfs(cfg, rd, map_fn=_tracing_map(cfg.pool + cfg.rescore_count() + 2),
+                 log=lambda *a: None)
     assert rd.load_checkpoint()["phase"] == "evolve"
     again = run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=map, log=lambda *a: None)
     assert again.best == full.best and again.logbook == full.logbook
@@ -197,7 +198,8 @@ def test_eliminate_reports_surrogate_fitness_and_round_scores(elim_run):
     for e in out.best:
         assert 0 < e["fitness"] <= 1 and len(e["elimination"]) == 2
     assert out.paired is not None and len(out.paired["diff"]) == 2
-    assert out.mutation["children"] == 4 and out.mutation["failed"] == 0
+    assert out.mutation["children"] == 4 + out.mutation["remutated"]    # 4 cycles + re-mutations
+    assert out.mutation["failed"] == 0
     hof = [LossGraph.from_expression(b["expression"]) for b in out.best]
     assert not any(samePhenotype(a, b) for i, a in enumerate(hof) for b in hof[i + 1:])
 
@@ -286,3 +288,165 @@ def test_run_nlfs_is_phases_and_short():
     for name in ("evaluate_pool", "seed_population", "evolve", "eliminate", "best_entries",
                  "register_best", "plot_probe", "compare_final"):
         assert callable(getattr(run_module, name))
+
+
+# --- aging and failed children (Morgan & Hougen 2024 §3.4; defects of issue 12) ---------------
+
+def _fake_pool(fits):
+    from deapnn.nlfs.run import random_pool
+    pool = random_pool(0, len(fits))
+    pool["fitness"] = list(fits)
+    pool["info"] = [{"reason": None} for _ in fits]
+    return pool
+
+
+class _FixedEvaluator:
+    """Children score ``fitness``; with ``reason`` they fail (e.g. a pre-screen)."""
+
+    def __init__(self, fitness, reason=None):
+        self.fitness, self.reason, self.calls = fitness, reason, 0
+
+    def __call__(self, ind):
+        from deapnn.evaluation import Evaluation
+        self.calls += 1
+        return Evaluation((self.fitness,), {"reason": self.reason})
+
+
+def test_nlfs_seeds_are_removed_worst_first():
+    """Defect: the population is the pool sorted best first and births followed the list, so
+    the fittest seed was the oldest and died first (0.9 first).  Seeds share one age: with
+    children of fitness 0.1, the seeds leave worst first."""
+    from deapnn.nlfs.run import evolve, seed_population
+    fits = [0.6, 0.9, 0.4, 0.8, 0.5, 0.7]
+    pop = seed_population(_fake_pool(fits), 6)
+    assert [i.fitness.values[0] for i in pop] == sorted(fits, reverse=True)
+    cfg = NLFSConfig(population=6, pool=6, cycles=6, sample_size=2, seeds=0)
+    states = []
+    evolve(cfg, pop, _FixedEvaluator(0.1), map, checkpoint=lambda s, m: states.append(s))
+    gone, alive = [], set(fits)
+    for s in states:
+        left = alive - {r["fitness"][0] for r in s["population"]}
+        gone += sorted(left)
+        alive -= left
+    assert gone == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    # the previous order stays reachable: initial_age="ordered" ages the best seed first
+    states = []
+    evolve(NLFSConfig(population=6, pool=6, cycles=1, sample_size=2, seeds=0,
+                      initial_age="ordered"),
+           seed_population(_fake_pool(fits), 6, "ordered"), _FixedEvaluator(0.1), map,
+           checkpoint=lambda s, m: states.append(s))
+    assert 0.9 not in {r["fitness"][0] for r in states[-1]["population"]}
+
+
+def test_nlfs_failed_children_are_discarded_by_default():
+    """Defect: a child failing the pre-screen got fitness 0 and replaced the oldest member.
+    The reference re-mutates it (7 attempts) and then discards it: the population is
+    unchanged.  ``failed_child="insert"`` keeps the previous behaviour."""
+    from deapnn.nlfs.run import evolve, seed_population
+    fits = [0.9, 0.8, 0.7, 0.6]
+    failing = _FixedEvaluator(0.0, reason="pre-screen: val acc 0.05 < 0.15 after 10 steps")
+    cfg = NLFSConfig(population=4, pool=4, cycles=3, sample_size=2, seeds=0)
+    pop = seed_population(_fake_pool(fits), 4)
+    before = [i.to_json() for i in pop]
+    evo = evolve(cfg, pop, failing, map)
+    assert [i.to_json() for i in evo.population] == before
+    assert sorted(i.fitness.values[0] for i in evo.population) == sorted(fits)
+    assert failing.calls == 3 * 7 and evo.mutation["children"] == 21
+    assert (evo.mutation["discarded"], evo.mutation["remutated"]) == (3, 18)
+    assert [r["discarded"] for r in evo.logbook] == [0, 1, 1, 1]
+    assert all(h.fitness.values[0] > 0 for h in evo.halloffame)
+    failing = _FixedEvaluator(0.0, reason="pre-screen")
+    evo = evolve(NLFSConfig(population=4, pool=4, cycles=3, sample_size=2, seeds=0,
+                            failed_child="insert"),
+                 seed_population(_fake_pool(fits), 4), failing, map)
+    assert sorted(i.fitness.values[0] for i in evo.population) == [0.0, 0.0, 0.0, 0.9]
+    assert failing.calls == 3 and evo.mutation["inserted_failed"] == 3
+    assert evo.mutation["discarded"] == 0
+
+
+def test_cli_failed_child_and_initial_age_flags():
+    from deapnn.commands.nlfs import config_from_args
+    cfg = config_from_args(_parser().parse_args(["nlfs"]))
+    assert (cfg.failed_child, cfg.initial_age) == ("discard", "shared")
+    cfg = config_from_args(_parser().parse_args(
+        ["nlfs", "--failed-child", "insert", "--initial-age", "ordered"]))
+    assert (cfg.failed_child, cfg.initial_age) == ("insert", "ordered")
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["nlfs", "--failed-child", "keep"])
+
+
+# --- two-stage pool scoring (Morgan & Hougen's implementation: standard, then augmented) ------
+
+class _ByExpression:
+    """A fake surrogate: a fixed pseudo-random fitness per expression and ``offset``."""
+
+    def __init__(self, offset):
+        self.offset = offset
+
+    def __call__(self, ind):
+        from deapnn.evaluation import Evaluation
+        g = ind if isinstance(ind, LossGraph) else LossGraph.from_json(ind)
+        return Evaluation((random.Random(g.to_expression() + self.offset).random(),),
+                          {"reason": None})
+
+
+def test_rescore_pool_rescores_the_best_and_seeds_by_the_second_stage():
+    from deapnn.nlfs.run import evaluate_pool, random_pool, rescore_pool, seed_population
+    pool = evaluate_pool(random_pool(0, 10), _ByExpression("standard"), map, chunk=4)
+    second = rescore_pool(pool, 5, _ByExpression("augmented"), map, chunk=2)
+    best = sorted(range(10), key=lambda i: -pool["fitness"][i])[:5]
+    assert second["genomes"] == [pool["genomes"][i] for i in best]
+    assert second["first"] == [pool["fitness"][i] for i in best]
+    want = [_ByExpression("augmented")(g).fitness for g in second["genomes"]]
+    assert second["fitness"] == want
+    pop = seed_population(second, 3)
+    assert [i.fitness.values[0] for i in pop] == sorted(want, reverse=True)[:3]
+    assert {i.to_json() for i in pop} <= set(second["genomes"])
+
+
+def test_pool_rescore_stages_and_resume(tmp_path):
+    """Stage 1 scores the pool with the standard surrogate (no noise, no augmentation), stage 2
+    re-scores the best P with the search's; a run killed during stage 2 resumes without
+    re-scoring stage 1 and ends as the uninterrupted run."""
+    from deapnn.rundir import RunDir
+    cfg = NLFSConfig(population=4, pool=6, cycles=2, sample_size=2, budget=20, seeds=0, top=2)
+    assert cfg.rescore_count() == 4
+    std = cfg.standard_surrogate()
+    assert (std.noise, std.augment) == (0.0, None) and std.steps == cfg.surrogate().steps
+    assert cfg.surrogate().noise > 0 and cfg.surrogate().augment == "auto"
+    trace = []
+    full = run_nlfs(cfg, RunDir(tmp_path / "a", {"nlfs": {}}), map_fn=_tracing_map(trace=trace),
+                    log=lambda *a: None)
+    rd = RunDir(tmp_path / "b", {"nlfs": {}})
+    with pytest.raises(_Interrupt):                        # dies at the 3rd re-scoring
+        run_nlfs(cfg, rd, map_fn=_tracing_map(6 + 3), log=lambda *a: None)
+    assert rd.load_checkpoint()["phase"] == "pool"
+    redo = []
+    again = run_nlfs(cfg, RunDir.resume(tmp_path / "b"), map_fn=_tracing_map(trace=redo),
+                     log=lambda *a: None)
+    assert len(redo) == len(trace) - 6                     # stage 1 is not redone
+    assert again.best == full.best and again.logbook == full.logbook
+    ck = rd.load_checkpoint()
+    assert len(ck["pool"]["fitness"]) == 6 and len(ck["rescore"]["fitness"]) == 4
+    # one stage (pool_rescore=0): the pool is scored once, with the search's surrogate
+    one = RunDir(tmp_path / "c", {"nlfs": {}})
+    run_nlfs(NLFSConfig(**{**cfg.to_dict(), "pool_rescore": 0}), one, map_fn=map,
+             log=lambda *a: None)
+    ck1 = one.load_checkpoint()
+    assert "rescore" not in ck1 and ck1["pool"]["genomes"] == ck["pool"]["genomes"]
+    assert ck1["pool"]["fitness"] != ck["pool"]["fitness"]          # another surrogate
+    by_genome = dict(zip(ck1["pool"]["genomes"], ck1["pool"]["fitness"]))
+    assert [by_genome[g] for g in ck["rescore"]["genomes"]] == ck["rescore"]["fitness"]
+
+
+@pytest.mark.parametrize("argv,match", [
+    ("--population 4 --sample-size 2 --pool 8 --pool-rescore 3",
+     r"^--pool-rescore must be 0 \(one stage\) or between the population 4 and the pool 8, got 3$"),
+    ("--population 4 --sample-size 2 --pool 8 --pool-rescore 9", r"^--pool-rescore must be 0"),
+    ("--pool-rescore -1", r"^--pool-rescore must be an integer >= 0 or None, got -1$"),
+])
+def test_cli_pool_rescore_errors_name_the_flag(argv, match):
+    from deapnn.commands.common import UsageError
+    args = _parser().parse_args(["nlfs", *argv.split()])
+    with pytest.raises(UsageError, match=match):
+        args.check(args)

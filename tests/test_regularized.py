@@ -50,8 +50,9 @@ def test_removes_exactly_the_oldest_each_cycle():
     eaRegularizedEvolution(pop, tb, cycles=40, sample_size=4, verbose=False, checkpoint=ckpt)
     assert len(births) == 41
     for cycle, b in births:
-        # after c cycles the members are exactly births c .. c+P-1: the oldest went each time
-        assert b == list(range(cycle, cycle + 12))
+        # the initial members share birth 0; after c cycles the members are the initial ones
+        # not yet replaced and exactly the last P children: the oldest went each time
+        assert b == [0] * max(0, 12 - cycle) + list(range(max(1, cycle - 11), cycle + 1))
     assert len(pop) == 12
 
 
@@ -65,23 +66,24 @@ def test_batch_rounds_also_remove_the_oldest():
                                r["birth"] for r in s["population"]))))
     assert [c for c, _ in seen] == [0, 4, 8, 12, 16, 20, 23]
     for cycle, b in seen:
-        assert b == list(range(cycle, cycle + 10))
+        assert b == [0] * max(0, 10 - cycle) + list(range(max(1, cycle - 9), cycle + 1))
 
 
 def test_batch_one_equals_sequential_reference():
-    """W = 1 is exactly Real et al.'s Algorithm 1 written out by hand."""
+    """W = 1 is exactly Real et al.'s Algorithm 1 written out by hand, with the initial
+    members sharing one age and ties among the oldest going to the weakest."""
     random.seed(7)
     tb = make_toolbox()
     pop = tb.population(n=15)
     ref = [tb.clone(i) for i in pop]
     for i, ind in enumerate(ref):
         ind.fitness.values = evaluate(ind)
-        ind.birth = i
+        ind.birth = 0
     state = random.getstate()
     eaRegularizedEvolution(pop, tb, cycles=60, sample_size=5, batch=1, verbose=False)
     random.setstate(state)
     # reference loop (the initial evaluation consumes no randomness)
-    births = 15
+    births = 1
     for _ in range(60):
         sample = [random.choice(ref) for _ in range(5)]
         parent = max(sample, key=lambda i: i.fitness)
@@ -90,7 +92,7 @@ def test_batch_one_equals_sequential_reference():
         child.fitness.values = evaluate(child)
         child.birth = births
         births += 1
-        oldest = min(range(len(ref)), key=lambda k: ref[k].birth)
+        oldest = min(range(len(ref)), key=lambda k: (ref[k].birth, ref[k].fitness))
         ref.pop(oldest)
         ref.append(child)
     assert _snapshot(pop) == _snapshot(ref)
@@ -106,7 +108,7 @@ def test_hall_of_fame_keeps_history_best():
         return (f,)
     tb = make_toolbox(noisy)
     pop = tb.population(n=6)
-    hof = tools.HallOfFame(3)
+    hof = tools.HallOfFame(3, similar=lambda a, b: False)    # a re-drawn genome is a new entry
     eaRegularizedEvolution(pop, tb, cycles=50, sample_size=2, halloffame=hof, verbose=False)
     assert hof[0].fitness.values[0] == max(evaluated)
     assert [h.fitness.values[0] for h in hof] == sorted(evaluated, reverse=True)[:3]
@@ -318,3 +320,134 @@ def test_resume_reads_the_previous_state_layout():
     _, log2 = eaRegularizedEvolution(pop2, tb, cycles=6, sample_size=2, resume_state=mid,
                                      decode=creator.RegToyInd)
     assert _snapshot(pop2) == full and list(log2) == list(log_full)
+
+
+# --- initial ages and failed children (Morgan & Hougen 2024 §3.4, reference implementation) ---
+
+def _seeded(fits):
+    """Evaluated toy members without births, listed best first (as NLFS seeds its population)."""
+    pop = []
+    for k, f in enumerate(fits):
+        ind = creator.RegToyInd([1] * N_BITS)
+        ind.fitness.values = (f,)
+        pop.append(ind)
+    return pop
+
+
+def _removal_order(states, seeds):
+    """The seeds' fitnesses in the order they left the population, from checkpoint states."""
+    order, alive = [], set(seeds)
+    for s in states:
+        now = {r["fitness"][0] for r in s["population"]}
+        gone = sorted(alive - now)
+        order += gone
+        alive -= set(gone)
+    return order
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_initial_members_share_one_age_so_the_weakest_seed_dies_first(batch):
+    """Defect: the seeds were aged in list order (best first), so the fittest seed was removed
+    first.  All initial members share one age; the worst among the oldest goes first."""
+    random.seed(8)
+    seeds = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    pop = _seeded(seeds)
+    tb = make_toolbox(lambda ind: (0.1,))
+    states = []
+    eaRegularizedEvolution(pop, tb, cycles=6, sample_size=2, batch=batch,
+                           checkpoint=states.append)
+    assert _removal_order(states, seeds) == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert [r["birth"] for r in states[0]["population"]] == [0] * 6
+    assert sorted(i.birth for i in pop) == [1, 2, 3, 4, 5, 6]
+
+
+def test_given_births_are_kept():
+    """A caller who sets ``birth`` keeps control of the ages (e.g. Real et al.'s queue order)."""
+    random.seed(8)
+    seeds = [0.9, 0.8, 0.7, 0.6]
+    pop = _seeded(seeds)
+    for i, ind in enumerate(pop):
+        ind.birth = i
+    states = []
+    eaRegularizedEvolution(pop, make_toolbox(lambda ind: (0.1,)), cycles=4, sample_size=2,
+                           checkpoint=states.append)
+    assert _removal_order(states, seeds) == [0.9, 0.8, 0.7, 0.6]
+
+
+def _failing_toolbox(fail):
+    """Toy toolbox whose children fail (a pre-screen ``reason``) while ``fail(n)`` is true for
+    the n-th evaluation of a child; records each mutated parent."""
+    from deapnn.evaluation import Evaluation
+    calls, parents = [0], []
+
+    def ev(ind):
+        calls[0] += 1
+        if fail(calls[0]):
+            return Evaluation((0.0,), {"reason": "pre-screen"})
+        return Evaluation((float(sum(ind)),), {"reason": None})
+    tb = make_toolbox(ev)
+    mutate = tb.mutate
+
+    def recorded(ind):
+        parents.append(list(ind))
+        return mutate(ind)
+    tb.register("mutate", recorded)
+    return tb, parents
+
+
+def test_failed_child_is_remutated_then_discarded_leaving_the_population_unchanged():
+    """Defect: a child failing the pre-screen (fitness 0) replaced the oldest member.  The
+    reference re-mutates the same parent (7 attempts in all) and then discards the child."""
+    random.seed(9)
+    pop = _seeded([5.0, 4.0, 3.0, 2.0])
+    tb, parents = _failing_toolbox(lambda n: True)
+    before = [(list(i), i.fitness.values) for i in pop]
+    _, log = eaRegularizedEvolution(pop, tb, cycles=3, sample_size=2)
+    assert [(list(i), i.fitness.values) for i in pop] == before       # nobody replaced
+    assert [i.birth for i in pop] == [0] * 4
+    assert [r["nevals"] for r in log][1:] == [7, 7, 7]
+    assert [r["discarded"] for r in log][1:] == [1, 1, 1]
+    assert [r["remutated"] for r in log][1:] == [6, 6, 6]
+    assert all(r["inserted_failed"] == 0 for r in log)
+    for c in range(3):                       # each attempt mutates the same (one) parent
+        assert len({tuple(p) for p in parents[7 * c:7 * c + 7]}) == 1
+
+
+def test_failed_child_remutation_keeps_the_first_success():
+    random.seed(10)
+    pop = _seeded([5.0, 4.0, 3.0, 2.0])
+    tb, parents = _failing_toolbox(lambda n: n <= 2)          # two failures, then success
+    _, log = eaRegularizedEvolution(pop, tb, cycles=1, sample_size=2)
+    assert log[1]["nevals"] == 3 and log[1]["remutated"] == 2 and log[1]["discarded"] == 0
+    assert len(parents) == 3 and len({tuple(p) for p in parents}) == 1
+    assert [i.birth for i in pop] == [0, 0, 0, 1]             # one child inserted
+    assert pop[-1].info["reason"] is None and pop[-1].fitness.values[0] > 0
+    assert 2.0 not in [i.fitness.values[0] for i in pop]        # the weakest seed went
+
+
+def test_failed_child_insert_keeps_the_previous_behaviour():
+    random.seed(9)
+    pop = _seeded([5.0, 4.0, 3.0, 2.0])
+    tb, parents = _failing_toolbox(lambda n: True)
+    _, log = eaRegularizedEvolution(pop, tb, cycles=3, sample_size=2, failed_child="insert")
+    assert [i.fitness.values[0] for i in pop] == [5.0, 0.0, 0.0, 0.0]
+    assert len(parents) == 3 and [r["nevals"] for r in log][1:] == [1, 1, 1]
+    assert [r["inserted_failed"] for r in log][1:] == [1, 1, 1]
+    assert all(r["discarded"] == 0 and r["remutated"] == 0 for r in log)
+    with pytest.raises(ValueError, match="failed_child"):
+        eaRegularizedEvolution(pop, tb, cycles=1, sample_size=2, failed_child="keep")
+    with pytest.raises(ValueError, match="attempts"):
+        eaRegularizedEvolution(pop, tb, cycles=1, sample_size=2, attempts=0)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_failed_children_never_enter_the_hall_of_fame_when_discarded(batch):
+    random.seed(13)
+    pop = _seeded([5.0, 4.0, 3.0, 2.0])
+    tb, _ = _failing_toolbox(lambda n: n % 2 == 0)
+    hof = tools.HallOfFame(50)
+    _, log = eaRegularizedEvolution(pop, tb, cycles=6, sample_size=2, batch=batch,
+                                    halloffame=hof)
+    assert all(h.fitness.values[0] > 0 for h in hof)
+    assert sum(r["discarded"] for r in log) == 0 and sum(r["remutated"] for r in log) > 0
+    assert sum(r["nevals"] for r in log[1:]) == 6 + sum(r["remutated"] for r in log)

@@ -6,10 +6,26 @@ Each cycle samples ``sample_size`` members with replacement, mutates (a clone of
 evaluates the child, appends it and removes the **oldest** member.  The hall of fame keeps the
 best individuals ever evaluated (history), not only the survivors.
 
+Ages (Morgan & Hougen's implementation of §3.4): the initial members all share one age (birth
+0) and each child is younger than everything before it; the member removed is the oldest, the
+weakest among equally old ones (:func:`operators.aging.replaceOldest`).  So the first ``P``
+removals take the initial members **weakest first**, and a seeded population is not emptied
+best-first.  Individuals that already carry ``birth`` keep it (a caller wanting Real et al.'s
+queue order numbers them 0, 1, …).
+
+Failed children (Morgan & Hougen's implementation of §3.4): a child whose evaluation failed —
+an ``error``, a ``reason`` in its info (a failed pre-screen, a diverging training) or a
+non-finite fitness — is mutated again from the **same parent** (no new tournament), up to
+``attempts`` evaluations in all [7], and then discarded: the population is unchanged for that
+cycle (``failed_child="discard"``).  ``failed_child="insert"`` inserts it like any child
+(one attempt).  The logbook counts ``remutated`` (extra attempts), ``discarded`` and
+``inserted_failed`` per round.
+
 Parallelism: Real et al. run the cycle loop asynchronously on many workers.  Here ``batch=W``
 keeps W children in flight per round: W parents are sampled from the current population, W
-children mutated and evaluated with **one** ``toolbox.map`` call (so SCOOP spreads them), then
-inserted in order, each removing the oldest.  ``batch=1`` is exactly the sequential algorithm.
+children mutated and evaluated with **one** ``toolbox.map`` call (so SCOOP spreads them; the
+re-mutated failures of the round go in one further call per attempt), then inserted in order,
+each removing the oldest.  ``batch=1`` is exactly the sequential algorithm.
 
 The algorithm is genome-agnostic: it only uses ``toolbox.select`` (default
 :func:`operators.aging.selAgingTournament`), ``toolbox.clone``, ``toolbox.mutate``,
@@ -19,6 +35,8 @@ changes are lost under SCOOP, so whatever must be kept is returned) or, DEAP's c
 plain fitness tuple.
 """
 from __future__ import annotations
+
+import math
 
 from deap import tools
 
@@ -52,15 +70,26 @@ def _make_decode(toolbox, decode, population):
     return cls.from_json if hasattr(cls, "from_json") else cls
 
 
-def _evaluate(toolbox, individuals) -> list:
+FAILED_CHILD = ("discard", "insert")
+
+
+def _evaluate(toolbox, individuals) -> tuple[list, list]:
     """Evaluate ``individuals`` (see :func:`~deapnn.algorithms.support.map_evaluations`) and
-    assign the results; return the failed evaluations as ``"birth-or-index: error"`` lines for
-    the logbook's ``errors`` column."""
-    errors = []
-    for i, (ind, ev) in enumerate(zip(individuals, map_evaluations(toolbox, individuals))):
+    assign the results; return ``(evaluations, errors)``, the failed evaluations as
+    ``"birth-or-index: error"`` lines for the logbook's ``errors`` column."""
+    errors, evaluations = [], map_evaluations(toolbox, individuals)
+    for i, (ind, ev) in enumerate(zip(individuals, evaluations)):
         if assign(ind, ev).failed:
             errors.append(f"{getattr(ind, 'birth', i)}: {ev.error}")
-    return errors
+    return evaluations, errors
+
+
+def child_failed(ind, evaluation) -> bool:
+    """Whether a child failed: its evaluation has an ``error``, a ``reason`` in its info (the
+    method scored it worst on purpose, e.g. a failed pre-screen) or a non-finite fitness (what
+    :func:`deapnn.evaluation.assign` turned into the worst value)."""
+    return (evaluation.failed or bool(evaluation.info.get("reason"))
+            or not all(math.isfinite(v) for v in ind.fitness.values))
 
 
 def _select_one(toolbox, population, sample_size):
@@ -114,18 +143,61 @@ def _restore(state, population, halloffame, decode):
     return logbook, state["cycle"], state["next_birth"]
 
 
+def _make_child(toolbox, parent, birth):
+    child = toolbox.mutate(toolbox.clone(parent))[0]
+    del child.fitness.values
+    if hasattr(child, "info"):
+        del child.info
+    child.birth = birth
+    return child
+
+
+def _breed(toolbox, parents, next_birth, failed_child, attempts):
+    """The children of one round: one per parent, evaluated in one ``toolbox.map`` call; with
+    ``failed_child="discard"`` each failed child is mutated again from its parent (one further
+    map call per attempt, up to ``attempts`` evaluations per parent) and dropped if it still
+    fails.  Returns ``(children to insert, counts, errors)``."""
+    children = [_make_child(toolbox, p, next_birth + k) for k, p in enumerate(parents)]
+    evaluations, errors = _evaluate(toolbox, children)
+    failed = [child_failed(c, e) for c, e in zip(children, evaluations)]
+    counts = {"nevals": len(children), "remutated": 0, "discarded": 0, "inserted_failed": 0}
+    if failed_child == "insert":
+        counts["inserted_failed"] = sum(failed)
+        return children, counts, errors
+    for _ in range(attempts - 1):
+        redo = [k for k, f in enumerate(failed) if f]
+        if not redo:
+            break
+        again = [_make_child(toolbox, parents[k], next_birth + k) for k in redo]
+        evaluations, more = _evaluate(toolbox, again)
+        errors += more
+        counts["nevals"] += len(again)
+        counts["remutated"] += len(again)
+        for k, child, ev in zip(redo, again, evaluations):
+            children[k], failed[k] = child, child_failed(child, ev)
+    counts["discarded"] = sum(failed)
+    return [c for c, f in zip(children, failed) if not f], counts, errors
+
+
 def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
                            halloffame=None, verbose=False, batch=1, checkpoint=None,
-                           resume_state=None, progress=None, encode=None, decode=None):
+                           resume_state=None, progress=None, encode=None, decode=None,
+                           failed_child="discard", attempts=7):
     """Aging evolution (Real et al. 2019, Algorithm 1) → ``(population, logbook)``.
 
     :param population: list of individuals; **changed in place** (so a ``mutate`` that reads
         the live list, e.g. ``mutGraph(population=pop)``, always sees the current members).
-        Individuals without ``birth`` get births 0, 1, … in list order.
-    :param cycles: number of children to produce (Real et al.'s C minus the initial P).
+        Individuals without ``birth`` all get birth 0: the initial members share one age, so
+        the first removals take them weakest first (see the module docstring).
+    :param cycles: number of cycles, each one tournament and one child (inserted, or discarded
+        after failing ``attempts`` times) — Real et al.'s C minus the initial P.
     :param sample_size: S, members sampled with replacement per parent; must not exceed the
         population size (:func:`operators.aging.check_sample_size`).
     :param batch: W children in flight per round, evaluated by one ``toolbox.map`` call.
+    :param failed_child: ``"discard"`` (default: re-mutate the same parent, up to ``attempts``
+        evaluations, then leave the population unchanged) or ``"insert"`` (insert failed
+        children like any other); see :func:`child_failed`.
+    :param attempts: evaluations per cycle with ``failed_child="discard"`` [7].
     :param checkpoint: callable ``checkpoint(state)`` called after the initial evaluation and
         after every round with a plain dict (genomes via ``encode``, births, fitnesses, infos,
         hall of fame, logbook records, counters, python/numpy/torch RNG states).
@@ -135,18 +207,30 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
     :param progress: optional tqdm-like object; ``update(n)`` per round.
     :param encode/decode: genome ↔ plain data (defaults: ``to_json``/``from_json`` of the
         individual class when present, else ``list(ind)``/``cls(list)``; ``toolbox.decode`` wins).
+
+    The hall of fame receives the initial population and every inserted child.  The logbook
+    has per round ``cycle``, ``nevals`` (evaluations, re-mutations included), the ``stats``
+    fields, ``remutated``, ``discarded``, ``inserted_failed``, ``failed`` (evaluation errors)
+    and, when there are some, ``errors``.
     """
     if cycles < 0:
         raise ValueError(f"cycles must be >= 0, got {cycles}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
+    if failed_child not in FAILED_CHILD:
+        raise ValueError(f"failed_child must be one of {', '.join(FAILED_CHILD)}, got "
+                         f"{failed_child!r}")
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
     if not hasattr(toolbox, "select"):
         toolbox.register("select", selAgingTournament)
     encode = encode or getattr(toolbox, "encode", None) or _default_encode
 
-    def record(logbook, cycle, nevals, errors):
-        logbook.record(cycle=cycle, nevals=nevals,
-                       **(stats.compile(population) if stats else {}), **failure_fields(errors))
+    def record(logbook, cycle, errors, counts):
+        logbook.record(cycle=cycle, nevals=counts["nevals"],
+                       **(stats.compile(population) if stats else {}),
+                       **{k: v for k, v in counts.items() if k != "nevals"},
+                       **failure_fields(errors))
         if verbose:
             print(logbook.stream)
         if checkpoint is not None:
@@ -163,39 +247,30 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         logbook = tools.Logbook()
         logbook.header = ["cycle", "nevals"] + (stats.fields if stats else [])
         invalid = [ind for ind in population if not ind.fitness.valid]
-        for i, ind in enumerate(population):
+        for ind in population:
             if not hasattr(ind, "birth"):
-                ind.birth = i
-        errors = _evaluate(toolbox, invalid)
+                ind.birth = 0
+        _, errors = _evaluate(toolbox, invalid)
         next_birth = max(ind.birth for ind in population) + 1 if population else 0
         if halloffame is not None:
             halloffame.update(population)
         cycle = 0
-        record(logbook, cycle, len(invalid), errors)
+        record(logbook, cycle, errors, {"nevals": len(invalid), "remutated": 0,
+                                        "discarded": 0, "inserted_failed": 0})
 
     while cycle < cycles:
         w = min(batch, cycles - cycle)
         parents = [_select_one(toolbox, population, sample_size) for _ in range(w)]
-        children = []
-        for parent in parents:
-            child = toolbox.clone(parent)
-            child = toolbox.mutate(child)[0]
-            del child.fitness.values
-            if hasattr(child, "info"):
-                del child.info
-            children.append(child)
-        for k, child in enumerate(children):
-            child.birth = next_birth + k
-        errors = _evaluate(toolbox, children)
+        children, counts, errors = _breed(toolbox, parents, next_birth, failed_child, attempts)
+        next_birth += w
         for child in children:
-            next_birth += 1
             replaceOldest(population, child)
         if halloffame is not None:
             halloffame.update(children)
         cycle += w
         if progress is not None:
             progress.update(w)
-        record(logbook, cycle, w, errors)
+        record(logbook, cycle, errors, counts)
     return population, logbook
 
 

@@ -30,11 +30,26 @@ def register(subparsers) -> None:
                    help="tournament sample S [paper: 20]")
     g.add_argument("--pool", type=int, default=None,
                    help="random initial pool; the best P seed the population [default 2P]")
+    g.add_argument("--pool-rescore", type=int, default=D.pool_rescore, metavar="N",
+                   help="score the pool with the standard (un-augmented) surrogate and re-score "
+                        "its best N with the search's surrogate, as the reference does; 0: one "
+                        "stage [default: P, the seeded members]")
     g.add_argument("--budget", type=int, default=D.budget,
                    help="surrogate SGD steps per candidate")
     g.add_argument("--batch", type=int, default=None,
                    help="children in flight per round [default: --workers]")
     g.add_argument("--top", type=int, default=D.top, help="best losses to print and register")
+    g.add_argument("--failed-child", choices=("discard", "insert"), default=D.failed_child,
+                   help="a child failing the pre-screen or diverging: re-mutate its parent "
+                        "(up to 7 attempts) and then discard it, as the reference does, or "
+                        "insert it with fitness 0 [default: %(default)s]")
+    g.add_argument("--initial-age", choices=("shared", "ordered"), default=D.initial_age,
+                   help="seeded members share one age (the weakest dies first, as the "
+                        "reference) or are aged best first [default: %(default)s]")
+    g.add_argument("--wiring", choices=("reference", "free"), default=D.wiring,
+                   help="inputs of random genomes and mutations: as the reference (the root "
+                        "starts on hidden nodes, binary inputs distinct, a toggle draws a new "
+                        "input) or free (deapnn before) [default: %(default)s]")
     g.add_argument("--eliminate", action="store_true",
                    help="successive halving of the hall of fame on longer budgets / a CNN")
     f = p.add_argument_group("final comparison")
@@ -62,7 +77,9 @@ def config_from_args(args) -> NLFSConfig:
                      seed=args.seed, seeds=args.seeds,
                      final_steps=3 * args.budget if args.final_steps is None else args.final_steps,
                      final_model=args.final_model, top=args.top, eliminate=args.eliminate,
-                     root=args.root)
+                     root=args.root, failed_child=args.failed_child,
+                     initial_age=args.initial_age, wiring=args.wiring,
+                     pool_rescore=args.pool_rescore)
     try:
         return cfg.validate()
     except ConfigError as exc:
@@ -93,6 +110,9 @@ def summary_lines(summary) -> list[str]:
                  f"kept), {m['drifted']} via neutral re-draw; rejected tries: "
                  f"{m['invalid']} invalid, {m['integrity']} integrity, "
                  f"{m['duplicate']} duplicate")
+    if "discarded" in m:
+        lines.append(f"failed children ({cfg.failed_child}): {m['remutated']} re-mutated, "
+                     f"{m['discarded']} discarded, {m['inserted_failed']} inserted")
     return lines
 
 

@@ -38,6 +38,15 @@ P_HIDDEN_UNARY = 0.7
 P_ROOT_BINARY = 0.8
 
 
+WIRINGS = ("reference", "free")
+
+
+def check_wiring(wiring: str) -> None:
+    """Raise ``ValueError`` unless ``wiring`` is one of :data:`WIRINGS`."""
+    if wiring not in WIRINGS:
+        raise ValueError(f"wiring must be one of {', '.join(WIRINGS)}, got {wiring!r}")
+
+
 class GraphError(ValueError):
     """A genome that breaks the grammar (bad index, cycle, missing y or ŷ)."""
 
@@ -45,6 +54,24 @@ class GraphError(ValueError):
 def allowed_inputs(node: int) -> list[int]:
     """Slots node ``node`` may read: the four inputs and every hidden node but itself."""
     return [s for s in range(N_SLOTS) if s != N_INPUTS + node]
+
+
+def initial_inputs(node: int) -> list[int]:
+    """Slots node ``node`` may read in a random genome of the reference wiring (Morgan &
+    Hougen's implementation): the root reads hidden nodes only, a hidden node any slot but
+    itself."""
+    if node == ROOT:
+        return list(range(N_INPUTS, N_SLOTS))
+    return allowed_inputs(node)
+
+
+def random_node(rng, node: int, binary: bool) -> list[int]:
+    """A random ``[unary, binary, is_binary, in_a, in_b]`` for node ``node`` wired as the
+    reference does: inputs from :func:`initial_inputs`, the two distinct."""
+    ok = initial_inputs(node)
+    a = rng.choice(ok)
+    return [rng.randrange(N_UNARY), rng.randrange(N_BINARY), int(binary), a,
+            rng.choice([s for s in ok if s != a])]
 
 
 def active_order(nodes) -> list[int]:
@@ -148,20 +175,31 @@ class LossGraph:
     # --- construction ----------------------------------------------------------------------
     @classmethod
     def random(cls, rng=None, p_hidden_unary: float = P_HIDDEN_UNARY,
-               p_root_binary: float = P_ROOT_BINARY, max_tries: int = 10_000, **kwargs):
+               p_root_binary: float = P_ROOT_BINARY, max_tries: int = 10_000,
+               wiring: str = "reference", **kwargs):
         """A random *valid* genome (hidden nodes unary with p=0.7, root binary with p=0.8).
+
+        ``wiring="reference"`` (Morgan & Hougen's implementation of §3.1): a hidden node reads
+        any slot but itself, the root reads hidden nodes only, and a binary node's two inputs
+        are distinct (a unary node's unused second input is drawn distinct too).
+        ``wiring="free"`` (deapnn before it followed the reference): every input, the root's
+        included, is any allowed slot, and the two inputs may coincide.
 
         ``rng`` is a ``random.Random``-like object (default: the ``random`` module).
         Extra keyword arguments go to the constructor (e.g. for DEAP creator classes).
         """
+        check_wiring(wiring)
         rng = rng or _random
         for _ in range(max_tries):
             nodes = []
             for i in range(N_HIDDEN + 1):
                 binary = rng.random() < (p_root_binary if i == ROOT else 1.0 - p_hidden_unary)
-                ok = allowed_inputs(i)
-                nodes.append([rng.randrange(N_UNARY), rng.randrange(N_BINARY), int(binary),
-                              rng.choice(ok), rng.choice(ok)])
+                if wiring == "free":
+                    ok = allowed_inputs(i)
+                    nodes.append([rng.randrange(N_UNARY), rng.randrange(N_BINARY), int(binary),
+                                  rng.choice(ok), rng.choice(ok)])
+                else:
+                    nodes.append(random_node(rng, i, binary))
             g = cls(nodes, **kwargs)
             if g.is_valid():
                 return g

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import Check, Config, ConfigError, Interval
+from ..config import Check, Config, ConfigError, Interval, Options
 
 
 def _positive_int():
@@ -75,6 +75,10 @@ class NLFSConfig(Config):
     eliminate: bool = False
     sizes: list = field(default_factory=lambda: [25, 12, 6, 4])
     root: str | None = None
+    failed_child: str = "discard"   # discard: re-mutate (7 attempts) then drop; insert: keep it
+    initial_age: str = "shared"     # shared: seeds share one age; ordered: best seed oldest
+    wiring: str = "reference"       # random genomes / rewire / toggle as the reference, or "free"
+    pool_rescore: int | None = None  # re-score the best N of the pool (None: P; 0: one stage)
 
     _parameter_constraints = {
         "dataset": [str], "model": [str],
@@ -84,6 +88,10 @@ class NLFSConfig(Config):
         "final_model": [str, None], "top": _positive_int(), "eliminate": [bool],
         "sizes": [Check(_halving_sizes, "a list of at least 2 non-increasing integers >= 1")],
         "root": [str, None],
+        "failed_child": [Options(("discard", "insert"))],
+        "initial_age": [Options(("shared", "ordered"))],
+        "wiring": [Options(("reference", "free"))],
+        "pool_rescore": [Interval(int, 0, None), None],
     }
 
     def _check(self) -> None:
@@ -93,6 +101,11 @@ class NLFSConfig(Config):
         if self.pool < self.population:
             raise ConfigError(f"pool {self.pool} is smaller than the population "
                               f"{self.population}", "pool")
+        n = self.rescore_count()
+        if n and not self.population <= n <= self.pool:
+            raise ConfigError(f"pool_rescore must be 0 (one stage) or between the population "
+                              f"{self.population} and the pool {self.pool}, got {n}",
+                              "pool_rescore")
         from ..data import DATASETS, dataset_names
         from ..models import check_model_input, model_names
         if self.dataset not in DATASETS:
@@ -110,6 +123,18 @@ class NLFSConfig(Config):
                 check_model_input(m, spec.input_shape)
             except ValueError as exc:
                 raise ConfigError(f"model {m} does not fit {self.dataset}: {exc}", name) from None
+
+    def rescore_count(self) -> int:
+        """How many of the best pool members the second pool stage re-scores: ``pool_rescore``,
+        or the population size when it is None (Morgan & Hougen's implementation re-scores
+        exactly the members it seeds, the best 100 of 1,000); 0: no second stage."""
+        return self.population if self.pool_rescore is None else self.pool_rescore
+
+    def standard_surrogate(self) -> SurrogateConfig:
+        """The first pool stage's surrogate when the pool is re-scored: the search's surrogate
+        without input noise and augmentation (Morgan & Hougen's implementation scores its pool
+        with the standard, un-augmented training and only the best with the augmented one)."""
+        return SurrogateConfig(**{**self.surrogate().to_dict(), "noise": 0.0, "augment": None})
 
     def surrogate(self) -> SurrogateConfig:
         """The surrogate training of the search (§3.5): ``budget`` steps, evaluated 4 times (at

@@ -1,10 +1,12 @@
-"""The NLFS run driver (Morgan & Hougen 2024 §3): random pool → aging evolution → (optional)
+"""The NLFS run driver (Morgan & Hougen 2024 §3): random pool (scored in two stages) → aging
+evolution → (optional)
 elimination → formulas, probe-curve plot and a final test-set comparison against CE.
 
 :func:`run_nlfs` strings together phase functions that take and return data
-(:func:`evaluate_pool`, :func:`seed_population`, :func:`evolve`, :func:`eliminate`,
-:func:`best_entries`, :func:`register_best`, :func:`plot_probe`, :func:`compare_final`). Every
-phase checkpoints into the run directory (the pool chunk by chunk, evolution round by round,
+(:func:`evaluate_pool`, :func:`rescore_pool`, :func:`seed_population`, :func:`evolve`,
+:func:`eliminate`, :func:`best_entries`, :func:`register_best`, :func:`plot_probe`,
+:func:`compare_final`). Every phase checkpoints into the run directory (the pool and its
+re-scoring chunk by chunk, evolution round by round,
 elimination candidate chunk by chunk, the final comparison seed by seed), so a resumed run
 continues where a killed one stopped and ends exactly as the uninterrupted run.
 """
@@ -39,7 +41,8 @@ class NLFSSummary:
     """What an NLFS run found. :meth:`to_dict` is the run's ``results.json``."""
     config: NLFSConfig
     best: list                     # entries: name, expression, fitness, latex, genome[, elimination]
-    mutation: dict                 # mutation counters (children, failed, drifted, rejections)
+    mutation: dict                 # mutation counters (children, failed, drifted, rejections) and
+    #                                failed children (remutated, discarded, inserted_failed)
     comparison: list | None = None  # final comparison rows: loss, mean, std, test (per seed)
     paired: dict | None = None     # found − CE per seed: diff, mean_diff, wins, ties, losses
     logbook: list = field(default_factory=list)
@@ -97,34 +100,35 @@ def _counted(mutate, stats: dict):
     return counted
 
 
-def random_pool(seed: int, n: int) -> dict:
-    """The unevaluated random pool of a run: ``n`` integrity-passing genomes (JSON), no two with
-    the same phenotype (expression or fingerprint, Morgan & Hougen 2024 §3.3), so the seeded
-    population holds no duplicates. Seeds the global RNGs with ``seed`` first."""
+def random_pool(seed: int, n: int, wiring: str = "reference") -> dict:
+    """The unevaluated random pool of a run: ``n`` integrity-passing genomes (JSON, ``wiring``
+    as :meth:`LossGraph.random`), no two with the same phenotype (expression or fingerprint,
+    Morgan & Hougen 2024 §3.3), so the seeded population holds no duplicates. Seeds the global
+    RNGs with ``seed`` first."""
     seed_everything(seed)
     rng = random.Random(derive_seed(seed, "pool"))
     index, out = PopulationIndex(), []
     for _ in range(200 * n):
         if len(out) == n:
             break
-        g = random_individual(rng)
+        g = random_individual(rng, wiring=wiring)
         fp, expr = fingerprint(g), g.to_expression()
         if index.contains(fp, expr):
             continue
         index.add(fp, expr)
         out.append(g.to_json())
     while len(out) < n:                 # (practically unreachable) allow duplicates
-        out.append(random_individual(rng).to_json())
+        out.append(random_individual(rng, wiring=wiring).to_json())
     return {"genomes": out, "fitness": [], "info": []}
 
 
 def evaluate_pool(pool: dict, evaluator, map_fn, *, chunk: int, progress=no_progress,
-                  checkpoint=None) -> dict:
+                  checkpoint=None, desc: str = "pool") -> dict:
     """Evaluate the genomes of ``pool`` not yet evaluated, ``chunk`` per ``map_fn`` call;
     ``checkpoint(pool)`` after each chunk. Returns the pool with ``fitness`` and ``info`` (the
     evaluation's info, ``error`` included) for every genome."""
     pool = {k: list(v) for k, v in pool.items()}
-    bar = progress(len(pool["genomes"]), "pool", unit="loss")
+    bar = progress(len(pool["genomes"]), desc, unit="loss")
     bar.update(len(pool["fitness"]))
     while len(pool["fitness"]) < len(pool["genomes"]):
         todo = pool["genomes"][len(pool["fitness"]):][:chunk]
@@ -138,14 +142,33 @@ def evaluate_pool(pool: dict, evaluator, map_fn, *, chunk: int, progress=no_prog
     return pool
 
 
-def seed_population(pool: dict, size: int) -> list:
-    """The ``size`` fittest members of an evaluated pool as individuals (fitness and info set)."""
+def rescore_pool(pool: dict, n: int, evaluator, map_fn, *, chunk: int, state=None,
+                 progress=no_progress, checkpoint=None) -> dict:
+    """The second pool stage (Morgan & Hougen's implementation: the pool is scored with the
+    standard surrogate, its best are re-scored with the augmented one): the ``n`` fittest
+    members of the evaluated ``pool`` (ties: pool order), evaluated again with ``evaluator``.
+    Returns a pool of those genomes with their new ``fitness``/``info`` and ``first`` (their
+    first-stage fitness); ``state``: the partial result stored by ``checkpoint`` (resumed)."""
+    order = sorted(range(len(pool["genomes"])), key=lambda i: -pool["fitness"][i])[:n]
+    todo = state or {"genomes": [pool["genomes"][i] for i in order],
+                     "first": [pool["fitness"][i] for i in order], "fitness": [], "info": []}
+    return evaluate_pool(todo, evaluator, map_fn, chunk=chunk, progress=progress,
+                         checkpoint=checkpoint, desc="rescore")
+
+
+def seed_population(pool: dict, size: int, initial_age: str = "shared") -> list:
+    """The ``size`` fittest members of an evaluated pool (or of a :func:`rescore_pool` result) as
+    individuals (fitness and info set), best first. ``initial_age="shared"`` (Morgan & Hougen's implementation: every seeded member
+    starts at age 0) gives them one birth, so aging evolution removes the weakest seed first;
+    ``"ordered"`` numbers them best first (the fittest is then the oldest and dies first —
+    deapnn's behaviour before it followed the reference)."""
     order = sorted(range(len(pool["genomes"])), key=lambda i: -pool["fitness"][i])[:size]
     population = []
-    for i in order:
+    for k, i in enumerate(order):
         ind = decode(pool["genomes"][i])
         ind.fitness.values = (pool["fitness"][i],)
         ind.info = pool["info"][i]
+        ind.birth = 0 if initial_age == "shared" else k
         population.append(ind)
     return population
 
@@ -158,7 +181,7 @@ def evolve(cfg: NLFSConfig, population: list, evaluator, map_fn, *, state=None, 
     mutation)`` after every round."""
     if state is None:
         seed_everything(derive_seed(cfg.seed, "evolve"))
-    toolbox = make_toolbox(evaluator, population, map_fn)
+    toolbox = make_toolbox(evaluator, population, map_fn, wiring=cfg.wiring)
     mutstats = dict(MUTATION_STATS, **(mutation or {}))
     toolbox.register("mutate", _counted(toolbox.mutate, mutstats))
     # one entry per phenotype: no two reported losses share a probe-curve fingerprint
@@ -177,9 +200,12 @@ def evolve(cfg: NLFSConfig, population: list, evaluator, map_fn, *, state=None, 
             bar.set_postfix(best=f"{hof[0].fitness.values[0]:.3f}" if len(hof) else "-")
     population, logbook = eaRegularizedEvolution(
         population, toolbox, cfg.cycles, cfg.sample_size, stats=stats, halloffame=hof,
-        batch=cfg.batch, checkpoint=on_round, resume_state=state, progress=bar)
+        batch=cfg.batch, checkpoint=on_round, resume_state=state, progress=bar,
+        failed_child=cfg.failed_child)
     bar.close()
-    return Evolution(population, list(logbook), list(hof), dict(mutstats))
+    children = {k: sum(int(r.get(k, 0)) for r in logbook[1:])
+                for k in ("remutated", "discarded", "inserted_failed")}
+    return Evolution(population, list(logbook), list(hof), {**mutstats, **children})
 
 
 def eliminate(cfg: NLFSConfig, best: list, map_fn, *, state=None, checkpoint=None):
@@ -299,6 +325,23 @@ def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
     return table, paired
 
 
+def scored_pool(cfg: NLFSConfig, ckpt: _Checkpoint, evaluator, map_fn, progress) -> dict:
+    """The pool phase: the random pool scored (checkpointed chunk by chunk) and, when
+    ``cfg.rescore_count()`` > 0, its best re-scored (:func:`rescore_pool`). With a second stage
+    the pool is scored with :meth:`NLFSConfig.standard_surrogate` and the best with
+    ``evaluator`` (the search's surrogate); without, the pool with ``evaluator``. Returns the
+    pool the population is seeded from."""
+    n, chunk = cfg.rescore_count(), max(8, 4 * cfg.batch)
+    first = guarded_evaluator(cfg.standard_surrogate()) if n else evaluator
+    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool, cfg.wiring), first,
+                         map_fn, chunk=chunk, progress=progress,
+                         checkpoint=lambda p: ckpt.save("pool", pool=p))
+    if not n or (ckpt.part("evo") is not None and ckpt.part("rescore") is None):
+        return pool         # (a run from before the second stage resumes its evolution)
+    return rescore_pool(pool, n, evaluator, map_fn, chunk=chunk, state=ckpt.part("rescore"),
+                        progress=progress, checkpoint=lambda p: ckpt.save("rescore", rescore=p))
+
+
 def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
              log=None) -> NLFSSummary:
     """Run (or resume, when ``rundir`` holds a checkpoint) an NLFS search; return its summary
@@ -310,16 +353,15 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
     note = log or (lambda *a: None)
     evaluator = guarded_evaluator(cfg.surrogate())     # failure (timeout, OOM...) is data
     ckpt = _Checkpoint(rundir)
-    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool), evaluator, map_fn,
-                         chunk=max(8, 4 * cfg.batch), progress=progress,
-                         checkpoint=lambda p: ckpt.save("pool", pool=p))
-    note(f"pool: {len(pool['fitness'])} losses evaluated")
+    pool = scored_pool(cfg, ckpt, evaluator, map_fn, progress)
+    note(f"pool: {cfg.pool} losses evaluated"
+         + (f" (best {cfg.rescore_count()} re-scored)" if cfg.rescore_count() else ""))
 
     def evolve_checkpoint(state, mutation):
         ckpt.save("evolve", evo=state, mutation=mutation)
         if rundir is not None:
             rundir.write_logbook(state_logbook(state))
-    evo = evolve(cfg, seed_population(pool, cfg.population), evaluator, map_fn,
+    evo = evolve(cfg, seed_population(pool, cfg.population, cfg.initial_age), evaluator, map_fn,
                  state=ckpt.part("evo"), mutation=ckpt.part("mutation"), progress=progress,
                  checkpoint=evolve_checkpoint)
     note(f"evolution: {cfg.cycles} children evaluated")
@@ -349,5 +391,5 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
 
 
 __all__ = ["NLFSConfig", "NLFSSummary", "Evolution", "run_nlfs", "random_pool", "evaluate_pool",
-           "seed_population", "evolve", "eliminate", "best_entries", "register_best",
+           "rescore_pool", "scored_pool", "seed_population", "evolve", "eliminate", "best_entries", "register_best",
            "plot_probe", "final_config", "compare_final", "LossIndividual", "CE_EXPRESSION"]

@@ -31,11 +31,13 @@ class LossIndividual(LossGraph):
         self.fitness = FitnessMax()
 
 
-def random_individual(rng=None, max_tries: int = 100_000) -> LossIndividual:
-    """A random valid genome that passes the integrity check (its ``flip`` set by the check)."""
+def random_individual(rng=None, max_tries: int = 100_000,
+                      wiring: str = "reference") -> LossIndividual:
+    """A random valid genome that passes the integrity check (its ``flip`` set by the check);
+    ``wiring``: see :meth:`LossGraph.random`."""
     rng = rng or random
     for _ in range(max_tries):
-        g = LossIndividual.random(rng)
+        g = LossIndividual.random(rng, wiring=wiring)
         res = checkIntegrity(g)
         if res.accept:
             g.flip = res.flip
@@ -51,18 +53,20 @@ def encode(ind) -> str:
     return ind.to_json()
 
 
-def make_toolbox(evaluate, population: list, map_fn=None, max_tries: int = 2500) -> base.Toolbox:
+def make_toolbox(evaluate, population: list, map_fn=None, max_tries: int = 2500,
+                 wiring: str = "reference") -> base.Toolbox:
     """Toolbox for :func:`deapnn.algorithms.regularized.eaRegularizedEvolution`.
 
     ``population`` is the live list the algorithm changes in place: ``mutate`` rejects children
     that duplicate any current member (fingerprint L2 ≤ 0.01 or identical expression).
+    ``wiring`` chooses how random genomes and mutations pick inputs (:func:`mutGraph`).
     """
     tb = base.Toolbox()
-    tb.register("individual", random_individual)
+    tb.register("individual", random_individual, wiring=wiring)
     tb.register("evaluate", evaluate)
     tb.register("map", map_fn or get_map())
     tb.register("clone", copy.deepcopy)
-    tb.register("mutate", mutGraph, population=population, max_tries=max_tries)
+    tb.register("mutate", mutGraph, population=population, max_tries=max_tries, wiring=wiring)
     tb.register("select", selAgingTournament)
     tb.register("encode", encode)
     tb.register("decode", decode)

@@ -92,7 +92,8 @@ def nlfs(rep: Report, config: dict) -> str:
              "NLFS search progress", alt="search fitness per cycle")
     rep.image("probe_curves.png", "best losses vs cross-entropy on the probe")
     rep.heading("Search progress", 3)
-    _progress(rep, rows, "cycle", ["nevals", "max", "mean", "zeros"])
+    _progress(rep, rows, "cycle", ["nevals", "max", "mean", "zeros", "remutated", "discarded",
+                                   "inserted_failed"])
 
     rep.heading("Timings")
     _timings(rep, rows, "cycle")
@@ -104,18 +105,26 @@ def nlfs(rep: Report, config: dict) -> str:
     pool_info = [i for i in pool.get("info", []) if isinstance(i, dict)]
     # children still alive (born after the initial population); failures caught by the failsafe
     # (an ``error``) are already in the logbook's ``errors`` column
+    # (seeds share birth 0; runs from before the reference's aging — no ``initial_age`` in
+    # their config — numbered them 0 .. P-1)
+    first_child = 1 if cfg.get("initial_age", "ordered") == "shared" else cfg.get("population", 0)
     alive = [(p.get("info") or {}) for p in ((state or {}).get("evo") or {}).get("population", [])
-             if p.get("birth", 0) >= cfg.get("population", 0)]
+             if p.get("birth", 0) >= first_child]
+    rescore = [i for i in (state or {}).get("rescore", {}).get("info", []) if isinstance(i, dict)]
     rep.failures([("logbook `errors` (all children)", logbook_reasons(rows)),
                   (f"checkpoint: pool ({len(pool_info)} evaluated)",
                    [i.get("reason") for i in pool_info]),
+                  (f"checkpoint: pool re-scored ({len(rescore)} evaluated)",
+                   [i.get("reason") for i in rescore]),
                   (f"checkpoint: children alive ({len(alive)})",
                    [i.get("reason") for i in alive if not i.get("error")]),
                   ("elimination.json", [e.get("reason") for e in elimination or []])],
                  "logbook.csv, checkpoint.pt, elimination.json")
     rep.failed_column(rows, "cycle")
     rep.para("A failed candidate gets fitness 0 (the logbook's `zeros` column counts them in "
-             "the population); the reasons of children that aged out are kept only when the "
+             "the population); a failed child is re-mutated and then discarded (logbook "
+             "`remutated`, `discarded`) or, with `--failed-child insert`, inserted (logbook "
+             "`inserted_failed`); the reasons of children that aged out are kept only when the "
              "evaluation itself failed (logbook `errors`).")
     return "complete" if results is not None else \
         "incomplete (no results.json; `deapnn nlfs --resume` continues)"
