@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 
+from .checkpoint import StateError
 from .config import Config, ConfigError, Options
 from .data import DATASETS, dataset_names
 from .models import check_model_input, model_names
@@ -76,10 +77,19 @@ class TrainRunConfig(SGDRunConfig):
     def _check(self) -> None:
         super()._check()
         if self.loss is not None:
+            if DATASETS[self.dataset].task != "classification":
+                # the library's losses (and formulas over y, yhat) compare a softmax over the
+                # classes with the label: on a one-output regression network they are constant
+                raise ConfigError(f"{self.dataset} is a {DATASETS[self.dataset].task} "
+                                  "dataset, trained with mean squared error; --loss takes a "
+                                  "classification loss (drop --loss)", "loss")
             from .losses import resolve_loss
             try:
                 resolve_loss(self.loss)
-            except (ValueError, KeyError) as exc:
+            except RecursionError:
+                raise ConfigError("the formula is nested too deeply to parse",
+                                  "loss") from None
+            except (ValueError, KeyError, TypeError, OSError) as exc:
                 raise ConfigError(str(exc).strip("'\""), "loss") from None
 
     @classmethod
@@ -153,11 +163,14 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
                 f"val_{metric}": evaluate(model, data.val.x, data.val.y, data.task)}
 
     start = time.perf_counter()
-    result = train(model, data.train.x, data.train.y, train_cfg, loss_fn=loss_fn, task=data.task,
-                   augment=data.augment if cfg.augment else None, device=device,
-                   seed=cfg.seed, on_epoch=on_epoch, progress=bar,
-                   checkpoint=rundir.save_checkpoint if rundir is not None else None,
-                   resume_state=resume_state)
+    try:
+        result = train(model, data.train.x, data.train.y, train_cfg, loss_fn=loss_fn,
+                       task=data.task, augment=data.augment if cfg.augment else None,
+                       device=device, seed=cfg.seed, on_epoch=on_epoch, progress=bar,
+                       checkpoint=rundir.save_checkpoint if rundir is not None else None,
+                       resume_state=resume_state)
+    except StateError as exc:       # name the run's checkpoint
+        raise exc.at(rundir.file(rundir.CHECKPOINT)) from None
     bar.close()
     seconds = time.perf_counter() - start
     test = evaluate(model, data.test.x, data.test.y, data.task)
