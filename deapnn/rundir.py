@@ -196,12 +196,18 @@ def _cell(value):
 
 def read_logbook(path: str | os.PathLike) -> list[dict]:
     """Read a ``logbook.csv`` back as a list of dicts with numbers parsed."""
+    rows = []
     with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        reader = csv.DictReader(fh)
+        for row in reader:
+            if None in row:      # csv.DictReader's key of the values beyond the header
+                raise ValueError(f"line {reader.line_num} has more fields than the header")
+            rows.append({k: _parse(v) for k, v in row.items()})
+    return rows
 
 
-def _parse(text: str):
-    if text == "":
+def _parse(text: str | None):
+    if text is None or text == "":       # None: a row shorter than the header
         return None
     for kind in (int, float):
         try:

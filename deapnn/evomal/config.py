@@ -97,11 +97,11 @@ class EvoMALConfig(Config):
     def _check(self) -> None:
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0", "nesterov")
-        if self.hidden is not None and self.model != "mlp":
-            raise ConfigError(f"hidden sets the layers of model mlp, not of {self.model}",
-                              "hidden")
         from deapnn.data import DATASETS
         from deapnn.models import MODELS, check_model_input
+        if self.hidden is not None and self.model != "mlp" and self.model in MODELS:
+            raise ConfigError(f"hidden sets the layers of model mlp, not of {self.model}",
+                              "hidden")
         if self.dataset in DATASETS and self.model in MODELS:
             try:        # a base network that cannot take the data fails every candidate
                 check_model_input(self.model, DATASETS[self.dataset].input_shape)
