@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 
-from .checkpoint import StateError
+from .checkpoint import StateError, restoring
 from .config import Config, ConfigError, Options
 from .data import DATASETS, dataset_names
 from .models import check_model_input, model_names
@@ -146,6 +146,14 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
     from .training import evaluate, train
 
     resume_state = rundir.load_checkpoint() if rundir is not None else None
+    if resume_state is not None:        # checked before the progress bar is drawn
+        with restoring(rundir.file(rundir.CHECKPOINT)):
+            if not isinstance(resume_state, dict):
+                raise TypeError(f"the state is a {type(resume_state).__name__}, not a dict")
+            missing = [k for k in ("model", "optimizer", "losses", "history", "epoch")
+                       if k not in resume_state]
+            if missing:
+                raise KeyError(missing[0])
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=cfg.seed)
     model = build_model(cfg.model, data.input_shape, data.num_classes)

@@ -101,11 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         _install(signal.SIGTERM, previous)
 
 
-#: errors of a write the environment refused, and what to do about them
+#: errors of a system call the environment refused, and what to do about them
 _WRITE_ERRNOS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
                  errno.EROFS: "remount it writable or choose another directory",
                  errno.EACCES: "check the permissions", errno.EPERM: "check the permissions",
                  errno.EFBIG: "the file-size limit, ulimit -f, was reached"}
+#: of those, the ones only a write meets
+_WRITE_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
 def os_error_line(exc: OSError) -> str:
@@ -115,7 +117,7 @@ def os_error_line(exc: OSError) -> str:
     hint = _WRITE_ERRNOS.get(exc.errno)
     if exc.filename is None:
         return what + (f" ({hint})" if hint else "")
-    verb = "cannot write" if hint else "cannot access"
+    verb = "cannot write" if exc.errno in _WRITE_ONLY else "cannot access"
     return f"{verb} {exc.filename}: {what}" + (f" ({hint})" if hint and hint != what else "")
 
 
