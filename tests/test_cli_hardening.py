@@ -4,7 +4,6 @@ traceback. Bad input (a flag, a file the user gave, a tampered run directory): o
 full, read-only file system, file-size limit): exit 1 with the cause and the file named.
 ``deapnn report`` on corrupted copies of real run directories of every command: exit 0 or one
 line exit 2, never a traceback."""
-import json
 import os
 import resource
 import shutil
