@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 
+from .checkpoint import StateError, restoring
 from .config import Config, ConfigError, Options
 from .data import DATASETS, dataset_names
 from .models import check_model_input, model_names
@@ -76,10 +77,19 @@ class TrainRunConfig(SGDRunConfig):
     def _check(self) -> None:
         super()._check()
         if self.loss is not None:
+            if DATASETS[self.dataset].task != "classification":
+                # the library's losses (and formulas over y, yhat) compare a softmax over the
+                # classes with the label: on a one-output regression network they are constant
+                raise ConfigError(f"{self.dataset} is a {DATASETS[self.dataset].task} "
+                                  "dataset, trained with mean squared error; --loss takes a "
+                                  "classification loss (drop --loss)", "loss")
             from .losses import resolve_loss
             try:
                 resolve_loss(self.loss)
-            except (ValueError, KeyError) as exc:
+            except RecursionError:
+                raise ConfigError("the formula is nested too deeply to parse",
+                                  "loss") from None
+            except (ValueError, KeyError, TypeError, OSError) as exc:
                 raise ConfigError(str(exc).strip("'\""), "loss") from None
 
     @classmethod
@@ -136,6 +146,14 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
     from .training import evaluate, train
 
     resume_state = rundir.load_checkpoint() if rundir is not None else None
+    if resume_state is not None:        # checked before the progress bar is drawn
+        with restoring(rundir.file(rundir.CHECKPOINT)):
+            if not isinstance(resume_state, dict):
+                raise TypeError(f"the state is a {type(resume_state).__name__}, not a dict")
+            missing = [k for k in ("model", "optimizer", "losses", "history", "epoch")
+                       if k not in resume_state]
+            if missing:
+                raise KeyError(missing[0])
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=cfg.seed)
     model = build_model(cfg.model, data.input_shape, data.num_classes)
@@ -153,11 +171,14 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
                 f"val_{metric}": evaluate(model, data.val.x, data.val.y, data.task)}
 
     start = time.perf_counter()
-    result = train(model, data.train.x, data.train.y, train_cfg, loss_fn=loss_fn, task=data.task,
-                   augment=data.augment if cfg.augment else None, device=device,
-                   seed=cfg.seed, on_epoch=on_epoch, progress=bar,
-                   checkpoint=rundir.save_checkpoint if rundir is not None else None,
-                   resume_state=resume_state)
+    try:
+        result = train(model, data.train.x, data.train.y, train_cfg, loss_fn=loss_fn,
+                       task=data.task, augment=data.augment if cfg.augment else None,
+                       device=device, seed=cfg.seed, on_epoch=on_epoch, progress=bar,
+                       checkpoint=rundir.save_checkpoint if rundir is not None else None,
+                       resume_state=resume_state)
+    except StateError as exc:       # name the run's checkpoint
+        raise exc.at(rundir.file(rundir.CHECKPOINT)) from None
     bar.close()
     seconds = time.perf_counter() - start
     test = evaluate(model, data.test.x, data.test.y, data.task)

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
 import threading
 
 from .commands import datasets, evomal, gls, nlfs, report, train
-from .commands.common import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UsageError,
-                              relaunch_under_scoop)
+from .commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
+                              UsageError, relaunch_under_scoop)
 
 COMMANDS = [datasets, train, gls, nlfs, evomal, report]
 
@@ -31,6 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def typed_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the options ``argv`` gives (abbreviated or not): the command line
+    parsed once more with every default suppressed, so an option absent from ``argv`` is absent
+    from the result (a flag typed with its default value counts as given)."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    saved, dests = [], set()
+    try:
+        for p in [parser, *(subparsers[0].choices.values() if subparsers else ())]:
+            for action in p._actions:
+                if not isinstance(action, argparse._SubParsersAction):
+                    saved.append((action, action.default))
+                    dests.add(action.dest)
+                    action.default = argparse.SUPPRESS
+        given = vars(parser.parse_args(argv))
+    finally:
+        for action, default in saved:
+            action.default = default
+    return {k for k in given if k in dests}
+
+
 class Terminated(BaseException):
     """SIGTERM arrived (a batch system pre-empting the job): unwound like Ctrl-C, so every
     atomic write in progress is finished or abandoned (its temporary file removed)."""
@@ -48,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._given = typed_options(parser, argv)
     previous = _install(signal.SIGTERM, _on_sigterm)
     try:
         if getattr(args, "check", None):
@@ -65,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("deapnn: terminated" + _resume_hint(args), file=sys.stderr)
         return EXIT_TERMINATED
+    except OSError as exc:    # the environment failed: disk full, read-only, size limit...
+        print(f"deapnn: error: {os_error_line(exc)}" + _resume_hint(args), file=sys.stderr)
+        return EXIT_FAILED
     except Exception as exc:  # run-level failures (bad checkpoint, resume mismatch): one line
         from .checkpoint import CheckpointError
         from .rundir import RunDirError
@@ -74,6 +99,26 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         _install(signal.SIGTERM, previous)
+
+
+#: errors of a system call the environment refused, and what to do about them
+_WRITE_ERRNOS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+                 errno.EROFS: "remount it writable or choose another directory",
+                 errno.EACCES: "check the permissions", errno.EPERM: "check the permissions",
+                 errno.EFBIG: "the file-size limit, ulimit -f, was reached"}
+#: of those, the ones only a write meets
+_WRITE_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def os_error_line(exc: OSError) -> str:
+    """``cannot write FILE: No space left on device (free some space)``: the file and the
+    cause of a failed system call, without a traceback."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    hint = _WRITE_ERRNOS.get(exc.errno)
+    if exc.filename is None:
+        return what + (f" ({hint})" if hint else "")
+    verb = "cannot write" if exc.errno in _WRITE_ONLY else "cannot access"
+    return f"{verb} {exc.filename}: {what}" + (f" ({hint})" if hint and hint != what else "")
 
 
 def _resume_hint(args) -> str:

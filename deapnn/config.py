@@ -15,6 +15,11 @@ import math
 import numbers
 
 
+#: the largest float32: a learning rate or weight decay above it cannot reach a float32 kernel
+#: (torch fails with "value cannot be converted to type float without overflow")
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 class ConfigError(ValueError):
     """An invalid configuration value; ``field`` names the setting (None: several)."""
 
@@ -160,4 +165,4 @@ class Config:
         return cls(**data).validate()
 
 
-__all__ = ["Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]
+__all__ = ["FLOAT32_MAX", "Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]

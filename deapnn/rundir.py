@@ -7,9 +7,7 @@ import json
 import os
 import tempfile
 
-import torch
-
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, serialize, write_error
 
 
 class RunDirError(RuntimeError):
@@ -163,15 +161,20 @@ def atomic_write(target: str, write, mode: str = "wb") -> str:
     """Write ``target`` through ``write(file)`` into a uniquely named temporary file in the same
     directory, then rename it over ``target``: readers and concurrent writers of the same file
     (e.g. a duplicated job) only ever see a complete version."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}-", dir=os.path.dirname(target)
-                               or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}-",
+                                   dir=os.path.dirname(target) or ".")
+    except OSError as exc:
+        raise write_error(exc, target) from None
     try:
         with os.fdopen(fd, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as fh:
             write(fh)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):   # disk full, read-only, size limit: name the file
+            raise write_error(exc, target) from None
         raise
     return target
 
@@ -179,7 +182,8 @@ def atomic_write(target: str, write, mode: str = "wb") -> str:
 def save_weights(target: str, state_dict: dict) -> str:
     """Atomically save a model's weights as CPU tensors (load with ``weights_only=True``)."""
     weights = {k: v.detach().cpu() for k, v in state_dict.items()}
-    return atomic_write(target, lambda fh: torch.save(weights, fh))
+    blob = serialize(weights)       # bytes first: a failed write raises its real OSError
+    return atomic_write(target, lambda fh: fh.write(blob))
 
 
 def _cell(value):
@@ -192,12 +196,18 @@ def _cell(value):
 
 def read_logbook(path: str | os.PathLike) -> list[dict]:
     """Read a ``logbook.csv`` back as a list of dicts with numbers parsed."""
+    rows = []
     with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        reader = csv.DictReader(fh)
+        for row in reader:
+            if None in row:      # csv.DictReader's key of the values beyond the header
+                raise ValueError(f"line {reader.line_num} has more fields than the header")
+            rows.append({k: _parse(v) for k, v in row.items()})
+    return rows
 
 
-def _parse(text: str):
-    if text == "":
+def _parse(text: str | None):
+    if text is None or text == "":       # None: a row shorter than the header
         return None
     for kind in (int, float):
         try:

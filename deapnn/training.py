@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Check, Config, ConfigError, Interval, Options
+from .checkpoint import restoring
+from .config import FLOAT32_MAX, Check, Config, ConfigError, Interval, Options
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -34,10 +35,10 @@ class TrainConfig(Config):
 
     _parameter_constraints = {
         "epochs": [Interval(int, 0, None)],
-        "lr": [Interval(float, 0, None, closed="neither")],
+        "lr": [Interval(float, 0, FLOAT32_MAX, closed="neither")],
         "momentum": [Interval(float, 0, 1, closed="left")],
         "nesterov": [bool],
-        "weight_decay": [Interval(float, 0, None)],
+        "weight_decay": [Interval(float, 0, FLOAT32_MAX)],
         "batch_size": [Interval(int, 1, None)],
         "schedule": [Options(SCHEDULES)],
         "milestones": [Check(lambda v: isinstance(v, (list, tuple))
@@ -149,10 +150,14 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
     optimizer = make_optimizer(model.parameters(), cfg)
     result, start = TrainResult(), 0
     if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        result.losses, result.history = list(resume_state["losses"]), list(resume_state["history"])
-        start = int(resume_state["epoch"])
+        with restoring():
+            model.load_state_dict(resume_state["model"])
+            optimizer.load_state_dict(resume_state["optimizer"])
+            result.losses = list(resume_state["losses"])
+            result.history = list(resume_state["history"])
+            start = int(resume_state["epoch"])
+            if not 0 <= start <= cfg.epochs:
+                raise ValueError(f"epoch {start} is outside 0..{cfg.epochs}")
         if progress is not None:
             progress.update(start)
     for epoch in range(start, cfg.epochs):

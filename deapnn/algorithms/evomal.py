@@ -28,6 +28,7 @@ from deap import tools
 
 from deapnn.algorithms.support import (failure_fields, map_evaluations, plain,
                                        restore_halloffame, restore_logbook)
+from deapnn.checkpoint import restoring
 from deapnn.evaluation import assign
 from deapnn.losses.archive import LossArchive, evaluation_of, record_of
 from deapnn.runtime import rng_state, set_rng_state
@@ -126,17 +127,18 @@ def eaEvoMAL(population, toolbox, ngen: int, cxpb: float = 0.7, mutpb: float = 0
     if not isinstance(ngen, int) or ngen < 0:
         raise ValueError(f"ngen must be an integer >= 0, got {ngen!r}")
     if resume_state is not None:
-        state = resume_state
-        if archive is None:
-            archive = LossArchive.from_state(state["archive"], getattr(toolbox, "pset", None))
-        else:
-            archive.load_state(state["archive"])
-        population[:] = _individuals(zip(state["population"], state["fitness"]), toolbox)
-        logbook = restore_logbook({"header": state["header"], "records": state["logbook"]})
-        if halloffame is not None and state["halloffame"] is not None:
-            restore_halloffame(halloffame, _individuals(state["halloffame"], toolbox))
-        set_rng_state(state["rng"])
-        start = state["generation"] + 1
+        with restoring():
+            state = resume_state
+            if archive is None:
+                archive = LossArchive.from_state(state["archive"], getattr(toolbox, "pset", None))
+            else:
+                archive.load_state(state["archive"])
+            population[:] = _individuals(zip(state["population"], state["fitness"]), toolbox)
+            logbook = restore_logbook({"header": state["header"], "records": state["logbook"]})
+            if halloffame is not None and state["halloffame"] is not None:
+                restore_halloffame(halloffame, _individuals(state["halloffame"], toolbox))
+            set_rng_state(state["rng"])
+            start = int(state["generation"]) + 1
     else:
         logbook = tools.Logbook()
         logbook.header = ["gen", "nevals", "cached"] + (stats.fields if stats else [])

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from deap import tools
 
+from ..checkpoint import restoring
 from ..config import Check, Config, Interval, Options
 from ..runtime import derive_seed
 from ..training import TrainConfig, make_optimizer, scheduled_lr, set_lr
@@ -102,10 +103,11 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
     logbook = tools.Logbook()
     start_gen, inherited = 0, None
     if resume_state is not None:
-        parent.load_state_dict(resume_state["parent"])
-        inherited = resume_state.get("optimizer")
-        start_gen = int(resume_state["generation"])
-        logbook = checkpoint_logbook(resume_state)
+        with restoring():
+            parent.load_state_dict(resume_state["parent"])
+            inherited = resume_state.get("optimizer")
+            start_gen = int(resume_state["generation"])
+            logbook = checkpoint_logbook(resume_state)
         if progress is not None:
             progress.update(start_gen)
     device = next(parent.parameters()).device

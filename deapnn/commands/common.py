@@ -55,25 +55,120 @@ def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None 
     d.add_argument("--download", action="store_true", help="let torchvision download missing files")
 
 
+#: the largest run seed: every library a run seeds (Python, NumPy, torch, scikit-learn's
+#: splits) accepts the range 0 .. 2**32 - 1
+SEED_MAX = 2**32 - 1
+#: flags a ``--resume`` may be given with: they do not define the run (config.json does)
+RESUME_FLAGS = ("resume", "quiet", "workers", "hostfile", "device", "eval_timeout")
+
+
+def check_seed(value, flag: str = "--seed") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise UsageError(f"{flag} must be an integer in 0..{SEED_MAX}, got {value}")
+
+
+def check_device(name: str, *, local: bool = True) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; with ``local`` (no ``--hostfile``: this host
+    runs the evaluations) a CUDA device must exist here."""
+    from ..runtime import VALID_DEVICES, cuda_device_count
+    base, sep, index = name.partition(":")
+    if base not in VALID_DEVICES or (sep and (base != "cuda" or not index.isdigit())):
+        raise UsageError(f"--device: unknown device {name!r}; valid: "
+                         f"{', '.join(VALID_DEVICES)} or cuda:N")
+    if base != "cuda" or not local:
+        return
+    count = cuda_device_count()
+    if count == 0:
+        raise UsageError(f"--device {name}: CUDA is not available on this host "
+                         "(use --device cpu or auto)")
+    if sep and int(index) >= count:
+        raise UsageError(f"--device {name}: this host has {count} CUDA device(s), "
+                         f"cuda:0..cuda:{count - 1}")
+
+
+def check_hostfile(path: str) -> None:
+    """A SCOOP hosts file: one ``host [workers]`` a line (``#`` comments, blank lines)."""
+    import re
+    line_re = re.compile(r"^[A-Za-z0-9_.\-\[\],]+(\s+\d+)?$")
+    if not os.path.isfile(path):
+        raise UsageError(f"--hostfile {path!r}: no such file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--hostfile {path!r}: unreadable ({exc})") from None
+    hosts = 0
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not line_re.match(text):
+            raise UsageError(f"--hostfile {path!r} line {number}: expected `host [workers]`, "
+                             f"got {text[:60]!r}")
+        hosts += 1
+    if not hosts:
+        raise UsageError(f"--hostfile {path!r} lists no host (one `host [workers]` a line)")
+
+
+def check_writable_dir(path: str, flag: str = "--out") -> None:
+    """``path`` can be a directory this process creates or writes in: it is one or does not
+    exist yet, its nearest existing ancestor is a directory, and that one is writable."""
+    path = os.path.abspath(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UsageError(f"{flag} {path}: exists and is not a directory")
+    probe = path
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UsageError(f"{flag} {path}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: cannot write in {probe} (permission denied or "
+                         "read-only file system)")
+
+
+def given_flags(args) -> set:
+    """The destinations of the options typed on this command line (``args._given``, set by
+    :func:`deapnn.cli.main`; empty when the namespace was built otherwise)."""
+    return set(getattr(args, "_given", ()) or ())
+
+
+def check_resume_flags(args, allowed=()) -> None:
+    """On ``--resume`` the run's config.json defines the run: a flag that would change it is an
+    error rather than silently ignored. ``allowed``: the command's invocation flags."""
+    if not getattr(args, "resume", None):
+        return
+    extra = sorted(given_flags(args) - set(RESUME_FLAGS) - set(allowed))
+    if extra:
+        flags = ", ".join("--" + d.replace("_", "-") for d in extra)
+        ok = ", ".join("--" + d.replace("_", "-") for d in (*RESUME_FLAGS[1:], *allowed))
+        raise UsageError(f"{flags} cannot be given with --resume (the run's config.json "
+                         f"defines it); with --resume only {ok} may be given")
+
+
 def check_common(args) -> None:
     """Validate the shared arguments (raises :class:`UsageError`)."""
-    from ..runtime import VALID_DEVICES
-    if args.device.split(":")[0] not in VALID_DEVICES:
-        raise UsageError(f"unknown device {args.device!r}; valid: {', '.join(VALID_DEVICES)} or cuda:N")
+    check_device(args.device, local=not args.hostfile)
     if getattr(args, "out", None) == "" or getattr(args, "resume", None) == "":
         flag = "--out" if getattr(args, "out", None) == "" else "--resume"
         raise UsageError(f"{flag} must name a directory, got an empty path")
+    if args.resume and not os.path.isdir(args.resume):
+        raise UsageError(f"--resume {args.resume!r}: no such run directory")
+    check_resume_flags(args, getattr(args, "resume_flags", ()))
+    if args.resume:
+        check_writable_dir(args.resume, "--resume")
+    else:
+        check_seed(args.seed)
+        if getattr(args, "out", None):
+            check_writable_dir(args.out)
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    if args.hostfile and not os.path.exists(args.hostfile):
-        raise UsageError(f"hosts file {args.hostfile!r} not found")
+    if args.hostfile:
+        check_hostfile(args.hostfile)
     timeout = getattr(args, "eval_timeout", None)
     if timeout is not None:
         check_positive(timeout, "--eval-timeout")
         # read by deapnn.failsafe.default_timeout() where evaluators are built (then pickled)
         os.environ["DEAPNN_EVAL_TIMEOUT"] = repr(float(timeout))
-    if args.resume and not os.path.isdir(args.resume):
-        raise UsageError(f"--resume {args.resume!r}: no such run directory")
 
 
 def config_usage_error(exc, flags: dict | None = None) -> UsageError:

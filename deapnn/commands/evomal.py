@@ -71,7 +71,7 @@ def register(subparsers) -> None:
                    "(0: final-steps / 20); the early-stopped result picks the best-validation "
                    "step. On --resume this flag is taken from the command line, not config.json")
     add_common_args(p, out_default="runs/evomal")
-    p.set_defaults(func=run, check=check)
+    p.set_defaults(func=run, check=check, resume_flags=EvoMALRunConfig.INVOCATION[1:])
 
 
 def config_from_args(args) -> EvoMALRunConfig:
@@ -85,7 +85,7 @@ def config_from_args(args) -> EvoMALRunConfig:
         nonnegative=args.nonnegative, population=args.population, generations=args.generations,
         cxpb=args.cxpb, mutpb=args.mutpb, elitism=args.elitism, tournament=args.tournament,
         max_height=args.max_height, seeds=args.seeds, final_steps=args.final_steps,
-        final_eval_every=args.final_eval_every)
+        final_eval_every=args.final_eval_every, root=args.root, download=args.download)
 
 
 def _stored_config(rundir) -> EvoMALRunConfig:

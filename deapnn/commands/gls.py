@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 
 from ..progress import progress
-from .common import (UsageError, add_common_args, check_common, config_from_flags,
-                     report_failures)
+from .common import (UsageError, add_common_args, check_common, check_seed, config_from_flags,
+                     given_flags, report_failures)
 from .train import add_training_args
 
 #: flags named otherwise than their GLSConfig field
@@ -63,6 +63,10 @@ def check(args) -> None:
     check_common(args)
     if args.resume:
         return   # the stored configuration is used (validated when read)
+    if {"seed", "seeds"} <= given_flags(args):
+        raise UsageError("--seed and --seeds exclude each other: list every seed with --seeds")
+    for seed in args.seeds or ():
+        check_seed(seed, "--seeds")
     config_from_args(args)
 
 

@@ -23,8 +23,18 @@ def check(args) -> None:
         load_config(args.run_dir)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
-    if args.out is not None and not args.out.endswith(".md"):
-        raise UsageError(f"--out must name a .md file, got {args.out!r}")
+    if args.out is not None:
+        import os
+
+        from .common import check_writable_dir
+        if not args.out.endswith(".md"):
+            raise UsageError(f"--out must name a .md file, got {args.out!r}")
+        if os.path.isdir(args.out):
+            raise UsageError(f"--out {args.out}: is a directory, not a .md file")
+        check_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out")
+    else:
+        from .common import check_writable_dir
+        check_writable_dir(args.run_dir, "RUN_DIR")
 
 
 def run(args) -> int:

@@ -22,9 +22,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from deapnn.algorithms.evomal import variation_error
-from deapnn.config import Config, ConfigError, Interval, Options, int_list
+from deapnn.config import FLOAT32_MAX, Config, ConfigError, Interval, Options, int_list
 
-_POSITIVE = [Interval(float, 0, None, "neither")]
+_POSITIVE = [Interval(float, 0, FLOAT32_MAX, "neither")]
 
 #: rejection protocols: "reference" — after the local search, the learned loss optimises a
 #: fresh network's outputs for the first training rows towards their labels (the reference
@@ -68,6 +68,8 @@ class EvoMALConfig(Config):
     fitness_seed: str = "common"
     nonnegative: bool = False
     device: str | None = None
+    root: str | None = None              # torchvision datasets: where their files are
+    download: bool = False               # torchvision datasets: fetch missing files
 
     _parameter_constraints = {
         "dataset": [str], "seed": [int], "model": [str],
@@ -77,7 +79,7 @@ class EvoMALConfig(Config):
         "meta_lr": _POSITIVE, "lr": _POSITIVE, "rejection_lr": _POSITIVE,
         "momentum": [Interval(float, 0, 1, "left")],
         "nesterov": [bool], "nonnegative": [bool],
-        "weight_decay": [Interval(float, 0)],
+        "weight_decay": [Interval(float, 0, FLOAT32_MAX)],
         "batch_size": [Interval(int, 1)],
         "fitness_steps": [Interval(int, 0)],
         "rejection": [Options(REJECTIONS)],
@@ -85,6 +87,7 @@ class EvoMALConfig(Config):
         "rejection_steps": [None, Interval(int, 1)],
         "fitness_seed": [Options(FITNESS_SEEDS)],
         "device": [None, str],
+        "root": [None, str], "download": [bool],
     }
 
     def __post_init__(self):
@@ -94,6 +97,17 @@ class EvoMALConfig(Config):
     def _check(self) -> None:
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0", "nesterov")
+        from deapnn.data import DATASETS
+        from deapnn.models import MODELS, check_model_input
+        if self.hidden is not None and self.model != "mlp" and self.model in MODELS:
+            raise ConfigError(f"hidden sets the layers of model mlp, not of {self.model}",
+                              "hidden")
+        if self.dataset in DATASETS and self.model in MODELS:
+            try:        # a base network that cannot take the data fails every candidate
+                check_model_input(self.model, DATASETS[self.dataset].input_shape)
+            except ValueError as exc:
+                raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: "
+                                  f"{exc}", "model") from None
 
     def steps_of_rejection(self) -> int:
         """The rejection protocol's Adam steps: ``rejection_steps``, or when None the

@@ -92,7 +92,8 @@ class EvoMALEvaluator:
 
     def _data(self):
         return self.data if self.data is not None else cached_dataset(self.config.dataset,
-                                                                      self.config.seed)
+                                                                      self.config.seed,
+                                                                      self.config.root)
 
     def __call__(self, tree_string) -> Evaluation:
         tree_string = str(tree_string)

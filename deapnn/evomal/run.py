@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from deap import tools
 
 from deapnn.algorithms.evomal import eaEvoMAL
+from deapnn.checkpoint import StateError, restoring
 from deapnn.evomal.config import EvoMALConfig, EvoMALRunConfig
 from deapnn.data import cache_dataset
 from deapnn.evomal.evaluator import (batch_seed, build_base_model, guarded_evaluator,
@@ -284,7 +285,7 @@ def search(cfg: EvoMALRunConfig, data, rundir, resume_state: dict | None = None,
     included, with a checkpoint (``rundir``'s ``checkpoint.pt`` and ``logbook.csv``) after every
     generation; ``resume_state`` (the stored search state) continues it exactly."""
     evaluator = guarded_evaluator(cfg.evaluation())      # failure (timeout, OOM...) is data
-    cache_dataset(data, cfg.dataset, cfg.seed)           # in-process evaluations reuse it
+    cache_dataset(data, cfg.dataset, cfg.seed, cfg.root)  # in-process evaluations reuse it
     toolbox = make_toolbox(evaluator, tournsize=cfg.tournament, max_height=cfg.max_height,
                            map_fn=map_fn)
     population = toolbox.population(cfg.population) if resume_state is None else []
@@ -375,12 +376,19 @@ def run_evomal(cfg: EvoMALRunConfig, rundir, *, map_fn=None, progress=no_progres
     if cfg.device:
         set_device(cfg.device)
     seed_everything(cfg.seed)
-    data = load_dataset(cfg.dataset, seed=cfg.seed)
+    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=cfg.seed)
     stored = rundir.load_checkpoint()
-    resume_state = stored.get(CKPT_KEY) if stored else None
+    with restoring(rundir.file(rundir.CHECKPOINT)):
+        resume_state = stored.get(CKPT_KEY) if stored else None
+        if resume_state is not None:
+            int(resume_state["generation"]), float(resume_state.get("seconds", 0.0))
     if resume_state is not None:
         log(f"resuming {rundir.path} after generation {resume_state['generation']}")
-    found = search(cfg, data, rundir, resume_state, map_fn=map_fn, progress=progress, log=log)
+    try:
+        found = search(cfg, data, rundir, resume_state, map_fn=map_fn, progress=progress,
+                       log=log)
+    except StateError as exc:       # raised by the loop's restoring: name the checkpoint
+        raise exc.at(rundir.file(rundir.CHECKPOINT)) from None
     rows = best_formulas(found.halloffame, found.archive)
     summary = EvoMALSummary(dataset=cfg.dataset, task=data.task, best=rows,
                             archive_size=len(found.archive), rejected=found.archive.rejected(),

@@ -57,8 +57,8 @@ class GLSConfig(SGDRunConfig):
         "max_cases": [Interval(int, 1, None), None],
         "eval_every": [Interval(int, 0, None)],
         "val_size": [Interval(int, 0, None), None],
-        "arms": [subset_of(ARMS, distinct=False)],
-        "seeds": [int_list()],
+        "arms": [subset_of(ARMS)],
+        "seeds": [int_list(0, distinct=True)],
     }
 
     def _check(self) -> None:

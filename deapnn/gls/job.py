@@ -16,7 +16,8 @@ import torch
 
 from ..algorithms import eaGradientLexicase
 from ..algorithms.gradient_lexicase import checkpoint_logbook
-from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint import (CheckpointError, StateError, load_checkpoint, restoring,
+                          save_checkpoint)
 from ..data import load_dataset
 from ..evaluation import Evaluation
 from ..failsafe import describe, time_limit
@@ -90,10 +91,40 @@ def _run_job_locked(job: dict) -> dict:
     progress = job.get("progress") or no_progress
     result_file = os.path.join(out, "result.json")
     if os.path.exists(result_file):
-        with open(result_file, encoding="utf-8") as fh:
-            return json.load(fh)
+        return _stored_result(result_file, arm, seed)
     ckpt_file = os.path.join(out, "checkpoint.pt")
     resume = load_checkpoint(ckpt_file) if os.path.exists(ckpt_file) else None
+    if resume is not None and not isinstance(resume, dict):
+        raise CheckpointError(f"checkpoint {ckpt_file} does not hold a job's state; move it "
+                              "away to re-run the job")
+    try:
+        return _train_job(cfg, arm, seed, out, progress, resume, ckpt_file)
+    except StateError as exc:       # raised by the loops' restoring: name this job's checkpoint
+        raise exc.at(ckpt_file) from None
+
+
+def _stored_result(path: str, arm: str, seed: int) -> dict:
+    """The ``result.json`` of a finished job, checked: a file that is not this job's result
+    row (another arm or seed, a missing or non-numeric accuracy) is the run's error."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            row = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is unreadable ({exc}); delete it to re-run the job") \
+            from None
+
+    def number(v, optional=False):
+        return (v is None and optional) or (isinstance(v, (int, float))
+                                            and not isinstance(v, bool))
+    if not (isinstance(row, dict) and row.get("arm") == arm and row.get("seed") == seed
+            and number(row.get("test_acc")) and number(row.get("val_acc"), True)
+            and number(row.get("seconds")) and number(row.get("val_size", 0))):
+        raise CheckpointError(f"{path} is not the result of job {arm} seed {seed} (arm, seed, "
+                              "test_acc, val_acc, seconds); delete it to re-run the job")
+    return row
+
+
+def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
     seed_everything(seed)
     data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=seed,
                         val_size=cfg.val_size)
@@ -101,7 +132,8 @@ def _run_job_locked(job: dict) -> dict:
     torch.manual_seed(derive_seed(seed, "init"))
     model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     interval = cfg.eval_every or (cfg.pop + 1 if arm in ("gls", "random") else 1)
-    start = time.perf_counter() - (resume or {}).get("elapsed", 0.0)
+    with restoring(ckpt_file):
+        start = time.perf_counter() - float((resume or {}).get("elapsed", 0.0))
     best_file = os.path.join(out, "best_model.pt")
 
     def save(state):
@@ -112,8 +144,9 @@ def _run_job_locked(job: dict) -> dict:
         ngen = cfg.generations()
         bar = progress(ngen, f"{arm} seed {seed}", unit="gen")
         tb = gls_toolbox(data, cfg, arm, device)
-        done = list(checkpoint_logbook(resume)) if resume else []
-        tb.register("evaluate", accuracy_evaluator(data, best_file, _best_so_far(done)))
+        with restoring(ckpt_file):
+            best = _best_so_far(list(checkpoint_logbook(resume)) if resume else [])
+        tb.register("evaluate", accuracy_evaluator(data, best_file, best))
         model, logbook = eaGradientLexicase(
             model, tb, ngen, cfg=cfg.train_config(ngen), pop_size=cfg.pop,
             momentum=cfg.momentum_mode, init=cfg.init, seed=seed, eval_interval=interval,
@@ -124,8 +157,9 @@ def _run_job_locked(job: dict) -> dict:
     else:
         epochs = cfg.epochs * (cfg.pop + 1 if arm == "sgd_matched" else 1)
         bar = progress(epochs, f"{arm} seed {seed}", unit="epoch")
-        evaluate_all = accuracy_evaluator(data, best_file,
-                                          _best_so_far((resume or {}).get("history", [])))
+        with restoring(ckpt_file):
+            best = _best_so_far((resume or {}).get("history", []))
+        evaluate_all = accuracy_evaluator(data, best_file, best)
 
         def on_epoch(epoch, loss):
             record = {"epoch": epoch + 1, "compute_epochs": epoch + 1, "train_loss": loss}

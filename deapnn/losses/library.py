@@ -157,9 +157,13 @@ def load_registry(path=None) -> dict:
             data = json.load(fh)
         except json.JSONDecodeError as exc:
             raise ValueError(f"loss registry {file} is not valid JSON: {exc}") from None
-    if data.get("format") != REGISTRY_FORMAT:
-        raise ValueError(f"{file} is not a deapnn loss registry")
-    return data.get("losses", {})
+    losses = data.get("losses", {}) if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("format") != REGISTRY_FORMAT or \
+            not isinstance(losses, dict) or \
+            not all(isinstance(e, dict) and "genome" in e for e in losses.values()):
+        raise ValueError(f"{file} is not a deapnn loss registry (a {REGISTRY_FORMAT} object "
+                         "whose losses each hold a genome)")
+    return losses
 
 
 def register(name: str, loss, path=None, meta: dict | None = None) -> dict:
@@ -209,7 +213,12 @@ def get(spec: str, path=None, **kwargs) -> nn.Module:
         return BUILTIN[spec](**kwargs)
     registry = load_registry(path)
     if spec in registry:
-        return GraphLoss(registry[spec]["genome"], name=spec)
+        try:
+            return GraphLoss(registry[spec]["genome"], name=spec)
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError,
+                RecursionError) as exc:
+            raise ValueError(f"loss {spec!r} of the registry {registry_path(path)} has an "
+                             f"invalid genome ({type(exc).__name__}: {exc})") from None
     try:
         return GraphLoss(LossGraph.from_expression(spec))
     except ValueError as exc:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 
 from ..rundir import RunDirError, atomic_write, check_no_links
-from .document import Report, ReportError, code, read_json, setting
+from .document import (Report, ReportError, code, forget_reads, last_read, one_line, read_json,
+                       setting)
 
 __all__ = ["ReportError", "render_report", "write_report", "RUN_KINDS"]
 
@@ -34,9 +35,61 @@ def load_config(run_dir: str) -> dict:
     if config is None:
         raise ReportError(f"{run_dir!r} is not a deapnn run directory (no config.json); "
                           f"run types: {', '.join(RUN_KINDS)}")
-    if not isinstance(config, dict):
-        raise ReportError(f"{os.path.join(run_dir, 'config.json')}: not a JSON object")
+    path = os.path.join(run_dir, "config.json")
+    command = config.get("command")
+    if command is not None and not isinstance(command, str):
+        raise ReportError(f"{path}: command must be a run type ({', '.join(RUN_KINDS)}), "
+                          f"found {type(command).__name__}")
+    check_settings(path, command, run_config(config))
     return config
+
+
+def _config_class(kind):
+    """The configuration class of a run type (None: unknown type)."""
+    if kind == "train":
+        from ..baseline import TrainRunConfig
+        return TrainRunConfig
+    if kind == "gls":
+        from ..gls import GLSConfig
+        return GLSConfig
+    if kind == "nlfs":
+        from ..nlfs.config import NLFSConfig
+        return NLFSConfig
+    if kind == "evomal":
+        from ..evomal.config import EvoMALRunConfig
+        return EvoMALRunConfig
+    return None
+
+
+def check_settings(path: str, kind, block: dict) -> None:
+    """Each setting of a known run type's configuration block has its field's kind of value
+    (number, string, true/false or list, or null): a tampered block is a :class:`ReportError`
+    naming the file and the setting, not a crash while rendering."""
+    import dataclasses
+    cls = _config_class(kind)
+    if cls is None:
+        return
+    number = (int, float)
+    for f in dataclasses.fields(cls):
+        if f.name not in block or block[f.name] is None:
+            continue
+        value = block[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else \
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if isinstance(default, bool) or "bool" in str(f.type):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, (list, tuple)) or "list" in str(f.type) or "tuple" in str(f.type):
+            ok, want = isinstance(value, list) and all(
+                isinstance(v, (str, int, float)) for v in value), "a list"
+        elif isinstance(default, number) or "int" in str(f.type) or "float" in str(f.type):
+            ok, want = isinstance(value, number) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str) or "str" in str(f.type):
+            ok, want = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise ReportError(f"{path}: setting {f.name} must be {want}, found "
+                              f"{type(value).__name__}")
 
 
 def flat_config(config: dict) -> dict:
@@ -73,13 +126,21 @@ def render_report(run_dir: str, out: str | None = None) -> Report:
         check_no_links(run_dir)
     except RunDirError as exc:
         raise ReportError(str(exc)) from None
+    forget_reads()
     config = load_config(run_dir)
     out = out or os.path.join(run_dir, "report.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     kind = config.get("command")
     body = Report(run_dir, out)           # built first: the header shows its status
     section = _section(kind)
-    status = section(body, config if section.__name__ == "generic" else run_config(config))
+    try:
+        status = section(body, config if section.__name__ == "generic" else run_config(config))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,
+            RecursionError) as exc:
+        # a file of the run holds something its writer never writes (tampered, or of
+        # another version): name it rather than crash
+        raise ReportError(f"cannot report {run_dir}: {last_read() or 'a file'} holds unexpected "
+                          f"contents ({type(exc).__name__}: {one_line(exc)[:200]})") from None
     rep = Report(run_dir, out)
     shown = kind if kind in RUN_KINDS else None
     rep.add(f"# deapnn {shown or 'run'} report: {code(run_dir)}", "",

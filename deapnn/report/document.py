@@ -144,27 +144,49 @@ def count_reasons(reasons) -> list[tuple[str, int, str]]:
 
 
 # --- reading a run directory -------------------------------------------------------------------------
-def read_json(path: str):
-    """A JSON file, or None when absent; a corrupt file is a :class:`ReportError`."""
+#: the files a report read, in order (:func:`last_read` names the one a failure concerns)
+_READ: list[str] = []
+
+
+def last_read() -> str | None:
+    """The file the report read last (its contents are the ones being rendered)."""
+    return _READ[-1] if _READ else None
+
+
+def forget_reads() -> None:
+    _READ.clear()
+
+
+def read_json(path: str, expect: type | None = dict):
+    """A JSON file, or None when absent; a corrupt file, or one that holds something else than
+    an ``expect`` (a JSON object by default), is a :class:`ReportError` naming it."""
     if not os.path.exists(path):
         return None
+    _READ.append(path)
     try:
         with open(path, encoding="utf-8") as fh:
             # results may hold Infinity/NaN (json.dump writes them), which json.load accepts
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read {path}: {exc}") from None
+            data = json.load(fh)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ReportError(f"cannot read {path}: {one_line(exc)}") from None
+    if expect is not None and not isinstance(data, expect):
+        what = {dict: "a JSON object", list: "a JSON list"}.get(expect, expect.__name__)
+        raise ReportError(f"{path}: expected {what}, found {type(data).__name__}")
+    return data
 
 
 def read_rows(path: str) -> list[dict]:
     """``logbook.csv`` rows with numbers parsed ([] when absent)."""
     if not os.path.exists(path):
         return []
+    import csv
+
     from ..rundir import read_logbook
+    _READ.append(path)
     try:
         rows = read_logbook(path)
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read {path}: {exc}") from None
+    except (OSError, ValueError, csv.Error) as exc:
+        raise ReportError(f"cannot read {path}: {one_line(exc)}") from None
     for row in rows:  # repr(inf) / repr(nan) come back as strings from the CSV
         for k, v in row.items():
             if v in ("inf", "-inf", "nan"):
