@@ -60,8 +60,13 @@ def hosts(tmp_path_factory):
     if why:
         pytest.skip(why)
     d = tmp_path_factory.mktemp("multihost")
-    setup = subprocess.run(["bash", str(SETUP), "up", str(d), socket.gethostname()],
-                           capture_output=True, text=True, timeout=120)
+    # twice: the second `up` meets the first one's namespace, sshd and veth, as after an
+    # aborted run, and must clear them first
+    for _ in range(2):
+        setup = subprocess.run(["bash", str(SETUP), "up", str(d), socket.gethostname()],
+                               capture_output=True, text=True, timeout=120)
+        if setup.returncode:
+            break
     try:
         assert setup.returncode == 0, f"setup failed\n{setup.stdout}\n{setup.stderr}"
         yield d

@@ -105,6 +105,26 @@ def test_an_error_is_raised_for_the_first_failing_item_after_all_ran(monkeypatch
     assert sorted(seen) == list(range(7))
 
 
+@pytest.mark.parametrize("bad", ["0", "-5", "nan", "inf"])
+@pytest.mark.parametrize("command", ["gls", "nlfs", "evomal"])
+def test_bad_worker_timeout_is_one_line_exit_2(command, bad, capsys, monkeypatch):
+    from deapnn.cli import main
+    monkeypatch.delenv("DEAPNN_WORKER_TIMEOUT", raising=False)
+    assert main([command, "--worker-timeout", bad, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("deapnn: error: --worker-timeout"), err
+
+
+def test_worker_timeout_reaches_the_map(monkeypatch):
+    from deapnn.commands.common import check_common
+    from deapnn.cli import build_parser
+    from deapnn.parallel import worker_timeout
+    monkeypatch.setenv("DEAPNN_WORKER_TIMEOUT", "")          # restored after the test
+    assert worker_timeout() == 3600.0
+    check_common(build_parser().parse_args(["gls", "--worker-timeout", "7.5"]))
+    assert worker_timeout() == 7.5 and ScoopMap().timeout == 7.5
+
+
 # --- real python -m scoop -n 2, the worker SIGKILLed --------------------------------------------
 
 N_KILLS = 10
