@@ -192,11 +192,13 @@ def scoop_launch_env(env: dict | None = None, *, local: bool = True) -> dict:
 
 
 def get_map():
-    """The ``map`` for ``toolbox.register("map", ...)``: SCOOP's ``futures.map`` under
-    ``python -m scoop``, the builtin ``map`` otherwise."""
+    """The ``map`` for ``toolbox.register("map", ...)``: under ``python -m scoop`` a SCOOP map
+    that survives a lost worker (:func:`deapnn.parallel.scoop_map`: the origin evaluates too,
+    results in input order, a bound of ``--worker-timeout`` seconds on a worker that stopped
+    answering), the builtin ``map`` otherwise."""
     if running_under_scoop():
-        from scoop import futures
-        return futures.map
+        from .parallel import scoop_map
+        return scoop_map()
     return map
 
 

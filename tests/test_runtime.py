@@ -41,12 +41,12 @@ def test_get_map_is_builtin_map_outside_scoop():
     assert list(get_map()(lambda v: v * 2, [1, 2, 3])) == [2, 4, 6]
 
 
-def test_get_map_is_scoop_futures_map_when_scoop_runs(monkeypatch):
+def test_get_map_is_the_guarded_scoop_map_when_scoop_runs(monkeypatch):
     scoop = pytest.importorskip("scoop")
-    from scoop import futures
+    from deapnn.parallel import ScoopMap
     monkeypatch.setattr(scoop, "IS_RUNNING", True, raising=False)
     assert running_under_scoop()
-    assert get_map() is futures.map
+    assert isinstance(get_map(), ScoopMap) and get_map() is get_map()
 
 
 # --- device -----------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ class UsageError(ValueError):
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None = None) -> None:
-    """--seed --device --out --resume --quiet --workers --hostfile --root --download."""
+    """--seed --device --out --resume --quiet --workers --hostfile --eval-timeout --worker-timeout
+    --root --download."""
     g = parser.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, help="run seed (python, numpy, torch)")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
@@ -47,6 +48,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None 
     g.add_argument("--workers", type=int, default=1,
                    help="evaluate in parallel with N SCOOP workers (re-launches under python -m scoop)")
     g.add_argument("--hostfile", default=None, help="SCOOP hosts file for multi-host runs")
+    g.add_argument("--worker-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --workers: after SECONDS without any evaluation coming back from "
+                        "the SCOOP workers (one died), evaluate the rest here; default 3600")
     g.add_argument("--eval-timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit of one evaluation; an overrun gives that individual the "
                         "worst fitness (reason in the logbook), the run goes on")
@@ -59,7 +63,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None 
 #: splits) accepts the range 0 .. 2**32 - 1
 SEED_MAX = 2**32 - 1
 #: flags a ``--resume`` may be given with: they do not define the run (config.json does)
-RESUME_FLAGS = ("resume", "quiet", "workers", "hostfile", "device", "eval_timeout")
+RESUME_FLAGS = ("resume", "quiet", "workers", "hostfile", "device", "eval_timeout",
+                "worker_timeout")
 
 
 def check_seed(value, flag: str = "--seed") -> None:
@@ -169,6 +174,11 @@ def check_common(args) -> None:
         check_positive(timeout, "--eval-timeout")
         # read by deapnn.failsafe.default_timeout() where evaluators are built (then pickled)
         os.environ["DEAPNN_EVAL_TIMEOUT"] = repr(float(timeout))
+    worker_timeout = getattr(args, "worker_timeout", None)
+    if worker_timeout is not None:
+        check_positive(worker_timeout, "--worker-timeout")
+        # read by deapnn.parallel.worker_timeout() in the SCOOP origin (which re-parses argv)
+        os.environ["DEAPNN_WORKER_TIMEOUT"] = repr(float(worker_timeout))
 
 
 def config_usage_error(exc, flags: dict | None = None) -> UsageError:
