@@ -143,6 +143,8 @@ class EvoMALRunConfig(EvoMALConfig):
 
     #: settings a resumed run takes from its command line, not from config.json
     INVOCATION = ("device", "final_eval_every")
+    #: settings of the tuned final comparison (absent from run directories written before it)
+    TUNING = ("tune", "lr_grid", "tune_seeds", "baselines", "final_model")
 
     _parameter_constraints = {
         **EvoMALConfig._parameter_constraints,
@@ -239,7 +241,7 @@ class EvoMALRunConfig(EvoMALConfig):
     def from_legacy(cls, flat: dict) -> "EvoMALRunConfig":
         """The configuration of a run directory written before the one ``config.json`` layout
         (every command-line value at top level)."""
-        names = {f.name for f in dataclasses.fields(cls)} - set(cls.INVOCATION)
+        names = {f.name for f in dataclasses.fields(cls)} - set(cls.INVOCATION) - set(cls.TUNING)
         return cls.from_dict({k: v for k, v in flat.items() if k in names})
 
 
