@@ -151,3 +151,23 @@ def test_compare_refuses_what_it_cannot_compare(tmp_path, nlfs_run, capsys):
         assert main(["compare", *argv]) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "error" in err, (argv, err)
+
+
+def test_evomal_run_is_tuned_by_default_and_reported(tmp_path, capsys):
+    run = tmp_path / "evo"
+    assert main(["evomal", "--dataset", "diabetes", "--population", "4", "--generations", "1",
+                 "--meta-steps", "2", "--fitness-steps", "10", "--rejection-steps", "5",
+                 "--hidden", "8", "--seeds", "2", "--final-steps", "20", "--lr-grid", "1,2",
+                 "--out", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "tuned comparison: test MSE (lower is better)" in out and "MSE (early stopping)" in out
+    result = json.loads((run / "result.json").read_text())
+    assert "final" not in result and result["tuned"]["seeds"] == 2
+    assert [r["loss"] for r in result["tuned"]["losses"]] == ["MSE", "MSE (early stopping)",
+                                                              "EvoMAL"]
+    assert "EvoMAL" in result["scale"] and (run / "tuned_runs.json").exists()
+    from deapnn.report import render_report
+    text = render_report(str(run)).text()
+    for r in result["tuned"]["losses"]:
+        assert f"| `{r['loss']}` | {r['lr']:.4f} |" in text
+    assert "Scale report" in text
