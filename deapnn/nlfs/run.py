@@ -1,11 +1,13 @@
 """The NLFS run driver (Morgan & Hougen 2024 §3): random pool (scored in two stages) → aging
 evolution → (optional)
-elimination → formulas, probe-curve plot and a final test-set comparison against CE.
+elimination → formulas, probe-curve plot and a final test-set comparison against CE (by default
+tuned: every loss gets its own learning rate, :func:`compare_tuned` and :mod:`deapnn.comparison`;
+``tune=False``: one learning rate, :func:`compare_final`).
 
 :func:`run_nlfs` strings together phase functions that take and return data
 (:func:`evaluate_pool`, :func:`rescore_pool`, :func:`seed_population`, :func:`evolve`,
 :func:`eliminate`, :func:`best_entries`, :func:`register_best`, :func:`plot_probe`,
-:func:`compare_final`). Every phase checkpoints into the run directory (the pool and its
+:func:`compare_tuned` / :func:`compare_final`). Every phase checkpoints into the run directory (the pool and its
 re-scoring chunk by chunk, evolution round by round,
 elimination candidate chunk by chunk, the final comparison seed by seed), so a resumed run
 continues where a killed one stopped and ends exactly as the uninterrupted run.
