@@ -2,7 +2,6 @@
 (issue 16): the untuned rows are the protocol before tuning, bit for bit; the transfer check;
 resumable per training; one-line errors; the report shows it."""
 import json
-import math
 
 import pytest
 import torch
