@@ -62,7 +62,7 @@ def _cli(tmp_path, argv, env=None):
 
 def test_run_outputs_and_sigkill_resume_identical(tmp_path, capsys):
     full = tmp_path / "full"
-    args = _parse(["evomal", *TINY, "--out", str(full)])
+    args = _parse(["evomal", *TINY, "--no-tune", "--out", str(full)])
     args.check(args)
     assert args.func(args) == 0
     out = capsys.readouterr().out
@@ -74,7 +74,7 @@ def test_run_outputs_and_sigkill_resume_identical(tmp_path, capsys):
     assert len(result["final"]["EvoMAL"]["test"]) == 3 and len(result["final"]["MSE"]["test"]) == 3
 
     killed = tmp_path / "killed"
-    proc = _cli(tmp_path, [*TINY, "--out", str(killed)])
+    proc = _cli(tmp_path, [*TINY, "--no-tune", "--out", str(killed)])
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.01)
@@ -100,7 +100,7 @@ def _untimed(result):
 def test_resume_reuses_finished_final_runs(tmp_path, capsys):
     """A run killed during the final comparison keeps the finished (loss, seed) trainings."""
     out = tmp_path / "run"
-    args = _parse(["evomal", *TINY, "--out", str(out)])
+    args = _parse(["evomal", *TINY, "--no-tune", "--out", str(out)])
     args.check(args)
     assert args.func(args) == 0
     result = json.loads((out / "result.json").read_text())

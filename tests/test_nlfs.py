@@ -146,11 +146,12 @@ def test_cli_end_to_end(tmp_path, capsys):
     args = _parser().parse_args(
         ["nlfs", "--population", "3", "--pool", "4", "--cycles", "2", "--sample-size", "2",
          "--budget", "20", "--seeds", "2", "--final-steps", "20", "--top", "1",
-         "--out", str(out), "--quiet"])
+         "--lr-grid", "1,2", "--out", str(out), "--quiet"])
     args.check(args)
     assert args.func(args) == 0
     text = capsys.readouterr().out
-    assert "nlfs_1" in text and "cross-entropy" in text and "per seed" in text
+    assert "nlfs_1" in text and "cross-entropy" in text and "tuned comparison" in text
+    assert "label-smoothed CE" in text and "scale report" in text
     for f in ("results.json", "losses.json", "probe_curves.png", "logbook.csv", "checkpoint.pt"):
         assert (out / f).exists()
 
@@ -173,7 +174,7 @@ def test_reported_best_losses_are_distinct_phenotypes():
 
 
 ELIM = dict(population=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=2, final_steps=20,
-            top=2, eliminate=True, sizes=[4, 2, 1])
+            top=2, eliminate=True, sizes=[4, 2, 1], tune=False)     # the untuned final protocol
 
 
 

@@ -13,6 +13,7 @@ import sys
 
 from ..evomal.config import FITNESS_SEEDS, REJECTIONS, EvoMALRunConfig
 from .common import UsageError, add_common_args, check_choice, check_common, config_usage_error
+from .compare import add_tuning_args, tuning_values
 
 D = EvoMALRunConfig()       # the flag defaults are the configuration's
 
@@ -70,6 +71,9 @@ def register(subparsers) -> None:
                    help="evaluate test and validation every N steps of the final training "
                    "(0: final-steps / 20); the early-stopped result picks the best-validation "
                    "step. On --resume this flag is taken from the command line, not config.json")
+    f.add_argument("--final-model", default=D.final_model, metavar="NAME",
+                   help="network of the final comparison (the transfer check) [default --model]")
+    add_tuning_args(f, D)
     add_common_args(p, out_default="runs/evomal")
     p.set_defaults(func=run, check=check, resume_flags=EvoMALRunConfig.INVOCATION[1:])
 
@@ -85,7 +89,8 @@ def config_from_args(args) -> EvoMALRunConfig:
         nonnegative=args.nonnegative, population=args.population, generations=args.generations,
         cxpb=args.cxpb, mutpb=args.mutpb, elitism=args.elitism, tournament=args.tournament,
         max_height=args.max_height, seeds=args.seeds, final_steps=args.final_steps,
-        final_eval_every=args.final_eval_every, root=args.root, download=args.download)
+        final_eval_every=args.final_eval_every, root=args.root, download=args.download,
+        final_model=args.final_model, **tuning_values(args))
 
 
 def _stored_config(rundir) -> EvoMALRunConfig:
@@ -123,6 +128,8 @@ def configure(args):
     from ..models import model_names
     check_choice(cfg.dataset, dataset_names(), "dataset")
     check_choice(cfg.model, model_names(), "model")
+    if cfg.final_model is not None:
+        check_choice(cfg.final_model, model_names(), "--final-model")
     return rundir, cfg
 
 
@@ -156,11 +163,24 @@ def run(args) -> int:
         tqdm.write(text, file=sys.stdout)
 
     summary = run_evomal(cfg, rundir, progress=bar, log=log)
+    if summary.tuned is not None:
+        from ..comparison import table_lines
+        print("\n" + "\n".join(table_lines(summary.tuned, summary.scale)))
+        print(f"wall time: search {summary.timing['search_seconds']:.0f} s, tuned comparison "
+              f"{summary.timing.get('final_seconds_this_invocation', 0):.0f} s (this invocation)")
+        print(f"\nrun directory: {rundir.path} (logbook.csv, checkpoint.pt, result.json, "
+              f"tuned_runs.json)", file=sys.stderr)
+        return 0
     if summary.final is None:
         print("no candidate loss passed the rejection protocol; no final comparison")
         return 1
     print("\n" + comparison_table(summary.final, summary.metric, summary.paired,
                                   summary.paired_early_stopped))
+    if summary.scale:
+        from ..losses.scale import scale_line
+        print("scale report (gradient on random outputs vs the baseline's):")
+        for name, rep in summary.scale.items():
+            print(scale_line(name, rep))
     print(f"wall time: search {summary.timing['search_seconds']:.0f} s, final training "
           f"{summary.timing['final_seconds']:.0f} s")
     print(f"\nrun directory: {rundir.path} (logbook.csv, checkpoint.pt, result.json, "

@@ -9,6 +9,7 @@ from functools import partial
 
 from ..nlfs.config import NLFSConfig
 from .common import add_common_args, check_common, config_usage_error
+from .compare import add_tuning_args, tuning_values
 
 D = NLFSConfig()        # the flags' defaults are the configuration's
 
@@ -56,7 +57,10 @@ def register(subparsers) -> None:
     f.add_argument("--seeds", type=int, default=D.seeds,
                    help="seeds for best-found vs CE (0 skips)")
     f.add_argument("--final-steps", type=int, default=None, help="[default 3x --budget]")
-    f.add_argument("--final-model", default=D.final_model, help="[default --model]")
+    f.add_argument("--final-model", default=D.final_model,
+                   help="network of the final comparison, e.g. cnn for losses found on the mlp "
+                        "surrogate (the transfer check) [default --model]")
+    add_tuning_args(f, D)
     p.set_defaults(func=run, check=check)
 
 
@@ -79,7 +83,7 @@ def config_from_args(args) -> NLFSConfig:
                      final_model=args.final_model, top=args.top, eliminate=args.eliminate,
                      root=args.root, failed_child=args.failed_child,
                      initial_age=args.initial_age, wiring=args.wiring,
-                     pool_rescore=args.pool_rescore)
+                     pool_rescore=args.pool_rescore, **tuning_values(args))
     try:
         return cfg.validate()
     except ConfigError as exc:
@@ -105,6 +109,13 @@ def summary_lines(summary) -> list[str]:
             pr = summary.paired
             lines.append(f"  paired (found - CE): mean {pr['mean_diff']:+.4f}; wins/ties/losses "
                          f"{pr['wins']}/{pr['ties']}/{pr['losses']}")
+    if summary.tuned is not None:
+        from ..comparison import table_lines
+        lines += table_lines(summary.tuned)
+    if summary.scale:
+        from ..losses.scale import scale_line
+        lines.append("scale report (gradient on random logits vs cross-entropy's):")
+        lines += [scale_line(name, rep) for name, rep in summary.scale.items()]
     m = summary.mutation
     lines.append(f"mutations: {m['children']} children, {m['failed']} failed (parent "
                  f"kept), {m['drifted']} via neutral re-draw; rejected tries: "

@@ -22,7 +22,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from deapnn.algorithms.evomal import variation_error
-from deapnn.config import FLOAT32_MAX, Config, ConfigError, Interval, Options, int_list
+from deapnn.comparison import DEFAULT_LR_GRID, DEFAULT_TUNE_SEEDS, grid_ok
+from deapnn.config import FLOAT32_MAX, Check, Config, ConfigError, Interval, Options, int_list
 
 _POSITIVE = [Interval(float, 0, FLOAT32_MAX, "neither")]
 
@@ -145,12 +146,19 @@ class EvoMALRunConfig(EvoMALConfig):
     elitism: int = 1
     tournament: int = 4
     max_height: int = 10
-    seeds: int = 3
+    seeds: int = 5
     final_steps: int = 10000
     final_eval_every: int = 0            # 0: final_steps / 20
+    final_model: str | None = None       # final comparison's network (None: model)
+    tune: bool = True                    # tuned final comparison (deapnn.comparison)
+    lr_grid: list = dataclasses.field(default_factory=lambda: list(DEFAULT_LR_GRID))
+    tune_seeds: int = DEFAULT_TUNE_SEEDS  # tuning seeds per grid point (validation split)
+    baselines: list = dataclasses.field(default_factory=list)   # deapnn.losses.get names
 
     #: settings a resumed run takes from its command line, not from config.json
     INVOCATION = ("device", "final_eval_every")
+    #: settings of the tuned final comparison (absent from run directories written before it)
+    TUNING = ("tune", "lr_grid", "tune_seeds", "baselines", "final_model")
 
     _parameter_constraints = {
         **EvoMALConfig._parameter_constraints,
@@ -163,6 +171,14 @@ class EvoMALRunConfig(EvoMALConfig):
         "seeds": [Interval(int, 1)],
         "final_steps": [Interval(int, 0)],
         "final_eval_every": [Interval(int, 0)],
+        "final_model": [None, str],
+        "tune": [bool],
+        "lr_grid": [Check(grid_ok, "a non-empty list of distinct positive learning-rate "
+                                   "multipliers")],
+        "tune_seeds": [Interval(int, 1)],
+        "baselines": [Check(lambda v: isinstance(v, (list, tuple))
+                            and all(isinstance(x, str) and x for x in v),
+                            "a list of loss names (deapnn.losses.get)")],
     }
 
     def _check(self) -> None:
@@ -172,6 +188,21 @@ class EvoMALRunConfig(EvoMALConfig):
             raise ConfigError(why, "cxpb")
         if self.elitism >= self.population:
             raise ConfigError(f"elitism must be < population, got {self.elitism}", "elitism")
+        if self.baselines:
+            from deapnn.data import DATASETS
+            spec = DATASETS.get(self.dataset)
+            if spec is not None and spec.task != "classification":
+                raise ConfigError(f"the library's losses (deapnn.losses.get) are classification "
+                                  f"losses; {self.dataset} is {spec.task}", "baselines")
+            from deapnn.nlfs.config import check_baselines
+            check_baselines(self.baselines)
+
+    def final_network(self) -> "EvoMALConfig":
+        """The base-network settings of the final comparison: ``final_model`` in place of
+        ``model`` when given (the transfer check)."""
+        if not self.final_model or self.final_model == self.model:
+            return self
+        return dataclasses.replace(self, model=self.final_model)
 
     def ngen(self) -> int:
         """Generations after the initial population (DEAP's ``ngen`` of
@@ -210,6 +241,8 @@ class EvoMALRunConfig(EvoMALConfig):
         before the ``rejection`` setting existed describes a run made with the earlier
         behaviour: it is read with :attr:`PRE_FAITHFUL` and ``generations + 1`` (the same
         number of populations), so a resumed run continues as it started."""
+        if isinstance(data, dict) and "tune" not in data:
+            data = {**data, "tune": False}      # written before the tuned comparison: untuned
         if isinstance(data, dict) and "rejection" not in data:
             data = {**cls.PRE_FAITHFUL, **data}
             if isinstance(data.get("generations"), int):
@@ -222,7 +255,7 @@ class EvoMALRunConfig(EvoMALConfig):
     def from_legacy(cls, flat: dict) -> "EvoMALRunConfig":
         """The configuration of a run directory written before the one ``config.json`` layout
         (every command-line value at top level)."""
-        names = {f.name for f in dataclasses.fields(cls)} - set(cls.INVOCATION)
+        names = {f.name for f in dataclasses.fields(cls)} - set(cls.INVOCATION) - set(cls.TUNING)
         return cls.from_dict({k: v for k, v in flat.items() if k in names})
 
 

@@ -78,6 +78,8 @@ class EvoMALSummary:
     final: dict | None = None
     paired: dict | None = None
     paired_early_stopped: dict | None = None
+    tuned: dict | None = None      # the tuned comparison (deapnn.comparison; default protocol)
+    scale: dict | None = None      # scale report of the best losses (deapnn.losses.scale)
 
     @property
     def metric(self) -> str:
@@ -87,6 +89,9 @@ class EvoMALSummary:
         d = dataclasses.asdict(self)
         if self.final is None:
             for key in ("final", "paired", "paired_early_stopped"):
+                d.pop(key)
+        for key in ("tuned", "scale"):
+            if d[key] is None:
                 d.pop(key)
         return d
 
@@ -143,7 +148,8 @@ def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eva
                 f"{r['test_es']:.4f} (stored)")
         for s in range(len(runs), seeds):
             seed = derive_seed(cfg.seed, "final", s)
-            model = build_base_model(cfg, data, seed)
+            network = cfg.final_network() if hasattr(cfg, "final_network") else cfg
+            model = build_base_model(network, data, seed)
             start = time.perf_counter()
             res = train_with_loss(model, loss, data, training_recipe(cfg, steps, eval_every),
                                   batch_seed=batch_seed(seed), device=device,
@@ -174,29 +180,17 @@ def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eva
 def paired_comparison(results: dict, key: str = "test") -> dict | None:
     """EvoMAL − baseline per seed (lower metric is better, so a negative difference is an EvoMAL
     win): mean ± sample std of the differences, wins/ties/losses, and two-sided paired t-test and
-    Wilcoxon signed-rank p-values (None when undefined)."""
+    Wilcoxon signed-rank p-values (None when undefined) — :func:`deapnn.comparison.paired_stats`
+    on the seeds both losses finished."""
+    from deapnn.comparison import paired_stats
     names = list(results)
     if len(names) != 2:
         return None
     a = {r["seed"]: r[key] for r in results[names[0]]["runs"]}
     b = {r["seed"]: r[key] for r in results[names[1]]["runs"]}
     seeds = sorted(s for s in set(a) & set(b) if math.isfinite(a[s]) and math.isfinite(b[s]))
-    if not seeds:
-        return None
-    d = [a[s] - b[s] for s in seeds]
-    out = {"of": f"{names[0]} - {names[1]}", "n": len(d), "diff": d,
-           "mean": statistics.fmean(d), "std": _std(d),
-           "wins": sum(x < 0 for x in d), "ties": sum(x == 0 for x in d),
-           "losses": sum(x > 0 for x in d), "t_p": None, "wilcoxon_p": None}
-    try:
-        from scipy import stats
-        if len(d) > 1 and _std(d) > 0:
-            out["t_p"] = float(stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
-        if any(x != 0 for x in d):
-            out["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
-    except Exception:  # scipy missing or a degenerate sample: report without p-values
-        pass
-    return out
+    return paired_stats([a[s] for s in seeds], [b[s] for s in seeds], higher_is_better=False,
+                        of=f"{names[0]} - {names[1]}")
 
 
 def plot_learning_curves(results: dict, path: str, metric: str, title: str) -> str:
@@ -326,7 +320,8 @@ def compare_final(best: dict, data, cfg: EvoMALRunConfig, rundir, device, *,
     resumed run reuses the ones made for the same best loss and settings. Returns the results
     and the seconds this invocation spent."""
     ident = {"tree": best["evaluated"], "weights": best["weights"], "steps": cfg.final_steps,
-             "seed": cfg.seed, "eval_every": cfg.eval_every()}
+             "seed": cfg.seed, "eval_every": cfg.eval_every(),
+             **({"final_model": cfg.final_model} if getattr(cfg, "final_model", None) else {})}
     stored = None
     if resuming and os.path.exists(rundir.file(FINAL_FILE)):
         with open(rundir.file(FINAL_FILE), encoding="utf-8") as fh:
@@ -347,6 +342,139 @@ def compare_final(best: dict, data, cfg: EvoMALRunConfig, rundir, device, *,
     results = train_final(best, data, cfg, cfg.seeds, cfg.final_steps, cfg.eval_every(), device,
                           log=log, done=partial["runs"], on_run=save_run)
     return results, time.perf_counter() - start
+
+
+TUNED_FILE = "tuned_runs.json"
+
+
+def comparison_loss(spec: dict, task: str, nonnegative: bool, device):
+    """The loss of a tuned-comparison arm ``spec``: ``{"loss": "baseline"}`` (CE or MSE),
+    ``"label_smoothing"`` (CE, ε = 0.1), ``"library"`` (``name``: ``deapnn.losses.get``) or
+    ``"learned"`` (``tree`` and ``weights``: the meta-loss network, frozen)."""
+    import torch.nn.functional as F
+    kind = spec["loss"]
+    if kind == "baseline":
+        return F.cross_entropy if task == "classification" else \
+            (lambda out, y: F.mse_loss(out, y.reshape(out.shape)))
+    if kind == "label_smoothing":
+        return lambda out, y: F.cross_entropy(out, y, label_smoothing=0.1)
+    if kind == "library":
+        from deapnn.losses.library import get
+        return get(spec["name"]).to(device)
+    learned = MetaLossNetwork(spec["tree"], task=task, nonnegative=nonnegative)
+    if spec.get("weights"):
+        learned.set_weights(spec["weights"])
+    learned.requires_grad_(False)
+    return learned.to(device)
+
+
+def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str) -> dict:
+    """One training of the tuned comparison (:func:`deapnn.comparison.tuned_comparison`'s
+    trainer): the final training of :func:`train_final` (network :meth:`final_network
+    <deapnn.evomal.config.EvoMALRunConfig.final_network>`, :func:`training_recipe` at ``lr``)
+    with the arm's loss from ``seed``. ``metric``: the ``split`` error rate / MSE after the last
+    step (∞ when training diverged) or, for ``spec["stop"] == "early"``, at the step with the
+    lowest validation metric (early stopping). ``split="val"`` evaluates the validation split
+    only; ``"test"`` the test and validation splits."""
+    from deapnn.data import cached_dataset
+    from deapnn.runtime import get_device, set_device
+    if cfg.device:
+        set_device(cfg.device)
+    device = get_device()
+    data = cached_dataset(cfg.dataset, cfg.seed)
+    loss = comparison_loss(spec, data.task, cfg.nonnegative, device)
+    model = build_base_model(cfg.final_network(), data, seed)
+    every = cfg.eval_every()
+    splits = ("val",) if split == "val" else (split, "val")
+    start = time.perf_counter()
+    res = train_with_loss(model, loss, data,
+                          dataclasses.replace(training_recipe(cfg, cfg.final_steps, every), lr=lr),
+                          batch_seed=batch_seed(seed), device=device,
+                          evaluate=split_errors(data, splits, device),
+                          eval_at_start=bool(every))
+    curve = res.curve
+    if spec.get("stop") == "early":
+        best = min(curve, key=lambda p: p[-1]) if curve else None
+        metric, step = (best[1], best[0]) if best else (float("inf"), None)
+    else:
+        metric = curve[-1][1] if curve and not res.reason else float("inf")
+        step = res.steps
+    return {"metric": metric, "step": step, "reason": res.reason,
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def comparison_arms(best: dict, task: str, baselines=()) -> list:
+    """The losses of the tuned comparison: the baseline (CE or MSE), the reference baselines
+    (label-smoothed CE, ε = 0.1, for classification; MSE with early stopping on validation for
+    regression), the ``baselines`` (``deapnn.losses.get`` names) and the learned loss ``best``."""
+    from deapnn.comparison import Arm
+    classification = task == "classification"
+    arms = [Arm("CE" if classification else "MSE", {"loss": "baseline", "stop": "last"},
+                "baseline")]
+    arms.append(Arm("label-smoothed CE", {"loss": "label_smoothing", "stop": "last"}, "reference")
+                if classification else
+                Arm("MSE (early stopping)", {"loss": "baseline", "stop": "early"}, "reference"))
+    arms += [Arm(name, {"loss": "library", "name": name, "stop": "last"}, "reference")
+             for name in baselines]
+    arms.append(Arm("EvoMAL", {"loss": "learned", "tree": best.get("evaluated", best["tree"]),
+                               "weights": best.get("weights") or [], "stop": "last"}, "found"))
+    return arms
+
+
+def compare_tuned(best: dict, cfg: EvoMALRunConfig, task: str, *, state=None, checkpoint=None,
+                  progress=no_progress, log=_quiet, map_fn=map) -> dict:
+    """The tuned final comparison (:mod:`deapnn.comparison`) of :func:`comparison_arms`: lr from
+    ``cfg.lr_grid`` around ``cfg.lr`` chosen on the validation split with ``cfg.tune_seeds``
+    seeds, then ``cfg.seeds`` final seeds scored on test (lower is better); resumable from
+    ``state`` (``checkpoint(state)`` after every training)."""
+    from deapnn.comparison import Protocol, tuned_comparison
+    final = cfg.final_network()
+    protocol = Protocol(lr=cfg.lr, seeds=cfg.seeds, run_seed=cfg.seed,
+                        metric=f"test {'error' if task == 'classification' else 'MSE'}",
+                        higher_is_better=False, grid=tuple(cfg.lr_grid),
+                        tune_seeds=cfg.tune_seeds,
+                        extra={"model": final.model, "steps": cfg.final_steps})
+    ident = {**training_recipe(cfg, cfg.final_steps, cfg.eval_every()).to_dict(),
+             "model": final.model, "hidden": list(final.hidden) if final.hidden else None,
+             "dataset": cfg.dataset, "seed": cfg.seed, "nonnegative": cfg.nonnegative}
+    ident.pop("lr")
+    return tuned_comparison(comparison_arms(best, task, cfg.baselines), protocol, tuned_job, cfg,
+                            map_fn=map_fn, state=state, checkpoint=checkpoint,
+                            progress=progress, ident=ident, log=log)
+
+
+def scale_reports(rows: list, task: str, num_classes: int, nonnegative: bool) -> dict:
+    """The scale report (:func:`deapnn.losses.scale.scale_report`) of each best learned loss
+    with a finite fitness: ``EvoMAL`` (the best), ``EvoMAL #2``, …"""
+    from deapnn.losses.scale import scale_report
+    out = {}
+    for k, row in enumerate(rows, 1):
+        if not math.isfinite(row["fitness"]):
+            continue
+        loss = comparison_loss({"loss": "learned", "tree": row.get("evaluated", row["tree"]),
+                                "weights": row.get("weights") or []}, task, nonnegative, "cpu")
+        out["EvoMAL" if k == 1 else f"EvoMAL #{k}"] = scale_report(loss, num_classes, task)
+    return out
+
+
+def tuned_phase(best: dict, data, cfg: EvoMALRunConfig, rundir, *, progress=no_progress,
+                resuming: bool = False, log=_quiet) -> tuple[dict, float]:
+    """:func:`compare_tuned` of the run: every finished training is written to
+    ``tuned_runs.json`` at once and reused by a resumed run. Returns the comparison and the
+    seconds this invocation spent."""
+    from deapnn.data import cache_dataset
+    cache_dataset(data, cfg.dataset, cfg.seed)          # the trainings reuse the loaded data
+    stored = None
+    if resuming and os.path.exists(rundir.file(TUNED_FILE)):
+        with open(rundir.file(TUNED_FILE), encoding="utf-8") as fh:
+            stored = json.load(fh)
+    start = time.perf_counter()
+    log(f"\ntuned final comparison: {cfg.final_steps} SGD steps; lr grid "
+        f"{len(cfg.lr_grid)} × {cfg.tune_seeds} tuning seed(s) on validation, then {cfg.seeds} "
+        f"final seeds on test")
+    tuned = compare_tuned(best, cfg, data.task, state=stored, progress=progress, log=log,
+                          checkpoint=lambda s: rundir.write_json(TUNED_FILE, s))
+    return tuned, time.perf_counter() - start
 
 
 def write_outputs(rundir, summary: EvoMALSummary, results: dict | None = None) -> list[str]:
@@ -398,6 +526,13 @@ def run_evomal(cfg: EvoMALRunConfig, rundir, *, map_fn=None, progress=no_progres
     if not rows or not math.isfinite(rows[0]["fitness"]):
         write_outputs(rundir, summary)
         return summary
+    summary.scale = scale_reports(rows, data.task, data.num_classes, cfg.nonnegative)
+    if cfg.tune:
+        summary.tuned, seconds = tuned_phase(rows[0], data, cfg, rundir, progress=progress,
+                                             resuming=resume_state is not None, log=log)
+        summary.timing["final_seconds_this_invocation"] = round(seconds, 1)
+        write_outputs(rundir, summary)
+        return summary
     results, seconds = compare_final(rows[0], data, cfg, rundir, get_device(),
                                      resuming=resume_state is not None, log=log)
     summary.timing["final_seconds"] = round(sum(r.get("seconds", 0.0) for res in results.values()
@@ -412,4 +547,6 @@ def run_evomal(cfg: EvoMALRunConfig, rundir, *, map_fn=None, progress=no_progres
 
 __all__ = ["EvoMALSummary", "SearchResult", "run_evomal", "search", "best_formulas",
            "compare_final", "train_final", "write_outputs", "paired_comparison",
-           "comparison_table", "search_text", "generation_line", "final_summary"]
+           "comparison_table", "search_text", "generation_line", "final_summary",
+           "compare_tuned", "tuned_job", "tuned_phase", "comparison_arms", "comparison_loss",
+           "scale_reports", "TUNED_FILE"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..comparison import DEFAULT_LR_GRID, DEFAULT_TUNE_SEEDS, grid_ok
 from ..config import Check, Config, ConfigError, Interval, Options
 
 
@@ -23,6 +24,21 @@ def _halving_sizes(value) -> bool:
     return (isinstance(value, (list, tuple)) and len(value) >= 2
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
             and all(b <= a for a, b in zip(value, value[1:])))
+
+
+def _names(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
+
+
+def check_baselines(names) -> None:
+    """Every name of ``--baselines`` must be a loss :func:`deapnn.losses.get` knows (raises
+    :class:`ConfigError` naming the first that is not)."""
+    from ..losses.library import get
+    for name in names:
+        try:
+            get(name)
+        except ValueError as exc:
+            raise ConfigError(f"baseline {exc}", "baselines") from None
 
 
 @dataclass
@@ -68,7 +84,7 @@ class NLFSConfig(Config):
     budget: int = 300               # surrogate SGD steps
     batch: int = 1                  # children in flight per round (W)
     seed: int = 0
-    seeds: int = 3                  # final comparison seeds
+    seeds: int = 5                  # final comparison seeds
     final_steps: int = 900
     final_model: str | None = None  # default: same as model
     top: int = 3
@@ -79,6 +95,10 @@ class NLFSConfig(Config):
     initial_age: str = "shared"     # shared: seeds share one age; ordered: best seed oldest
     wiring: str = "reference"       # random genomes / rewire / toggle as the reference, or "free"
     pool_rescore: int | None = None  # re-score the best N of the pool (None: P; 0: one stage)
+    tune: bool = True               # tuned final comparison (deapnn.comparison); False: one lr
+    lr_grid: list = field(default_factory=lambda: list(DEFAULT_LR_GRID))  # lr multipliers
+    tune_seeds: int = DEFAULT_TUNE_SEEDS   # tuning seeds per grid point (validation split)
+    baselines: list = field(default_factory=list)   # extra baselines: deapnn.losses.get names
 
     _parameter_constraints = {
         "dataset": [str], "model": [str],
@@ -92,6 +112,11 @@ class NLFSConfig(Config):
         "initial_age": [Options(("shared", "ordered"))],
         "wiring": [Options(("reference", "free"))],
         "pool_rescore": [Interval(int, 0, None), None],
+        "tune": [bool],
+        "lr_grid": [Check(grid_ok, "a non-empty list of distinct positive learning-rate "
+                                   "multipliers")],
+        "tune_seeds": _positive_int(),
+        "baselines": [Check(_names, "a list of loss names (deapnn.losses.get)")],
     }
 
     def _check(self) -> None:
@@ -123,6 +148,16 @@ class NLFSConfig(Config):
                 check_model_input(m, spec.input_shape)
             except ValueError as exc:
                 raise ConfigError(f"model {m} does not fit {self.dataset}: {exc}", name) from None
+        check_baselines(self.baselines)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NLFSConfig":
+        """The stored configuration (:meth:`Config.from_dict`); a ``config.json`` written before
+        the tuned final comparison existed (no ``tune``) describes an untuned run and is read
+        with ``tune=False``, so a resumed run ends as it started."""
+        if isinstance(data, dict) and "tune" not in data:
+            data = {**data, "tune": False}
+        return super().from_dict(data)
 
     def rescore_count(self) -> int:
         """How many of the best pool members the second pool stage re-scores: ``pool_rescore``,

@@ -1,11 +1,13 @@
 """The NLFS run driver (Morgan & Hougen 2024 §3): random pool (scored in two stages) → aging
 evolution → (optional)
-elimination → formulas, probe-curve plot and a final test-set comparison against CE.
+elimination → formulas, probe-curve plot and a final test-set comparison against CE (by default
+tuned: every loss gets its own learning rate, :func:`compare_tuned` and :mod:`deapnn.comparison`;
+``tune=False``: one learning rate, :func:`compare_final`).
 
 :func:`run_nlfs` strings together phase functions that take and return data
 (:func:`evaluate_pool`, :func:`rescore_pool`, :func:`seed_population`, :func:`evolve`,
 :func:`eliminate`, :func:`best_entries`, :func:`register_best`, :func:`plot_probe`,
-:func:`compare_final`). Every phase checkpoints into the run directory (the pool and its
+:func:`compare_tuned` / :func:`compare_final`). Every phase checkpoints into the run directory (the pool and its
 re-scoring chunk by chunk, evolution round by round,
 elimination candidate chunk by chunk, the final comparison seed by seed), so a resumed run
 continues where a killed one stopped and ends exactly as the uninterrupted run.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import random
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from deap import tools
 
@@ -45,6 +47,8 @@ class NLFSSummary:
     #                                failed children (remutated, discarded, inserted_failed)
     comparison: list | None = None  # final comparison rows: loss, mean, std, test (per seed)
     paired: dict | None = None     # found − CE per seed: diff, mean_diff, wins, ties, losses
+    tuned: dict | None = None      # the tuned comparison (deapnn.comparison; default protocol)
+    scale: dict | None = None      # scale report of each best loss (deapnn.losses.scale)
     logbook: list = field(default_factory=list)
     population: list = field(default_factory=list)   # final population (expressions)
     run_dir: str | None = None
@@ -55,6 +59,10 @@ class NLFSSummary:
             out["comparison"] = self.comparison
         if self.paired is not None:
             out["paired"] = self.paired
+        if self.tuned is not None:
+            out["tuned"] = self.tuned
+        if self.scale is not None:
+            out["scale"] = self.scale
         out["mutation"] = self.mutation
         return out
 
@@ -325,6 +333,53 @@ def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
     return table, paired
 
 
+def tuned_job(final: SurrogateConfig, spec: str, lr: float, seed: int, split: str) -> dict:
+    """One training of the tuned comparison (:func:`deapnn.comparison.tuned_comparison`'s
+    trainer): the final training (:func:`final_config`) of loss ``spec`` at learning rate ``lr``
+    from ``seed``; ``metric`` is the best validation accuracy (``split="val"``; the test split
+    is not evaluated) or the test accuracy of the best-validation weights (``"test"``)."""
+    from ..losses.library import get
+    loss = get(spec) if not spec.startswith("{") else LossGraph.from_json(spec).compile()
+    res = surrogate_training(loss, replace(final, lr=lr), seed, test=split == "test")
+    return {**res, "metric": res["test_acc"] if split == "test" else res["val_acc"]}
+
+
+def comparison_arms(baselines, found: list) -> list:
+    """The losses of the tuned comparison: cross-entropy (the baseline), label-smoothed CE
+    (ε = 0.1), the ``baselines`` (``deapnn.losses.get`` names) and the ``found`` losses
+    (``(name, genome JSON)``)."""
+    from ..comparison import Arm
+    return ([Arm("cross-entropy", "ce", "baseline"),
+             Arm("label-smoothed CE", "label_smoothing", "reference")]
+            + [Arm(name, name, "reference") for name in baselines]
+            + [Arm(name, spec, "found") for name, spec in found])
+
+
+def compare_tuned(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoint=None,
+                  progress=no_progress, log=None) -> dict:
+    """The tuned final comparison (:mod:`deapnn.comparison`) of CE, label-smoothed CE,
+    ``cfg.baselines`` and the ``found`` losses (``(name, genome JSON)``) on the final training
+    (:func:`final_config`, ``final_model`` included): lr from ``cfg.lr_grid`` around the
+    surrogate's lr chosen on validation with ``cfg.tune_seeds`` seeds, then ``cfg.seeds`` final
+    seeds scored on test; ``cfg.batch`` trainings per ``map_fn`` call, resumable from
+    ``state``."""
+    from ..comparison import Protocol, tuned_comparison
+    final = final_config(cfg)
+    protocol = Protocol(lr=final.lr, seeds=cfg.seeds, run_seed=cfg.seed, metric="test accuracy",
+                        higher_is_better=True, grid=tuple(cfg.lr_grid), tune_seeds=cfg.tune_seeds,
+                        extra={"model": final.model, "steps": final.steps})
+    return tuned_comparison(comparison_arms(cfg.baselines, found), protocol, tuned_job, final,
+                            map_fn=map_fn, state=state, checkpoint=checkpoint, progress=progress,
+                            chunk=max(1, cfg.batch), ident=final.to_dict(), log=log)
+
+
+def scale_reports(found: list) -> dict:
+    """The scale report (:func:`deapnn.losses.scale.scale_report`, 10 classes) of each found
+    loss ``(name, genome JSON)``."""
+    from ..losses.scale import scale_report
+    return {name: scale_report(LossGraph.from_json(spec).compile(), 10) for name, spec in found}
+
+
 def scored_pool(cfg: NLFSConfig, ckpt: _Checkpoint, evaluator, map_fn, progress) -> dict:
     """The pool phase: the random pool scored (checkpointed chunk by chunk) and, when
     ``cfg.rescore_count()`` > 0, its best re-scored (:func:`rescore_pool`). With a second stage
@@ -380,7 +435,13 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
         register_best(rundir, summary.best, best)
         if best:
             plot_probe(rundir.file("probe_curves.png"), best, [e["name"] for e in summary.best])
-    if cfg.seeds and best:
+    found = [(e["name"], ind.to_json()) for e, ind in zip(summary.best, best)]
+    summary.scale = scale_reports(found) if found else None
+    if cfg.seeds and best and cfg.tune:
+        summary.tuned = compare_tuned(cfg, found, map_fn, state=ckpt.part("tuned"),
+                                      checkpoint=lambda s: ckpt.save("tuned", tuned=s),
+                                      progress=progress, log=note)
+    elif cfg.seeds and best:
         summary.comparison, summary.paired = compare_final(
             cfg, [(summary.best[0]["name"], best[0].to_json())], map_fn, state=ckpt.part("final"),
             checkpoint=lambda s: ckpt.save("final", final=s))
@@ -392,4 +453,5 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
 
 __all__ = ["NLFSConfig", "NLFSSummary", "Evolution", "run_nlfs", "random_pool", "evaluate_pool",
            "rescore_pool", "scored_pool", "seed_population", "evolve", "eliminate", "best_entries", "register_best",
-           "plot_probe", "final_config", "compare_final", "LossIndividual", "CE_EXPRESSION"]
+           "plot_probe", "final_config", "compare_final", "compare_tuned", "tuned_job",
+           "comparison_arms", "scale_reports", "LossIndividual", "CE_EXPRESSION"]

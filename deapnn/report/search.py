@@ -31,6 +31,80 @@ def _timings(rep: Report, rows: list[dict], per: str) -> None:
         rep.para(f"This run's logbook records no per-{per} times.")
 
 
+# --- tuned comparison and scale report (deapnn.comparison, deapnn.losses.scale) -----------------
+def _pair(p: dict | None) -> str:
+    if not p:
+        return ""
+    ps = ", ".join(f"{label} p = {num(p[k], 3)}" for k, label in
+                   (("t_p", "t"), ("wilcoxon_p", "Wilcoxon")) if p.get(k) is not None)
+    mean = p.get("mean")
+    mean = f"{mean:+.4f}" if isinstance(mean, (int, float)) else num(mean)
+    return (f"{mean} ± {num(p.get('std'))}; {p.get('wins')}W/{p.get('ties')}T/"
+            f"{p.get('losses')}L" + (f" ({ps})" if ps else ""))
+
+
+def tuned_section(rep: Report, tuned: dict, title: str = "Tuned comparison") -> None:
+    """The tuned final comparison: per loss the chosen learning rate, untuned and tuned test
+    metric, the paired difference against the tuned baseline (and the untuned pair)."""
+    from ..comparison import multiplier_text
+    try:
+        grid = ", ".join(multiplier_text(m) for m in tuned.get("grid", []))
+        better = "higher" if tuned.get("higher_is_better") else "lower"
+        rep.para(f"{title}: {plain(tuned.get('metric'))} ({better} is better) over "
+                 f"{plain(tuned.get('seeds'))} final seeds; each loss's learning rate chosen on "
+                 f"the validation split from ×{{{grid}}} × {num(tuned.get('lr'))} with "
+                 f"{plain(tuned.get('tune_seeds'))} tuning seed(s) disjoint from the final seeds"
+                 + (f"; model {plain(tuned['model'])}" if tuned.get("model") else "")
+                 + (f", {plain(tuned['steps'])} steps" if tuned.get("steps") else "") + ".")
+        base = plain(tuned.get("baseline"))
+        rep.table(["loss", "chosen lr", "untuned (mean ± std)", "tuned (mean ± std)",
+                   f"tuned − tuned {base} (paired)", f"untuned − untuned {base}"],
+                  [[code(r["loss"]), num(r.get("lr")),
+                    mean_std(r["untuned"]["mean"], r["untuned"]["std"]),
+                    mean_std(r["tuned"]["mean"], r["tuned"]["std"]),
+                    _pair(r.get("paired")) or "baseline", _pair(r.get("paired_untuned"))]
+                   for r in tuned.get("losses", [])])
+    except (KeyError, TypeError, AttributeError) as exc:
+        rep.para(f"Tuned comparison record unreadable ({type(exc).__name__}: {exc}).")
+
+
+def _sci(value) -> str:
+    return f"{value:.1e}" if isinstance(value, (int, float)) else num(value)
+
+
+def scale_section(rep: Report, scale: dict | None) -> None:
+    """The scale report of the found losses: gradient-norm ratio at initialisation, the fitted
+    multiple of each reference and whether the loss is one."""
+    if not scale:
+        return
+    rows = []
+    for name, r in scale.items():
+        if not isinstance(r, dict) or r.get("grad_ratio") is None:
+            rows.append([code(name), "", (r or {}).get("reason", "") if isinstance(r, dict)
+                         else "", ""])
+            continue
+        fits = "; ".join(f"{ref}: k = {num(m.get('k'))}, residual {_sci(m.get('residual'))}"
+                         for ref, m in r.get("multiples", {}).items())
+        rows.append([code(name), num(r["grad_ratio"]), fits,
+                     f"**{r['flag']}**" if r.get("flag") else "no"])
+    rep.para("Scale report: gradient of each found loss on random outputs (logits ~ N(0, 1)) "
+             "against the baseline's; a loss whose gradient is a multiple k of a reference's "
+             "(relative residual < 1e-4) trains like that reference with a k× learning rate.")
+    rep.table(["loss", "gradient norm ÷ baseline's", "least-squares multiple", "is k × reference"],
+              rows)
+
+
+def comparison_files(rep: Report) -> None:
+    """The comparisons ``deapnn compare`` wrote into the run directory."""
+    names = sorted(f for f in os.listdir(rep.run_dir)
+                   if f.startswith("comparison") and f.endswith(".json")
+                   and not f.endswith(".state.json"))
+    for name in names:
+        record = read_json(os.path.join(rep.run_dir, name))
+        if isinstance(record, dict) and record.get("losses"):
+            tuned_section(rep, record, f"`deapnn compare` ({code(name)})")
+
+
 # --- NLFS --------------------------------------------------------------------------------------------
 def nlfs(rep: Report, config: dict) -> str:
     cfg = config
@@ -50,8 +124,12 @@ def nlfs(rep: Report, config: dict) -> str:
         rep.table(["loss", "test accuracy (mean ± std)", "per seed"],
                   [[code(r["loss"]), mean_std(r["mean"], r["std"]),
                     " ".join(num(v) for v in r.get("test", []))] for r in comparison])
+    elif (results or {}).get("tuned"):
+        tuned_section(rep, results["tuned"])
     else:
         rep.para("No final comparison (run with `--seeds 0`, or no loss found).")
+    scale_section(rep, (results or {}).get("scale"))
+    comparison_files(rep)
 
     rep.heading("Best formulas")
     state, why = read_checkpoint(os.path.join(rep.run_dir, "checkpoint.pt"))
@@ -157,8 +235,12 @@ def evomal(rep: Report, config: dict) -> str:
         rep.table(["loss", f"test {metric} (mean ± std)", "per seed"],
                   [[code(name), mean_std(r["mean"], r["std"]),
                     " ".join(num(v) for v in r.get("test", []))] for name, r in final.items()])
+    elif (result or {}).get("tuned"):
+        tuned_section(rep, result["tuned"])
     else:
         rep.para("No final comparison: no candidate loss passed the rejection protocol.")
+    scale_section(rep, (result or {}).get("scale"))
+    comparison_files(rep)
     if result:
         rep.para(f"Archive: {plain(result.get('archive_size'))} distinct losses evaluated, "
                  f"{plain(result.get('rejected'))} rejected or failed.")

@@ -1,0 +1,305 @@
+"""The tuned final comparison of the loss searches (``deapnn nlfs``, ``deapnn evomal``,
+``deapnn compare``): does a found loss beat the baselines when *every* loss gets its own tuned
+learning rate?
+
+Neither paper tunes its baseline (Morgan & Hougen 2024 §4 and Raymond et al. 2023 §5 train
+cross-entropy / MSE at the one learning rate of the search); a found loss that is ``k × CE``
+then "wins" by being a learning-rate change (``docs/results.md``). The protocol here, for every
+loss of the comparison (the baseline, the reference baselines and every found loss):
+
+1. **tune** — train at every learning rate of the grid (multipliers of the configured learning
+   rate, default ×{1/8, 1/4, 1/2, 1, 2, 4, 8}) with ``tune_seeds`` tuning seeds
+   (:func:`tuning_seed`), scoring on the **validation** split only; the learning rate with the
+   best mean validation metric is chosen (ties: the one nearest the configured learning rate);
+2. **final** — train at the chosen and at the configured learning rate with ``seeds`` fresh
+   final seeds (:func:`final_seed`, disjoint from the tuning seeds) and score on the **test**
+   split: the tuned and the untuned result;
+3. **paired** — per final seed, each loss minus the tuned baseline (seed ``s`` gives every loss
+   the same initial network and batch order): mean ± std, wins/ties/losses, paired t-test and
+   Wilcoxon signed-rank p-values (:func:`paired_stats`); the untuned pairs too (the protocol
+   before tuning).
+
+The method supplies the training: ``trainer(context, spec, lr, seed, split) -> {"metric": …}``,
+a picklable module-level function that trains one network with the loss ``spec`` at learning
+rate ``lr`` from ``seed`` (through :func:`deapnn.loss_training.train_with_loss`, with the
+method's own recipe) and scores it on ``split`` (``"val"`` while tuning, ``"test"`` in the final
+phase — the tuning phase never asks for the test split). Every training's result is stored in
+the state given to ``checkpoint`` after each chunk, so a killed comparison resumes without
+redoing them. Cost: ``len(grid) × tune_seeds + seeds`` trainings per loss (``+ seeds`` more when
+the chosen learning rate is not the configured one), against ``seeds`` untuned.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .progress import no_progress
+from .runtime import derive_seed
+
+DEFAULT_LR_GRID = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+DEFAULT_TUNE_SEEDS = 1
+
+
+@dataclass
+class Arm:
+    """One loss of the comparison: printed ``name``, the trainer's ``spec`` (plain data),
+    ``role``: ``"baseline"`` (the paired differences are against it; the first arm),
+    ``"reference"`` (another baseline) or ``"found"`` (a searched loss)."""
+    name: str
+    spec: object
+    role: str = "found"
+
+
+@dataclass
+class Protocol:
+    """The settings of a tuned comparison: configured ``lr``, multipliers ``grid``,
+    ``tune_seeds``, final ``seeds``, the run's seed (``run_seed``) the tuning and final seeds
+    derive from, and the test metric (``metric``, ``higher_is_better``)."""
+    lr: float
+    seeds: int
+    run_seed: int
+    metric: str
+    higher_is_better: bool
+    grid: tuple = DEFAULT_LR_GRID
+    tune_seeds: int = DEFAULT_TUNE_SEEDS
+    extra: dict = field(default_factory=dict)    # shown settings: model, steps, ...
+
+    def lrs(self) -> list[float]:
+        return [self.lr * m for m in self.grid]
+
+
+def tuning_seed(run_seed: int, i: int) -> int:
+    """The ``i``-th tuning seed of a run (disjoint from :func:`final_seed`'s)."""
+    return derive_seed(run_seed, "tune", i)
+
+
+def final_seed(run_seed: int, s: int) -> int:
+    """The ``s``-th final seed of a run (the seed of the untuned final comparison too)."""
+    return derive_seed(run_seed, "final", s)
+
+
+def parse_grid(text: str) -> list[float]:
+    """``"1/8,1/4,1,2"`` → multipliers; raises ``ValueError`` for anything but positive
+    numbers or fractions, or a repeated one."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = float(Fraction(part))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"not a number or fraction: {part!r}") from None
+        if not value > 0 or not math.isfinite(value):
+            raise ValueError(f"learning-rate multipliers must be positive, got {part!r}")
+        out.append(value)
+    if not out:
+        raise ValueError("no learning-rate multiplier given")
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated learning-rate multiplier in {text!r}")
+    return out
+
+
+def grid_ok(value) -> bool:
+    """A valid stored grid: a non-empty list of distinct positive finite numbers."""
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v) and v > 0 for v in value)
+            and len(set(value)) == len(value))
+
+
+def multiplier_text(m: float) -> str:
+    f = Fraction(m).limit_denominator(64)
+    return str(f) if abs(float(f) - m) < 1e-12 else f"{m:g}"
+
+
+def _spec_id(spec) -> str:
+    text = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def job_key(arm: Arm, lr: float, seed: int, split: str) -> str:
+    """The stored key of one training (its result is reused on resume)."""
+    return f"{arm.name}|{_spec_id(arm.spec)}|{lr!r}|{seed}|{split}"
+
+
+def _call(job):
+    trainer, context, spec, lr, seed, split = job
+    return trainer(context, spec, lr, seed, split)
+
+
+def _worst(higher: bool) -> float:
+    return -math.inf if higher else math.inf
+
+
+def _score(value, higher: bool) -> float:
+    """A metric as a finite-or-worst number (NaN, None and the wrong infinity are worst)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return _worst(higher)
+    return value if math.isfinite(value) else _worst(higher)
+
+
+def choose_lr(protocol: Protocol, val: dict) -> tuple[float, float]:
+    """``(multiplier, lr)`` with the best mean validation metric; ``val`` maps a multiplier to
+    its tuning seeds' validation metrics. Ties: the multiplier nearest 1, then the smaller."""
+    higher = protocol.higher_is_better
+
+    def mean(m):
+        vals = [_score(v, higher) for v in val[m]]
+        return statistics.fmean(vals) if all(math.isfinite(v) for v in vals) else _worst(higher)
+    best = sorted(protocol.grid, key=lambda m: ((-mean(m) if higher else mean(m)),
+                                                abs(math.log(m)), m))[0]
+    return best, protocol.lr * best
+
+
+def paired_stats(values: list, base: list, *, higher_is_better: bool, of: str = "") -> dict | None:
+    """Per-seed differences ``values − base`` (the finite pairs): mean ± sample std,
+    wins/ties/losses (a win is a higher metric when ``higher_is_better``, else a lower one),
+    two-sided paired t-test and Wilcoxon signed-rank p-values (None when undefined). None when
+    no pair is finite."""
+    pairs = [(a, b) for a, b in zip(values, base)
+             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+    if not pairs:
+        return None
+    d = [a - b for a, b in pairs]
+    sd = statistics.stdev(d) if len(d) > 1 else 0.0
+    win = (lambda x: x > 0) if higher_is_better else (lambda x: x < 0)
+    out = {"of": of, "n": len(d), "diff": d, "mean": statistics.fmean(d), "std": sd,
+           "wins": sum(win(x) for x in d), "ties": sum(x == 0 for x in d),
+           "losses": sum(x != 0 and not win(x) for x in d), "t_p": None, "wilcoxon_p": None}
+    try:
+        from scipy import stats
+        if len(d) > 1 and sd > 0:
+            out["t_p"] = float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+        if any(x != 0 for x in d):
+            out["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
+    except Exception:  # scipy missing or a degenerate sample: report without p-values
+        pass
+    return out
+
+
+def _summary(values: list, higher: bool) -> dict:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return {"mean": statistics.fmean(finite) if finite else _worst(higher),
+            "std": statistics.stdev(finite) if len(finite) > 1 else 0.0, "test": values}
+
+
+def _run(jobs: list, trainer, context, results: dict, *, map_fn, chunk: int, bar,
+         checkpoint) -> None:
+    """Train every job ``(key, arm, lr, seed, split)`` whose key has no result yet."""
+    todo = [j for j in jobs if j[0] not in results]
+    bar.update(len(jobs) - len(todo))
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        out = list(map_fn(_call, [(trainer, context, arm.spec, lr, seed, split)
+                                  for _, arm, lr, seed, split in part]))
+        for (key, *_), res in zip(part, out):
+            results[key] = {k: (float(v) if isinstance(v, float) else v)
+                            for k, v in dict(res).items()}
+        bar.update(len(part))
+        if checkpoint is not None:
+            checkpoint(results)
+    bar.close()
+
+
+def tuned_comparison(arms: list, protocol: Protocol, trainer, context, *, map_fn=map,
+                     state: dict | None = None, checkpoint=None, progress=no_progress,
+                     chunk: int = 1, ident=None, log=None) -> dict:
+    """Run the tuned comparison (module docstring) of ``arms`` (the baseline first) and
+    return its record (plain data, what ``results.json`` / ``result.json`` / ``deapnn compare``
+    store). ``state``: a stored state (``{"ident", "results"}``) to resume from when its
+    ``ident`` equals ``ident`` (the caller's description of the trainings); ``checkpoint(state)``
+    after every ``chunk`` trainings; ``progress(total, desc, unit=...)``: one bar per phase."""
+    note = log or (lambda *a: None)
+    results = dict(state["results"]) if state and state.get("ident") == ident else {}
+    if state and state.get("ident") != ident:
+        note("stored comparison trainings belong to other settings: retraining")
+    save = (lambda r: checkpoint({"ident": ident, "results": dict(r)})) if checkpoint else None
+    higher = protocol.higher_is_better
+    tune = [(job_key(arm, protocol.lr * m, tuning_seed(protocol.run_seed, i), "val"), arm,
+             protocol.lr * m, tuning_seed(protocol.run_seed, i), "val")
+            for arm in arms for m in protocol.grid for i in range(protocol.tune_seeds)]
+    _run(tune, trainer, context, results, map_fn=map_fn, chunk=chunk,
+         bar=progress(len(tune), "tune lr", unit="training"), checkpoint=save)
+    chosen = {}
+    for arm in arms:
+        val = {m: [results[job_key(arm, protocol.lr * m, tuning_seed(protocol.run_seed, i),
+                                   "val")]["metric"] for i in range(protocol.tune_seeds)]
+               for m in protocol.grid}
+        chosen[arm.name] = (*choose_lr(protocol, val), val)
+    finals = []
+    for arm in arms:
+        for lr in dict.fromkeys([chosen[arm.name][1], protocol.lr]):
+            finals += [(job_key(arm, lr, final_seed(protocol.run_seed, s), "test"), arm, lr,
+                        final_seed(protocol.run_seed, s), "test") for s in range(protocol.seeds)]
+    _run(finals, trainer, context, results, map_fn=map_fn, chunk=chunk,
+         bar=progress(len(finals), "final", unit="training"), checkpoint=save)
+
+    def test_values(arm, lr):
+        return [_score(results[job_key(arm, lr, final_seed(protocol.run_seed, s), "test")]
+                       ["metric"], higher) for s in range(protocol.seeds)]
+    rows = []
+    for arm in arms:
+        m, lr, val = chosen[arm.name]
+        rows.append({"loss": arm.name, "role": arm.role, "lr": lr, "multiplier": m,
+                     "val": {multiplier_text(k): statistics.fmean(_score(x, higher) for x in v)
+                             for k, v in val.items()},
+                     "untuned": _summary(test_values(arm, protocol.lr), higher),
+                     "tuned": _summary(test_values(arm, lr), higher)})
+    base = rows[0]
+    for row in rows[1:]:
+        row["paired"] = paired_stats(row["tuned"]["test"], base["tuned"]["test"],
+                                     higher_is_better=higher, of=f"{row['loss']} - {base['loss']}")
+        row["paired_untuned"] = paired_stats(row["untuned"]["test"], base["untuned"]["test"],
+                                             higher_is_better=higher,
+                                             of=f"{row['loss']} - {base['loss']} (untuned)")
+    return {"protocol": "tuned", "metric": protocol.metric, "higher_is_better": higher,
+            "lr": protocol.lr, "grid": list(protocol.grid), "tune_seeds": protocol.tune_seeds,
+            "seeds": protocol.seeds, "baseline": base["loss"], **protocol.extra, "losses": rows}
+
+
+def _p_text(p: dict) -> str:
+    ps = ", ".join(f"{label} p={p[k]:.3g}" for k, label in (("t_p", "t"), ("wilcoxon_p", "Wilcoxon"))
+                   if p.get(k) is not None)
+    return (f"{p['mean']:+.4f} ± {p['std']:.4f}, {p['wins']}W/{p['ties']}T/{p['losses']}L"
+            + (f" ({ps})" if ps else ""))
+
+
+def table_lines(record: dict, scale: dict | None = None) -> list[str]:
+    """The printed tuned comparison: per loss the chosen lr, untuned and tuned test metric, the
+    paired difference against the tuned baseline; then the scale report of the found losses."""
+    grid = ",".join(multiplier_text(m) for m in record["grid"])
+    better = "higher" if record["higher_is_better"] else "lower"
+    extra = ", ".join(f"{k} {record[k]}" for k in ("model", "steps") if record.get(k) is not None)
+    lines = [f"tuned comparison: {record['metric']} ({better} is better), {record['seeds']} final "
+             f"seeds; lr chosen on validation from ×{{{grid}}} × {record['lr']:g} "
+             f"({record['tune_seeds']} tuning seed(s) each)" + (f"; {extra}" if extra else ""),
+             f"  {'loss':<22}{'lr':>9}  {'untuned':>16}  {'tuned':>16}  tuned − tuned "
+             f"{record['baseline']} (paired)"]
+    for row in record["losses"]:
+        u, t = row["untuned"], row["tuned"]
+        pair = row.get("paired")
+        lines.append(f"  {row['loss']:<22}{row['lr']:>9.4g}  {u['mean']:>8.4f} ± {u['std']:<5.4f}"
+                     f"  {t['mean']:>8.4f} ± {t['std']:<5.4f}  "
+                     + ("(baseline)" if row is record["losses"][0] else
+                        _p_text(pair) if pair else "no finite pair"))
+    for row in record["losses"][1:]:
+        if row.get("paired_untuned"):
+            lines.append(f"  untuned {row['loss']} − untuned {record['baseline']}: "
+                         + _p_text(row["paired_untuned"]))
+    if scale:
+        from .losses.scale import scale_line
+        lines.append("scale report (gradient on random outputs vs the baseline's):")
+        lines += [scale_line(name, rep) for name, rep in scale.items()]
+    return lines
+
+
+__all__ = ["Arm", "Protocol", "DEFAULT_LR_GRID", "DEFAULT_TUNE_SEEDS", "tuning_seed",
+           "final_seed", "parse_grid", "grid_ok", "multiplier_text", "job_key", "choose_lr",
+           "paired_stats", "tuned_comparison", "table_lines"]
