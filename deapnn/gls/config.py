@@ -13,7 +13,7 @@ from ..config import Check, ConfigError, Interval, Options, int_list, subset_of
 
 ARMS = ("gls", "sgd", "sgd_matched", "random", "sgd_reset", "sgd_tuned")
 ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
-              "random": "SubGD + random selection", "sgd_reset": "SGD, momentum reset every T",
+              "random": "SubGD + random selection", "sgd_reset": "SGD, momentum reset",
               "sgd_tuned": "SGD, lr tuned on val"}
 SELECTION_DATA = ("clean", "augmented")
 #: per-case values lexicase compares: top-1 error (0/1, the paper's) or cross-entropy loss

@@ -107,6 +107,24 @@ def regime(cfg: GLSConfig, n_train: int) -> dict:
             "epsilon": cfg.epsilon}
 
 
+def _fraction(values) -> float | None:
+    values = [bool(v) for v in values if v is not None and v == v]
+    return sum(values) / len(values) if values else None
+
+
+def diagnostics_summary(records) -> dict:
+    """Per-job summary of ``--diagnostics`` over the generations: ``diag_decided`` (share of
+    generations in which lexicase narrowed the pool to one child on some case),
+    ``diag_trained_on_decider`` (of those, the share whose winner trained on that case; about
+    1/p if unrelated) and ``diag_winner_best_val`` (share of generations whose winner is a best
+    child on the validation split; about 1/p by chance)."""
+    return {"diag_decided": _fraction([r.get("deciding_case") is not None for r in records
+                                       if r.get("cases_examined") is not None]),
+            "diag_trained_on_decider": _fraction([r.get("winner_trained_on_decider")
+                                                  for r in records]),
+            "diag_winner_best_val": _fraction([r.get("winner_best_val") for r in records])}
+
+
 def _sgd(model, data, cfg, epochs, lr, seed, device, interval, bar, save, resume, best_file,
          reset=None):
     """Train ``model`` with SGD (``reset``: momentum reset period, the ``sgd_reset`` control);
@@ -208,7 +226,7 @@ def _run_job_locked(job: dict) -> dict:
         records, diverged = [dict(r) for r in logbook], None
         for r in records:
             r["compute_epochs"] = r["gen"]          # one SubGD pass = one epoch of gradient steps
-        extra = {}
+        extra = diagnostics_summary(records) if cfg.diagnostics else {}
     elif arm == "sgd_tuned":
         bar = progress(cfg.epochs * len(cfg.tune_factors), f"{arm} seed {seed}", unit="epoch")
         model, records, diverged, extra = _tuned_sgd(cfg, data, model, seed, out, device, bar,
