@@ -172,8 +172,9 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
             loss, reason = train_steps(model, optimizer, x, y, loss_fn,
                                        order.split(cfg.batch_size), augment, aug_gen)
         else:
-            loss, reason = _reset_blocks(model, optimizer, x, y, loss_fn, order.split(cfg.batch_size),
-                                         augment, aug_gen, cfg, epoch, momentum_reset)
+            loss, reason = _reset_blocks(model, optimizer, x, y, loss_fn,
+                                         order.split(cfg.batch_size), augment, aug_gen, cfg,
+                                         epoch, momentum_reset)
         result.losses.append(loss)
         if reason:
             result.diverged, result.reason = True, f"epoch {epoch}: {reason}"

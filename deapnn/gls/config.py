@@ -2,7 +2,7 @@
 2022, §4: GLS against SGD at the same epochs, SGD at matched gradient compute and SubGD with
 random selection; beyond the paper, two controls: ``sgd_reset``, SGD whose momentum is reset
 every T steps, T = a GLS child's steps per generation, and ``sgd_tuned``, SGD at the learning
-rate of a small grid that scores best on the validation split — see ``docs/faithfulness_gls.md``)."""
+rate of a small grid that scores best on the validation split; ``docs/faithfulness_gls.md``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -130,15 +130,17 @@ class GLSConfig(SGDRunConfig):
                 raise ConfigError(f"augmentation {kind} does not fit dataset {self.dataset}: "
                                   f"{exc}", "augmentation") from None
 
-    def augmentation_kind(self) -> str | None:
+    def augmentation_kind(self, dataset_default: str | None = "registry") -> str | None:
         """The augmentation SubGD and the SGD arms apply (never selection, unless
         ``selection_data`` is "augmented"): None with ``augment`` off, else ``augmentation``
-        or the dataset's own (``mnist1d_large``: ``shift:4``; digits: none, ``crop:1`` opt-in)."""
+        or the dataset's own (``dataset_default``, the loaded dataset's ``augment``; by default
+        the registry's: ``mnist1d_large``: ``shift:4``; digits: none, ``crop:1`` opt-in)."""
         from ..data import DATASETS
         if not self.augment:
             return None
-        kind = self.augmentation if self.augmentation is not None else \
-            DATASETS[self.dataset].augment
+        if dataset_default == "registry":
+            dataset_default = DATASETS[self.dataset].augment
+        kind = self.augmentation if self.augmentation is not None else dataset_default
         return None if kind in (None, "none") else kind
 
     def generations(self) -> int:

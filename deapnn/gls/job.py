@@ -98,12 +98,13 @@ def child_steps(n_train: int, batch_size: int, pop: int) -> int:
     return max(1, -(-n_train // batch_size) // pop)
 
 
-def regime(cfg: GLSConfig, n_train: int) -> dict:
+def regime(cfg: GLSConfig, n_train: int, dataset_augment: str | None = "registry") -> dict:
     """The regime a comparison runs in, stored in every result row: ``pop``, a GLS child's
     ``steps_per_child`` per generation, the ``augmentation`` SubGD and SGD apply (None: none),
     the lexicase ``case_metric`` and its ``epsilon``."""
     return {"pop": cfg.pop, "steps_per_child": child_steps(n_train, cfg.batch_size, cfg.pop),
-            "augmentation": cfg.augmentation_kind(), "case_metric": cfg.case_metric,
+            "augmentation": cfg.augmentation_kind(dataset_augment),
+            "case_metric": cfg.case_metric,
             "epsilon": cfg.epsilon}
 
 
@@ -142,8 +143,9 @@ def _sgd(model, data, cfg, epochs, lr, seed, device, interval, bar, save, resume
     if lr != tc.lr:
         tc = dataclasses.replace(tc, lr=lr)
     res = train(model, data.train.x, data.train.y, tc, task=data.task,
-                augment=cfg.augmentation_kind(), device=device, seed=seed, on_epoch=on_epoch,
-                progress=bar, checkpoint=save, resume_state=resume, momentum_reset=reset)
+                augment=cfg.augmentation_kind(data.augment), device=device, seed=seed,
+                on_epoch=on_epoch, progress=bar, checkpoint=save, resume_state=resume,
+                momentum_reset=reset)
     return res.history, res.reason
 
 
@@ -245,7 +247,7 @@ def _run_job_locked(job: dict) -> dict:
     result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
               "val_size": len(data.val), "seconds": time.perf_counter() - start, "diverged": diverged,
               "device": str(device), "host": socket.gethostname(), **extra,
-              **regime(cfg, len(data.train)),
+              **regime(cfg, len(data.train), data.augment),
               "feature_erank": feature_effective_rank(model, data.test.x)}
     rd = RunDir.open(out)
     rd.write_logbook(records)

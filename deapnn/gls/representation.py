@@ -1,7 +1,7 @@
 """The representation metric of a GLS comparison: effective rank of penultimate-layer features.
 
-Ding & Spector (2022, §5) claim that GLS "learns more diverse representations". The measure used
-here, for every arm's final model on the test split:
+Ding & Spector (2022, their analysis of the learned representations) claim that GLS "learns more
+diverse representations". The measure used here, for every arm's final model on the test split:
 
 * features: the input of the network's last ``nn.Linear`` layer (the classifier), one row per
   test example — the penultimate-layer representation;

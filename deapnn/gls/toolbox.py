@@ -45,7 +45,7 @@ def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Too
     device = device or get_device()
     tb = base.Toolbox()
     x, y = data.train.x.to(device), data.train.y.to(device)
-    augment = cfg.augmentation_kind()
+    augment = cfg.augmentation_kind(data.augment)
     tb.register("mutate", mutSubGD, x=x, y=y, batch_size=cfg.batch_size, augment=augment)
     if arm == "random":
         tb.register("select", selRandomChild)

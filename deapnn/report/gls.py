@@ -103,7 +103,7 @@ def _regime_section(rep: Report, cfg: dict, done: list[dict], summary: dict) -> 
              "the column-centred penultimate-layer features (input of the last linear layer) "
              "of the final model on the test split (Roy & Vetterli 2007), the measure of the "
              "paper's claim that GLS learns more diverse representations (Ding & Spector "
-             "2022, §5).")
+             "2022, analysis of the learned representations).")
     if any(k.startswith("diag_") for k, _ in keys):
         pop = cfg.get("pop")
         chance = f"1/p = {1 / pop:.3f}" if isinstance(pop, int) and pop else "1/p"
