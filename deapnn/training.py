@@ -132,7 +132,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
           device: torch.device | None = None, seed: int = 0,
           on_epoch: Callable[[int, float], dict | None] | None = None,
           progress=None, checkpoint: Callable[[dict], None] | None = None,
-          resume_state: dict | None = None) -> TrainResult:
+          resume_state: dict | None = None, momentum_reset: int | None = None) -> TrainResult:
     """Train ``model`` in place with SGD for ``cfg.epochs`` epochs (the SGD baseline loop).
 
     Epoch ``e`` shuffles and augments with generators seeded by ``derive_seed(seed, "sgd", e)``,
@@ -140,6 +140,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
     and history) by passing that state as ``resume_state`` ends bit-identical on CPU.
     ``on_epoch(epoch, mean_loss)`` may return a dict (e.g. validation accuracy) kept in
     ``history``; ``progress`` is an optional ``tqdm``-like object updated once per epoch.
+
+    ``momentum_reset=T`` (the ``sgd_reset`` control of a GLS comparison): the momentum buffers
+    are zeroed every T optimizer steps (counted over the whole run), as a GLS child starts every
+    generation from a fresh optimizer, and the learning rate is held constant within blocks that
+    end at every such reset and at every epoch end, each block taking the schedule's value at
+    its start (in fractional epochs), as GLS holds it constant within a generation (Ding &
+    Spector 2022, §3). ``None`` (T = ∞) is plain SGD.
     """
     cfg.validate()
     from .runtime import derive_seed, get_device
@@ -166,8 +173,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
         set_lr(optimizer, scheduled_lr(cfg, epoch, cfg.epochs))
         order = batch_order(len(x), torch.Generator().manual_seed(e_seed))
         aug_gen = torch.Generator(device=device).manual_seed(e_seed + 1) if augment else None
-        loss, reason = train_steps(model, optimizer, x, y, loss_fn, order.split(cfg.batch_size),
-                                   augment, aug_gen)
+        if momentum_reset is None:
+            loss, reason = train_steps(model, optimizer, x, y, loss_fn,
+                                       order.split(cfg.batch_size), augment, aug_gen)
+        else:
+            loss, reason = _reset_blocks(model, optimizer, x, y, loss_fn,
+                                         order.split(cfg.batch_size), augment, aug_gen, cfg,
+                                         epoch, momentum_reset)
         result.losses.append(loss)
         if reason:
             result.diverged, result.reason = True, f"epoch {epoch}: {reason}"
@@ -184,6 +196,43 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                         "optimizer": optimizer.state_dict(), "losses": list(result.losses),
                         "history": [dict(r) for r in result.history]})
     return result
+
+
+def zero_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Zero every momentum buffer of ``optimizer`` in place (with dampening 0, SGD's next step
+    is then the one a fresh optimizer takes)."""
+    for state in optimizer.state.values():
+        buf = state.get("momentum_buffer")
+        if buf is not None:
+            buf.zero_()
+
+
+def _reset_blocks(model, optimizer, x, y, loss_fn, batches, augment, generator, cfg, epoch,
+                  period: int) -> tuple[float, str | None]:
+    """One epoch of :func:`train` with ``momentum_reset=period``: the epoch's batches split at
+    every multiple of ``period`` steps (global count), momentum zeroed there, lr set per block."""
+    if int(period) < 1:
+        raise ValueError(f"momentum_reset must be >= 1 steps, got {period}")
+    n = len(batches)
+    first = epoch * n
+    total = weighted = 0.0
+    start = 0
+    while start < n:
+        step = first + start
+        if step and step % period == 0:
+            zero_momentum(optimizer)
+        end = min(n, start + period - step % period)
+        set_lr(optimizer, scheduled_lr(cfg, epoch + start / n, cfg.epochs))
+        loss, reason = train_steps(model, optimizer, x, y, loss_fn, batches[start:end], augment,
+                                   generator)
+        if reason:
+            return loss, reason
+        if end - start == n:
+            return loss, None          # one block: exactly plain SGD's epoch
+        weighted += loss * (end - start)
+        total += end - start
+        start = end
+    return weighted / max(total, 1), None
 
 
 @torch.no_grad()

@@ -40,9 +40,11 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     draws come from one generator per child, seeded from ``augment_generator``, so they do not
     depend on that execution order either.
 
-    Sets ``child.train_loss`` (mean loss over its steps) and ``child.diverged`` (a reason string, or
-    ``None``); a child whose loss turns NaN/inf stops training and is marked diverged instead of
-    raising. Returns the children as a tuple (DEAP mutation convention).
+    Sets ``child.train_loss`` (mean loss over its steps), ``child.diverged`` (a reason string, or
+    ``None``), ``child.subgd_steps`` (its optimizer steps this generation: the regime a GLS run is
+    in) and ``child.subgd_cases`` (the indices of the cases it trained on); a child whose loss
+    turns NaN/inf stops training and is marked diverged instead of raising. Returns the children
+    as a tuple (DEAP mutation convention).
     """
     from deapnn.training import train_steps
 
@@ -63,6 +65,8 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
                                    child_generators[i])
         child.diverged = reason
         child.train_loss = math.nan if reason else mean
+        child.subgd_steps = len(batches[i::p])
+        child.subgd_cases = torch.cat(batches[i::p]) if batches[i::p] else torch.empty(0)
     return tuple(children)
 
 
@@ -91,6 +95,15 @@ def _cpu_inference_layout(models, x: torch.Tensor):
     finally:
         for m in converted:
             m.to(memory_format=torch.contiguous_format)
+
+
+@torch.inference_mode()
+def _loss_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> np.ndarray:
+    """(len(models), len(x)) per-case cross-entropy losses (float64)."""
+    rows = [torch.cat([F.cross_entropy(model(xb).float(), yb, reduction="none")
+                       for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
+            for model in models]
+    return torch.stack(rows).double().cpu().numpy()
 
 
 @torch.inference_mode()
@@ -127,7 +140,8 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
                         rng: np.random.Generator | None = None, chunk_size: int = 8,
                         max_chunk_size: int = 4096, max_cases: int | None = None,
                         eval_batch_size: int | None = None, semantics: str = "standard",
-                        augment: str | None = None, info: dict | None = None):
+                        augment: str | None = None, case_metric: str = "error", epsilon=None,
+                        info: dict | None = None):
     """Lexicase selection over the training cases ``(x, y)``, lazily evaluated (GLS §3.3).
 
     Each of the ``k`` selection events visits the cases in a fresh random order (``rng``). The
@@ -157,13 +171,29 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     is, the default). The draws come from a generator seeded from ``rng``, so a call is
     reproducible from its ``rng`` alone; all survivors see the same augmented copy of a case.
 
+    ``case_metric="loss"`` (beyond the paper): the per-case values are the cross-entropy losses
+    instead of 0/1 top-1 errors, filtered with ``epsilon`` as :func:`operators.lexicase_filter`
+    does: ``None`` keeps the lowest loss only, a number keeps losses within it of the pool's
+    best, ``"auto"`` takes ε = the median absolute deviation of the case's losses over the
+    *current pool* ("dynamic" ε-lexicase, La Cava et al. 2016). Late in training, when every
+    child passes every case, the 0/1 matrix is uniform and selection a uniform draw; the losses
+    still differ. Same lazy chunked evaluation.
+
     ``eval_batch_size`` defaults to 256 on CPU (cache-friendly) and 2048 on CUDA.
-    ``info`` (a dict) receives ``cases_examined`` (cases consumed until the end of each event) and
-    ``survivors_per_chunk`` (pool sizes after each chunk) of the last event.
+    ``info`` (a dict) receives ``cases_examined`` (cases consumed until the end of each event),
+    ``survivors_per_chunk`` (pool sizes after each chunk) and ``deciding_case`` (the index in
+    ``x`` of the case at which the pool became one child, None when it never did) of the last
+    event.
     Returns a list of ``k`` selected individuals (references, as DEAP's selectors do).
     """
     if semantics not in SEMANTICS:
         raise ValueError(f"unknown semantics {semantics!r}; valid: {', '.join(SEMANTICS)}")
+    if case_metric not in ("error", "loss"):
+        raise ValueError(f"unknown case_metric {case_metric!r}; valid: error, loss")
+    if case_metric == "loss" and semantics == "reference":
+        raise ValueError("case_metric 'loss' needs semantics 'standard'")
+    if epsilon is not None and case_metric != "loss":
+        raise ValueError("epsilon needs case_metric 'loss'")
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     if chunk_size < 1 or max_chunk_size < chunk_size:
@@ -188,7 +218,8 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
             for _ in range(k):
                 chosen.append(individuals[_select_one(individuals, x, y, rng, chunk_size,
                                                       max_chunk_size, limit, eval_batch_size,
-                                                      semantics, info, layout)])
+                                                      semantics, info, layout, case_metric,
+                                                      epsilon)])
     finally:
         for m, t in zip(individuals, was_training):
             m.train(t)
@@ -213,12 +244,13 @@ def selRandomChild(children, k: int = 1, *, rng: np.random.Generator, info: dict
 
 
 def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch_size, semantics,
-                info, layout):
+                info, layout, case_metric="error", epsilon=None):
     n = len(models)
     fallback = int(rng.integers(n))   # reference: the winner when the pool empties or cases run out
     pool = [i for i in range(n) if not getattr(models[i], "diverged", None)]
     order = torch.from_numpy(rng.permutation(len(x)))
-    examined, survivors, start, size = 0, [], 0, chunk_size
+    examined, survivors, start, size, decider = 0, [], 0, chunk_size, None
+    matrix = _loss_matrix if case_metric == "loss" else _pass_matrix
     if not pool:   # every child diverged: nothing can be ranked
         pool = list(range(n))
     while len(pool) > 1 and start < limit:
@@ -226,19 +258,23 @@ def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch
         if limit - end < 2 * size:   # the next chunk would be a short tail: one forward round less
             end = limit
         idx = order[start:end].to(x.device)
-        errors = _pass_matrix([models[i] for i in pool], layout(x[idx]), y[idx], eval_batch_size)
+        errors = matrix([models[i] for i in pool], layout(x[idx]), y[idx], eval_batch_size)
         if semantics == "reference":
             pool, used, emptied = _reference_filter(pool, errors)
             examined += used
             if emptied:
                 survivors.append(0)
                 break
+            if len(pool) == 1:
+                decider = int(idx[used - 1])
         else:
             # Cases on which every survivor scores the same remove nobody: skip them up front.
             informative = np.flatnonzero(errors.min(0) != errors.max(0))
-            kept, used = lexicase_filter(np.asarray(pool), errors[:, informative],
+            kept, used = lexicase_filter(np.asarray(pool), errors[:, informative], epsilon,
                                          return_consumed=True)
             pool = kept.tolist()
+            if len(pool) == 1 and used:
+                decider = int(idx[int(informative[used - 1])])
             examined += int(informative[used - 1]) + 1 if len(pool) == 1 and used else len(idx)
         survivors.append(len(pool))
         start += len(idx)
@@ -246,6 +282,7 @@ def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch
     if info is not None:
         info["cases_examined"] = examined
         info["survivors_per_chunk"] = survivors
+        info["deciding_case"] = decider
     if len(pool) == 1:
         return pool[0]
     if semantics == "reference":

@@ -44,7 +44,7 @@ def assert_rows_from(rows: np.ndarray, raw: np.ndarray):
 
 def test_registry_lists_all_datasets_with_metadata():
     names = dataset_names()
-    assert set(names) == set(SKLEARN) | {"mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"}
+    assert set(names) == set(SKLEARN) | {"mnist1d", "mnist1d_large", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"}
     for name in names:
         info = DATASETS[name]
         assert info.name == name and info["input_shape"] == info.input_shape

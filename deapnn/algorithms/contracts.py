@@ -8,7 +8,8 @@ A toolbox for Gradient Lexicase Selection (Ding & Spector 2022, §3, Algorithm 1
 * ``select`` — a :class:`GLSSelect`, e.g. :func:`operators.selGradientLexicase` with ``x, y``
   bound, or :func:`operators.selRandomChild` for the random-selection ablation;
 * optionally ``evaluate`` — a :class:`GLSEvaluate` (a dict of metrics of the parent);
-* optionally ``model`` — a :class:`GLSModelFactory` (a fresh network, for ``init="independent"``).
+* optionally ``model`` — a :class:`GLSModelFactory` (a fresh network, for ``init="independent"``);
+* optionally ``diagnose`` — a :class:`GLSDiagnose` (per-generation diagnostics of a selection).
 
 DEAP's own selectors (``tools.selRandom``, ``tools.selBest``) do not fit ``select``: the loop
 passes the generation's random generator and an ``info`` dict by keyword.
@@ -50,4 +51,11 @@ class GLSModelFactory(Protocol):
         """A freshly initialised network of the parent's architecture."""
 
 
-__all__ = ["GLSMutate", "GLSSelect", "GLSEvaluate", "GLSModelFactory"]
+@runtime_checkable
+class GLSDiagnose(Protocol):
+    def __call__(self, children: Sequence[torch.nn.Module], winner: int, info: dict) -> dict:
+        """Diagnostics of one generation's selection (``winner``: index of the selected child,
+        ``info``: what ``select`` reported), merged into the generation's logbook record."""
+
+
+__all__ = ["GLSMutate", "GLSSelect", "GLSEvaluate", "GLSModelFactory", "GLSDiagnose"]

@@ -95,7 +95,10 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
     Ding & Spector 2022, §3), momentum, Nesterov and weight decay. ``checkpoint(state)`` is called with the full
     loop state after each generation; pass that state back as ``resume_state`` to continue.
     Logbook per generation: ``gen, lr, train_loss, select_time, mutate_time, cases_examined,
-    survivors`` plus whatever ``evaluate`` returns. ``halloffame`` is unused (the lineage has one
+    survivors, winner, steps_per_child`` (the fewest optimizer steps a child took, when ``mutate``
+    reports them as ``child.subgd_steps``) plus whatever ``evaluate`` returns, and, when the
+    toolbox has ``diagnose`` (``diagnose(children, winner_index, select_info) -> dict``, called
+    after selection), what it returns. ``halloffame`` is unused (the lineage has one
     member) and accepted for DEAP signature compatibility; ``stats`` is applied to the children's
     train losses.
     """
@@ -144,6 +147,11 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
         record.update(mutate_time=t1 - t0, select_time=t2 - t1,
                       cases_examined=info.get("cases_examined"),
                       survivors=info.get("survivors_per_chunk"), winner=w)
+        steps = [getattr(c, "subgd_steps", None) for c in children]
+        if None not in steps:
+            record["steps_per_child"] = min(steps)
+        if hasattr(toolbox, "diagnose"):
+            record.update(toolbox.diagnose(children, w, info))
         if stats is not None:
             record.update(stats.compile(children))
         last = gen + 1 == ngen

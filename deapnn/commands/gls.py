@@ -10,7 +10,7 @@ from .common import (UsageError, add_common_args, check_common, check_seed, conf
 from .train import add_training_args
 
 #: flags named otherwise than their GLSConfig field
-FLAGS = {"arms": "--compare", "augment": "--no-augment"}
+FLAGS = {"arms": "--compare", "augment": "--no-augment", "augmentation": "--augment"}
 
 
 def _csv(kind):
@@ -20,6 +20,15 @@ def _csv(kind):
         except ValueError:
             raise UsageError(f"expected a comma-separated list, got {text!r}") from None
     return parse
+
+
+def _epsilon(text):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--epsilon: expected a number or auto, got {text!r}") from None
 
 
 def register(subparsers) -> None:
@@ -45,7 +54,19 @@ def register(subparsers) -> None:
                         "it and report the final test accuracy only, as the paper)")
     g.add_argument("--compare", type=_csv(str),
                    default=[a for a in GLSConfig().arms if a != "gls"],
-                   help="arms beside GLS: sgd, sgd_matched, random (comma-separated; none for GLS only)")
+                   help="arms beside GLS: sgd, sgd_matched, random, sgd_reset, sgd_tuned "
+                        "(comma-separated; none for GLS only)")
+    g.add_argument("--augment", dest="augmentation", default=d.augmentation, metavar="KIND",
+                   help="augmentation of SubGD and SGD batches (never of selection): none, "
+                        "crop, crop_flip, shift, optionally :PADDING, e.g. crop:1 for digits "
+                        "(default: the dataset's own; mnist1d_large: shift:4)")
+    g.add_argument("--case-metric", default=d.case_metric,
+                   help="lexicase on per-case top-1 error (the paper's) or loss")
+    g.add_argument("--epsilon", type=_epsilon, default=d.epsilon,
+                   help="with --case-metric loss: a number or auto (MAD over the current pool)")
+    g.add_argument("--diagnostics", action="store_true", default=d.diagnostics,
+                   help="log per generation whether the winner trained on the deciding case "
+                        "and is the best child on the validation split")
     g.add_argument("--seeds", type=_csv(int), default=None, help="e.g. 0,1,2 (default: --seed)")
     add_common_args(p, out_default="runs/gls")
     p.set_defaults(func=run, check=check)

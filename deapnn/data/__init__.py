@@ -6,12 +6,12 @@
 (torch.Size([1079, 1, 8, 8]), 10)
 
 Embedded (offline, no files): ``digits``, ``diabetes``, ``iris``, ``wine``, ``breast_cancer``
-(scikit-learn) and ``mnist1d`` (generated from its templates). torchvision, read from a data
-directory: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``svhn``.
+(scikit-learn), ``mnist1d`` and ``mnist1d_large`` (generated from its templates). torchvision,
+read from a data directory: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``svhn``.
 """
 from __future__ import annotations
 
-from .augment import AUGMENTATIONS, augment_batch
+from .augment import AUGMENTATIONS, augment_batch, parse_kind
 from .base import Dataset, Split
 from .registry import DATASETS, DatasetInfo, canonical_name, dataset_names
 from .vision import DatasetNotFoundError, default_root
@@ -19,7 +19,7 @@ from .vision import DatasetNotFoundError, default_root
 __all__ = [
     "AUGMENTATIONS", "DATASETS", "Dataset", "DatasetInfo", "DatasetNotFoundError", "Split",
     "augment_batch", "cache_dataset", "cached_dataset", "dataset_names", "default_root",
-    "load_dataset",
+    "load_dataset", "parse_kind",
 ]
 
 #: datasets loaded in this process, by (name, seed, root): the one cache of every method

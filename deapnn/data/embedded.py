@@ -13,6 +13,12 @@ download path): 4,000 training and 1,000 test sequences of length 40. The valida
 (500) is carved, stratified, out of the 4,000 training sequences. The package standardises
 the whole generated set with one global scalar; that canonical form is kept unchanged so
 results compare with published MNIST-1D numbers.
+
+``mnist1d_large`` is the same generator, arguments and templates with ``num_samples`` 50,000 and
+``train_split`` 0.9: 45,000 training sequences (5,000 of them, stratified by ``seed``, are the
+validation split) and 5,000 test sequences. It exists so that a GLS child takes the paper's
+order of SGD steps per generation on a CPU (40,000 / 64 / 4 = 156; the paper's CIFAR setting has
+50,000 / 64 / 4 = 195, Ding & Spector 2022, §4), where ``mnist1d`` gives only 13.
 """
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ from .vision import check_val_size
 
 FRACTIONS = (0.6, 0.2, 0.2)
 MNIST1D_VAL = 500
+#: name -> (num_samples, train_split, validation examples carved from the training sequences)
+MNIST1D_VARIANTS = {"mnist1d": (5000, 0.8, MNIST1D_VAL), "mnist1d_large": (50000, 0.9, 5000)}
 
 
 def cache_dir() -> Path:
@@ -142,27 +150,37 @@ def load_sklearn(name: str, seed: int = 0, val_size: int | None = None) -> Datas
     )
 
 
-def _mnist1d_cache_file() -> Path:
+def _mnist1d_cache_file(name: str = "mnist1d") -> Path:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         ver = version("mnist1d")
     except PackageNotFoundError:  # pragma: no cover - the loader fails later anyway
         ver = "unknown"
-    return cache_dir() / f"mnist1d-{ver}-default-v1.npz"
+    if name == "mnist1d":
+        return cache_dir() / f"mnist1d-{ver}-default-v1.npz"
+    n, split, _ = MNIST1D_VARIANTS[name]
+    return cache_dir() / f"mnist1d-{ver}-n{n}-split{split}-v1.npz"
 
 
-def generate_mnist1d() -> dict[str, np.ndarray]:
-    """Run ``mnist1d.data.make_dataset`` with the default args and templates (no network).
+def generate_mnist1d(num_samples: int | None = None,
+                     train_split: float | None = None) -> dict[str, np.ndarray]:
+    """Run ``mnist1d.data.make_dataset`` with the default args and templates (no network);
+    ``num_samples`` / ``train_split`` replace the defaults (5,000 / 0.8) when given.
 
     ``make_dataset`` reseeds the global ``random``/``numpy`` RNGs; their state is restored
     afterwards so loading data never perturbs a run's random stream.
     """
     from mnist1d.data import get_dataset_args, get_templates, make_dataset
 
+    args = get_dataset_args()
+    if num_samples is not None:
+        args.num_samples = num_samples
+    if train_split is not None:
+        args.train_split = train_split
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
-        d = make_dataset(get_dataset_args(), get_templates())
+        d = make_dataset(args, get_templates())
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
@@ -170,21 +188,24 @@ def generate_mnist1d() -> dict[str, np.ndarray]:
             "x_test": np.asarray(d["x_test"], np.float32), "y_test": np.asarray(d["y_test"], np.int64)}
 
 
-@functools.lru_cache(maxsize=1)
-def mnist1d_arrays() -> dict[str, np.ndarray]:
-    """The generated MNIST-1D arrays, cached in memory and under :func:`cache_dir` on disk.
+@functools.lru_cache(maxsize=2)
+def mnist1d_arrays(name: str = "mnist1d") -> dict[str, np.ndarray]:
+    """The generated arrays of ``name`` (``mnist1d`` or ``mnist1d_large``), cached in memory
+    and under :func:`cache_dir` on disk.
 
     The disk cache is best effort: an unreadable or unwritable cache just means regenerating.
     """
-    path = _mnist1d_cache_file()
+    n, split, _ = MNIST1D_VARIANTS[name]
+    n_train = int(n * split)
+    path = _mnist1d_cache_file(name)
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
-        if arrays["x"].shape == (4000, 40) and arrays["x_test"].shape == (1000, 40):
+        if arrays["x"].shape == (n_train, 40) and arrays["x_test"].shape == (n - n_train, 40):
             return arrays
     except (OSError, KeyError, ValueError):
         pass
-    arrays = generate_mnist1d()
+    arrays = generate_mnist1d() if name == "mnist1d" else generate_mnist1d(n, split)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
@@ -195,21 +216,23 @@ def mnist1d_arrays() -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_mnist1d(seed: int = 0, val_size: int | None = None) -> Dataset:
+def load_mnist1d(seed: int = 0, val_size: int | None = None, name: str = "mnist1d") -> Dataset:
     """MNIST-1D: 3,500 train / 500 val (stratified from the 4,000, by ``seed``; ``val_size``
-    sets the 500, 0 trains on all 4,000) / 1,000 test, ``(1, 40)``."""
-    info = DATASETS["mnist1d"]
-    a = mnist1d_arrays()
+    sets the 500, 0 trains on all 4,000) / 1,000 test, ``(1, 40)``. ``name="mnist1d_large"``:
+    40,000 / 5,000 (from the 45,000) / 5,000."""
+    info = DATASETS[name]
+    a = mnist1d_arrays(name)
     idx = np.arange(len(a["y"]))
-    k = MNIST1D_VAL if val_size is None else check_val_size(val_size, len(idx), "mnist1d")
+    default_val = MNIST1D_VARIANTS[name][2]
+    k = default_val if val_size is None else check_val_size(val_size, len(idx), name)
     if k == 0:
         train_idx, val_idx = idx, np.array([], dtype=idx.dtype)
     else:
-        train_idx, val_idx = _split_off(idx, k, seed, a["y"], "mnist1d")
+        train_idx, val_idx = _split_off(idx, k, seed, a["y"], name)
     train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
     x = a["x"][:, None, :]
     return Dataset(
-        name="mnist1d", task=info.task, input_shape=tuple(info.input_shape), num_classes=10,
+        name=name, task=info.task, input_shape=tuple(info.input_shape), num_classes=10,
         train=Split(torch.from_numpy(x[train_idx]), torch.from_numpy(a["y"][train_idx])),
         val=Split(torch.from_numpy(x[val_idx]), torch.from_numpy(a["y"][val_idx])),
         test=Split(torch.from_numpy(a["x_test"][:, None, :].copy()),
@@ -223,6 +246,6 @@ def load_mnist1d(seed: int = 0, val_size: int | None = None) -> Dataset:
 
 def load_embedded(name: str, seed: int = 0, val_size: int | None = None) -> Dataset:
     """Dispatch an embedded dataset by registry name."""
-    if name == "mnist1d":
-        return load_mnist1d(seed, val_size)
+    if name in MNIST1D_VARIANTS:
+        return load_mnist1d(seed, val_size, name)
     return load_sklearn(name, seed, val_size)

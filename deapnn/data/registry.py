@@ -56,6 +56,9 @@ DATASETS: dict[str, DatasetInfo] = dict([
           "scikit-learn Wisconsin breast cancer, 569 samples", 455),
     _info("mnist1d", (1, 40), 10, "classification", EMBEDDED, None,
           "MNIST-1D generated from its templates: 4,000 train / 1,000 test sequences", 4000),
+    _info("mnist1d_large", (1, 40), 10, "classification", EMBEDDED, "shift:4",
+          "MNIST-1D, same generator and templates, 45,000 train / 5,000 test sequences "
+          "(40,000 / 5,000 validation / 5,000 test), random-shift augmentation", 45000),
     _info("mnist", (1, 28, 28), 10, "classification", TORCHVISION, None,
           "MNIST handwritten digits, 60,000 / 10,000", 60000),
     _info("fashion_mnist", (1, 28, 28), 10, "classification", TORCHVISION, None,

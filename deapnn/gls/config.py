@@ -1,18 +1,37 @@
 """Configuration of a GLS comparison: :class:`GLSConfig` and the comparison arms (Ding & Spector
 2022, §4: GLS against SGD at the same epochs, SGD at matched gradient compute and SubGD with
-random selection)."""
+random selection; beyond the paper, two controls: ``sgd_reset``, SGD whose momentum is reset
+every T steps, T = a GLS child's steps per generation, and ``sgd_tuned``, SGD at the learning
+rate of a small grid that scores best on the validation split; ``docs/faithfulness_gls.md``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from ..algorithms.gradient_lexicase import GLSLoopConfig
 from ..baseline import SGDRunConfig
-from ..config import ConfigError, Interval, Options, int_list, subset_of
+from ..config import Check, ConfigError, Interval, Options, int_list, subset_of
 
-ARMS = ("gls", "sgd", "sgd_matched", "random")
+ARMS = ("gls", "sgd", "sgd_matched", "random", "sgd_reset", "sgd_tuned")
 ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
-              "random": "SubGD + random selection"}
+              "random": "SubGD + random selection", "sgd_reset": "SGD, momentum reset",
+              "sgd_tuned": "SGD, lr tuned on val"}
 SELECTION_DATA = ("clean", "augmented")
+#: per-case values lexicase compares: top-1 error (0/1, the paper's) or cross-entropy loss
+CASE_METRICS = ("error", "loss")
+#: the learning rates ``sgd_tuned`` tries, as multiples of ``lr``
+TUNE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def _augmentation_ok(value) -> bool:
+    from ..data import parse_kind
+    parse_kind(value)
+    return True
+
+
+def _epsilon_ok(value) -> bool:
+    return value is None or value == "auto" or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        and value == value and value != float("inf"))
 
 
 def _semantics():
@@ -30,7 +49,15 @@ class GLSConfig(SGDRunConfig):
     ``val_size`` (see :func:`deapnn.data.load_dataset`): ``None`` holds out the dataset's usual
     validation split (5,000 CIFAR/SVHN images); 0 is the paper's protocol (Ding & Spector 2022,
     §4): every arm trains on the whole training set and only the final parent's test accuracy
-    is measured."""
+    is measured.
+
+    Beyond the paper (issue "GLS in the paper's regime"): ``augmentation`` chooses the
+    augmentation kind (see :meth:`augmentation_kind`); ``case_metric="loss"`` makes lexicase
+    compare per-case cross-entropy, with ``epsilon`` (None: exact, a number, or "auto": the
+    MAD of the case's losses over the current pool, "dynamic" ε-lexicase, La Cava et al. 2016);
+    ``diagnostics`` logs, per generation, whether the winner trained on the case that decided
+    its selection and whether it is the best child on the validation split; ``tune_factors``
+    are the multiples of ``lr`` the ``sgd_tuned`` arm tries."""
     epochs: int = 30
     weight_decay: float = 1e-4
     pop: int = 4
@@ -45,6 +72,11 @@ class GLSConfig(SGDRunConfig):
                                    # dataset's usual split; 0: none, the paper's CIFAR protocol)
     arms: list = field(default_factory=lambda: ["gls", "sgd"])
     seeds: list = field(default_factory=lambda: [0])
+    augmentation: str | None = None  # None: the dataset's own (mnist1d_large: shift:4); or a kind
+    case_metric: str = "error"       # lexicase on top-1 error (paper) or per-case loss
+    epsilon: float | str | None = None   # with case_metric "loss": None, a number or "auto"
+    diagnostics: bool = False        # log per generation who decided the selection (see job)
+    tune_factors: list = field(default_factory=lambda: list(TUNE_FACTORS))
 
     _parameter_constraints = {
         **SGDRunConfig._parameter_constraints,
@@ -59,6 +91,14 @@ class GLSConfig(SGDRunConfig):
         "val_size": [Interval(int, 0, None), None],
         "arms": [subset_of(ARMS)],
         "seeds": [int_list(0, distinct=True)],
+        "augmentation": [Check(_augmentation_ok, "none, crop, crop_flip or shift, optionally "
+                                                 "with :PADDING (e.g. crop:1)"), None],
+        "case_metric": [Options(CASE_METRICS)],
+        "epsilon": [Check(_epsilon_ok, "a finite number >= 0 or auto"), None],
+        "diagnostics": [bool],
+        "tune_factors": [Check(lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < float("inf")
+            for f in v), "a non-empty list of numbers > 0")],
     }
 
     def _check(self) -> None:
@@ -69,6 +109,39 @@ class GLSConfig(SGDRunConfig):
         if self.val_size is not None and pool is not None and self.val_size >= pool:
             raise ConfigError(f"val_size must be < {pool} (the training examples of "
                               f"{self.dataset}), got {self.val_size}", "val_size")
+        if self.epsilon is not None and self.case_metric != "loss":
+            raise ConfigError("epsilon needs case_metric loss (the 0/1 errors of the paper's "
+                              "lexicase have no use for it)", "epsilon")
+        if self.case_metric == "loss" and self.semantics == "reference":
+            raise ConfigError("case_metric loss needs semantics standard (the reference code's "
+                              "loop is defined on pass/fail only)", "case_metric")
+        if "sgd_tuned" in self.arms and self.val_size == 0:
+            raise ConfigError("arm sgd_tuned chooses its learning rate on the validation split: "
+                              "it needs val_size > 0", "arms")
+        kind = self.augmentation_kind()
+        if kind is not None:
+            import torch
+
+            from ..data import augment_batch
+            shape = DATASETS[self.dataset].input_shape
+            try:
+                augment_batch(torch.zeros((1,) + tuple(shape)), kind)
+            except ValueError as exc:
+                raise ConfigError(f"augmentation {kind} does not fit dataset {self.dataset}: "
+                                  f"{exc}", "augmentation") from None
+
+    def augmentation_kind(self, dataset_default: str | None = "registry") -> str | None:
+        """The augmentation SubGD and the SGD arms apply (never selection, unless
+        ``selection_data`` is "augmented"): None with ``augment`` off, else ``augmentation``
+        or the dataset's own (``dataset_default``, the loaded dataset's ``augment``; by default
+        the registry's: ``mnist1d_large``: ``shift:4``; digits: none, ``crop:1`` opt-in)."""
+        from ..data import DATASETS
+        if not self.augment:
+            return None
+        if dataset_default == "registry":
+            dataset_default = DATASETS[self.dataset].augment
+        kind = self.augmentation if self.augmentation is not None else dataset_default
+        return None if kind in (None, "none") else kind
 
     def generations(self) -> int:
         """GLS generations = epochs · (p+1): (p+1)× the baseline's gradient compute, as in the
@@ -76,4 +149,4 @@ class GLSConfig(SGDRunConfig):
         return self.epochs * (self.pop + 1)
 
 
-__all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "SELECTION_DATA"]
+__all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "SELECTION_DATA", "CASE_METRICS", "TUNE_FACTORS"]

@@ -6,6 +6,8 @@ killed job resumed later continues exactly where it stopped. Jobs are independen
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import fcntl
 import json
 import os
@@ -23,10 +25,11 @@ from ..evaluation import Evaluation
 from ..failsafe import describe, time_limit
 from ..models import build_model
 from ..progress import no_progress
-from ..rundir import RunDir, atomic_write, check_no_links, open_lock
+from ..rundir import RunDir, atomic_write, check_no_links, open_lock, save_weights
 from ..runtime import derive_seed, get_device, seed_everything
 from ..training import train
 from .config import GLSConfig
+from .representation import feature_effective_rank
 from .toolbox import accuracy_evaluator, final_accuracy, gls_toolbox
 
 
@@ -34,7 +37,11 @@ def run_job(job: dict) -> Evaluation:
     """Run (or resume) one arm × seed in ``job["dir"]``; return its :class:`Evaluation`:
     ``values`` = ``(test accuracy,)``, ``info`` = the job's result row (``arm, seed, test_acc,
     val_acc, val_size, seconds, diverged, device, host``; ``val_size``: the validation examples
-    held out of the training data, 0 for the paper's protocol, where ``val_acc`` is None).
+    held out of the training data, 0 for the paper's protocol, where ``val_acc`` is None; the
+    regime of :func:`regime`; ``feature_erank``, the effective rank of the final model's
+    penultimate-layer features on the test split, :mod:`deapnn.gls.representation`;
+    ``sgd_reset``: ``momentum_reset`` = T; ``sgd_tuned``: the chosen ``lr`` and ``tuning``, the
+    validation accuracy of every learning rate tried).
 
     ``job`` = ``{"arm", "seed", "dir", "config": GLSConfig.to_dict()[, "progress", "timeout"]}``
     (``progress``: a factory ``progress(total, desc, unit=...)``, default silent). A finished job
@@ -83,6 +90,107 @@ def _run_job(job: dict) -> dict:
 
 def _best_so_far(records) -> float:
     return max((r["val_acc"] for r in records if r.get("val_acc") is not None), default=-1.0)
+
+
+def child_steps(n_train: int, batch_size: int, pop: int) -> int:
+    """Optimizer steps of a GLS child per generation: the fewest any child takes when the
+    ``ceil(n_train / batch_size)`` mini-batches of one SubGD pass go round-robin to ``pop``
+    children (Ding & Spector 2022, §3.2) — T of the ``sgd_reset`` control."""
+    return max(1, -(-n_train // batch_size) // pop)
+
+
+def regime(cfg: GLSConfig, n_train: int, dataset_augment: str | None = "registry") -> dict:
+    """The regime a comparison runs in, stored in every result row: ``pop``, a GLS child's
+    ``steps_per_child`` per generation, the ``augmentation`` SubGD and SGD apply (None: none),
+    the lexicase ``case_metric`` and its ``epsilon``."""
+    return {"pop": cfg.pop, "steps_per_child": child_steps(n_train, cfg.batch_size, cfg.pop),
+            "augmentation": cfg.augmentation_kind(dataset_augment),
+            "case_metric": cfg.case_metric,
+            "epsilon": cfg.epsilon}
+
+
+def _fraction(values) -> float | None:
+    values = [bool(v) for v in values if v is not None and v == v]
+    return sum(values) / len(values) if values else None
+
+
+def diagnostics_summary(records) -> dict:
+    """Per-job summary of ``--diagnostics`` over the generations: ``diag_decided`` (share of
+    generations in which lexicase narrowed the pool to one child on some case),
+    ``diag_trained_on_decider`` (of those, the share whose winner trained on that case; about
+    1/p if unrelated) and ``diag_winner_best_val`` (share of generations whose winner is a best
+    child on the validation split; about 1/p by chance)."""
+    return {"diag_decided": _fraction([r.get("deciding_case") is not None for r in records
+                                       if r.get("cases_examined") is not None]),
+            "diag_trained_on_decider": _fraction([r.get("winner_trained_on_decider")
+                                                  for r in records]),
+            "diag_winner_best_val": _fraction([r.get("winner_best_val") for r in records])}
+
+
+def _sgd(model, data, cfg, epochs, lr, seed, device, interval, bar, save, resume, best_file,
+         reset=None):
+    """Train ``model`` with SGD (``reset``: momentum reset period, the ``sgd_reset`` control);
+    return ``(records, divergence reason)``."""
+    with restoring():
+        best = _best_so_far((resume or {}).get("history", []))
+    evaluate_all = accuracy_evaluator(data, best_file, best)
+
+    def on_epoch(epoch, loss):
+        record = {"epoch": epoch + 1, "compute_epochs": epoch + 1, "train_loss": loss}
+        if (epoch + 1) % interval == 0 or epoch + 1 == epochs:
+            record.update(evaluate_all(model))
+        return record
+
+    tc = cfg.train_config(epochs)
+    if lr != tc.lr:
+        tc = dataclasses.replace(tc, lr=lr)
+    res = train(model, data.train.x, data.train.y, tc, task=data.task,
+                augment=cfg.augmentation_kind(data.augment), device=device, seed=seed,
+                on_epoch=on_epoch, progress=bar, checkpoint=save, resume_state=resume,
+                momentum_reset=reset)
+    return res.history, res.reason
+
+
+def _tuned_sgd(cfg, data, model, seed, out, device, bar, interval):
+    """The ``sgd_tuned`` control: SGD for ``cfg.epochs`` epochs from the same initial weights at
+    every learning rate ``lr · f`` (``f`` in ``cfg.tune_factors``), each in ``lr<i>/`` with its
+    own checkpoints; the one with the best final validation accuracy (the first of a tie, in
+    grid order) is the arm's model. The test split is never looked at while choosing.
+    Returns ``(model, records, divergence reason, {"lr", "tuning"})``."""
+    init = copy.deepcopy(model.state_dict())
+    trials = []
+    for i, factor in enumerate(cfg.tune_factors):
+        lr = cfg.lr * factor
+        sub = os.path.join(out, f"lr{i}")
+        trial_file = os.path.join(sub, "trial.pt")
+        if os.path.exists(trial_file):
+            trial = load_checkpoint(trial_file)
+            bar.update(cfg.epochs)
+        else:
+            ckpt = os.path.join(sub, "checkpoint.pt")
+            resume = load_checkpoint(ckpt) if os.path.exists(ckpt) else None
+            model.load_state_dict(init)
+            started = time.perf_counter() - (resume or {}).get("elapsed", 0.0)
+
+            def save(state, ckpt=ckpt, started=started):
+                state["elapsed"] = time.perf_counter() - started
+                save_checkpoint(ckpt, state)
+
+            records, reason = _sgd(model, data, cfg, cfg.epochs, lr, seed, device, interval, bar,
+                                   save, resume, None)
+            val = None if reason else final_accuracy(data, model)["val_acc"]
+            trial = {"lr": lr, "val_acc": val, "reason": reason, "history": records,
+                     "model": model.state_dict()}
+            save_checkpoint(trial_file, trial)
+        trials.append({k: v for k, v in trial.items() if k != "model"})
+        trials[-1]["file"] = trial_file
+    scored = [t for t in trials if t["val_acc"] is not None]
+    best = max(scored, key=lambda t: t["val_acc"]) if scored else trials[0]
+    model.load_state_dict(load_checkpoint(best["file"])["model"])
+    save_weights(os.path.join(out, "best_model.pt"), model.state_dict())
+    records = [dict(r, lr=best["lr"]) for r in best["history"]]
+    return model, records, best["reason"], {
+        "lr": best["lr"], "tuning": [{"lr": t["lr"], "val_acc": t["val_acc"]} for t in trials]}
 
 
 def _run_job_locked(job: dict) -> dict:
@@ -154,29 +262,27 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
         records, diverged = [dict(r) for r in logbook], None
         for r in records:
             r["compute_epochs"] = r["gen"]          # one SubGD pass = one epoch of gradient steps
+        extra = diagnostics_summary(records) if cfg.diagnostics else {}
+    elif arm == "sgd_tuned":
+        bar = progress(cfg.epochs * len(cfg.tune_factors), f"{arm} seed {seed}", unit="epoch")
+        model, records, diverged, extra = _tuned_sgd(cfg, data, model, seed, out, device, bar,
+                                                     interval)
     else:
         epochs = cfg.epochs * (cfg.pop + 1 if arm == "sgd_matched" else 1)
         bar = progress(epochs, f"{arm} seed {seed}", unit="epoch")
-        with restoring(ckpt_file):
-            best = _best_so_far((resume or {}).get("history", []))
-        evaluate_all = accuracy_evaluator(data, best_file, best)
-
-        def on_epoch(epoch, loss):
-            record = {"epoch": epoch + 1, "compute_epochs": epoch + 1, "train_loss": loss}
-            if (epoch + 1) % interval == 0 or epoch + 1 == epochs:
-                record.update(evaluate_all(model))
-            return record
-
-        res = train(model, data.train.x, data.train.y, cfg.train_config(epochs), task=data.task,
-                    augment=data.augment if cfg.augment else None, device=device, seed=seed,
-                    on_epoch=on_epoch, progress=bar, checkpoint=save, resume_state=resume)
-        records, diverged = res.history, res.reason
+        reset = child_steps(len(data.train), cfg.batch_size, cfg.pop) if arm == "sgd_reset" \
+            else None
+        records, diverged = _sgd(model, data, cfg, epochs, cfg.lr, seed, device, interval, bar,
+                                 save, resume, best_file, reset)
+        extra = {"momentum_reset": reset} if reset is not None else {}
     bar.close()
     # the final parent is reported, not the best (as the reference code, Ding & Spector 2022, §4)
     final = final_accuracy(data, model)
     result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
               "val_size": len(data.val), "seconds": time.perf_counter() - start, "diverged": diverged,
-              "device": str(device), "host": socket.gethostname()}
+              "device": str(device), "host": socket.gethostname(), **extra,
+              **regime(cfg, len(data.train), data.augment),
+              "feature_erank": feature_effective_rank(model, data.test.x)}
     rd = RunDir.open(out)
     rd.write_logbook(records)
     rd.save_weights(model.state_dict(), "model.pt")

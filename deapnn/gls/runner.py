@@ -2,7 +2,9 @@
 :func:`run_jobs`, :func:`summarize`, :func:`format_table`, :func:`write_outputs`.
 
 The arms (Ding & Spector 2022, §4): GLS; SGD at the same epochs; SGD at matched gradient compute,
-(p+1)× epochs; SubGD with random selection instead of lexicase (the ablation).
+(p+1)× epochs; SubGD with random selection instead of lexicase (the ablation); and two controls
+beyond the paper: SGD with its momentum reset every T steps (``sgd_reset``) and SGD at a
+learning rate tuned on the validation split (``sgd_tuned``).
 """
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ def summarize(evaluations: list[Evaluation]) -> dict:
                         "std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
                         "seconds": float(np.mean([r["seconds"] for r in rs])) if rs else 0.0,
                         "per_seed": {int(r["seed"]): r["test_acc"] for r in rs}}
+        summary[arm].update(_extra_means(rs))
         if arm in failed:
             summary[arm]["failed"] = failed[arm]
     if "gls" in summary:
@@ -82,6 +85,34 @@ def summarize(evaluations: list[Evaluation]) -> dict:
             if arm != "gls":
                 _paired(summary, arm)
     return summary
+
+
+#: result-row numbers beyond accuracy averaged per arm (when present): the representation metric
+#: and the ``--diagnostics`` shares
+EXTRA_MEANS = ("feature_erank", "diag_decided", "diag_trained_on_decider", "diag_winner_best_val")
+
+
+def _extra_means(rows: list[dict]) -> dict:
+    out = {}
+    for key in EXTRA_MEANS:
+        vals = np.array([r[key] for r in rows if isinstance(r.get(key), (int, float))
+                         and np.isfinite(r[key])], dtype=float)
+        if len(vals):
+            out[key] = {"mean": float(vals.mean()),
+                        "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, "n": len(vals)}
+    return out
+
+
+def regime_line(rows: list[dict]) -> str:
+    """The regime of the finished jobs (see :func:`deapnn.gls.job.regime`), one line."""
+    r = next((r for r in rows if "steps_per_child" in r), None)
+    if r is None:
+        return ""
+    metric = r.get("case_metric", "error")
+    eps = f", ε {r['epsilon']}" if r.get("epsilon") is not None else ""
+    return (f"regime: p={r.get('pop')}, {r['steps_per_child']} SGD steps per child per "
+            f"generation, augmentation {r.get('augmentation') or 'none'}, lexicase on "
+            f"per-case {metric}{eps}")
 
 
 def _paired(summary: dict, arm: str) -> None:
@@ -94,11 +125,17 @@ def _paired(summary: dict, arm: str) -> None:
             "losses": int((d < 0).sum())}
 
 
-def format_table(summary: dict, cfg: GLSConfig) -> str:
-    """The comparison as the text table ``deapnn gls`` prints (and ``summary.txt`` holds)."""
+def format_table(summary: dict, cfg: GLSConfig, rows: list[dict] | None = None) -> str:
+    """The comparison as the text table ``deapnn gls`` prints (and ``summary.txt`` holds);
+    ``rows`` (the result rows) add the regime line and the feature effective-rank and
+    ``--diagnostics`` columns."""
     lines = [f"{cfg.model} on {cfg.dataset}, p={cfg.pop}, {cfg.epochs} epochs "
              f"(GLS: {cfg.generations()} generations){_validation_note(cfg)}",
              f"{'arm':<26} {'test accuracy':>20} {'seeds':>5} {'wall s':>8}  GLS − arm (paired)"]
+    if rows:
+        extra = _extra_lines(summary, cfg)
+        if regime_line(rows):
+            lines.insert(1, regime_line(rows))
     for arm in ARMS:
         if arm not in summary:
             continue
@@ -111,7 +148,32 @@ def format_table(summary: dict, cfg: GLSConfig) -> str:
     for arm in ARMS:
         for why in summary.get(arm, {}).get("failed", []):
             lines.append(f"  failed: {ARM_TITLES[arm]} {why}")
+    if rows and extra:
+        lines.extend(extra)
     return "\n".join(lines)
+
+
+def _extra_lines(summary: dict, cfg: GLSConfig) -> list[str]:
+    """Feature effective rank (test split) and the ``--diagnostics`` shares, per arm."""
+    if not any("feature_erank" in s for s in summary.values()):
+        return []
+    diag = cfg.diagnostics
+    head = f"{'arm':<26} {'feature eff. rank':>18}"
+    if diag:
+        head += f" {'decided':>8} {'won on own case':>16} {'winner best val':>16}"
+    out = [head]
+    for arm in ARMS:
+        s = summary.get(arm)
+        if not s or "feature_erank" not in s:
+            continue
+        e = s["feature_erank"]
+        line = f"{ARM_TITLES[arm]:<26} {e['mean']:>9.2f} ± {e['std']:<6.2f}"
+        if diag:
+            line += "".join(f" {s[k]['mean']:>{w}.3f}" if k in s else f" {'—':>{w}}"
+                            for k, w in (("diag_decided", 8), ("diag_trained_on_decider", 16),
+                                         ("diag_winner_best_val", 16)))
+        out.append(line)
+    return out
 
 
 def _validation_note(cfg: GLSConfig) -> str:
@@ -164,7 +226,8 @@ def run_gls(cfg: GLSConfig, rundir, *, map_fn=None, progress=no_progress,
         if ev.failed and log is not None:
             log(f"{ARM_TITLES[ev.info['arm']]} seed {ev.info['seed']} failed: {ev.error}")
     stats = summarize(evaluations)
-    summary = GLSSummary(result_rows(evaluations), stats, format_table(stats, cfg))
+    rows = result_rows(evaluations)
+    summary = GLSSummary(rows, stats, format_table(stats, cfg, rows))
     write_outputs(rundir, summary, jobs)
     return summary
 

@@ -45,7 +45,7 @@ def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Too
     device = device or get_device()
     tb = base.Toolbox()
     x, y = data.train.x.to(device), data.train.y.to(device)
-    augment = data.augment if cfg.augment else None
+    augment = cfg.augmentation_kind(data.augment)
     tb.register("mutate", mutSubGD, x=x, y=y, batch_size=cfg.batch_size, augment=augment)
     if arm == "random":
         tb.register("select", selRandomChild)
@@ -54,10 +54,38 @@ def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Too
         # augmentation of the cases, drawn from the generation's random generator.
         tb.register("select", selGradientLexicase, x=x, y=y, chunk_size=cfg.chunk_size,
                     max_cases=cfg.max_cases, semantics=cfg.semantics,
-                    augment=augment if cfg.selection_data == "augmented" else None)
+                    augment=augment if cfg.selection_data == "augmented" else None,
+                    case_metric=cfg.case_metric, epsilon=cfg.epsilon)
     tb.register("evaluate", accuracy_evaluator(data))
     tb.register("model", build_model, cfg.model, data.input_shape, data.num_classes)
+    if cfg.diagnostics:
+        tb.register("diagnose", selection_diagnostics(data, device))
     return tb
 
 
-__all__ = ["gls_toolbox", "accuracy_evaluator", "final_accuracy"]
+def selection_diagnostics(data, device=None):
+    """The ``diagnose`` of a GLS toolbox (``--diagnostics``): per generation,
+
+    * ``deciding_case``: the training case at which the lexicase pool became one child (None
+      when it never did: the cases ran out, or random selection);
+    * ``winner_trained_on_decider``: whether the winner's SubGD slice held that case (a case is
+      in exactly one child's slice, so about 1/p when the case is unrelated to training);
+    * ``child_val_acc`` and ``winner_best_val``: every child's validation accuracy and whether
+      the winner has the highest (ties included; by chance about 1/p when the children differ).
+    """
+    xv, yv = data.val.x.to(device or "cpu"), data.val.y.to(device or "cpu")
+
+    def diagnose(children, winner: int, info: dict) -> dict:
+        decider = info.get("deciding_case")
+        cases = getattr(children[winner], "subgd_cases", None)
+        trained = (None if decider is None or cases is None
+                   else bool((cases.cpu() == int(decider)).any()))
+        record = {"deciding_case": decider, "winner_trained_on_decider": trained}
+        if len(xv):
+            accs = [evaluate(c, xv, yv, data.task) for c in children]
+            record.update(child_val_acc=accs, winner_best_val=accs[winner] == max(accs))
+        return record
+    return diagnose
+
+
+__all__ = ["gls_toolbox", "accuracy_evaluator", "final_accuracy", "selection_diagnostics"]

@@ -66,6 +66,54 @@ def _validation(cfg: dict, done: list[dict]) -> str:
             "accuracy is reported.")
 
 
+#: (result-row key, column title) of the representation metric and the --diagnostics shares
+_EXTRA = (("feature_erank", "feature effective rank (test)"),
+          ("diag_decided", "generations decided on a case"),
+          ("diag_trained_on_decider", "winner trained on the deciding case"),
+          ("diag_winner_best_val", "winner is a best child on val"))
+
+
+def _regime_section(rep: Report, cfg: dict, done: list[dict], summary: dict) -> None:
+    """The regime the jobs ran in (steps per child per generation, augmentation, p, case
+    metric), the representation metric and the ``--diagnostics`` shares per arm."""
+    rows = [j["result"] for j in done if "steps_per_child" in j["result"]]
+    if not rows:
+        return
+    rep.heading("Regime, representation and diagnostics")
+    regimes = sorted({(r.get("pop"), r["steps_per_child"], r.get("augmentation"),
+                       r.get("case_metric", "error"), r.get("epsilon")) for r in rows}, key=str)
+    rep.table(["p", "SGD steps per child per generation", "augmentation (SubGD, SGD)",
+               "lexicase case metric", "ε"],
+              [[plain(p), plain(t), plain(a or "none"), plain(m), plain(e if e is not None
+                                                                        else "—")]
+               for p, t, a, m, e in regimes])
+    by_arm: dict = {}
+    for r in rows:
+        by_arm.setdefault(r["arm"], []).append(r)
+    keys = [(k, t) for k, t in _EXTRA if any(k in r for r in rows)]
+    table = []
+    for arm in [a for a in _TITLES if a in by_arm] + [a for a in by_arm if a not in _TITLES]:
+        cells = [f"{_TITLES.get(arm, arm)} ({code(arm)})"]
+        for key, _ in keys:
+            vals = [r[key] for r in by_arm[arm] if finite(r.get(key))]
+            cells.append(mean_std(statistics.fmean(vals), sample_std(vals)) if vals else "—")
+        table.append(cells)
+    rep.table(["arm"] + [t for _, t in keys], table)
+    rep.para("Feature effective rank: exp of the entropy of the normalised singular values of "
+             "the column-centred penultimate-layer features (input of the last linear layer) "
+             "of the final model on the test split (Roy & Vetterli 2007), the measure of the "
+             "paper's claim that GLS learns more diverse representations (Ding & Spector "
+             "2022, analysis of the learned representations).")
+    if any(k.startswith("diag_") for k, _ in keys):
+        pop = cfg.get("pop")
+        chance = f"1/p = {1 / pop:.3f}" if isinstance(pop, int) and pop else "1/p"
+        rep.para("Diagnostics (`--diagnostics`), shares of generations per job, mean ± std "
+                 "over seeds: each training case is in exactly one child's SubGD slice, so "
+                 f"a deciding case unrelated to training is the winner's own about {chance} of "
+                 f"the time, and a random winner is a best child on validation about {chance} "
+                 "of the time (more with ties).")
+
+
 def gls(rep: Report, config: dict) -> str:
     cfg = config
     jobs = _jobs(rep, cfg)
@@ -103,6 +151,8 @@ def gls(rep: Report, config: dict) -> str:
                 "diverged" if (j["result"] or {}).get("diverged") else
                 "done" if j["result"] else "started" if j["started"] else "not started"]
                for j in jobs])
+
+    _regime_section(rep, cfg, done, summary)
 
     rep.heading("Curves")
     for fname, key, ylabel in (("accuracy.png", "val_acc", "validation accuracy"),
