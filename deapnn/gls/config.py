@@ -2,7 +2,7 @@
 2022, §4: GLS against SGD at the same epochs, SGD at matched gradient compute and SubGD with
 random selection; beyond the paper, two controls: ``sgd_reset``, SGD whose momentum is reset
 every T steps, T = a GLS child's steps per generation, and ``sgd_tuned``, SGD at the learning
-rate of a small grid that scores best on the validation split; ``docs/faithfulness_gls.md``)."""
+rate of a small grid that scores best on the validation split; ``docs/faithfulness.md``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
