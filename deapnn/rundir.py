@@ -51,12 +51,9 @@ class RunDir:
         if not os.path.exists(cfg_file):
             raise RunDirError(f"cannot resume {path}: no {cls.CONFIG} there")
         try:
-            with open(cfg_file, encoding="utf-8") as fh:
-                config = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise RunDirError(f"cannot resume {path}: {cls.CONFIG} is unreadable ({exc})") from None
-        if not isinstance(config, dict):
-            raise RunDirError(f"cannot resume {path}: {cls.CONFIG} holds no run configuration")
+            config = read_json_object(cfg_file)
+        except ValueError as exc:
+            raise RunDirError(f"cannot resume {path}: {cls.CONFIG} is {exc}") from None
         return cls(path, config, _resuming=True)
 
     @classmethod
@@ -129,6 +126,19 @@ class RunDir:
             for row in rows:
                 writer.writerow({k: _cell(v) for k, v in row.items()})
         return atomic_write(self.file(name or self.LOGBOOK), write, mode="w")
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON file that holds one object; ``ValueError`` saying why when it is unreadable, not
+    JSON or not an object (``"unreadable (...)"`` / ``"not a JSON object"``)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
 
 
 def check_no_links(path: str | os.PathLike) -> None:

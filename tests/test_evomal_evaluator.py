@@ -6,24 +6,13 @@ import torch
 from deap import tools
 
 from deapnn.algorithms.evomal import eaEvoMAL
-from deapnn.data.base import Dataset, Split
 from deapnn.evaluation import Evaluation
 from deapnn.evomal.evaluator import EvoMALConfig, EvoMALEvaluator
 from deapnn.evomal.rejection import rejection_protocol
 from deapnn.evomal.toolbox import fitness_stats, make_toolbox
 from deapnn.losses.archive import LossArchive
 from deapnn.losses.tree import TreeLoss
-
-
-def _data(task="regression", n=120, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 5, generator=g)
-    if task == "regression":
-        y, c = x @ torch.randn(5, 1, generator=g) + 0.1 * torch.randn(n, 1, generator=g), 1
-    else:
-        y, c = (x[:, :3] + 0.3 * torch.randn(n, 3, generator=g)).argmax(1), 3
-    parts = [Split(x[i:j], y[i:j]) for i, j in ((0, 60), (60, 90), (90, 120))]
-    return Dataset("toy", task, (5,), c, *parts)
+from evomal_helpers import toy_data as _data
 
 
 def _cfg(**kw):

@@ -10,24 +10,13 @@ import torch
 
 import deapnn.evomal.evaluator as evaluator_module
 from deapnn.config import ConfigError
-from deapnn.data.base import Dataset, Split
 from deapnn.evomal.config import EvoMALConfig, EvoMALRunConfig, reference_rejection_steps
 from deapnn.evomal.evaluator import EvoMALEvaluator, build_base_model
 from deapnn.evomal.rejection import reference_rejection
 from deapnn.loss_training import prediction_error
 from deapnn.losses.metaloss import MetaLossNetwork
 from deapnn.losses.tree import TreeLoss
-
-
-def _data(task="regression", n=120, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 5, generator=g)
-    if task == "regression":
-        y, c = x @ torch.randn(5, 1, generator=g) + 0.1 * torch.randn(n, 1, generator=g), 1
-    else:
-        y, c = (x[:, :3] + 0.3 * torch.randn(n, 3, generator=g)).argmax(1), 3
-    parts = [Split(x[i:j], y[i:j]) for i, j in ((0, 60), (60, 90), (90, 120))]
-    return Dataset("toy", task, (5,), c, *parts)
+from evomal_helpers import toy_data as _data
 
 
 def _cfg(**kw):

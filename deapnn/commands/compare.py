@@ -19,6 +19,7 @@ import json
 import os
 from functools import partial
 
+from ..rundir import read_json_object
 from .common import UsageError, check_choice, config_usage_error
 
 
@@ -148,13 +149,9 @@ def _read(rundir, name: str, command: str) -> dict:
     if not os.path.exists(path):
         raise UsageError(f"{rundir.path}: no {name}; the {command} run has not finished")
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: not a JSON object")
-    return data
+        return read_json_object(path)
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
 
 
 def output_path(args, rundir) -> str:

@@ -30,6 +30,13 @@ class VGG19BN(nn.Module):
         return self.classifier(self.features(x))
 
 
+def projection_shortcut(cin: int, cout: int, stride: int) -> nn.Sequential:
+    """Identity, or a 1×1 conv + BN when the block changes the shape (He et al. 2016, option B)."""
+    if stride != 1 or cin != cout:
+        return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    return nn.Sequential()
+
+
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
@@ -37,10 +44,7 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
+        self.shortcut = projection_shortcut(cin, cout, stride)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -48,23 +52,35 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
-    """ResNet18 (He et al. 2016) with the CIFAR stem: 3×3 conv, no max-pool."""
+class StagedResNet(nn.Module):
+    """The CIFAR residual-network layout (He et al. 2016 with a 3×3 stride-1, 64-channel stem and
+    no max-pool): ``stages`` of ``(planes, blocks, stride)`` built from ``block(cin, planes,
+    stride)`` (output ``planes · block.expansion`` channels; the first block of a stage carries
+    its stride), global average pooling and a linear classifier."""
 
-    def __init__(self, in_channels: int, num_classes: int):
+    def __init__(self, in_channels: int, num_classes: int, block, stages):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
                                   nn.BatchNorm2d(64), nn.ReLU(inplace=True))
         blocks, c = [], 64
-        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            blocks += [BasicBlock(c, cout, stride), BasicBlock(cout, cout, 1)]
-            c = cout
+        for planes, n, stride in stages:
+            for i in range(n):
+                blocks.append(block(c, planes, stride if i == 0 else 1))
+                c = planes * getattr(block, "expansion", 1)
         self.layers = nn.Sequential(*blocks)
-        self.head = nn.Linear(512, num_classes)
+        self.head = nn.Linear(c, num_classes)
 
     def forward(self, x):
         out = self.layers(self.stem(x))
         return self.head(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+class ResNet18(StagedResNet):
+    """ResNet18 (He et al. 2016) with the CIFAR stem: 3×3 conv, no max-pool."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__(in_channels, num_classes, BasicBlock,
+                         ((64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)))
 
 
 class Bottleneck(nn.Module):
@@ -81,10 +97,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
+        self.shortcut = projection_shortcut(cin, cout, stride)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -93,25 +106,13 @@ class Bottleneck(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet50(nn.Module):
+class ResNet50(StagedResNet):
     """ResNet50 (He et al. 2016: bottleneck blocks 3-4-6-3) with the CIFAR stem: 3×3 conv, no
     max-pool; 2048 features into the classifier."""
 
     def __init__(self, in_channels: int, num_classes: int):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(64), nn.ReLU(inplace=True))
-        blocks, c = [], 64
-        for planes, n, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-            for i in range(n):
-                blocks.append(Bottleneck(c, planes, stride if i == 0 else 1))
-                c = planes * Bottleneck.expansion
-        self.layers = nn.Sequential(*blocks)
-        self.head = nn.Linear(c, num_classes)
-
-    def forward(self, x):
-        out = self.layers(self.stem(x))
-        return self.head(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        super().__init__(in_channels, num_classes, Bottleneck,
+                         ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)))
 
 
 class InvertedResidual(nn.Module):

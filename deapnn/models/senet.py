@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cifar import StagedResNet
+
 
 class PreActSEBlock(nn.Module):
     """BN-ReLU-3×3 conv → BN-ReLU-3×3 conv, the output scaled per channel by the SE gate
@@ -35,22 +37,11 @@ class PreActSEBlock(nn.Module):
         return out * gate + shortcut
 
 
-class SENet18(nn.Module):
+class SENet18(StagedResNet):
     """SENet18 (CIFAR variant): 3×3 conv-BN-ReLU stem with 64 channels, four stages of two
     :class:`PreActSEBlock` (64, 128, 256, 512 channels; the last three halve the resolution),
     global average pooling and a linear classifier."""
 
     def __init__(self, in_channels: int, num_classes: int):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(64), nn.ReLU(inplace=True))
-        blocks, c = [], 64
-        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            blocks += [PreActSEBlock(c, cout, stride), PreActSEBlock(cout, cout, 1)]
-            c = cout
-        self.layers = nn.Sequential(*blocks)
-        self.head = nn.Linear(512, num_classes)
-
-    def forward(self, x):
-        out = self.layers(self.stem(x))
-        return self.head(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        super().__init__(in_channels, num_classes, PreActSEBlock,
+                         ((64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)))
