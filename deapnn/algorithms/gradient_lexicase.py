@@ -36,7 +36,7 @@ INIT_MODES = ("clone", "independent")
 @dataclasses.dataclass
 class GLSLoopConfig(Config):
     """The loop settings :func:`eaGradientLexicase` accepts, with their constraints declared once
-    (:class:`deapnn.gls.GLSConfig` reuses them for ``pop``, ``momentum_mode`` and ``init``)."""
+    (``deapnn.gls.GLSConfig`` reuses them for ``pop``, ``momentum_mode`` and ``init``)."""
     pop_size: int = 4
     momentum: str = "reset"
     init: str = "clone"
