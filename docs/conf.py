@@ -47,6 +47,7 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 napoleon_use_ivar = True
+napoleon_preprocess_types = True   # value sets {"a", "b"}, "optional", literals
 myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]
 
@@ -58,6 +59,7 @@ nitpick_ignore_regex = [
                r"concurrent|enum|abc|os|io|json|types)(\..*)?"),
     (r"py:(class|obj|data)", r"(int|float|str|bool|bytes|dict|list|tuple|set|object|callable|"
                              r"None|NoneType|Any|Callable|Sequence|Iterable|Iterator|Mapping|"
+                             r"sequence|iterable|mapping|shape|array|"
                              r"Generator|Path|Optional|Union|Protocol|NamedTuple|array_like|"
                              r"optional|ndarray|Tensor|Module|Exception|ValueError|TypeError|"
                              r"RuntimeError|FileNotFoundError|KeyError|type)"),

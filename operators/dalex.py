@@ -47,8 +47,8 @@ def dalex(errors, k, *, std=200.0, rng=None):
 
     Parameters
     ----------
-    errors : array_like, shape (n_individuals, n_cases)
-        Numeric errors, lower is better. Non-finite errors keep the order of
+    errors : array_like
+        (n_individuals, n_cases) numeric errors, lower is better. Non-finite errors keep the order of
         :func:`operators.lexicase.lexicase`: NaN and ``+inf`` count as worse than the worst finite
         error of their case by the case's range plus one, ``-inf`` as better than the best by as
         much.

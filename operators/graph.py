@@ -260,6 +260,8 @@ class PopulationIndex:
         self.matrix = np.stack(fps) if fps else np.zeros((0, PROBE_ROWS), np.float32)
 
     def contains(self, fp: np.ndarray | None, expression: str) -> bool:
+        """Whether a loss with fingerprint ``fp`` (or ``None``) and ``expression`` duplicates a
+        member: the same expression string, or a fingerprint within the threshold of one."""
         if expression in self.expressions:
             return True
         if fp is None or not len(self.matrix):
@@ -267,6 +269,7 @@ class PopulationIndex:
         return bool(np.any(np.linalg.norm(self.matrix - fp, axis=1) <= self.threshold))
 
     def add(self, fp, expression: str) -> None:
+        """Add a member by its fingerprint (or ``None``) and expression string."""
         self.expressions.add(expression)
         if fp is not None:
             self.matrix = np.vstack([self.matrix, fp[None]])

@@ -79,8 +79,8 @@ def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample
 
     Parameters
     ----------
-    errors : array_like, shape (n_individuals, n_cases)
-        Numeric errors (float, any integer dtype or bool), lower is better; ``-inf`` is the best
+    errors : array_like
+        (n_individuals, n_cases) numeric errors (float, any integer dtype or bool), lower is better; ``-inf`` is the best
         error, ``+inf`` the worst, NaN ranks worst (tied with ``+inf``).
     k : int
         Number of selection events (>= 0); ``k == 0`` returns an empty array (also from an empty
@@ -159,8 +159,8 @@ def case_mad(errors):
 
     Parameters
     ----------
-    errors : array_like, shape (n_individuals, n_cases)
-        Numeric errors, lower is better.
+    errors : array_like
+        (n_individuals, n_cases) numeric errors, lower is better.
 
     Returns
     -------
@@ -194,10 +194,10 @@ def lexicase_filter(pool, errors_chunk, epsilon=None, *, epsilon_mode="dynamic",
 
     Parameters
     ----------
-    pool : array_like, shape (p,)
-        Candidate ids (any labels).
-    errors_chunk : array_like, shape (p, c)
-        Errors of those candidates on the next ``c`` cases, *rows aligned with pool*, columns in
+    pool : array_like
+        1-D array of ``p`` candidate ids (any labels).
+    errors_chunk : array_like
+        (p, c) errors of those candidates on the next ``c`` cases, *rows aligned with pool*, columns in
         the order the cases are to be applied; lower is better, same order of non-finite values as
         :func:`lexicase`.
     epsilon : None, float, array_like or "auto", optional

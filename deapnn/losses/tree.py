@@ -181,7 +181,7 @@ def correctArguments(tree, pset: gp.PrimitiveSet | None = None, rng=random):
         The tree to repair, modified in place (its class and fitness object are kept; a valid
         fitness is invalidated).
     pset : deap.gp.PrimitiveSet, optional
-        The primitive set (default: :func:`lossPrimitiveSet`).
+        The primitive set (default: :func:`~deapnn.losses.lossPrimitiveSet`).
     rng : random.Random, optional
         Source of the draws (default: the ``random`` module).
 
