@@ -48,6 +48,7 @@ napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 napoleon_use_ivar = True
 napoleon_preprocess_types = True   # value sets {"a", "b"}, "optional", literals
+strip_signature_backslash = True   # napoleon then escapes a trailing "_" (min_) in parameter names
 myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]
 

@@ -45,8 +45,10 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     ----------
     children : sequence of torch.nn.Module
         The ``p`` children (copies of the parent), trained in place.
-    x, y : torch.Tensor
-        The training cases and their labels, on the children's device.
+    x : torch.Tensor
+        The training cases, on the children's device.
+    y : torch.Tensor
+        Their labels.
     optimizers : sequence of torch.optim.Optimizer
         One per child, over that child's parameters (keyword only).
     loss_fn : callable, optional
@@ -208,12 +210,16 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
         The children to select from (put in eval mode while selecting, their mode restored).
     k : int, optional
         Number of selection events (default 1).
-    x, y : torch.Tensor
-        The training cases and labels (keyword only).
+    x : torch.Tensor
+        The training cases (keyword only).
+    y : torch.Tensor
+        Their labels (keyword only).
     rng : numpy.random.Generator, optional
         Source of the case orders and tie breaks (default: a fresh generator).
-    chunk_size, max_chunk_size : int, optional
-        First and largest chunk of cases evaluated at once (defaults 8 and 4096).
+    chunk_size : int, optional
+        The first chunk of cases evaluated at once (default 8).
+    max_chunk_size : int, optional
+        The largest chunk (default 4096).
     max_cases : int, optional
         Bound on the cases one event may examine (default: all). With a bound the event is
         lexicase on a random down-sample of that many cases (down-sampled lexicase, Hernandez et

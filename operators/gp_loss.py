@@ -92,7 +92,7 @@ def heightLimit(max_height: int = 10):
 
 def mutUniformLoss(individual, pset=None, min_: int = 0, max_: int = 2):
     """The EvoMAL mutation: ``gp.mutUniform`` with a ``gp.genHalfAndHalf`` subtree of depth
-    ``min_``..``max_``.
+    ``min_`` to ``max_``.
 
     Parameters
     ----------
@@ -100,8 +100,10 @@ def mutUniformLoss(individual, pset=None, min_: int = 0, max_: int = 2):
         The loss tree, mutated in place.
     pset : deap.gp.PrimitiveSet, optional
         The primitive set (default: the EvoMAL set, :func:`~deapnn.losses.lossPrimitiveSet`).
-    min_, max_ : int, optional
-        Depth range of the new subtree (defaults 0 and 2, as in the reference code).
+    min_ : int, optional
+        Least depth of the new subtree (default 0, as in the reference code).
+    max_ : int, optional
+        Greatest depth of the new subtree (default 2, as in the reference code).
 
     Returns
     -------

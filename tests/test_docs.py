@@ -7,6 +7,7 @@ temporary directory, once per session.
 """
 import doctest
 import importlib
+import inspect
 import os
 import re
 import subprocess
@@ -123,6 +124,11 @@ def test_public_name_has_rendered_entry_with_parameters(entries, package, name):
     assert ids, f"{package}.{name} has no entry in the rendered API reference"
     text = entries[ids[0]]
     assert re.search(r"Parameters\s*:", text), f"{ids[0]}: no Parameters section rendered"
+    params = [p.name for p in inspect.signature(obj).parameters.values()
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    for param in params:        # rendered as "name (type) – description"
+        assert re.search(rf"(^|\s){re.escape(param)} \(", text), \
+            f"{ids[0]}: parameter {param!r} is not documented"
 
 
 @pytest.mark.parametrize("package,name", PUBLIC, ids=[f"{p}.{n}" for p, n in PUBLIC])

@@ -134,8 +134,10 @@ def eaEvoMAL(population, toolbox, ngen: int, cxpb: float = 0.7, mutpb: float = 0
         (text → individual). ``deapnn.evomal.toolbox.make_toolbox`` registers them all.
     ngen : int
         Generations after the initial one (>= 0).
-    cxpb, mutpb : float, optional
-        Crossover and mutation rates (defaults 0.7 and 0.25, Table 2; each in [0, 1], sum <= 1).
+    cxpb : float, optional
+        Crossover rate (default 0.7, Table 2); in [0, 1], ``cxpb + mutpb <= 1``.
+    mutpb : float, optional
+        Mutation rate (default 0.25, Table 2); in [0, 1].
     elitism : int, optional
         Best trees kept unchanged per generation (default 1; the reference configures elitism
         but never applies it).

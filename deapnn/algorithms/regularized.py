@@ -267,10 +267,12 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         evaluations). ``population`` is replaced by the stored one.
     progress : object, optional
         tqdm-like; ``update(n)`` per round.
-    encode, decode : callable, optional
-        Genome ↔ plain data (defaults: ``to_json``/``from_json`` of the individual class when
-        present, else ``list(ind)``/``cls(list)``; ``toolbox.encode``/``toolbox.decode`` when
-        registered).
+    encode : callable, optional
+        Genome → plain data for checkpoints (default: ``toolbox.encode`` when registered, else
+        ``ind.to_json()`` when present, else ``list(ind)``).
+    decode : callable, optional
+        Plain data → individual, to resume (default: ``toolbox.decode`` when registered, else
+        ``from_json`` of the individual class when present, else the class itself).
     failed_child : {"discard", "insert"}, optional
         ``"discard"`` (default): a failed child (see :func:`child_failed`) is re-mutated from the
         same parent, up to ``attempts`` evaluations, then the population is left unchanged;
