@@ -1,12 +1,14 @@
-# Two entry points; each creates .venv on first use and installs the project into it.
+# Entry points; each creates .venv on first use and installs the project into it.
 #   make demo   run the main job on an embedded dataset (digits, offline)
 #   make test   run the full test suite
+#   make docs   build the API reference (Sphinx, warnings are errors) into docs/_build/html
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deapnn-installed
+DOCS_STAMP := $(VENV)/.deapnn-docs-installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench docs clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,9 +28,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+$(DOCS_STAMP): $(STAMP) setup.py
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo "API reference: docs/_build/html/index.html"
+
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	for b in $(filter-out bench/cuda_check.py,$(wildcard bench/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf runs .pytest_cache build *.egg-info
+	rm -rf runs .pytest_cache build *.egg-info docs/_build

@@ -24,7 +24,9 @@ setup(
         "scipy",          # SVHN .mat loading (torchvision), Bessel ops
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout"],
+        # the test suite builds the API reference too (tests/test_docs.py)
+        "test": ["pytest>=7", "pytest-timeout", "sphinx>=7", "myst-parser>=2"],
+        "docs": ["sphinx>=7", "myst-parser>=2"],   # make docs
         "bench": ["lexicase==0.3.0", "higher==0.2.1"],
     },
     entry_points={"console_scripts": ["deapnn=deapnn.cli:main"]},

@@ -69,6 +69,7 @@ class Protocol:
     extra: dict = field(default_factory=dict)    # shown settings: model, steps, ...
 
     def lrs(self) -> list[float]:
+        """The learning rates of the grid: ``lr`` times each multiplier of ``grid``."""
         return [self.lr * m for m in self.grid]
 
 
@@ -113,6 +114,8 @@ def grid_ok(value) -> bool:
 
 
 def multiplier_text(m: float) -> str:
+    """A learning-rate multiplier as text: a fraction (``1/8``, ``2``) when one with a
+    denominator up to 64 equals it, else the number."""
     f = Fraction(m).limit_denominator(64)
     return str(f) if abs(float(f) - m) < 1e-12 else f"{m:g}"
 

@@ -4,7 +4,7 @@ Every method's configuration (``GLSConfig``, ``NLFSConfig``, ``EvoMALConfig``, `
 ...) is a dataclass deriving from :class:`Config`. Its ``_parameter_constraints`` maps a field
 to the values it accepts (the scheme of scikit-learn's ``_parameter_constraints``): a list of
 :class:`Interval`, :class:`Options`, :class:`Check`, Python types or ``None``; a value passes
-when it satisfies any of them. Cross-field rules go in :meth:`Config._check`. ``validate()``
+when it satisfies any of them. Cross-field rules go in ``Config._check``. ``validate()``
 raises :class:`ConfigError` (a ``ValueError``) naming the field; the command line turns it into
 its one-line usage error naming the flag (``pop`` → ``--pop``).
 """
@@ -15,8 +15,8 @@ import math
 import numbers
 
 
-#: the largest float32: a learning rate or weight decay above it cannot reach a float32 kernel
-#: (torch fails with "value cannot be converted to type float without overflow")
+#: The largest float32. A learning rate or weight decay above it cannot reach a float32 kernel
+#: (torch fails with "value cannot be converted to type float without overflow").
 FLOAT32_MAX = 3.4028234663852886e38
 
 
@@ -36,6 +36,7 @@ class Interval:
         self.kind, self.low, self.high, self.closed = kind, low, high, closed
 
     def accepts(self, value) -> bool:
+        """Whether ``value`` is a number of this kind inside the interval."""
         if isinstance(value, bool):
             return False
         if self.kind is int and not isinstance(value, numbers.Integral):
@@ -49,6 +50,7 @@ class Interval:
         return not (self.high is not None and (value > self.high if right else value >= self.high))
 
     def describe(self) -> str:
+        """The interval in words, for an error message (e.g. "an integer >= 1")."""
         kind = "an integer" if self.kind is int else "a finite number"
         parts = []
         if self.low is not None:
@@ -65,9 +67,11 @@ class Options:
         self.values = tuple(values)
 
     def accepts(self, value) -> bool:
+        """Whether ``value`` is one of the options."""
         return isinstance(value, (str, int, float, bool)) and value in self.values
 
     def describe(self) -> str:
+        """The options in words, for an error message."""
         return "one of " + ", ".join(str(v) for v in self.values)
 
 
@@ -78,12 +82,14 @@ class Check:
         self.predicate, self.description = predicate, description
 
     def accepts(self, value) -> bool:
+        """Whether the predicate holds for ``value`` (a predicate that raises: it does not)."""
         try:
             return bool(self.predicate(value))
         except Exception:
             return False
 
     def describe(self) -> str:
+        """The description given with the predicate."""
         return self.description
 
 

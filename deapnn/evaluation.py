@@ -1,7 +1,7 @@
 """One evaluation result for every method (failure is data).
 
 Every evaluator of deapnn — the NLFS surrogate, the EvoMAL fitness, a GLS job — and
-:class:`deapnn.failsafe.Guarded` return an :class:`Evaluation`; every generation loop gives it to
+``deapnn.failsafe.Guarded`` return an :class:`Evaluation`; every generation loop gives it to
 an individual with :func:`assign`. A user's own ``toolbox.evaluate`` may keep DEAP's convention
 and return a plain fitness tuple (or one number): :func:`as_evaluation` reads both.
 
@@ -39,7 +39,7 @@ class Evaluation:
 
     @property
     def fitness(self) -> float:
-        """The first (for every deapnn method: the only) fitness value."""
+        """The first fitness value (for every deapnn method the only one)."""
         return self.values[0]
 
     @classmethod
@@ -48,11 +48,12 @@ class Evaluation:
         return cls(values, info, error)
 
     def to_dict(self) -> dict:
-        """Plain data for checkpoints and JSON files (see :meth:`from_dict`)."""
+        """Plain data for checkpoints and JSON files (read back by :meth:`from_dict`)."""
         return {"values": list(self.values), "info": dict(self.info), "error": self.error}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Evaluation":
+        """The :class:`Evaluation` that :meth:`to_dict` wrote."""
         return cls(tuple(data["values"]), data.get("info") or {}, data.get("error"))
 
 

@@ -45,6 +45,8 @@ class RunDir:
 
     @classmethod
     def resume(cls, path: str | os.PathLike) -> "RunDir":
+        """Reopen the run in ``path`` with its stored ``config.json``; a directory with a
+        symbolic link in it, or without a readable run configuration, raises :class:`RunDirError`."""
         path = os.fspath(path)
         cfg_file = os.path.join(path, cls.CONFIG)
         check_no_links(path)
@@ -88,16 +90,20 @@ class RunDir:
         return cls(path, {}, _resuming=True)
 
     def file(self, name: str) -> str:
+        """The path of the run's file ``name``."""
         return os.path.join(self.path, name)
 
     # --- state -----------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
+        """Whether the run has written a checkpoint."""
         return os.path.exists(self.file(self.CHECKPOINT))
 
     def save_checkpoint(self, state: dict) -> None:
+        """Write ``state`` as the run's checkpoint, atomically (:func:`deapnn.checkpoint.save_checkpoint`)."""
         save_checkpoint(self.file(self.CHECKPOINT), state)
 
     def load_checkpoint(self) -> dict | None:
+        """The run's checkpoint, read with the safe loader, or ``None`` when there is none."""
         return load_checkpoint(self.file(self.CHECKPOINT)) if self.has_checkpoint() else None
 
     def save_weights(self, state_dict: dict, name: str = "best_model.pt") -> str:
@@ -106,9 +112,12 @@ class RunDir:
 
     # --- text outputs ------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> str:
+        """Write ``text`` to the run's file ``name`` atomically; return its path."""
         return atomic_write(self.file(name), lambda fh: fh.write(text), mode="w")
 
     def write_json(self, name: str, obj) -> str:
+        """Write ``obj`` as indented, key-sorted JSON to the run's file ``name`` atomically;
+        return its path."""
         def write(fh):
             json.dump(obj, fh, indent=2, sort_keys=True, default=str)
             fh.write("\n")

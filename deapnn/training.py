@@ -82,6 +82,7 @@ def scheduled_lr(cfg: TrainConfig, t: float, total: float) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group of ``optimizer`` to ``lr``."""
     for group in optimizer.param_groups:
         group["lr"] = lr
 

@@ -25,12 +25,52 @@ def check_sample_size(population_size: int, sample_size: int) -> None:
 
 
 def selAgingTournament(individuals, sample_size: int, k: int = 1, fit_attr: str = "fitness"):
-    """Return ``k`` individuals, each the fittest of ``sample_size`` members drawn uniformly
-    **with replacement** (Real et al. 2019, Algorithm 1: ``sample ← random element of population``
-    S times; ``parent ← highest-accuracy model in sample``).
+    """Aging-evolution tournament: ``k`` individuals, each the fittest of ``sample_size`` members
+    drawn uniformly **with replacement**.
 
-    Uses the ``random`` module, so ``random.seed`` reproduces a selection.  Ties go to the member
+    Uses the ``random`` module, so ``random.seed`` reproduces a selection. Ties go to the member
     drawn first.
+
+    Parameters
+    ----------
+    individuals : list
+        The population.
+    sample_size : int
+        S, the members drawn per tournament (1 <= S <= ``len(individuals)``).
+    k : int, optional
+        Number of tournaments, i.e. of individuals returned (default 1).
+    fit_attr : str, optional
+        Attribute compared (default ``"fitness"``).
+
+    Returns
+    -------
+    list
+        The ``k`` winners (references).
+
+    Raises
+    ------
+    ValueError
+        When ``sample_size`` is < 1 or larger than the population.
+
+    Examples
+    --------
+    >>> import random
+    >>> from deap import base, creator
+    >>> from operators import selAgingTournament
+    >>> creator.create("FitnessAge", base.Fitness, weights=(1.0,))
+    >>> creator.create("IndAge", list, fitness=creator.FitnessAge)
+    >>> pop = [creator.IndAge([i]) for i in range(3)]
+    >>> for ind, f in zip(pop, (0.3, 0.9, 0.5)):
+    ...     ind.fitness.values = (f,)
+    >>> random.seed(0)
+    >>> [ind[0] for ind in selAgingTournament(pop, sample_size=2, k=3)]
+    [1, 1, 1]
+
+    References
+    ----------
+    Real, Aggarwal, Huang & Le 2019, "Regularized evolution for image classifier architecture
+    search" (AAAI), §2 and Algorithm 1 (``sample ← random element of population`` S times;
+    ``parent ← highest-accuracy model in sample``); Morgan & Hougen 2024 (arXiv 2403.08793), §3.4.
     """
     check_sample_size(len(individuals), sample_size)
     get = attrgetter(fit_attr)
@@ -42,8 +82,41 @@ def selAgingTournament(individuals, sample_size: int, k: int = 1, fit_attr: str 
 
 
 def oldestIndex(population, fit_attr: str = "fitness") -> int:
-    """Index of the member :func:`replaceOldest` removes: the smallest ``birth``; among equally
-    old members the weakest; among those the first."""
+    """Index of the member :func:`replaceOldest` removes.
+
+    That is the member with the smallest ``birth``; among equally old members the weakest; among
+    those the first listed.
+
+    Parameters
+    ----------
+    population : list
+        Individuals carrying a ``birth`` attribute (smaller = older).
+    fit_attr : str, optional
+        Attribute compared among the oldest (default ``"fitness"``).
+
+    Returns
+    -------
+    int
+        The index in ``population``.
+
+    Raises
+    ------
+    ValueError
+        When ``population`` is empty.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Ind
+    >>> from operators import oldestIndex
+    >>> pop = [Ind(birth=0, fitness=0.3), Ind(birth=0, fitness=0.1), Ind(birth=1, fitness=0.0)]
+    >>> oldestIndex(pop)                       # the weakest of the two oldest
+    1
+
+    References
+    ----------
+    Real, Aggarwal, Huang & Le 2019 (AAAI), Algorithm 1; Morgan & Hougen 2024 (arXiv
+    2403.08793), §3.4 (the worst of the oldest is replaced, as in the authors' implementation).
+    """
     if not population:
         raise ValueError("cannot remove the oldest member of an empty population")
     get = attrgetter(fit_attr)
@@ -53,11 +126,47 @@ def oldestIndex(population, fit_attr: str = "fitness") -> int:
 
 
 def replaceOldest(population, child, fit_attr: str = "fitness"):
-    """Remove the oldest member of ``population`` (a list, changed in place), append ``child``
-    and return the removed individual (Real et al. 2019, Algorithm 1: ``remove dead from left of
-    population``).  Ties — the initial members share one age — go to the weakest among the
-    oldest, then to the first listed (Morgan & Hougen's implementation of §3.4: the worst of
-    the oldest is replaced)."""
+    """Remove the oldest member of ``population``, append ``child``, return the removed one.
+
+    Ties — the initial members share one age — go to the weakest among the oldest, then to the
+    first listed (:func:`oldestIndex`).
+
+    Parameters
+    ----------
+    population : list
+        Individuals with a ``birth`` attribute; changed in place.
+    child : object
+        The newcomer; it needs a ``birth`` attribute (its age counter).
+    fit_attr : str, optional
+        Attribute compared among the oldest (default ``"fitness"``).
+
+    Returns
+    -------
+    object
+        The removed individual.
+
+    Raises
+    ------
+    ValueError
+        When ``child`` has no ``birth``, or ``population`` is empty.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Ind
+    >>> from operators import replaceOldest
+    >>> pop = [Ind(birth=0, fitness=0.3), Ind(birth=0, fitness=0.1)]
+    >>> replaceOldest(pop, Ind(birth=1, fitness=0.2)).fitness
+    0.1
+    >>> [ind.birth for ind in pop]
+    [0, 1]
+
+    References
+    ----------
+    Real, Aggarwal, Huang & Le 2019, "Regularized evolution for image classifier architecture
+    search" (AAAI), Algorithm 1 (``remove dead from left of population``); Morgan & Hougen 2024
+    (arXiv 2403.08793), §3.4 (the worst of the oldest is replaced, as in the authors'
+    implementation).
+    """
     if not hasattr(child, "birth"):
         raise ValueError("the child needs a 'birth' attribute (its age counter)")
     dead = population.pop(oldestIndex(population, fit_attr))

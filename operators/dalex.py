@@ -42,15 +42,42 @@ def _finite_errors(X):
 def dalex(errors, k, *, std=200.0, rng=None):
     """Select ``k`` row indices of ``errors`` (lower is better) by DALex (Ni, Ding & Spector 2024).
 
-    :param errors: (n_individuals, n_cases) numeric array, lower is better.  Non-finite errors keep
-        the order of :func:`operators.lexicase.lexicase`: NaN and ``+inf`` count as worse than the
-        worst finite error of their case by the case's range plus one, ``-inf`` as better than the
-        best by as much.
-    :param k: number of selections (>= 0).
-    :param std: standard deviation of the importance scores (> 0), the paper's particularity
-        pressure; a large one (200, the default) behaves like lexicase selection.
-    :param rng: ``None``, int seed, ``numpy.random.Generator`` or a ``random.Random``/``random``.
-    :returns: ``np.ndarray`` of ``k`` row indices; exact ties are broken uniformly at random.
+    For each selection event, importance scores ``I_c ~ N(0, std)`` are drawn for every case and
+    turned into weights with a softmax; the row with the smallest weighted error sum is selected.
+
+    Parameters
+    ----------
+    errors : array_like
+        (n_individuals, n_cases) numeric errors, lower is better. Non-finite errors keep the order of
+        :func:`operators.lexicase.lexicase`: NaN and ``+inf`` count as worse than the worst finite
+        error of their case by the case's range plus one, ``-inf`` as better than the best by as
+        much.
+    k : int
+        Number of selections (>= 0).
+    std : float, optional
+        Standard deviation of the importance scores (> 0), the paper's particularity pressure; a
+        large one (200, the default) behaves like lexicase selection, a small one like selection on
+        the mean error.
+    rng : None, int, numpy.random.Generator or random.Random, optional
+        Source of randomness, as for :func:`operators.lexicase.lexicase`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``k`` row indices; exact ties are broken uniformly at random.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from operators import dalex
+    >>> errors = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0], [2.0, 2.0, 0.0]])
+    >>> dalex(errors, k=4, std=200.0, rng=np.random.default_rng(0)).shape
+    (4,)
+
+    References
+    ----------
+    Ni, Ding & Spector 2024, "DALex: Lexicase-like selection via diverse aggregation" (EuroGP): the
+    selection procedure and its particularity pressure.
     """
     X = validate_errors(errors)
     k = validate_k(k)

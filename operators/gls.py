@@ -38,13 +38,64 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     other rather than interleaved step by step as in the reference code: every child gets exactly
     the same updates, and each model's weights stay in cache for its whole slice. Augmentation
     draws come from one generator per child, seeded from ``augment_generator``, so they do not
-    depend on that execution order either.
+    depend on that execution order either. A child whose loss turns NaN/inf stops training and is
+    marked diverged instead of raising.
 
-    Sets ``child.train_loss`` (mean loss over its steps), ``child.diverged`` (a reason string, or
-    ``None``), ``child.subgd_steps`` (its optimizer steps this generation: the regime a GLS run is
-    in) and ``child.subgd_cases`` (the indices of the cases it trained on); a child whose loss
-    turns NaN/inf stops training and is marked diverged instead of raising. Returns the children
-    as a tuple (DEAP mutation convention).
+    Parameters
+    ----------
+    children : sequence of torch.nn.Module
+        The ``p`` children (copies of the parent), trained in place.
+    x : torch.Tensor
+        The training cases, on the children's device.
+    y : torch.Tensor
+        Their labels.
+    optimizers : sequence of torch.optim.Optimizer
+        One per child, over that child's parameters (keyword only).
+    loss_fn : callable, optional
+        ``loss_fn(logits, targets) -> scalar`` (default ``torch.nn.functional.cross_entropy``).
+    batch_size : int, optional
+        Mini-batch size (default 64).
+    generator : torch.Generator, optional
+        Source of the epoch's permutation.
+    augment : str, optional
+        An augmentation kind of :func:`deapnn.data.augment_batch` applied to each mini-batch
+        (default none).
+    augment_generator : torch.Generator, optional
+        Seeds the per-child augmentation generators.
+
+    Returns
+    -------
+    tuple of torch.nn.Module
+        The children (DEAP mutation convention). On each child: ``train_loss`` (mean loss over
+        its steps, NaN when it diverged), ``diverged`` (a reason string, or ``None``),
+        ``subgd_steps`` (its optimizer steps this generation: the regime a GLS run is in) and
+        ``subgd_cases`` (the indices of the cases it trained on).
+
+    Raises
+    ------
+    ValueError
+        With no child, or not one optimizer per child.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import mutSubGD
+    >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    >>> children = [torch.nn.Linear(4, 3) for _ in range(2)]
+    >>> opts = [torch.optim.SGD(c.parameters(), lr=0.1) for c in children]
+    >>> children = mutSubGD(children, x, y, optimizers=opts, batch_size=16)
+    >>> [c.subgd_steps for c in children]            # 4 mini-batches shared by 2 children
+    [2, 2]
+
+    Registered on a toolbox for :func:`~deapnn.algorithms.eaGradientLexicase`, which passes
+    ``optimizers``, ``generator`` and ``augment_generator`` itself::
+
+        toolbox.register("mutate", mutSubGD, x=x, y=y, batch_size=64)
+
+    References
+    ----------
+    Ding & Spector 2022, "Optimizing neural networks with gradient lexicase selection" (ICLR),
+    §3.2 (subset gradient descent) and Algorithm 1.
     """
     from deapnn.training import train_steps
 
@@ -150,41 +201,94 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     training tens of thousands may be needed; a tail shorter than the next chunk joins the current
     one), the chunk's pass matrix is filtered in case order with
     :func:`operators.lexicase.lexicase_filter`, and evaluation stops when one survivor is left.
-    Chunking decides only which cases get evaluated, never the outcome.
+    Chunking decides only which cases get evaluated, never the outcome. Children marked
+    ``diverged`` by :func:`mutSubGD` do not enter the pool (all do when every child diverged).
 
-    ``max_cases`` bounds the cases one event may examine (default: all of them). With a bound the
-    event is lexicase on a random down-sample of that many cases (down-sampled lexicase, Hernandez
-    et al. 2019); survivors left when it is used up are treated as when the cases run out. This is
-    an opt-in approximation for late training, when the children tie on nearly every case and
-    exact selection must evaluate every child on the whole training set (p forward passes over
-    it, about as costly as the SubGD epoch): a bound of ``m`` cases caps an event at p·m forward
-    passes.
+    Parameters
+    ----------
+    individuals : list of torch.nn.Module
+        The children to select from (put in eval mode while selecting, their mode restored).
+    k : int, optional
+        Number of selection events (default 1).
+    x : torch.Tensor
+        The training cases (keyword only).
+    y : torch.Tensor
+        Their labels (keyword only).
+    rng : numpy.random.Generator, optional
+        Source of the case orders and tie breaks (default: a fresh generator).
+    chunk_size : int, optional
+        The first chunk of cases evaluated at once (default 8).
+    max_chunk_size : int, optional
+        The largest chunk (default 4096).
+    max_cases : int, optional
+        Bound on the cases one event may examine (default: all). With a bound the event is
+        lexicase on a random down-sample of that many cases (down-sampled lexicase, Hernandez et
+        al. 2019); survivors left when it is used up are treated as when the cases run out. An
+        opt-in approximation for late training, when the children tie on nearly every case and
+        exact selection must evaluate every child on the whole training set: a bound of ``m``
+        cases caps an event at ``p·m`` forward passes.
+    eval_batch_size : int, optional
+        Forward-pass batch size; defaults to 256 on CPU (cache-friendly) and 2048 on CUDA.
+    semantics : {"standard", "reference"}, optional
+        ``"standard"`` (default): a case that every survivor fails removes nobody; if the cases
+        run out, pick uniformly among the survivors. ``"reference"`` replicates the reference
+        code: its list-removal loop, a case failed by every survivor empties the pool, and then
+        (or when the cases run out) a child drawn uniformly from *all* children before selection
+        began wins.
+    augment : str, optional
+        An augmentation kind of :func:`deapnn.data.augment_batch` (default none): the cases are
+        augmented images, freshly drawn at every call, as in the reference code, whose selection
+        loader reads the augmented training set (the paper selects on the training data as is).
+        The draws come from a generator seeded from ``rng``, so a call is reproducible from its
+        ``rng`` alone; all survivors see the same augmented copy of a case.
+    case_metric : {"error", "loss"}, optional
+        ``"error"`` (default, the paper): pass/fail = top-1 correct. ``"loss"`` (beyond the
+        paper): the per-case values are cross-entropy losses, filtered with ``epsilon``. Late in
+        training, when every child passes every case, the 0/1 matrix is uniform and selection a
+        uniform draw; the losses still differ.
+    epsilon : None, float or "auto", optional
+        Only with ``case_metric="loss"``, as :func:`operators.lexicase.lexicase_filter` takes it:
+        ``None`` keeps the lowest loss only, a number keeps losses within it of the pool's best,
+        ``"auto"`` takes epsilon = the median absolute deviation of the case's losses over the
+        *current pool* ("dynamic" epsilon-lexicase, La Cava et al. 2016).
+    info : dict, optional
+        Receives ``cases_examined`` (cases consumed until the end of each event),
+        ``survivors_per_chunk`` (pool sizes after each chunk) and ``deciding_case`` (the index in
+        ``x`` of the case at which the pool became one child, ``None`` when it never did) of the
+        last event.
 
-    ``semantics="standard"``: a case that every survivor fails removes nobody; if the cases run
-    out, pick uniformly among the survivors. ``semantics="reference"`` replicates the reference
-    code: its list-removal loop, a case failed by every survivor empties the pool, and then (or
-    when the cases run out) a child drawn uniformly from *all* children before selection began wins.
+    Returns
+    -------
+    list of torch.nn.Module
+        The ``k`` selected individuals (references, as DEAP's selectors return).
 
-    ``augment`` (an augmentation kind of :func:`deapnn.data.augment_batch`, default none): the
-    cases are augmented images, freshly drawn at every call, as in the reference code, whose
-    selection loader reads the augmented training set (the paper selects on the training data as
-    is, the default). The draws come from a generator seeded from ``rng``, so a call is
-    reproducible from its ``rng`` alone; all survivors see the same augmented copy of a case.
+    Raises
+    ------
+    ValueError
+        On an empty population, a negative ``k``, invalid chunk sizes or ``max_cases``, or an
+        unknown or inconsistent ``semantics`` / ``case_metric`` / ``epsilon``.
 
-    ``case_metric="loss"`` (beyond the paper): the per-case values are the cross-entropy losses
-    instead of 0/1 top-1 errors, filtered with ``epsilon`` as :func:`operators.lexicase_filter`
-    does: ``None`` keeps the lowest loss only, a number keeps losses within it of the pool's
-    best, ``"auto"`` takes ε = the median absolute deviation of the case's losses over the
-    *current pool* ("dynamic" ε-lexicase, La Cava et al. 2016). Late in training, when every
-    child passes every case, the 0/1 matrix is uniform and selection a uniform draw; the losses
-    still differ. Same lazy chunked evaluation.
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from operators import selGradientLexicase
+    >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    >>> children = [torch.nn.Linear(4, 3) for _ in range(4)]
+    >>> info = {}
+    >>> winner, = selGradientLexicase(children, 1, x=x, y=y, rng=np.random.default_rng(0),
+    ...                               info=info)
+    >>> winner in children, sorted(info)
+    (True, ['cases_examined', 'deciding_case', 'survivors_per_chunk'])
 
-    ``eval_batch_size`` defaults to 256 on CPU (cache-friendly) and 2048 on CUDA.
-    ``info`` (a dict) receives ``cases_examined`` (cases consumed until the end of each event),
-    ``survivors_per_chunk`` (pool sizes after each chunk) and ``deciding_case`` (the index in
-    ``x`` of the case at which the pool became one child, None when it never did) of the last
-    event.
-    Returns a list of ``k`` selected individuals (references, as DEAP's selectors do).
+    On a toolbox for :func:`~deapnn.algorithms.eaGradientLexicase` (which passes ``rng`` and
+    ``info``)::
+
+        toolbox.register("select", selGradientLexicase, x=x, y=y)
+
+    References
+    ----------
+    Ding & Spector 2022, "Optimizing neural networks with gradient lexicase selection" (ICLR),
+    §3.3 (lexicase selection over training cases) and Algorithm 1.
     """
     if semantics not in SEMANTICS:
         raise ValueError(f"unknown semantics {semantics!r}; valid: {', '.join(SEMANTICS)}")
@@ -235,11 +339,41 @@ def _augmenting(layout, augment: str, rng: np.random.Generator, device):
 
 
 def selRandomChild(children, k: int = 1, *, rng: np.random.Generator, info: dict | None = None):
-    """``k`` children drawn uniformly with replacement from ``rng`` — the selection of the
-    SubGD + random-selection ablation (Ding & Spector 2022, §4), with the keyword signature of
-    :func:`selGradientLexicase` so it can replace it in an
-    :func:`~deapnn.algorithms.eaGradientLexicase` toolbox. ``info`` is accepted and left as is
-    (no case is examined)."""
+    """``k`` children drawn uniformly with replacement: the selection of the SubGD +
+    random-selection ablation.
+
+    It has the keyword signature of :func:`selGradientLexicase`, so it can replace it in an
+    :func:`~deapnn.algorithms.eaGradientLexicase` toolbox (DEAP's ``tools.selRandom`` does not take
+    the loop's ``rng=`` and ``info=`` keywords).
+
+    Parameters
+    ----------
+    children : list
+        The children to draw from.
+    k : int, optional
+        Number of draws (default 1).
+    rng : numpy.random.Generator
+        Source of the draws (keyword only, required).
+    info : dict, optional
+        Accepted and left as is (no case is examined).
+
+    Returns
+    -------
+    list
+        The ``k`` drawn children (references).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from operators import selRandomChild
+    >>> len(selRandomChild(["a", "b", "c"], 2, rng=np.random.default_rng(0)))
+    2
+
+    References
+    ----------
+    Ding & Spector 2022, "Optimizing neural networks with gradient lexicase selection" (ICLR),
+    §4 (the ablation: subset gradient descent with random selection).
+    """
     return [children[int(i)] for i in rng.integers(len(children), size=k)]
 
 

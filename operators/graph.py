@@ -34,18 +34,39 @@ DUPLICATE_L2 = 0.01
 P_OP_CHANGE, P_REWIRE = 0.70, 0.15          # the rest (0.15) toggles unary <-> binary
 P_TOGGLE = 1.0 - P_OP_CHANGE - P_REWIRE
 P_SWAP = 0.20                                # share of binary rewires that swap the two inputs
-#: columns of a node's row in the reference's adjacency matrix: the 8 slots and the root's
-#: column. A new input is drawn uniformly among the columns the node does not read yet; the
+#: Columns of a node's row in the reference's adjacency matrix (the 8 slots and the root's
+#: column). A new input is drawn uniformly among the columns the node does not read yet; the
 #: node's own column and (for a hidden node) the root's always close a cycle, so those draws
 #: are always rejected and have no child here.
 REFERENCE_COLUMNS = N_SLOTS + 1
 
 
 class IntegrityResult(NamedTuple):
-    """Outcome of :func:`checkIntegrity`.
+    """Outcome of :func:`checkIntegrity` (a named tuple).
 
-    ``fingerprint`` is the min–max-normalised probe curve *after* the flip (float32, 1,000
-    values), or ``None`` when the curve is not finite or is constant.
+    Parameters
+    ----------
+    accept : bool
+        Whether the loss passes the integrity check.
+    flip : bool
+        Whether the loss must be negated so that it grows as the prediction gets worse.
+    fingerprint : numpy.ndarray or None
+        The min–max-normalised probe curve *after* the flip (float32, 1,000 values), or ``None``
+        when the curve is not finite or is constant.
+    reason : str
+        Why the loss was rejected, or the curve's shape when accepted (``"monotone"``, ``"U"``,
+        ``"inverted U, flipped"`` ...).
+
+    Examples
+    --------
+    >>> from operators import IntegrityResult
+    >>> IntegrityResult(False, False, None, "flat (constant) curve").accept
+    False
+
+    References
+    ----------
+    Morgan & Hougen 2024, "Neural loss function evolution for large-scale image classifier
+    convolutional neural networks" (arXiv 2403.08793), §3.3.
     """
     accept: bool
     flip: bool
@@ -120,14 +141,37 @@ def checkIntegrity(genome_or_fn) -> IntegrityResult:
     """Integrity check of a loss (Morgan & Hougen 2024 §3.3).
 
     The raw loss is evaluated on a 1,000-row two-class probe ŷ = [p, 1−p], y = [0, 1] with
-    p from 1e-7 to 1−1e-7 (float64; the loss of a row is the sum over both classes).  Rejected:
+    p from 1e-7 to 1−1e-7 (float64; the loss of a row is the sum over both classes). Rejected:
     non-finite values; argmin or argmax at p ∈ [0.49, 0.51]; a flat curve or more than 10 flat
-    steps (|Δ| ≤ 1e-12 + 1e-9·|value|); more than 2 slope sign changes.  Accepted with
+    steps (``|Δ| ≤ 1e-12 + 1e-9·|value|``); more than 2 slope sign changes. Accepted with
     ``flip`` when the curve ends decreasing (monotone decreasing, inverted U), without when it
     ends increasing (monotone increasing, U).
 
-    ``genome_or_fn``: a :class:`LossGraph` (results cached per active structure) or a callable
-    ``f(y, ŷ)`` returning ``(N, 2)`` element-wise or ``(N,)`` per-row losses.
+    Parameters
+    ----------
+    genome_or_fn : LossGraph or callable
+        A :class:`~deapnn.losses.LossGraph` (results cached per active structure) or a callable
+        ``f(y, ŷ)`` returning ``(N, 2)`` element-wise or ``(N,)`` per-row losses.
+
+    Returns
+    -------
+    IntegrityResult
+        ``(accept, flip, fingerprint, reason)``; a genome that is invalid or a probe that raises
+        gives a rejection with the reason, never an exception.
+
+    Examples
+    --------
+    >>> from deapnn.losses import LossGraph
+    >>> from operators import checkIntegrity
+    >>> checkIntegrity(LossGraph.from_expression("-(y * log(yhat))")).accept
+    True
+    >>> checkIntegrity(lambda y, yhat: (y - yhat) ** 2).reason
+    'monotone'
+
+    References
+    ----------
+    Morgan & Hougen 2024, "Neural loss function evolution for large-scale image classifier
+    convolutional neural networks" (arXiv 2403.08793), §3.3 (integrity check).
     """
     if isinstance(genome_or_fn, LossGraph):
         try:
@@ -143,7 +187,31 @@ def checkIntegrity(genome_or_fn) -> IntegrityResult:
 
 
 def fingerprint(genome: LossGraph) -> np.ndarray | None:
-    """The effective (flip-aware) fingerprint of a genome as it stands, or None."""
+    """The effective (flip-aware) fingerprint of a genome as it stands.
+
+    Parameters
+    ----------
+    genome : LossGraph
+        A loss-graph genome; its own ``flip`` is honoured (the curve is mirrored when it differs
+        from the flip :func:`checkIntegrity` would choose).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The normalised probe curve (1,000 float32 values), or ``None`` when the curve is not
+        finite or is constant.
+
+    Examples
+    --------
+    >>> from deapnn.losses import LossGraph
+    >>> from operators import fingerprint
+    >>> fingerprint(LossGraph.from_expression("-(y * log(yhat))")).shape
+    (1000,)
+
+    References
+    ----------
+    Morgan & Hougen 2024 (arXiv 2403.08793), §3.3 (duplicates are judged on the probe curve).
+    """
     res = checkIntegrity(genome)
     if res.fingerprint is None:
         return None
@@ -151,7 +219,32 @@ def fingerprint(genome: LossGraph) -> np.ndarray | None:
 
 
 class PopulationIndex:
-    """Fingerprints and expression strings of a population, built once for many duplicate tests."""
+    """Fingerprints and expression strings of a population, built once for many duplicate tests.
+
+    Pass it as ``population`` to :func:`isDuplicate` or :func:`mutGraph` instead of a list when
+    many genomes are tested against the same population.
+
+    Parameters
+    ----------
+    population : iterable of LossGraph, optional
+        The members; invalid genomes are skipped.
+    threshold : float, optional
+        L2 distance between fingerprints at or below which two losses are duplicates (default
+        0.01).
+
+    Examples
+    --------
+    >>> from deapnn.losses import LossGraph
+    >>> from operators import PopulationIndex, fingerprint
+    >>> g = LossGraph.from_expression("-(y * log(yhat))")
+    >>> index = PopulationIndex([g])
+    >>> index.contains(fingerprint(g), g.to_expression())
+    True
+
+    References
+    ----------
+    Morgan & Hougen 2024 (arXiv 2403.08793), §3.3 (duplicate removal).
+    """
 
     def __init__(self, population=(), threshold: float = DUPLICATE_L2):
         self.threshold = threshold
@@ -167,6 +260,8 @@ class PopulationIndex:
         self.matrix = np.stack(fps) if fps else np.zeros((0, PROBE_ROWS), np.float32)
 
     def contains(self, fp: np.ndarray | None, expression: str) -> bool:
+        """Whether a loss with fingerprint ``fp`` (or ``None``) and ``expression`` duplicates a
+        member: the same expression string, or a fingerprint within the threshold of one."""
         if expression in self.expressions:
             return True
         if fp is None or not len(self.matrix):
@@ -174,14 +269,46 @@ class PopulationIndex:
         return bool(np.any(np.linalg.norm(self.matrix - fp, axis=1) <= self.threshold))
 
     def add(self, fp, expression: str) -> None:
+        """Add a member by its fingerprint (or ``None``) and expression string."""
         self.expressions.add(expression)
         if fp is not None:
             self.matrix = np.vstack([self.matrix, fp[None]])
 
 
 def isDuplicate(genome: LossGraph, population, threshold: float = DUPLICATE_L2) -> bool:
-    """True when ``genome`` has the expression string of a population member or a fingerprint
-    within L2 ≤ ``threshold`` of one (Morgan & Hougen 2024 §3.3)."""
+    """Whether ``genome`` duplicates a member of ``population`` (Morgan & Hougen 2024 §3.3).
+
+    A duplicate has the expression string of a member, or a fingerprint within L2 ≤ ``threshold``
+    of one.
+
+    Parameters
+    ----------
+    genome : LossGraph
+        The candidate.
+    population : list of LossGraph or PopulationIndex
+        The members to compare with (a :class:`PopulationIndex` is used as is).
+    threshold : float, optional
+        Fingerprint distance for a duplicate (default 0.01; ignored for a
+        :class:`PopulationIndex`, which carries its own).
+
+    Returns
+    -------
+    bool
+        ``True`` when ``genome`` duplicates a member.
+
+    Examples
+    --------
+    >>> from deapnn.losses import LossGraph
+    >>> from operators import isDuplicate
+    >>> ce = LossGraph.from_expression("-(y * log(yhat))")
+    >>> isDuplicate(ce.copy(), [ce])
+    True
+
+    References
+    ----------
+    Morgan & Hougen 2024, "Neural loss function evolution for large-scale image classifier
+    convolutional neural networks" (arXiv 2403.08793), §3.3.
+    """
     index = population if isinstance(population, PopulationIndex) else \
         PopulationIndex(population, threshold)
     return index.contains(fingerprint(genome), genome.to_expression())
@@ -319,37 +446,84 @@ def _drift(nodes, active, rng, wiring: str = "reference"):
 def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool = True,
              dedupe: bool = True, rng=None, on_failure: str = "keep", drift: bool = True,
              max_drifts: int = 200, wiring: str = "reference"):
-    """Mutate a :class:`~deapnn.losses.graph.LossGraph` in place; return ``(individual,)``.
+    """Mutate a :class:`~deapnn.losses.LossGraph` in place (Morgan & Hougen 2024 §3.2).
 
-    Morgan & Hougen 2024 §3.2: pick an active node; with p = 0.70 change its op to a different op
-    of the same arity, with p = 0.15 rewire one input (for binary nodes 20 % of rewires swap the
-    two arguments), with p = 0.15 toggle unary ↔ binary.  ``wiring`` chooses how a rewire and a
-    toggle pick inputs (:func:`neighbourhood`): ``"reference"`` as Morgan & Hougen's
-    implementation (a new input the node does not read yet; the toggle keeps the old input
-    first or second, or drops either, 50/50), ``"free"`` as deapnn did before (the toggle
-    reuses the stored second input).  A child counts only when it is valid
-    (acyclic, reaches y and ŷ), passes :func:`checkIntegrity` (its ``flip`` is adopted) and is
-    not a duplicate of ``population`` (a list — e.g. the live list regularized evolution updates
-    — or a :class:`PopulationIndex`).
+    Pick an active node; with p = 0.70 change its op to a different op of the same arity, with
+    p = 0.15 rewire one input (for binary nodes 20 % of rewires swap the two arguments), with
+    p = 0.15 toggle unary ↔ binary. A child counts only when it is valid (acyclic, reaches y and
+    ŷ), passes :func:`checkIntegrity` (its ``flip`` is adopted) and is not a duplicate of
+    ``population``.
 
     Retries re-draw the mutation from the parent — node, kind and change — with the
     probabilities above, **without repeating** a child already rejected: the one-mutation
-    neighbourhood (:func:`neighbourhood`, ≤ ~200 children) is visited in weighted random order,
-    so the first try has exactly the distribution of Morgan & Hougen 2024 §3.2 and every node and mutation kind is
-    reached before giving up.  Children with an already-seen active structure cost no try.
-    Small graphs (one or two active nodes) often have *no* acceptable neighbour (e.g. every op
-    change of ``max(y, yhat)`` is linear in p, so its fingerprint duplicates the parent's); then,
-    with ``drift=True``, the parent's neutral genes (inactive nodes, unused op index and, with
-    ``wiring="free"``, the unused second input) are re-drawn — the phenotype is unchanged — and the new neighbourhood is visited,
-    so a toggle or a rewire to an inactive node brings in new material (neutral drift as in
-    Cartesian GP).  Each child still differs from the parent's phenotype by one mutation.
+    neighbourhood (:func:`neighbourhood`, ≤ ~200 children) is visited in weighted random order, so
+    the first try has exactly the distribution of §3.2 and every node and mutation kind is reached
+    before giving up. Children with an already-seen active structure cost no try. Small graphs (one
+    or two active nodes) often have *no* acceptable neighbour (e.g. every op change of
+    ``max(y, yhat)`` is linear in p, so its fingerprint duplicates the parent's); then, with
+    ``drift=True``, the parent's neutral genes (inactive nodes, unused op index and, with
+    ``wiring="free"``, the unused second input) are re-drawn — the phenotype is unchanged — and
+    the new neighbourhood is visited, so a toggle or a rewire to an inactive node brings in new
+    material (neutral drift as in Cartesian GP). Each child still differs from the parent's
+    phenotype by one mutation.
 
-    ``max_tries`` bounds the distinct children examined (Morgan & Hougen 2024 §3.2: 2,500), ``max_drifts`` the
-    neutral re-draws.  After that: ``on_failure="keep"`` returns the parent unchanged with
-    ``individual.mutation_failed = True``; ``"raise"`` raises ``RuntimeError``.
-    Fitness values are invalidated; ``individual.mutation`` records the kind of change,
-    ``mutation_tries`` the children examined, ``mutation_drifts`` the neutral re-draws used and
-    ``mutation_rejects`` a count of rejections by cause (invalid / integrity / duplicate).
+    Parameters
+    ----------
+    individual : LossGraph
+        The genome to mutate (changed in place).
+    population : list of LossGraph or PopulationIndex, optional
+        Members a child must not duplicate, e.g. the live list regularized evolution updates.
+    max_tries : int, optional
+        Bound on the distinct children examined (§3.2: 2,500, the default).
+    integrity : bool, optional
+        Require :func:`checkIntegrity` to accept a child (default ``True``).
+    dedupe : bool, optional
+        Reject children that duplicate ``population`` (default ``True``).
+    rng : random.Random, optional
+        Source of the draws (default: the ``random`` module).
+    on_failure : {"keep", "raise"}, optional
+        After ``max_tries`` children and ``max_drifts`` re-draws: ``"keep"`` (default) returns
+        the parent unchanged with ``individual.mutation_failed = True``; ``"raise"`` raises
+        ``RuntimeError``.
+    drift : bool, optional
+        Re-draw the neutral genes when a neighbourhood is exhausted (default ``True``).
+    max_drifts : int, optional
+        Bound on the neutral re-draws (default 200).
+    wiring : {"reference", "free"}, optional
+        How a rewire and a toggle pick inputs (:func:`neighbourhood`): ``"reference"`` (default)
+        as Morgan & Hougen's implementation (a new input the node does not read yet; the toggle
+        keeps the old input first or second, or drops either, 50/50), ``"free"`` as deapnn did
+        before (the toggle reuses the stored second input).
+
+    Returns
+    -------
+    tuple
+        ``(individual,)`` (DEAP mutation convention). Its fitness values are invalidated;
+        ``individual.mutation`` records the kind of change (``None`` on failure),
+        ``mutation_tries`` the children examined, ``mutation_drifts`` the neutral re-draws used,
+        ``mutation_rejects`` a count of rejections by cause (invalid / integrity / duplicate) and
+        ``mutation_failed`` whether no child was found.
+
+    Examples
+    --------
+    >>> import random
+    >>> from deapnn.losses import LossGraph
+    >>> from operators import mutGraph
+    >>> parent = LossGraph.from_expression("-(y * log(yhat))")
+    >>> child, = mutGraph(parent.copy(), population=[parent], rng=random.Random(0))
+    >>> child.mutation_failed, child.to_expression() != parent.to_expression()
+    (False, True)
+
+    On a toolbox for :func:`~deapnn.algorithms.eaRegularizedEvolution`, against the live
+    population::
+
+        toolbox.register("mutate", mutGraph, population=pop)
+
+    References
+    ----------
+    Morgan & Hougen 2024, "Neural loss function evolution for large-scale image classifier
+    convolutional neural networks" (arXiv 2403.08793), §3.2 (mutation) and §3.3 (integrity and
+    duplicate checks).
     """
     if on_failure not in ("keep", "raise"):
         raise ValueError(f"on_failure must be 'keep' or 'raise', got {on_failure!r}")

@@ -72,23 +72,66 @@ def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample
              dedup=None):
     """Select ``k`` row indices of ``errors`` by lexicase selection (Spector 2012).
 
-    :param errors: (n_individuals, n_cases) numeric array (float, any integer dtype or bool), lower
-        is better; ``-inf`` is the best error, ``+inf`` the worst, NaN ranks worst (tied with +inf).
-    :param k: number of selection events (>= 0); ``k == 0`` returns an empty array (also from an
-        empty population).
-    :param epsilon: ``None`` (exact ties), a number or per-case array (epsilon-lexicase, La Cava et
-        al. 2016: survive when ``error <= pool_best + epsilon``), or ``"auto"`` (MAD of each case).
-    :param epsilon_mode: for ``"auto"``: ``"semi-dynamic"`` (MAD over the whole population, default)
-        or ``"dynamic"`` (MAD over the current pool, each case used once, as in DEAP).
-    :param downsample: ``None`` or a fraction in (0, 1]: one random subset of
-        ``max(1, round(fraction * n_cases))`` cases is used for all k events (Hernandez et al. 2019).
-    :param rng: ``None`` (fresh OS entropy), a ``numpy.random.Generator`` (pass the same one to
-        every call), anything with ``getrandbits`` (the ``random`` module, a ``random.Random``: a
-        seed is drawn from it), or an int seed (seeds *this call only*: repeated calls with the same
-        int repeat the same case orders).
-    :param dedup: group identical error vectors first (``None`` = when it pays off).  Never changes
-        the selection distribution.
-    :returns: ``np.ndarray`` of ``k`` row indices (``intp``).
+    Each selection event filters the population through the cases in a fresh random order, keeping
+    the rows best on each case (or within ``epsilon`` of the best), until one row or no case is
+    left, then picks uniformly among the survivors. The result has exactly the distribution of
+    textbook lexicase selection (see the module docstring for how it is computed fast).
+
+    Parameters
+    ----------
+    errors : array_like
+        (n_individuals, n_cases) numeric errors (float, any integer dtype or bool), lower is better; ``-inf`` is the best
+        error, ``+inf`` the worst, NaN ranks worst (tied with ``+inf``).
+    k : int
+        Number of selection events (>= 0); ``k == 0`` returns an empty array (also from an empty
+        population).
+    epsilon : None, float, array_like or "auto", optional
+        ``None`` (exact ties, default), a number or per-case array (epsilon-lexicase, La Cava et al.
+        2016: survive when ``error <= pool_best + epsilon``), or ``"auto"`` (the median absolute
+        deviation of each case).
+    epsilon_mode : {"semi-dynamic", "dynamic"}, optional
+        For ``epsilon="auto"``: ``"semi-dynamic"`` (MAD over the whole population, default) or
+        ``"dynamic"`` (MAD over the current pool, each case used once, as in DEAP).
+    downsample : None or float, optional
+        ``None`` or a fraction in (0, 1]: one random subset of ``max(1, round(fraction * n_cases))``
+        cases is used for all ``k`` events (down-sampled lexicase, Hernandez et al. 2019).
+    rng : None, numpy.random.Generator, random.Random or int, optional
+        ``None`` (fresh OS entropy), a ``numpy.random.Generator`` (pass the same one to every
+        call), anything with ``getrandbits`` (the ``random`` module, a ``random.Random``: a seed is
+        drawn from it), or an int seed (seeds *this call only*: repeated calls with the same int
+        repeat the same case orders).
+    dedup : None or bool, optional
+        Group identical error vectors first (``None``: when it pays off). Never changes the
+        selection distribution.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``k`` row indices (dtype ``intp``), one per selection event.
+
+    Raises
+    ------
+    ValueError
+        On a malformed ``errors`` matrix, a negative ``k``, ``k > 0`` with an empty population, or
+        an invalid ``epsilon``, ``epsilon_mode`` or ``downsample``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from operators import lexicase
+    >>> errors = np.array([[0, 1, 2], [1, 0, 2], [2, 2, 0]])   # each row best on one case
+    >>> idx = lexicase(errors, k=5, rng=np.random.default_rng(0))
+    >>> idx.shape
+    (5,)
+
+    References
+    ----------
+    Spector 2012, "Assessment of problem modality by differential performance of lexicase
+    selection in genetic programming" (GECCO companion): the algorithm; La Cava, Spector &
+    Danai 2016, "Epsilon-lexicase selection for regression" (GECCO): epsilon-lexicase and the
+    MAD epsilon; La Cava, Helmuth, Spector & Moore 2019 (Evolutionary Computation 27(3)): the
+    semi-dynamic and dynamic variants; Hernandez, Lalejini, Dolson & Ofria 2019 (GECCO
+    companion): down-sampled lexicase.
     """
     X = validate_errors(errors)
     k = validate_k(k)
@@ -110,10 +153,31 @@ def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample
 
 
 def case_mad(errors):
-    """Median absolute deviation of each case over all rows, ignoring non-finite values (the
-    semi-dynamic epsilon of ``lexicase(errors, k, epsilon="auto")``).
+    """Median absolute deviation of each case over all rows, ignoring non-finite values.
 
-    La Cava et al. (2016); a case without finite values gets 0.
+    This is the semi-dynamic epsilon of ``lexicase(errors, k, epsilon="auto")``.
+
+    Parameters
+    ----------
+    errors : array_like
+        (n_individuals, n_cases) numeric errors, lower is better.
+
+    Returns
+    -------
+    numpy.ndarray
+        One float per case: ``median(|e - median(e)|)`` over the finite values ``e`` of the case;
+        a case without finite values gets 0.
+
+    Examples
+    --------
+    >>> from operators import case_mad
+    >>> case_mad([[0.0, 1.0], [1.0, 3.0], [2.0, 9.0]])
+    array([1., 2.])
+
+    References
+    ----------
+    La Cava, Spector & Danai 2016, "Epsilon-lexicase selection for regression" (GECCO): the automatic
+    (MAD) epsilon.
     """
     X = validate_errors(errors)
     return mad_columns(X, np.arange(X.shape[1]))
@@ -128,18 +192,45 @@ def lexicase_filter(pool, errors_chunk, epsilon=None, *, epsilon_mode="dynamic",
     order): call it with the next chunk until one survivor remains or the cases run out, then pick
     uniformly among the survivors.
 
-    :param pool: 1-D array of candidate ids (any labels), length p.
-    :param errors_chunk: (p, c) errors of those candidates on the next c cases, *rows aligned with
-        pool*, columns in the order the cases are to be applied; lower is better, same order of
-        non-finite values as :func:`lexicase`.
-    :param epsilon: ``None`` (exact), a number or length-c array (fixed epsilon), or ``"auto"``
-        (epsilon = MAD over the current pool for each case).  ``"dynamic"`` is a deprecated alias
-        of ``"auto"``.
-    :param epsilon_mode: with ``"auto"``, only ``"dynamic"``: a stream has no whole population to
-        take a semi-dynamic MAD from.
-    :param return_consumed: also return how many columns were applied (filtering stops as soon as
-        one candidate remains, the remaining columns are not looked at).
-    :returns: the surviving subset of ``pool`` (original order), and optionally the count consumed.
+    Parameters
+    ----------
+    pool : array_like
+        1-D array of ``p`` candidate ids (any labels).
+    errors_chunk : array_like
+        (p, c) errors of those candidates on the next ``c`` cases, *rows aligned with pool*, columns in
+        the order the cases are to be applied; lower is better, same order of non-finite values as
+        :func:`lexicase`.
+    epsilon : None, float, array_like or "auto", optional
+        ``None`` (exact), a number or length-``c`` array (fixed epsilon), or ``"auto"`` (epsilon =
+        MAD over the current pool for each case). ``"dynamic"`` is a deprecated alias of
+        ``"auto"``.
+    epsilon_mode : {"dynamic"}, optional
+        With ``"auto"``, only ``"dynamic"``: a stream has no whole population to take a
+        semi-dynamic MAD from.
+    return_consumed : bool, optional
+        Also return how many columns were applied (filtering stops as soon as one candidate
+        remains; the remaining columns are not looked at).
+
+    Returns
+    -------
+    survivors : numpy.ndarray
+        The surviving subset of ``pool``, in its original order.
+    consumed : int
+        Only with ``return_consumed=True``: the number of columns applied.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from operators import lexicase_filter
+    >>> pool = np.array([10, 11, 12])
+    >>> chunk = np.array([[0, 1], [0, 0], [1, 0]])      # rows: candidates 10, 11, 12
+    >>> lexicase_filter(pool, chunk, return_consumed=True)
+    (array([11]), 2)
+
+    References
+    ----------
+    Spector 2012 (lexicase selection); Ding & Spector 2022, "Optimizing neural networks with
+    gradient lexicase selection" (ICLR), §3.3 (lexicase over training cases, one at a time).
     """
     pool = np.asarray(pool)
     if pool.ndim != 1:

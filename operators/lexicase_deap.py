@@ -80,12 +80,40 @@ def _rows_matrix(rows, what, unevaluated):
 
 
 def case_errors(individuals, key=None):
-    """(individuals x cases) float matrix, lower is better.
+    """The (individuals x cases) error matrix the lexicase operators select on, lower is better.
 
-    Without ``key`` the values are ``ind.fitness.values``, negated on cases whose weight is > 0
-    (DEAP maximises those); with ``key`` they are ``key(ind)`` as given.  Raises ``ValueError``
-    naming the first individual at fault (not evaluated, wrong number of values, ``key`` returned
-    ``None``).
+    Parameters
+    ----------
+    individuals : sequence
+        Evaluated individuals.
+    key : callable, optional
+        ``ind -> per-case errors`` (lower is better). Without it the values are
+        ``ind.fitness.values``, negated on cases whose weight is > 0 (DEAP maximises those).
+
+    Returns
+    -------
+    numpy.ndarray
+        Float64 matrix of shape ``(len(individuals), n_cases)``; ``(0, 0)`` for no individuals.
+
+    Raises
+    ------
+    ValueError
+        Naming the first individual at fault: not evaluated, a wrong number of values, ``key``
+        returned ``None``.
+
+    Examples
+    --------
+    >>> from deap import base, creator
+    >>> from operators import case_errors
+    >>> creator.create("FitnessErrMax", base.Fitness, weights=(-1.0, 1.0))
+    >>> creator.create("IndErrMax", list, fitness=creator.FitnessErrMax)
+    >>> ind = creator.IndErrMax([0]); ind.fitness.values = (0.5, 2.0)
+    >>> case_errors([ind])                  # the maximised second case is negated
+    array([[ 0.5, -2. ]])
+
+    References
+    ----------
+    Spector 2012 (lexicase selection reads one error per training case).
     """
     if len(individuals) == 0:
         return np.empty((0, 0))
@@ -150,25 +178,95 @@ def _select(individuals, k, key, rng, select, **kw):
 def selLexicase(individuals, k, *, key=None, rng=None):
     """Lexicase selection (Spector 2012), exact and vectorised; drop-in for ``deap.tools``.
 
-    :param individuals: list of individuals to select from (may be empty when ``k == 0``).
-    :param k: number of individuals to select.
-    :param key: optional ``ind -> per-case errors`` (lower is better) instead of fitness values.
-    :param rng: ``None`` (Python's ``random`` state, reproducible by ``random.seed``), a
+    Each of the ``k`` selections filters ``individuals`` through the cases in a fresh random order,
+    keeping those best on each case, until one individual or no case is left, then draws among the
+    survivors. Same distribution as ``deap.tools.selLexicase``, much faster (see
+    :func:`operators.lexicase.lexicase`).
+
+    Parameters
+    ----------
+    individuals : list
+        Individuals to select from (may be empty when ``k == 0``); one fitness value per case,
+        maximised where its weight is > 0.
+    k : int
+        Number of individuals to select.
+    key : callable, optional
+        ``ind -> per-case errors`` (lower is better) instead of fitness values, e.g.
+        ``operator.attrgetter("case_errors")`` beside a scalar fitness.
+    rng : None, numpy.random.Generator or random.Random, optional
+        ``None`` (Python's ``random`` state, reproducible by ``random.seed``), a
         ``numpy.random.Generator`` created once at registration, or a ``random.Random``.
-    :returns: list of the selected individuals (references, as in DEAP).
+
+    Returns
+    -------
+    list
+        The ``k`` selected individuals (references, as in DEAP).
+
+    Examples
+    --------
+    >>> import random
+    >>> from deap import base, creator
+    >>> from operators import selLexicase
+    >>> creator.create("FitnessCases", base.Fitness, weights=(-1.0, -1.0, -1.0))
+    >>> creator.create("IndCases", list, fitness=creator.FitnessCases)
+    >>> pop = [creator.IndCases([i]) for i in range(3)]
+    >>> for ind, errors in zip(pop, [(0, 1, 2), (1, 0, 2), (2, 2, 0)]):
+    ...     ind.fitness.values = errors
+    >>> toolbox = base.Toolbox()
+    >>> toolbox.register("select", selLexicase)
+    >>> random.seed(0)
+    >>> len(toolbox.select(pop, 4))
+    4
+
+    References
+    ----------
+    Spector 2012, "Assessment of problem modality by differential performance of lexicase
+    selection in genetic programming" (GECCO companion).
     """
     return _select(individuals, k, key, rng, lexicase)
 
 
 def selEpsilonLexicase(individuals, k, epsilon="auto", *, epsilon_mode="semi-dynamic", key=None,
                        rng=None):
-    """epsilon-lexicase (La Cava et al. 2016); ``deap.tools.selEpsilonLexicase(individuals, k,
-    epsilon)`` calls work unchanged.
+    """epsilon-lexicase selection (La Cava et al. 2016); drop-in for ``deap.tools``.
 
-    Survivors of a case are those within ``epsilon`` (a number, or one per case) of the pool's best
-    value.  ``epsilon="auto"`` (the default) takes the median absolute deviation of each case, over
-    the whole population (``epsilon_mode="semi-dynamic"``) or the current pool (``"dynamic"``).
-    Other arguments as :func:`selLexicase`.
+    Survivors of a case are those within ``epsilon`` of the pool's best value on it.
+    ``deap.tools.selEpsilonLexicase(individuals, k, epsilon)`` calls work unchanged.
+
+    Parameters
+    ----------
+    individuals : list
+        Individuals to select from; one fitness value per case (or ``key``).
+    k : int
+        Number of individuals to select.
+    epsilon : float, array_like or "auto", optional
+        A number, one number per case, or ``"auto"`` (default): the median absolute deviation of
+        each case.
+    epsilon_mode : {"semi-dynamic", "dynamic"}, optional
+        For ``"auto"``: the MAD over the whole population (``"semi-dynamic"``, default) or over
+        the current pool (``"dynamic"``).
+    key : callable, optional
+        ``ind -> per-case errors`` instead of fitness values, as in :func:`selLexicase`.
+    rng : None, numpy.random.Generator or random.Random, optional
+        Source of randomness, as in :func:`selLexicase`.
+
+    Returns
+    -------
+    list
+        The ``k`` selected individuals (references).
+
+    Examples
+    --------
+    >>> from deap import base
+    >>> from operators import selEpsilonLexicase
+    >>> toolbox = base.Toolbox()
+    >>> toolbox.register("select", selEpsilonLexicase, epsilon=0.05)   # fixed epsilon
+
+    References
+    ----------
+    La Cava, Spector & Danai 2016, "Epsilon-lexicase selection for regression" (GECCO);
+    La Cava, Helmuth, Spector & Moore 2019 (Evolutionary Computation 27(3)): the semi-dynamic
+    and dynamic variants.
     """
     return _select(individuals, k, key, rng, lexicase, epsilon=epsilon, epsilon_mode=epsilon_mode)
 
@@ -179,8 +277,41 @@ def selAutomaticEpsilonLexicase(individuals, k, *, epsilon_mode="dynamic", key=N
 
     The default ``epsilon_mode="dynamic"`` matches ``deap.tools.selAutomaticEpsilonLexicase``: the
     MAD and the best value are taken over the current pool, each case is used once.
-    ``"semi-dynamic"`` uses the MAD over the whole population (cheaper; the variant La Cava et al.
-    2019 recommend).  ``mode=`` is a deprecated alias of ``epsilon_mode=``.
+
+    Parameters
+    ----------
+    individuals : list
+        Individuals to select from; one fitness value per case (or ``key``).
+    k : int
+        Number of individuals to select.
+    epsilon_mode : {"dynamic", "semi-dynamic"}, optional
+        ``"dynamic"`` (default, DEAP's variant) or ``"semi-dynamic"``: the MAD over the whole
+        population (cheaper; the variant La Cava et al. 2019 recommend).
+    key : callable, optional
+        ``ind -> per-case errors`` instead of fitness values, as in :func:`selLexicase`.
+    rng : None, numpy.random.Generator or random.Random, optional
+        Source of randomness, as in :func:`selLexicase`.
+    mode : str, optional
+        Deprecated alias of ``epsilon_mode``.
+
+    Returns
+    -------
+    list
+        The ``k`` selected individuals (references).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deap import base
+    >>> from operators import selAutomaticEpsilonLexicase
+    >>> toolbox = base.Toolbox()
+    >>> toolbox.register("select", selAutomaticEpsilonLexicase, rng=np.random.default_rng(0))
+
+    References
+    ----------
+    La Cava, Spector & Danai 2016, "Epsilon-lexicase selection for regression" (GECCO);
+    La Cava, Helmuth, Spector & Moore 2019 (Evolutionary Computation 27(3)): the dynamic and
+    semi-dynamic variants.
     """
     epsilon_mode = _renamed("mode", "epsilon_mode", mode, epsilon_mode, "dynamic")
     return _select(individuals, k, key, rng, lexicase, epsilon="auto", epsilon_mode=epsilon_mode)
@@ -188,17 +319,86 @@ def selAutomaticEpsilonLexicase(individuals, k, *, epsilon_mode="dynamic", key=N
 
 def selDownsampledLexicase(individuals, k, downsample=0.1, *, epsilon=None,
                            epsilon_mode="semi-dynamic", key=None, rng=None, rate=None):
-    """Down-sampled lexicase (Hernandez et al. 2019): one random ``downsample`` fraction of the
-    cases (at least one; default 0.1) is drawn per call, i.e. per generation, and used for all k
-    selections.  ``epsilon``/``epsilon_mode`` as :func:`selEpsilonLexicase` (default exact).
-    ``rate=`` is a deprecated alias of ``downsample=``."""
+    """Down-sampled lexicase selection (Hernandez et al. 2019).
+
+    One random ``downsample`` fraction of the cases (at least one) is drawn per call, i.e. per
+    generation, and used for all ``k`` selections.
+
+    Parameters
+    ----------
+    individuals : list
+        Individuals to select from; one fitness value per case (or ``key``).
+    k : int
+        Number of individuals to select.
+    downsample : float, optional
+        Fraction of the cases in (0, 1] (default 0.1).
+    epsilon : None, float, array_like or "auto", optional
+        As in :func:`selEpsilonLexicase`; default ``None`` (exact).
+    epsilon_mode : {"semi-dynamic", "dynamic"}, optional
+        As in :func:`selEpsilonLexicase`.
+    key : callable, optional
+        ``ind -> per-case errors`` instead of fitness values, as in :func:`selLexicase`.
+    rng : None, numpy.random.Generator or random.Random, optional
+        Source of randomness, as in :func:`selLexicase`.
+    rate : float, optional
+        Deprecated alias of ``downsample``.
+
+    Returns
+    -------
+    list
+        The ``k`` selected individuals (references).
+
+    Examples
+    --------
+    >>> from deap import base
+    >>> from operators import selDownsampledLexicase
+    >>> toolbox = base.Toolbox()
+    >>> toolbox.register("select", selDownsampledLexicase, downsample=0.25)
+
+    References
+    ----------
+    Hernandez, Lalejini, Dolson & Ofria 2019, "Random subsampling improves performance in
+    lexicase selection" (GECCO companion).
+    """
     downsample = _renamed("rate", "downsample", rate, downsample, 0.1)
     return _select(individuals, k, key, rng, lexicase, epsilon=epsilon, epsilon_mode=epsilon_mode,
                    downsample=downsample)
 
 
 def selDALex(individuals, k, std=200.0, *, key=None, rng=None):
-    """DALex (Ni, Ding & Spector 2024): per selection, importance scores ~ N(0, std) per case are
-    softmaxed into weights and the individual with the least weighted error sum is chosen.  A large
-    ``std`` (default 200) behaves like lexicase selection, a small one like the mean error."""
+    """DALex selection (Ni, Ding & Spector 2024).
+
+    Per selection, importance scores ~ N(0, ``std``) per case are softmaxed into weights and the
+    individual with the least weighted error sum is chosen (see :func:`operators.dalex.dalex`).
+
+    Parameters
+    ----------
+    individuals : list
+        Individuals to select from; one fitness value per case (or ``key``).
+    k : int
+        Number of individuals to select.
+    std : float, optional
+        Particularity pressure (> 0): a large one (default 200) behaves like lexicase selection, a
+        small one like selection on the mean error.
+    key : callable, optional
+        ``ind -> per-case errors`` instead of fitness values, as in :func:`selLexicase`.
+    rng : None, numpy.random.Generator or random.Random, optional
+        Source of randomness, as in :func:`selLexicase`.
+
+    Returns
+    -------
+    list
+        The ``k`` selected individuals (references).
+
+    Examples
+    --------
+    >>> from deap import base
+    >>> from operators import selDALex
+    >>> toolbox = base.Toolbox()
+    >>> toolbox.register("select", selDALex, std=20.0)
+
+    References
+    ----------
+    Ni, Ding & Spector 2024, "DALex: Lexicase-like selection via diverse aggregation" (EuroGP).
+    """
     return _select(individuals, k, key, rng, dalex, std=std)

@@ -111,15 +111,85 @@ def _individuals(pairs, toolbox):
 def eaEvoMAL(population, toolbox, ngen: int, cxpb: float = 0.7, mutpb: float = 0.25,
              elitism: int = 1, stats=None, halloffame=None, verbose: bool = False,
              archive: LossArchive | None = None, checkpoint=None, resume_state: dict | None = None):
-    """Evaluate ``population`` (generation 0), then evolve it for ``ngen`` generations —
-    ``ngen + 1`` populations in all, as DEAP's ``ea*`` loops count (``deapnn evomal
-    --generations G`` counts populations and passes ``ngen = G - 1``); returns
-    ``(population, logbook)`` with one logbook record per population (``gen`` 0 … ``ngen``).
+    """The EvoMAL generation loop: generational GP over loss trees (Raymond et al. 2023, §4).
 
-    With ``resume_state`` (a state given earlier to ``checkpoint``) the contents of
-    ``population`` are replaced by the stored ones. Pass ``archive`` (a :class:`LossArchive`
-    built for the task) to keep access to the evaluation records (learned weights, reasons); it
-    is filled in place.
+    Evaluate ``population`` (generation 0), then evolve it for ``ngen`` generations — ``ngen + 1``
+    populations in all, as DEAP's ``ea*`` loops count (``deapnn evomal --generations G`` counts
+    populations and passes ``ngen = G - 1``). Each generation keeps the ``elitism`` best
+    unchanged, selects the rest with ``toolbox.select``, and each selected tree independently
+    undergoes crossover with probability ``cxpb`` (``toolbox.mate`` with a random other selected
+    tree, first child kept), else mutation with probability ``mutpb`` (``toolbox.mutate``), else
+    reproduction; offspring are repaired with ``toolbox.correct``. Evaluation goes through
+    ``toolbox.map(toolbox.evaluate, tree_strings)``; the archive (keyed by output fingerprint)
+    skips every tree equivalent to one already evaluated, rejected ones included.
+
+    Parameters
+    ----------
+    population : list of deap.gp.PrimitiveTree
+        The initial trees; replaced in place by each new generation.
+    toolbox : deap.base.Toolbox
+        With ``select``, ``mate``, ``mutate``, ``correct`` (e.g.
+        :func:`operators.correctArguments`), ``clone``, ``map``, ``evaluate`` (a tree string →
+        :class:`deapnn.evaluation.Evaluation` or a plain fitness tuple) and, to resume, ``parse``
+        (text → individual). ``deapnn.evomal.toolbox.make_toolbox`` registers them all.
+    ngen : int
+        Generations after the initial one (>= 0).
+    cxpb : float, optional
+        Crossover rate (default 0.7, Table 2); in [0, 1], ``cxpb + mutpb <= 1``.
+    mutpb : float, optional
+        Mutation rate (default 0.25, Table 2); in [0, 1].
+    elitism : int, optional
+        Best trees kept unchanged per generation (default 1; the reference configures elitism
+        but never applies it).
+    stats : deap.tools.Statistics, optional
+        Compiled on every population.
+    halloffame : deap.tools.HallOfFame, optional
+        Updated with every population.
+    verbose : bool, optional
+        Print the logbook stream.
+    archive : deapnn.losses.LossArchive, optional
+        The evaluation records (learned weights, reasons), filled in place; pass one built for
+        the task to keep access to them (default: a new classification archive).
+    checkpoint : callable, optional
+        ``checkpoint(state)`` after every generation, with a checkpoint-safe dict (trees as
+        strings, fitnesses, generation, python/numpy/torch RNG state, logbook, hall of fame,
+        archive).
+    resume_state : dict, optional
+        A state given to ``checkpoint`` earlier: the contents of ``population`` are replaced by
+        the stored ones and the run continues after that generation, ending as an uninterrupted
+        run would.
+
+    Returns
+    -------
+    population : list
+        The last population (the same list).
+    logbook : deap.tools.Logbook
+        One record per population (``gen`` 0 … ``ngen``): ``gen``, ``nevals`` (new
+        evaluations), ``cached`` (archive hits), the ``stats`` fields, ``failed`` and, when there
+        are some, ``errors``.
+
+    Raises
+    ------
+    ValueError
+        On invalid ``cxpb``/``mutpb``, ``ngen`` or ``elitism``.
+
+    Examples
+    --------
+    >>> import random
+    >>> from deapnn.algorithms import eaEvoMAL
+    >>> from deapnn.evomal.toolbox import make_toolbox
+    >>> random.seed(0)
+    >>> toolbox = make_toolbox(evaluate=lambda tree: (len(tree),), map_fn=map)   # toy fitness
+    >>> pop, logbook = eaEvoMAL(toolbox.population(6), toolbox, ngen=2)
+    >>> logbook.select("gen")
+    [0, 1, 2]
+
+    References
+    ----------
+    Raymond, Chen, Xue & Zhang 2023, "Learning symbolic model-agnostic loss functions via
+    meta-learning" (TPAMI, arXiv 2209.08907), §4 and Algorithm 1 (the loop), §4.6 (filters:
+    the archive) and Table 2 (rates); ``docs/faithfulness.md`` lists every element against the
+    paper and the reference code.
     """
     why = variation_error(cxpb, mutpb)
     if why:

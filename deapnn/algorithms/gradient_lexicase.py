@@ -36,7 +36,7 @@ INIT_MODES = ("clone", "independent")
 @dataclasses.dataclass
 class GLSLoopConfig(Config):
     """The loop settings :func:`eaGradientLexicase` accepts, with their constraints declared once
-    (:class:`deapnn.gls.GLSConfig` reuses them for ``pop``, ``momentum_mode`` and ``init``)."""
+    (``deapnn.gls.GLSConfig`` reuses them for ``pop``, ``momentum_mode`` and ``init``)."""
     pop_size: int = 4
     momentum: str = "reset"
     init: str = "clone"
@@ -81,26 +81,98 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
                        seed: int = 0, eval_interval: int = 0, stats=None, halloffame=None,
                        checkpoint=None, resume_state: dict | None = None, progress=None,
                        verbose: bool = False):
-    """Evolve ``parent``'s weights for ``ngen`` generations of GLS; return ``(parent, logbook)``.
+    """Evolve ``parent``'s weights for ``ngen`` generations of Gradient Lexicase Selection.
 
-    Toolbox (see :mod:`deapnn.algorithms.contracts`): ``mutate`` a
-    :class:`~deapnn.algorithms.contracts.GLSMutate` (SubGD), ``select`` a
-    :class:`~deapnn.algorithms.contracts.GLSSelect` (lexicase over training cases, or
-    :func:`operators.selRandomChild`), optional ``evaluate`` a
-    :class:`~deapnn.algorithms.contracts.GLSEvaluate` called every ``eval_interval`` generations
-    and after the last one (e.g. validation/test accuracy), and ``model`` a
-    :class:`~deapnn.algorithms.contracts.GLSModelFactory` when ``init="independent"``.
+    Per generation the parent is copied into ``pop_size`` children, the children are trained by
+    ``toolbox.mutate`` (subset gradient descent) at the generation's learning rate, one child is
+    chosen by ``toolbox.select`` and becomes the parent (a diverged winner leaves the parent as it
+    was). Every random draw of generation ``g`` comes from generators seeded with
+    ``derive_seed(seed, "gls", g)``, so a run resumed from a checkpoint ends bit-identical to an
+    uninterrupted one on CPU.
 
-    ``cfg`` gives lr0 (cosine from lr0 to 0 over all generations, constant within a generation —
-    Ding & Spector 2022, §3), momentum, Nesterov and weight decay. ``checkpoint(state)`` is called with the full
-    loop state after each generation; pass that state back as ``resume_state`` to continue.
-    Logbook per generation: ``gen, lr, train_loss, select_time, mutate_time, cases_examined,
-    survivors, winner, steps_per_child`` (the fewest optimizer steps a child took, when ``mutate``
-    reports them as ``child.subgd_steps``) plus whatever ``evaluate`` returns, and, when the
-    toolbox has ``diagnose`` (``diagnose(children, winner_index, select_info) -> dict``, called
-    after selection), what it returns. ``halloffame`` is unused (the lineage has one
-    member) and accepted for DEAP signature compatibility; ``stats`` is applied to the children's
-    train losses.
+    Parameters
+    ----------
+    parent : torch.nn.Module
+        The network, trained in place.
+    toolbox : deap.base.Toolbox
+        With ``mutate`` a :class:`~deapnn.algorithms.contracts.GLSMutate` (e.g.
+        :func:`operators.mutSubGD` with ``x, y`` bound), ``select`` a
+        :class:`~deapnn.algorithms.contracts.GLSSelect` (e.g. :func:`operators.selGradientLexicase`,
+        or :func:`operators.selRandomChild` for the ablation); optionally ``evaluate`` a
+        :class:`~deapnn.algorithms.contracts.GLSEvaluate` (metrics of the parent, e.g. validation
+        accuracy), ``model`` a :class:`~deapnn.algorithms.contracts.GLSModelFactory` (needed for
+        ``init="independent"``) and ``diagnose`` a :class:`~deapnn.algorithms.contracts.GLSDiagnose`
+        (``diagnose(children, winner_index, select_info) -> dict``, called after selection).
+    ngen : int
+        Number of generations (>= 0).
+    cfg : deapnn.training.TrainConfig
+        ``lr`` (the learning rate follows ``cfg.schedule``, by default a cosine from ``lr`` to 0
+        over all generations, constant within a generation), momentum, Nesterov and weight decay
+        of the children's SGD optimizers.
+    pop_size : int, optional
+        p, the children per generation (>= 2; default 4).
+    momentum : {"reset", "inherit", "none"}, optional
+        ``"reset"`` (default, the reference code): fresh optimizer state every generation;
+        ``"inherit"``: each child starts from its own copy of the winner's momentum buffers;
+        ``"none"``: plain SGD without momentum.
+    init : {"clone", "independent"}, optional
+        ``"clone"`` (default): the children of generation 0 are copies of ``parent``;
+        ``"independent"``: fresh networks from ``toolbox.model`` (the reference code).
+    seed : int, optional
+        Run seed every generation's generators derive from (default 0).
+    eval_interval : int, optional
+        Call ``toolbox.evaluate`` every this many generations (0, the default: only after the
+        last one).
+    stats : deap.tools.Statistics, optional
+        Applied to the children after selection (e.g. on their ``train_loss``).
+    halloffame : object, optional
+        Unused (the lineage has one member); accepted for DEAP signature compatibility.
+    checkpoint : callable, optional
+        ``checkpoint(state)`` after each generation, with the full loop state (generation,
+        parent weights, inherited optimizer state, logbook).
+    resume_state : dict, optional
+        A state given to ``checkpoint`` earlier: the run continues after its generation.
+    progress : object, optional
+        tqdm-like; ``update(1)`` per generation.
+    verbose : bool, optional
+        Print the logbook stream.
+
+    Returns
+    -------
+    parent : torch.nn.Module
+        The evolved network (the same object).
+    logbook : deap.tools.Logbook
+        One record per generation: ``gen, lr, train_loss, select_time, mutate_time,
+        cases_examined, survivors, winner, steps_per_child`` (the fewest optimizer steps a child
+        took, when ``mutate`` reports them as ``child.subgd_steps``), ``diverged`` when the winner
+        diverged, plus what ``evaluate``, ``diagnose`` and ``stats`` return.
+
+    Raises
+    ------
+    deapnn.config.ConfigError
+        On an invalid ``pop_size``, ``momentum``, ``init`` or ``ngen``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from deap import base
+    >>> from deapnn.algorithms import eaGradientLexicase
+    >>> from deapnn.training import TrainConfig
+    >>> from operators import mutSubGD, selGradientLexicase
+    >>> x, y = torch.randn(128, 4), torch.randint(0, 3, (128,))
+    >>> toolbox = base.Toolbox()
+    >>> toolbox.register("mutate", mutSubGD, x=x, y=y, batch_size=16)
+    >>> toolbox.register("select", selGradientLexicase, x=x, y=y)
+    >>> parent, logbook = eaGradientLexicase(torch.nn.Linear(4, 3), toolbox, ngen=3,
+    ...                                      cfg=TrainConfig(lr=0.1), pop_size=2)
+    >>> logbook.select("gen")
+    [1, 2, 3]
+
+    References
+    ----------
+    Ding & Spector 2022, "Optimizing neural networks with gradient lexicase selection" (ICLR), §3
+    and Algorithm 1 (the loop), §3.2 (subset gradient descent), §3.3 (lexicase selection);
+    ``docs/faithfulness.md`` lists every element against the paper and the reference code.
     """
     GLSLoopConfig(pop_size, momentum, init, ngen).validate()
     logbook = tools.Logbook()

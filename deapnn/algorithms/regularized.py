@@ -114,7 +114,46 @@ def _decode_ind(rec, decode):
 
 
 def regularized_state(population, halloffame, logbook, cycle, next_birth, encode=None) -> dict:
-    """The restart state of a run after ``cycle`` children (see ``resume_state=``)."""
+    """The restart state of an :func:`eaRegularizedEvolution` run after ``cycle`` children.
+
+    This is what the loop gives to its ``checkpoint`` callable; pass it back as ``resume_state``
+    to continue the run.
+
+    Parameters
+    ----------
+    population : list
+        The current members (each with ``birth`` and a fitness).
+    halloffame : deap.tools.HallOfFame or None
+        The hall of fame, stored best first.
+    logbook : deap.tools.Logbook
+        The run's logbook.
+    cycle : int
+        Children made so far.
+    next_birth : int
+        The birth number the next child gets.
+    encode : callable, optional
+        Genome → plain data (default: ``ind.to_json()`` when present, else ``list(ind)``).
+
+    Returns
+    -------
+    dict
+        Plain data: ``format``, ``cycle``, ``next_birth``, ``population`` and ``halloffame``
+        (genome, birth, fitness, info of each member), ``logbook`` (header and records) and
+        ``rng`` (python / numpy / torch random states).
+
+    Examples
+    --------
+    >>> from deap import tools
+    >>> from deapnn.algorithms import regularized_state
+    >>> state = regularized_state([], None, tools.Logbook(), cycle=0, next_birth=0)
+    >>> sorted(state)
+    ['cycle', 'format', 'halloffame', 'logbook', 'next_birth', 'population', 'rng']
+
+    References
+    ----------
+    Real, Aggarwal, Huang & Le 2019 (AAAI), Algorithm 1 (the state is the population, the ages
+    and the history).
+    """
     encode = encode or _default_encode
     return {"format": STATE_FORMAT, "cycle": int(cycle), "next_birth": int(next_birth),
             "population": [_encode_ind(ind, encode) for ind in population],
@@ -183,35 +222,106 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
                            halloffame=None, verbose=False, batch=1, checkpoint=None,
                            resume_state=None, progress=None, encode=None, decode=None,
                            failed_child="discard", attempts=7):
-    """Aging evolution (Real et al. 2019, Algorithm 1) → ``(population, logbook)``.
+    """Aging (regularized) evolution: Real et al. 2019, Algorithm 1.
 
-    :param population: list of individuals; **changed in place** (so a ``mutate`` that reads
-        the live list, e.g. ``mutGraph(population=pop)``, always sees the current members).
-        Individuals without ``birth`` all get birth 0: the initial members share one age, so
-        the first removals take them weakest first (see the module docstring).
-    :param cycles: number of cycles, each one tournament and one child (inserted, or discarded
-        after failing ``attempts`` times) — Real et al.'s C minus the initial P.
-    :param sample_size: S, members sampled with replacement per parent; must not exceed the
-        population size (:func:`operators.aging.check_sample_size`).
-    :param batch: W children in flight per round, evaluated by one ``toolbox.map`` call.
-    :param failed_child: ``"discard"`` (default: re-mutate the same parent, up to ``attempts``
-        evaluations, then leave the population unchanged) or ``"insert"`` (insert failed
-        children like any other); see :func:`child_failed`.
-    :param attempts: evaluations per cycle with ``failed_child="discard"`` [7].
-    :param checkpoint: callable ``checkpoint(state)`` called after the initial evaluation and
-        after every round with a plain dict (genomes via ``encode``, births, fitnesses, infos,
-        hall of fame, logbook records, counters, python/numpy/torch RNG states).
-    :param resume_state: a state given to ``checkpoint`` earlier; the run continues from it and,
-        as the RNGs are restored too, ends exactly as the uninterrupted run would (given
-        deterministic evaluations).  ``population`` is replaced by the stored one.
-    :param progress: optional tqdm-like object; ``update(n)`` per round.
-    :param encode/decode: genome ↔ plain data (defaults: ``to_json``/``from_json`` of the
-        individual class when present, else ``list(ind)``/``cls(list)``; ``toolbox.decode`` wins).
+    Each cycle samples ``sample_size`` members with replacement (``toolbox.select``, by default
+    :func:`operators.aging.selAgingTournament`), mutates a clone of the fittest, evaluates the
+    child, appends it and removes the oldest member (:func:`operators.aging.replaceOldest`). The
+    algorithm is genome-agnostic: it uses only ``toolbox.select``, ``clone``, ``mutate``,
+    ``evaluate`` and ``map``. ``toolbox.evaluate`` returns a :class:`deapnn.evaluation.Evaluation`
+    (its ``info`` is kept as ``ind.info``) or, DEAP's convention, a plain fitness tuple.
 
-    The hall of fame receives the initial population and every inserted child.  The logbook
-    has per round ``cycle``, ``nevals`` (evaluations, re-mutations included), the ``stats``
-    fields, ``remutated``, ``discarded``, ``inserted_failed``, ``failed`` (evaluation errors)
-    and, when there are some, ``errors``.
+    Parameters
+    ----------
+    population : list
+        Individuals; **changed in place** (so a ``mutate`` that reads the live list, e.g.
+        ``mutGraph(population=pop)``, always sees the current members). Individuals without
+        ``birth`` all get birth 0: the initial members share one age, so the first removals take
+        them weakest first (see the module docstring).
+    toolbox : deap.base.Toolbox
+        With ``mutate`` and ``evaluate`` (``select``, ``clone`` and ``map`` have defaults);
+        optionally ``encode``/``decode`` for checkpoints.
+    cycles : int
+        Number of cycles, each one tournament and one child (inserted, or discarded after
+        failing ``attempts`` times) — Real et al.'s C minus the initial P.
+    sample_size : int
+        S, members sampled with replacement per parent; must not exceed the population size
+        (:func:`operators.aging.check_sample_size`).
+    stats : deap.tools.Statistics, optional
+        Compiled on the population after every round.
+    halloffame : deap.tools.HallOfFame, optional
+        Receives the initial population and every inserted child (the history, not only the
+        survivors).
+    verbose : bool, optional
+        Print the logbook stream.
+    batch : int, optional
+        W children in flight per round, evaluated by one ``toolbox.map`` call (default 1: the
+        sequential algorithm).
+    checkpoint : callable, optional
+        ``checkpoint(state)`` after the initial evaluation and after every round, with a plain
+        dict (:func:`regularized_state`: genomes via ``encode``, births, fitnesses, infos, hall of
+        fame, logbook records, counters, python/numpy/torch RNG states).
+    resume_state : dict, optional
+        A state given to ``checkpoint`` earlier; the run continues from it and, as the RNGs are
+        restored too, ends exactly as the uninterrupted run would (given deterministic
+        evaluations). ``population`` is replaced by the stored one.
+    progress : object, optional
+        tqdm-like; ``update(n)`` per round.
+    encode : callable, optional
+        Genome → plain data for checkpoints (default: ``toolbox.encode`` when registered, else
+        ``ind.to_json()`` when present, else ``list(ind)``).
+    decode : callable, optional
+        Plain data → individual, to resume (default: ``toolbox.decode`` when registered, else
+        ``from_json`` of the individual class when present, else the class itself).
+    failed_child : {"discard", "insert"}, optional
+        ``"discard"`` (default): a failed child (see :func:`child_failed`) is re-mutated from the
+        same parent, up to ``attempts`` evaluations, then the population is left unchanged;
+        ``"insert"``: failed children are inserted like any other.
+    attempts : int, optional
+        Evaluations per cycle with ``failed_child="discard"`` (default 7).
+
+    Returns
+    -------
+    population : list
+        The final population (the same list).
+    logbook : deap.tools.Logbook
+        Per round: ``cycle``, ``nevals`` (evaluations, re-mutations included), the ``stats``
+        fields, ``remutated``, ``discarded``, ``inserted_failed``, ``failed`` (evaluation errors)
+        and, when there are some, ``errors``.
+
+    Raises
+    ------
+    ValueError
+        On negative ``cycles``, ``batch`` or ``attempts`` < 1, an unknown ``failed_child``, or a
+        ``sample_size`` the population cannot supply.
+
+    Examples
+    --------
+    A bit-string genome (the algorithm knows nothing of losses):
+
+    >>> import random
+    >>> from deap import base, creator
+    >>> from deapnn.algorithms import eaRegularizedEvolution
+    >>> creator.create("FitnessOnes", base.Fitness, weights=(1.0,))
+    >>> creator.create("Bits", list, fitness=creator.FitnessOnes)
+    >>> def flip(ind):
+    ...     i = random.randrange(len(ind)); ind[i] = 1 - ind[i]
+    ...     return (ind,)
+    >>> toolbox = base.Toolbox()
+    >>> toolbox.register("evaluate", lambda ind: (sum(ind),))
+    >>> toolbox.register("mutate", flip)
+    >>> random.seed(0)
+    >>> pop = [creator.Bits(random.choices((0, 1), k=8)) for _ in range(6)]
+    >>> pop, logbook = eaRegularizedEvolution(pop, toolbox, cycles=30, sample_size=3)
+    >>> len(pop), len(logbook)                 # the initial evaluation, then one record per cycle
+    (6, 31)
+
+    References
+    ----------
+    Real, Aggarwal, Huang & Le 2019, "Regularized evolution for image classifier architecture
+    search" (AAAI), §2 and Algorithm 1; Morgan & Hougen 2024 (arXiv 2403.08793), §3.4 (the NLFS
+    search loop; ages and failed children as in the authors' implementation,
+    ``docs/faithfulness.md``).
     """
     if cycles < 0:
         raise ValueError(f"cycles must be >= 0, got {cycles}")

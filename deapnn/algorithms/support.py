@@ -18,7 +18,7 @@ from ..runtime import rng_state, set_rng_state
 
 def plain(obj):
     """A copy of ``obj`` made of dict / list / str / int / float / bool / None only (safe for
-    :func:`deapnn.checkpoint.save_checkpoint`, which loads with ``weights_only=True``, and JSON).
+    ``deapnn.checkpoint.save_checkpoint``, which loads with ``weights_only=True``, and JSON).
     numpy scalars and arrays become Python numbers and lists; anything else becomes its text."""
     if isinstance(obj, dict):
         return {str(k): plain(v) for k, v in obj.items()}

@@ -12,7 +12,7 @@ form for reports.
 
 Everything stored is plain data (str/float/int/bool/lists), so :meth:`LossArchive.state` goes
 straight into a checkpoint. A stored record is an evaluation's ``info`` plus its ``fitness`` (and
-``error`` when the evaluation failed): :func:`record_of` / :func:`evaluation_of` convert.
+``error`` when the evaluation failed): ``record_of`` / ``evaluation_of`` convert.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class LossArchive:
     """Fitness cache keyed by :meth:`key` (an output fingerprint on probe inputs).
 
     ``record`` values are dicts of plain data (e.g. ``{"fitness": float, "reason": str|None,
-    "weights": [...], "expression": str, "tree": str}``, see :func:`record_of`).
+    "weights": [...], "expression": str, "tree": str}``, see ``record_of``).
 
     Bookkeeping, one definition: every :meth:`get` is a lookup, counted in ``hits`` when the
     archive answers it and in ``misses`` when it does not (the caller then evaluates the tree and
@@ -98,7 +98,7 @@ class LossArchive:
         return record
 
     def add(self, tree, record: dict) -> dict:
-        """Store ``record`` (plain data, e.g. from :func:`record_of`) for ``tree``; the first
+        """Store ``record`` (plain data, e.g. from ``record_of``) for ``tree``; the first
         writer wins. Returns the stored record."""
         return self.entries.setdefault(self.key(tree), dict(record))
 
@@ -120,6 +120,7 @@ class LossArchive:
 
     @classmethod
     def from_state(cls, state: dict, pset=None) -> "LossArchive":
+        """The archive that :meth:`state` saved (trees parsed with ``pset``)."""
         archive = cls(state["task"], state["num_classes"], state["n_probe"], state["digits"],
                       state["seed"], pset)
         return archive.load_state(state)

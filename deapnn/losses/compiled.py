@@ -6,7 +6,7 @@ from torch import nn
 
 class CompiledLoss(nn.Module):
     """A loss module whose ``forward`` calls ``self._fn``, a function compiled from the module's
-    genome (a loss graph, NLFS; a GP tree, EvoMAL §4.3–4.4) by :meth:`_compile`.
+    genome (a loss graph, NLFS; a GP tree, EvoMAL §4.3–4.4) by ``_compile``.
 
     Compiled functions (closures, ``exec``-made code) do not pickle, and SCOOP pickles losses to
     ship them to workers: ``_fn`` is left out of the pickled state and rebuilt on unpickling.

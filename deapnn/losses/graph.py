@@ -157,6 +157,7 @@ class LossGraph:
             raise GraphError(f"the active graph does not reach {names}")
 
     def is_valid(self) -> bool:
+        """Whether :meth:`validate` accepts the genome."""
         try:
             self.validate()
         except GraphError:
@@ -207,6 +208,7 @@ class LossGraph:
 
     # --- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The genome as plain data (what :meth:`to_json` writes)."""
         return {"format": FORMAT, "nodes": [list(n) for n in self.nodes], "flip": self.flip}
 
     def to_json(self) -> str:
@@ -231,6 +233,7 @@ class LossGraph:
         return g
 
     def copy(self) -> "LossGraph":
+        """An independent copy of the genome."""
         return LossGraph(self.nodes, self.flip)
 
     def __eq__(self, other):
@@ -260,6 +263,7 @@ class LossGraph:
         return compile_key(self.key(), False)[0]
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of ``logits`` against ``targets``: ``self.compile()(logits, targets)``."""
         return self.compile()(logits, targets)
 
     def source(self) -> str:
@@ -269,7 +273,7 @@ class LossGraph:
 
     # --- formulas (graph_expr) -------------------------------------------------------------
     def to_expression(self, flip: bool = True) -> str:
-        """Readable formula over ``y`` and ``yhat`` with the op names of :mod:`graph_ops`
+        """Readable formula over ``y`` and ``yhat`` with the op names of ``deapnn.losses.graph_ops``
         (``flip`` wraps a flipped genome in ``-(...)``)."""
         from .graph_expr import to_expression
         return to_expression(self, flip=flip)
@@ -287,7 +291,7 @@ class LossGraph:
 
     @classmethod
     def from_expression(cls, text: str, **kwargs):
-        """Parse a formula written with the op names into a genome (see :mod:`graph_expr`)."""
+        """Parse a formula written with the op names into a genome (see ``deapnn.losses.graph_expr``)."""
         from .graph_expr import from_expression
         d = from_expression(text)
         return cls(d["nodes"], flip=d["flip"], **kwargs)

@@ -105,6 +105,7 @@ class MetaLossNetwork(CompiledLoss):
         return self
 
     def weight_list(self) -> list[float]:
+        """The learned edge weights as Python floats."""
         return [float(w) for w in self.weights.detach().cpu()]
 
     def to_expression(self, digits: int = 4) -> str:

@@ -167,14 +167,43 @@ def missing_arguments(tree) -> list[str]:
 
 
 def correctArguments(tree, pset: gp.PrimitiveSet | None = None, rng=random):
-    """Repair a tree that lacks ``y`` or ``fx`` (EvoMAL §4.2, reference ``_apply_constraints``).
+    """Repair a loss tree that lacks ``y`` or ``fx`` (EvoMAL §4.2, reference ``_apply_constraints``).
 
     Exact behaviour: if both arguments occur, nothing changes. Otherwise one terminal node is drawn
     uniformly among the tree's terminals (``rng.randrange``), one primitive uniformly among add,
     sub, mul, div (``rng.randrange(4)``), and the argument order (y, fx) is shuffled
     (``rng.shuffle``); the terminal is replaced in place by ``prim(a, b)``. The result always
-    contains both arguments; its height grows by at most one. The tree is modified in place (its
-    class and fitness object are kept; a valid fitness is invalidated) and returned.
+    contains both arguments; its height grows by at most one.
+
+    Parameters
+    ----------
+    tree : deap.gp.PrimitiveTree
+        The tree to repair, modified in place (its class and fitness object are kept; a valid
+        fitness is invalidated).
+    pset : deap.gp.PrimitiveSet, optional
+        The primitive set (default: :func:`~deapnn.losses.lossPrimitiveSet`).
+    rng : random.Random, optional
+        Source of the draws (default: the ``random`` module).
+
+    Returns
+    -------
+    deap.gp.PrimitiveTree
+        ``tree`` itself.
+
+    Examples
+    --------
+    >>> import random
+    >>> from deap import gp
+    >>> from deapnn.losses import correctArguments, lossPrimitiveSet
+    >>> pset = lossPrimitiveSet()
+    >>> tree = gp.PrimitiveTree.from_string("log(y)", pset)         # fx is missing
+    >>> str(correctArguments(tree, pset, random.Random(0)))
+    'log(div(y, fx))'
+
+    References
+    ----------
+    Raymond, Chen, Xue & Zhang 2023, "Learning symbolic model-agnostic loss functions via
+    meta-learning" (TPAMI, arXiv 2209.08907), §4.2 (argument correction).
     """
     pset = pset or default_pset()
     if not missing_arguments(tree):

@@ -63,6 +63,7 @@ class LocalSearchConfig:
         return self
 
     def to_dict(self) -> dict:
+        """The settings as plain data."""
         return asdict(self)
 
 

@@ -72,6 +72,7 @@ MODELS = {
 
 
 def model_names() -> list[str]:
+    """The model names :func:`build_model` accepts, sorted."""
     return sorted(MODELS)
 
 

@@ -39,7 +39,7 @@ class PreActSEBlock(nn.Module):
 
 class SENet18(StagedResNet):
     """SENet18 (CIFAR variant): 3×3 conv-BN-ReLU stem with 64 channels, four stages of two
-    :class:`PreActSEBlock` (64, 128, 256, 512 channels; the last three halve the resolution),
+    ``PreActSEBlock`` (64, 128, 256, 512 channels; the last three halve the resolution),
     global average pooling and a linear classifier."""
 
     def __init__(self, in_channels: int, num_classes: int):
