@@ -108,3 +108,9 @@ def test_multiplexer_cases_match_the_definition(k):
         address = sum(bit << (k - 1 - i) for i, bit in enumerate(row[:k]))
         assert t == row[k + address]
     assert sum(targets) == len(targets) // 2
+
+
+def test_lexicase_symbreg_smoke_is_a_short_seeded_run(tmp_path):
+    out = smoke(tmp_path, "lexicase_symbreg.py", "--quiet")
+    assert re.search(r"^mean absolute error: [\d.e+-]+\s+\(selection: lexicase, fitness: cases, "
+                     r"seed 1, 3 generations\)$", out, re.M), out
