@@ -75,10 +75,13 @@ def fitness(tree: str, seed: int, meta_steps: int, steps: int) -> Evaluation:
         return Evaluation((float("inf"),), {"reason": f"local search: {exc}"})
     net.requires_grad_(False)
     model = my_model(derive_seed(seed, "fitness"))
+    untrained = mse(model, data.val)
     if not train(model, net, data.train.x, data.train.y, steps, seed=seed):
         return Evaluation((float("inf"),), {"reason": "training diverged"})
-    return Evaluation((mse(model, data.val),), {"weights": net.weight_list(),
-                                                "expression": net.to_expression()})
+    error = mse(model, data.val)
+    if not error < untrained:      # a rejection filter in the spirit of §4.6 (e.g. sign(...))
+        return Evaluation((float("inf"),), {"reason": "no better than the untrained network"})
+    return Evaluation((error,), {"weights": net.weight_list(), "expression": net.to_expression()})
 
 
 def individual(toolbox):
