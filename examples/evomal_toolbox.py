@@ -2,9 +2,10 @@
 
 Raymond et al. 2023 (TPAMI §4): loss functions are ``deap.gp`` trees over ``y`` and ``fx``
 (``lossPrimitiveSet()``, §4.1), repaired by ``correctArguments`` so that both arguments occur
-(§4.2); each tree becomes a ``MetaLossNetwork`` with one learnable weight per edge (§4.4), tuned by
-unrolled differentiation (``local_search``, §4.5), and scored by the user's fitness; here the
-validation MSE of a small network trained on scikit-learn's diabetes data with the learned loss.
+(§4.2); each tree becomes a ``MetaLossNetwork`` with one learnable weight per edge (§4.4),
+tuned by unrolled differentiation (``local_search``, §4.5), and scored by the user's fitness;
+here the validation MSE of a small network trained on scikit-learn's diabetes data with the
+learned loss (a loss that leaves the network no better than untrained is rejected).
 ``eaEvoMAL`` is the generation loop (Algorithm 1): elitism, tournament, one-point crossover /
 uniform mutation, argument correction, and an archive that never evaluates an equivalent tree twice.
 

@@ -71,7 +71,8 @@ def run_arm(task: dict) -> dict:
     parent, logbook = eaGradientLexicase(parent, tb, ngen, cfg=cfg, pop_size=task["pop"],
                                          seed=task["seed"], eval_interval=0)
     return {"arm": task["arm"], "seed": task["seed"],
-            "val_acc": logbook[-1]["val_acc"], "test_acc": evaluate(parent, data.test.x, data.test.y),
+            "val_acc": logbook[-1]["val_acc"],
+            "test_acc": evaluate(parent, data.test.x, data.test.y),
             "cases_examined": sum(r["cases_examined"] or 0 for r in logbook),   # random: none
             "seconds": time.perf_counter() - start}
 

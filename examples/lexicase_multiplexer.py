@@ -1,4 +1,4 @@
-"""Lexicase vs tournament selection on the GP Boolean multiplexer (DEAP's examples/gp/multiplexer.py).
+"""Lexicase vs tournament selection on the GP Boolean multiplexer (DEAP's gp/multiplexer.py).
 
 The k-address multiplexer (k = 2: the 6-multiplexer, 64 fitness cases) returns the data bit that
 its k address bits point to.  Tournament selection sees only how many cases a program gets right;

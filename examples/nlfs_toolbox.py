@@ -75,7 +75,7 @@ def evaluate(ind, steps: int, seed: int) -> Evaluation:
     this runs on a copy in a worker process."""
     configure_worker_threads()
     expression = ind.to_expression()
-    model, data = train_linear(ind.loss, derive_seed(seed, "surrogate"), steps)   # same init for all
+    model, data = train_linear(ind.loss, derive_seed(seed, "surrogate"), steps)   # one init
     if model is None:
         return Evaluation((0.0,), {"expression": expression, "reason": "loss diverged"})
     return Evaluation((accuracy(model, data.val),), {"expression": expression})

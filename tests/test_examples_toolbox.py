@@ -48,7 +48,8 @@ def test_nlfs_toolbox_reports_integrity_passing_losses_and_the_same_search_under
     for _, formula in found:                  # every loss reported passes the §3.3 test
         assert checkIntegrity(LossGraph.from_expression(formula)).accept, formula
     assert re.search(r"^LaTeX: \\mathcal\{L\} = ", out, re.M)
-    assert re.search(r"^test accuracy, \d+ steps: found_0 [\d.]+ vs cross-entropy [\d.]+", out, re.M)
+    assert re.search(r"^test accuracy, \d+ steps: found_0 [\d.]+ vs cross-entropy [\d.]+", out,
+                     re.M)
     # python -m scoop -n 2: the children of a round are evaluated in the workers (LossIndividual
     # and the returned Evaluation travel by pickle), and the search is the same
     scoop = smoke(tmp_path, "nlfs_toolbox.py", scoop=True)
