@@ -15,6 +15,7 @@ Parents are chosen by our exact, vectorised ``selLexicase`` (Spector 2012) or
 
     python examples/lexicase_symbreg.py --ngen 20 --seed 1
     python -m scoop -n 2 examples/lexicase_symbreg.py --selection auto-epsilon --fitness mean
+    python examples/lexicase_symbreg.py --smoke       # 3 generations of 60
 """
 import argparse
 import math
@@ -140,7 +141,10 @@ def main(argv=None):
                     help="cases: one fitness value per case; mean: scalar fitness, per-case "
                          "errors assigned in the main process (default: cases)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="3 generations of 60 individuals")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.ngen, args.pop = 3, 60
     if args.ngen < 0 or args.pop < 1:
         ap.error("--ngen must be >= 0 and --pop >= 1")
     random.seed(args.seed)                  # our selection draws from Python's random state
