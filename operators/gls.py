@@ -15,6 +15,7 @@ Individuals are ``torch.nn.Module`` children; both operators can be registered o
 from __future__ import annotations
 
 import math
+import numbers
 from contextlib import contextmanager
 
 import numpy as np
@@ -24,6 +25,47 @@ import torch.nn.functional as F
 from .lexicase import lexicase_filter
 
 SEMANTICS = ("standard", "reference")
+
+
+def _check_cases(op: str, x, y) -> None:
+    """``x`` and ``y`` are tensors holding the same number of cases, else TypeError/ValueError."""
+    for name, value in (("x", x), ("y", y)):
+        if not isinstance(value, torch.Tensor):
+            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {kind} "
+                            f"(convert it with torch.as_tensor)")
+        if value.dim() == 0:
+            raise ValueError(f"{op}: {name} must have a leading case dimension, got a 0-d tensor")
+    if len(x) != len(y):
+        raise ValueError(f"{op}: x and y must hold the same number of cases, "
+                         f"got len(x)={len(x)} and len(y)={len(y)}")
+
+
+def _check_labels(op: str, y: torch.Tensor) -> int:
+    """``y`` must be a non-empty 1-D tensor of class indices >= 0; returns its largest label
+    (one reduction over ``y``; the upper bound is checked against the model output width)."""
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise TypeError(f"{op}: y must hold integer class indices, got dtype {y.dtype}")
+    if y.dim() != 1:
+        raise ValueError(f"{op}: y must be a 1-D tensor of class indices, got shape {tuple(y.shape)}")
+    if len(y) == 0:
+        raise ValueError(f"{op}: x and y are empty; selection needs at least one training case")
+    lo, hi = torch.aminmax(y)
+    lo, hi = int(lo), int(hi)
+    if lo < 0:
+        raise ValueError(f"{op}: y must hold class indices >= 0, got {lo}")
+    return hi
+
+
+def _forward(model, xb: torch.Tensor, label_max: int) -> torch.Tensor:
+    """``model(xb)`` (N, C) logits, checking that every label ``<= label_max`` is a class
+    (``label_max < 0``: no check)."""
+    out = model(xb)
+    if label_max >= 0 and (out.dim() != 2 or out.shape[1] <= label_max):
+        raise ValueError(f"selGradientLexicase: y holds class indices up to {label_max}, but the "
+                         f"models output {tuple(out.shape[1:])} scores per case; valid labels are "
+                         f"0..{out.shape[1] - 1 if out.dim() == 2 else '?'}")
+    return out
 
 
 def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=F.cross_entropy,
@@ -73,8 +115,11 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
 
     Raises
     ------
+    TypeError
+        When ``x`` or ``y`` is not a tensor, or ``batch_size`` is not an integer.
     ValueError
-        With no child, or not one optimizer per child.
+        With no child, not one optimizer per child, ``batch_size`` < 1, ``len(x) != len(y)``,
+        or fewer mini-batches than children (some child would get no step).
 
     Examples
     --------
@@ -104,6 +149,17 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
         raise ValueError("mutSubGD needs at least one child")
     if len(optimizers) != p:
         raise ValueError(f"need one optimizer per child: {p} children, {len(optimizers)} optimizers")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"mutSubGD: batch_size must be an integer >= 1, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"mutSubGD: batch_size must be an integer >= 1, got {batch_size}")
+    _check_cases("mutSubGD", x, y)
+    n_batches = -(-len(x) // batch_size)
+    if n_batches < p:
+        raise ValueError(f"mutSubGD: {len(x)} cases in batches of batch_size={batch_size} give "
+                         f"{n_batches} mini-batch(es), fewer than the {p} children, so some "
+                         f"children would get no training step; need len(x) > "
+                         f"(children - 1) * batch_size = {(p - 1) * batch_size}")
     device = x.device
     batches = torch.randperm(len(x), generator=generator).split(batch_size)
     child_generators = [None] * p
@@ -149,20 +205,23 @@ def _cpu_inference_layout(models, x: torch.Tensor):
 
 
 @torch.inference_mode()
-def _loss_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> np.ndarray:
+def _loss_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                 label_max: int = -1) -> np.ndarray:
     """(len(models), len(x)) per-case cross-entropy losses (float64)."""
-    rows = [torch.cat([F.cross_entropy(model(xb).float(), yb, reduction="none")
+    rows = [torch.cat([F.cross_entropy(_forward(model, xb, label_max).float(), yb,
+                                       reduction="none")
                        for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
             for model in models]
     return torch.stack(rows).double().cpu().numpy()
 
 
 @torch.inference_mode()
-def _pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> np.ndarray:
+def _pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                 label_max: int = -1) -> np.ndarray:
     """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise."""
     rows = []
     for model in models:
-        correct = torch.cat([model(xb).argmax(1) == yb
+        correct = torch.cat([_forward(model, xb, label_max).argmax(1) == yb
                              for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
         rows.append(correct)
     return (~torch.stack(rows)).to(torch.uint8).cpu().numpy()
@@ -264,9 +323,13 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
 
     Raises
     ------
+    TypeError
+        When ``x`` or ``y`` is not a tensor (numpy arrays are not converted), or ``y`` is not
+        integer class indices.
     ValueError
         On an empty population, a negative ``k``, invalid chunk sizes or ``max_cases``, or an
-        unknown or inconsistent ``semantics`` / ``case_metric`` / ``epsilon``.
+        unknown or inconsistent ``semantics`` / ``case_metric`` / ``epsilon``; on empty ``x``,
+        ``len(x) != len(y)``, labels outside the models' outputs, or NaN in an examined case.
 
     Examples
     --------
@@ -307,6 +370,8 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     n = len(individuals)
     if n == 0:
         raise ValueError("cannot select from an empty population")
+    _check_cases("selGradientLexicase", x, y)
+    label_max = _check_labels("selGradientLexicase", y)
     rng = rng if rng is not None else np.random.default_rng()
     if eval_batch_size is None:
         eval_batch_size = 2048 if x.device.type == "cuda" else 256
@@ -323,7 +388,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
                 chosen.append(individuals[_select_one(individuals, x, y, rng, chunk_size,
                                                       max_chunk_size, limit, eval_batch_size,
                                                       semantics, info, layout, case_metric,
-                                                      epsilon)])
+                                                      epsilon, label_max)])
     finally:
         for m, t in zip(individuals, was_training):
             m.train(t)
@@ -378,7 +443,7 @@ def selRandomChild(children, k: int = 1, *, rng: np.random.Generator, info: dict
 
 
 def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch_size, semantics,
-                info, layout, case_metric="error", epsilon=None):
+                info, layout, case_metric="error", epsilon=None, label_max=-1):
     n = len(models)
     fallback = int(rng.integers(n))   # reference: the winner when the pool empties or cases run out
     pool = [i for i in range(n) if not getattr(models[i], "diverged", None)]
@@ -392,7 +457,12 @@ def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch
         if limit - end < 2 * size:   # the next chunk would be a short tail: one forward round less
             end = limit
         idx = order[start:end].to(x.device)
-        errors = matrix([models[i] for i in pool], layout(x[idx]), y[idx], eval_batch_size)
+        xb = x[idx]
+        if xb.is_floating_point() and torch.isnan(xb).any():
+            bad = idx[torch.isnan(xb).reshape(len(xb), -1).any(1)][:5].tolist()
+            raise ValueError(f"selGradientLexicase: x holds NaN (cases {bad}...); the training "
+                             f"cases must be NaN-free")
+        errors = matrix([models[i] for i in pool], layout(xb), y[idx], eval_batch_size, label_max)
         if semantics == "reference":
             pool, used, emptied = _reference_filter(pool, errors)
             examined += used
