@@ -24,6 +24,11 @@ EPS = 1e-7
 TASKS = ("classification", "regression")
 ARGUMENTS = ("y", "fx")
 ARITHMETIC = ("add", "sub", "mul", "div")
+#: tallest loss tree accepted: deeper ones cannot be compiled (Python nests at most 200
+#: parentheses); far above any height EvoMAL's static limit lets a search reach
+MAX_TREE_HEIGHT = 90
+#: most nodes a loss tree may have (a full binary tree of height 10 has 2,047)
+MAX_TREE_LENGTH = 10_000
 
 
 def _t(x):
@@ -117,9 +122,29 @@ def default_pset() -> gp.PrimitiveSet:
 _TOKEN_SPLIT = re.compile(r"[ \t\n\r\f\v(),]")
 
 
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_size(tree, text: str | None = None) -> None:
+    """``ValueError`` for a tree longer than :data:`MAX_TREE_LENGTH` nodes or taller than
+    :data:`MAX_TREE_HEIGHT` (computed iteratively, so any depth is measured safely)."""
+    if len(tree) > MAX_TREE_LENGTH:
+        raise ValueError(f"loss tree {_short(text or str(tree))!r} has {len(tree)} nodes; "
+                         f"at most {MAX_TREE_LENGTH} are allowed")
+    height, stack = 0, [0]
+    for node in tree:
+        depth = stack.pop()
+        height = depth if depth > height else height
+        stack.extend([depth + 1] * node.arity)
+        if height > MAX_TREE_HEIGHT:
+            raise ValueError(f"loss tree {_short(text or ' '.join(n.name for n in tree[:40]))!r} "
+                             f"is taller than {MAX_TREE_HEIGHT} (the most a loss tree may be)")
+
+
 def _check_well_formed(tree, text: str | None = None) -> None:
     open_slots = 1
-    text = text if text is not None else " ".join(node.name for node in tree)
+    text = _short(text if text is not None else " ".join(node.name for node in tree))
     for i, node in enumerate(tree):
         if open_slots == 0:
             raise ValueError(f"malformed loss tree {text!r}: extra nodes from position {i}")
@@ -138,6 +163,9 @@ def parse_tree(text: str, pset: gp.PrimitiveSet | None = None, cls=gp.PrimitiveT
     pset = pset or default_pset()
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"loss tree must be a non-empty string, got {text!r}")
+    if len(text) > 20 * MAX_TREE_LENGTH:
+        raise ValueError(f"loss tree {_short(text)!r} is {len(text)} characters long; at most "
+                         f"{20 * MAX_TREE_LENGTH} are allowed")
     if text.count("(") != text.count(")"):
         raise ValueError(f"unbalanced parentheses in loss tree {text!r}")
     for token in _TOKEN_SPLIT.split(text):
@@ -147,6 +175,7 @@ def parse_tree(text: str, pset: gp.PrimitiveSet | None = None, cls=gp.PrimitiveT
                              f"valid: {valid}")
     tree = cls(gp.PrimitiveTree.from_string(text, pset))
     _check_well_formed(tree, text)
+    _check_size(tree, text)
     return tree
 
 
@@ -156,6 +185,7 @@ def as_tree(tree_or_string, pset: gp.PrimitiveSet | None = None):
         return parse_tree(tree_or_string, pset)
     if isinstance(tree_or_string, gp.PrimitiveTree):
         _check_well_formed(tree_or_string)
+        _check_size(tree_or_string)
         return tree_or_string
     raise TypeError(f"expected a gp.PrimitiveTree or a string, got {type(tree_or_string).__name__}")
 
@@ -229,6 +259,11 @@ def loss_inputs(output: torch.Tensor, target: torch.Tensor, task: str):
             raise ValueError(f"classification output must be (N, C) logits, got {tuple(output.shape)}")
         if output.shape[1] == 1:
             return target.reshape(output.shape).to(output.dtype), torch.sigmoid(output)
+        if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool \
+                or target.shape != output.shape[:1]:
+            raise ValueError(f"classification targets must be integer class indices of shape "
+                             f"({output.shape[0]},), got a {target.dtype} tensor of shape "
+                             f"{tuple(target.shape)}")
         return F.one_hot(target.long(), output.shape[1]).to(output.dtype), torch.softmax(output, 1)
     if task == "regression":
         if target.shape != output.shape and target.numel() == output.numel():
