@@ -19,6 +19,7 @@ the same tensor ops as the hand-written formula.
 from __future__ import annotations
 
 import json
+import numbers
 import random as _random
 from functools import lru_cache
 
@@ -49,6 +50,29 @@ def check_wiring(wiring: str) -> None:
 
 class GraphError(ValueError):
     """A genome that breaks the grammar (bad index, cycle, missing y or ŷ)."""
+
+
+FIELDS = ("unary", "binary", "is_binary", "in_a", "in_b")
+
+
+def _node_row(i: int, row) -> list[int]:
+    """Node ``i`` as a list of 5 Python ints; a non-integer field (``0.99``, ``True``, ``"1"``)
+    raises :class:`GraphError` naming it rather than being truncated."""
+    try:
+        values = list(row) if not isinstance(row, (str, bytes, dict)) else None
+    except TypeError:
+        values = None
+    if values is None or len(values) != 5:
+        raise GraphError(f"node {i} must be [unary, binary, is_binary, in_a, in_b], got {row!r}")
+    out = []
+    for name, v in zip(FIELDS, values):
+        if type(v) is not int:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise GraphError(f"node {i}: {name} must be an integer, got {v!r} "
+                                 f"({type(v).__name__})")
+            v = int(v)
+        out.append(v)
+    return out
 
 
 def allowed_inputs(node: int) -> list[int]:
@@ -119,7 +143,12 @@ class LossGraph:
     def __init__(self, nodes=None, flip: bool = False):
         if nodes is None:
             nodes = [[0, 0, 0, Y, YHAT] for _ in range(N_HIDDEN + 1)]
-        self.nodes = [[int(v) for v in n] for n in nodes]
+        if isinstance(nodes, (str, bytes, dict)) or not hasattr(nodes, "__iter__"):
+            raise GraphError(f"a loss graph's nodes must be a list of {N_HIDDEN + 1} nodes, "
+                             f"got {type(nodes).__name__}")
+        self.nodes = [_node_row(i, n) for i, n in enumerate(nodes)]
+        if isinstance(flip, str) or flip not in (True, False):
+            raise GraphError(f"flip must be a boolean, got {flip!r}")
         self.flip = bool(flip)
         self.check_format()
 
@@ -227,7 +256,10 @@ class LossGraph:
             raise GraphError("a loss-graph JSON document needs a 'nodes' list")
         if data.get("format", FORMAT) != FORMAT:
             raise GraphError(f"unknown loss-graph format {data.get('format')!r}; expected {FORMAT}")
-        g = cls(data["nodes"], flip=bool(data.get("flip", False)), **kwargs)
+        flip = data.get("flip", False)
+        if not isinstance(flip, bool):
+            raise GraphError(f"a loss-graph document's flip must be true or false, got {flip!r}")
+        g = cls(data["nodes"], flip=flip, **kwargs)
         if validate:
             g.validate()
         return g
