@@ -25,6 +25,7 @@ yhat) raises ``ValueError`` naming the problem.
 from __future__ import annotations
 
 import ast
+import re
 
 from .graph import (MONE, N_HIDDEN, N_INPUTS, ONE, ROOT, Y, YHAT, GraphError, LossGraph)
 from .graph_ops import (BINARY, BINARY_ALIASES, BINARY_INDEX, BINARY_NAMES, INFIX, UNARY,
@@ -111,8 +112,33 @@ def to_latex(g: LossGraph, eps=0, simplify: bool = False) -> str:
 
 
 # --- text -> genome ---------------------------------------------------------------------------
+#: longest formula accepted, in tokens (names, numbers, operators, parentheses)
+MAX_FORMULA_TOKENS = 1000
+#: deepest nesting accepted (parentheses, or operators inside operators)
+MAX_FORMULA_DEPTH = 100
+_TOKEN = re.compile(r"\w+|\*\*|\S")
+
+
 def _fail(text, why):
-    raise ValueError(f"cannot read loss formula {text!r}: {why}")
+    shown = text if len(text) <= 120 else text[:120] + "..."
+    raise ValueError(f"cannot read loss formula {shown!r}: {why}")
+
+
+def _check_size(text: str) -> None:
+    """``ValueError`` for a formula of more than :data:`MAX_FORMULA_TOKENS` tokens or nested
+    deeper than :data:`MAX_FORMULA_DEPTH` parentheses (checked before Python parses it)."""
+    tokens = _TOKEN.findall(text)
+    if len(tokens) > MAX_FORMULA_TOKENS:
+        _fail(text, f"{len(tokens)} tokens; at most {MAX_FORMULA_TOKENS} are allowed")
+    depth = deepest = 0
+    for tok in tokens:
+        if tok == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif tok == ")":
+            depth -= 1
+    if deepest > MAX_FORMULA_DEPTH:
+        _fail(text, f"parentheses nested {deepest} deep; at most {MAX_FORMULA_DEPTH} are allowed")
 
 
 def _is_const(node, value) -> bool:
@@ -124,12 +150,18 @@ def from_expression(text: str) -> dict:
     """Parse ``text`` (module docstring grammar) into ``{"nodes": [...], "flip": bool}``."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("a loss formula must be a non-empty string")
+    _check_size(text)
     try:
         tree = ast.parse(text.replace("^", "**").strip(), mode="eval").body
     except SyntaxError as exc:
         _fail(text, f"syntax error ({exc.msg})")
+    except (RecursionError, MemoryError):
+        _fail(text, f"nested too deeply (at most {MAX_FORMULA_DEPTH} levels)")
 
-    def conv(n):
+    def conv(n, depth=0):
+        if depth > MAX_FORMULA_DEPTH:
+            _fail(text, f"operators nested more than {MAX_FORMULA_DEPTH} deep")
+        d = depth + 1
         if isinstance(n, ast.Name):
             if n.id not in _VARS:
                 _fail(text, f"unknown variable {n.id!r}; use y and yhat")
@@ -140,41 +172,41 @@ def from_expression(text: str) -> dict:
             _fail(text, f"constant {n.value!r} is not allowed (only 1 and -1)")
         if isinstance(n, ast.UnaryOp):
             if isinstance(n.op, ast.UAdd):
-                return conv(n.operand)
+                return conv(n.operand, d)
             if isinstance(n.op, ast.USub):
                 if _is_const(n.operand, 1):
                     return ("s", MONE)
-                return ("u", UNARY_INDEX["neg"], conv(n.operand))
+                return ("u", UNARY_INDEX["neg"], conv(n.operand, d))
             _fail(text, f"operator {type(n.op).__name__} is not allowed")
         if isinstance(n, ast.BinOp):
             if isinstance(n.op, ast.Pow):
                 if _is_const(n.right, 2):
-                    return ("u", UNARY_INDEX["square"], conv(n.left))
+                    return ("u", UNARY_INDEX["square"], conv(n.left, d))
                 _fail(text, "only the power 2 is allowed (x**2); use sqrt() for √|x|")
             if isinstance(n.op, ast.Div) and _is_const(n.left, 1):
-                return ("u", UNARY_INDEX["recip"], conv(n.right))
+                return ("u", UNARY_INDEX["recip"], conv(n.right, d))
             ops = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "protected_div"}
             name = ops.get(type(n.op))
             if name is None:
                 _fail(text, f"operator {type(n.op).__name__} is not allowed")
-            return ("b", BINARY_INDEX[name], conv(n.left), conv(n.right))
+            return ("b", BINARY_INDEX[name], conv(n.left, d), conv(n.right, d))
         if isinstance(n, ast.Call):
             if not isinstance(n.func, ast.Name) or n.keywords:
                 _fail(text, "only plain calls like log(x) are allowed")
             fname, args = n.func.id, n.args
             if fname in ("max", "min") and len(args) == 2 and any(_is_const(a, 0) for a in args):
                 other = args[1] if _is_const(args[0], 0) else args[0]
-                return ("u", UNARY_INDEX[fname + "0"], conv(other))
+                return ("u", UNARY_INDEX[fname + "0"], conv(other, d))
             uname = UNARY_ALIASES.get(fname, fname)
             bname = BINARY_ALIASES.get(fname, fname)
             if uname in UNARY_INDEX:
                 if len(args) != 1:
                     _fail(text, f"{fname}() takes 1 argument, got {len(args)}")
-                return ("u", UNARY_INDEX[uname], conv(args[0]))
+                return ("u", UNARY_INDEX[uname], conv(args[0], d))
             if bname in BINARY_INDEX:
                 if len(args) != 2:
                     _fail(text, f"{fname}() takes 2 arguments, got {len(args)}")
-                return ("b", BINARY_INDEX[bname], conv(args[0]), conv(args[1]))
+                return ("b", BINARY_INDEX[bname], conv(args[0], d), conv(args[1], d))
             _fail(text, f"unknown op {fname!r}; unary: {', '.join(UNARY_NAMES)}; "
                         f"binary: {', '.join(BINARY_NAMES)}")
         _fail(text, f"unsupported syntax {type(n).__name__}")
