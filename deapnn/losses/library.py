@@ -141,6 +141,9 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 def registry_path(path=None) -> str:
     """The registry file in use: ``path``, ``$DEAPNN_LOSSES`` or ``~/.cache/deapnn/losses.json``.
     A directory stands for its ``losses.json``."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path (the loss registry file or directory) must be a str or "
+                        f"os.PathLike, got {type(path).__name__}")
     path = path or os.environ.get("DEAPNN_LOSSES") or \
         os.path.join(os.path.expanduser("~"), ".cache", "deapnn", "losses.json")
     path = os.fspath(path)
