@@ -167,7 +167,8 @@ class EvoMALRunConfig(EvoMALConfig):
         "cxpb": [Interval(float, 0, 1)], "mutpb": [Interval(float, 0, 1)],
         "elitism": [Interval(int, 0)],
         "tournament": [Interval(int, 1)],
-        "max_height": [Interval(int, 1)],
+        # argument correction adds one level; deapnn.losses.tree.MAX_TREE_HEIGHT is 90
+        "max_height": [Interval(int, 1, 89)],
         "seeds": [Interval(int, 1)],
         "final_steps": [Interval(int, 0)],
         "final_eval_every": [Interval(int, 0)],
