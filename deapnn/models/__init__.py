@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from .small import CNN1d, CNN2d, MLP
-from .cifar import MobileNetV2, ResNet18, ResNet50, VGG19BN
+from .cifar import MobileNetV2, ResNet18, ResNet50, StagedResNet, VGG19BN
 from .densenet import DenseNet121
 from .efficientnet import EfficientNetB0
 from .senet import SENet18
@@ -98,4 +98,4 @@ def build_model(name: str, input_shape, num_classes: int) -> nn.Module:
 
 __all__ = ["build_model", "check_model_input", "model_names", "MODELS", "MLP", "CNN1d", "CNN2d",
            "VGG19BN", "ResNet18", "ResNet50", "DenseNet121", "MobileNetV2", "SENet18",
-           "EfficientNetB0"]
+           "EfficientNetB0", "StagedResNet"]
