@@ -40,7 +40,8 @@ def run_seed(task: dict) -> dict:
     test_x, test_y = data.test.x.to(device), data.test.y.to(device)
 
     toolbox = base.Toolbox()
-    toolbox.register("mutate", mutSubGD, x=x, y=y, batch_size=64, augment="crop_flip")
+    toolbox.register("mutate", mutSubGD, x=x, y=y, batch_size=task["batch_size"],
+                     augment="crop_flip")
     toolbox.register("select", selGradientLexicase, x=x, y=y,       # unaugmented cases
                      max_cases=task["max_cases"])
     toolbox.register("evaluate", lambda net: {"test_acc": evaluate(net, test_x, test_y)})
@@ -48,7 +49,8 @@ def run_seed(task: dict) -> dict:
     torch.manual_seed(derive_seed(task["seed"], "init"))
     parent = build_model(task["arch"], data.input_shape, data.num_classes).to(device)
     ngen = task["epochs"] * (task["pop"] + 1)
-    cfg = TrainConfig(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=64, schedule="cosine")
+    cfg = TrainConfig(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=task["batch_size"],
+                      schedule="cosine")
     start = time.perf_counter()
     parent, logbook = eaGradientLexicase(parent, toolbox, ngen, cfg=cfg, pop_size=task["pop"],
                                          seed=task["seed"], eval_interval=task["eval_every"],
@@ -81,15 +83,17 @@ def main(argv=None):
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    tmp = None
+    tmp, batch_size = None, 64
     if args.smoke:
         from deapnn.data.fake import fake_cifar10
         tmp = tempfile.TemporaryDirectory()
         fake_cifar10(tmp.name, n_train=48, n_test=16)
         args.root, args.arch, args.pop, args.epochs, args.eval_every = tmp.name, "resnet18", 2, 1, 1
+        batch_size = 16          # 44 training images: every child must get mini-batches
     tasks = [{"seed": s, "root": args.root, "download": args.download, "arch": args.arch,
               "pop": args.pop, "epochs": args.epochs, "eval_every": args.eval_every,
-              "max_cases": args.max_cases, "smoke": args.smoke, "verbose": args.verbose}
+              "max_cases": args.max_cases, "smoke": args.smoke, "verbose": args.verbose,
+              "batch_size": batch_size}
              for s in seeds]
     for result in get_map()(run_seed, tasks):
         print(json.dumps(result))
