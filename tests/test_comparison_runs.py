@@ -26,7 +26,7 @@ def _genome(expr):
 
 
 def test_nlfs_untuned_rows_are_the_untuned_protocol_and_transfer_changes_the_model():
-    from deapnn.nlfs.run import compare_final, compare_tuned
+    from deapnn.nlfs.compare import compare_final, compare_tuned
     torch.set_num_threads(1)
     cfg = NLFSConfig(seeds=2, final_steps=20, lr_grid=[1.0, 2.0], population=4, pool=6)
     found = [("nlfs_1", _genome("-(log(yhat) - y / yhat)"))]
@@ -50,7 +50,7 @@ EVO = dict(dataset="diabetes", population=4, generations=2, meta_steps=2, fitnes
 def test_evomal_untuned_rows_are_the_untuned_protocol():
     from deapnn.data import load_dataset
     from deapnn.evomal.config import EvoMALRunConfig
-    from deapnn.evomal.run import compare_tuned, train_final
+    from deapnn.evomal.compare import compare_tuned, train_final
     torch.set_num_threads(1)
     cfg = EvoMALRunConfig(**EVO).validate()
     data = load_dataset(cfg.dataset, seed=cfg.seed)
@@ -104,7 +104,7 @@ def nlfs_run(tmp_path_factory):
 
 
 def test_compare_a_finished_run_resumes_per_training(nlfs_run, monkeypatch, capsys):
-    import deapnn.nlfs.run as nr
+    import deapnn.nlfs.compare as nr
     real, calls = nr.tuned_job, []
 
     def counted(*a):

@@ -139,7 +139,7 @@ def test_resume_reuses_finished_final_runs(tmp_path, capsys):
 
 
 def test_paired_comparison_counts_lower_as_win():
-    from deapnn.evomal.run import paired_comparison
+    from deapnn.evomal.compare import paired_comparison
     runs = lambda vals: {"runs": [{"seed": i, "test": v} for i, v in enumerate(vals)]}
     p = paired_comparison({"EvoMAL": runs([0.1, 0.3, 0.2, float("inf")]),
                            "CE": runs([0.2, 0.2, 0.2, 0.5])})

@@ -193,13 +193,13 @@ def run(args) -> int:
 
     bar = partial(progress, quiet=args.quiet)
     if kind == "nlfs":
-        from ..nlfs.run import compare_tuned, scale_reports
+        from ..nlfs.compare import compare_tuned, scale_reports
         record = compare_tuned(cfg, found, map, state=state, checkpoint=save, progress=bar,
                                log=print)
         scale = scale_reports(found)
     else:
         from ..data import DATASETS
-        from ..evomal.run import compare_tuned, scale_reports
+        from ..evomal.compare import compare_tuned, scale_reports
         spec = DATASETS[cfg.dataset]
         record = compare_tuned(found[0], cfg, spec.task, state=state, checkpoint=save,
                                progress=bar, log=print)

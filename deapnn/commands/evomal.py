@@ -143,7 +143,8 @@ def run(args) -> int:
 
     from tqdm.auto import tqdm
 
-    from ..evomal.run import FINAL_FILE, PLOT_FILE, comparison_table, run_evomal
+    from ..evomal.compare import FINAL_FILE, comparison_table
+    from ..evomal.run import PLOT_FILE, run_evomal
     from ..progress import progress
     from ..rundir import RunDir
     from ..runtime import configure_worker_threads

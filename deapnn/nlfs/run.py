@@ -1,22 +1,19 @@
 """The NLFS run driver (Morgan & Hougen 2024 §3): random pool (scored in two stages) → aging
-evolution → (optional)
-elimination → formulas, probe-curve plot and a final test-set comparison against CE (by default
-tuned: every loss gets its own learning rate, :func:`compare_tuned` and :mod:`deapnn.comparison`;
-``tune=False``: one learning rate, :func:`compare_final`).
+evolution → (optional) elimination → formulas, probe-curve plot and a final test-set comparison
+against CE (:mod:`deapnn.nlfs.compare`: by default tuned, every loss at its own learning rate).
 
 :func:`run_nlfs` strings together phase functions that take and return data
 (:func:`evaluate_pool`, :func:`rescore_pool`, :func:`seed_population`, :func:`evolve`,
-:func:`eliminate`, :func:`best_entries`, :func:`register_best`, :func:`plot_probe`,
-:func:`compare_tuned` / :func:`compare_final`). Every phase checkpoints into the run directory (the pool and its
-re-scoring chunk by chunk, evolution round by round,
-elimination candidate chunk by chunk, the final comparison seed by seed), so a resumed run
-continues where a killed one stopped and ends exactly as the uninterrupted run.
+:func:`eliminate`, :func:`best_entries`, :func:`register_best`, :func:`plot_probe`, then
+``compare_tuned`` / ``compare_final``). Every phase checkpoints into the run directory (the pool
+and its re-scoring chunk by chunk, evolution round by round, elimination candidate chunk by
+chunk, the final comparison training by training), so a resumed run continues where a killed one
+stopped and ends exactly as the uninterrupted run.
 """
 from __future__ import annotations
 
 import random
-import statistics
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 from deap import tools
 
@@ -28,8 +25,9 @@ from ..losses.graph import LossGraph
 from ..plots import save_figure
 from ..progress import no_progress
 from ..runtime import derive_seed, get_map, seed_everything
-from .config import NLFSConfig, SurrogateConfig
-from .evaluator import guarded_evaluator, surrogate_training
+from .compare import compare_final, compare_tuned, scale_reports
+from .config import NLFSConfig
+from .evaluator import guarded_evaluator
 from .toolbox import LossIndividual, decode, make_toolbox, random_individual
 
 CE_EXPRESSION = "-(y * log(yhat))"
@@ -281,105 +279,6 @@ def plot_probe(path, genomes, labels) -> None:
     save_figure(fig, path, dpi=120)
 
 
-def _plain_result(res: dict) -> dict:
-    return {k: (float(v) if isinstance(v, float) else v) for k, v in res.items()}
-
-
-def _final_job(job):
-    """One final-comparison training: ``(loss spec, SurrogateConfig, train seed)`` → result."""
-    from ..losses.library import get
-    spec, cfg, seed = job
-    loss = get(spec) if not spec.startswith("{") else \
-        LossGraph.from_json(spec).compile()
-    return surrogate_training(loss, cfg, seed, test=True)
-
-
-def final_config(cfg: NLFSConfig) -> SurrogateConfig:
-    """The training of the final comparison: ``final_steps`` steps of ``final_model``, no
-    pre-screen, evaluated 10 times."""
-    return SurrogateConfig(**{**asdict(cfg.surrogate()), "steps": cfg.final_steps,
-                              "model": cfg.final_model or cfg.model, "prescreen_steps": 0,
-                              "eval_every": max(1, cfg.final_steps // 10)})
-
-
-def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoint=None):
-    """Test accuracy of cross-entropy and of the ``found`` losses (``(name, genome JSON)``)
-    over ``cfg.seeds`` seeds, ``cfg.batch`` trainings per ``map_fn`` call; ``checkpoint(state)``
-    after each call, and a ``state`` stored so skips the seeds already trained. Returns
-    ``(table, paired)``: a row per loss, and the per-seed found − CE differences when one loss
-    was found (else None)."""
-    arms = [("cross-entropy", "ce")] + list(found)
-    final = final_config(cfg)
-    jobs = [(spec, final, derive_seed(cfg.seed, "final", s)) for _, spec in arms
-            for s in range(cfg.seeds)]
-    keys = [[spec, seed] for spec, _, seed in jobs]
-    results = list(state["results"]) if state and state.get("jobs") == keys else []
-    step = max(1, cfg.batch)
-    while len(results) < len(jobs):
-        results += [_plain_result(r) for r in map_fn(_final_job, jobs[len(results):][:step])]
-        if checkpoint is not None:
-            checkpoint({"jobs": keys, "results": list(results)})
-    table = []
-    for a, (label, _) in enumerate(arms):
-        accs = [r["test_acc"] for r in results[a * cfg.seeds:(a + 1) * cfg.seeds]]
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        table.append({"loss": label, "mean": statistics.mean(accs), "std": sd, "test": accs})
-    paired = None
-    if len(table) == 2:
-        diffs = [b - a for a, b in zip(table[0]["test"], table[1]["test"])]
-        paired = {"diff": diffs, "mean_diff": statistics.mean(diffs),
-                  "wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs),
-                  "losses": sum(d < 0 for d in diffs)}
-    return table, paired
-
-
-def tuned_job(final: SurrogateConfig, spec: str, lr: float, seed: int, split: str) -> dict:
-    """One training of the tuned comparison (:func:`deapnn.comparison.tuned_comparison`'s
-    trainer): the final training (:func:`final_config`) of loss ``spec`` at learning rate ``lr``
-    from ``seed``; ``metric`` is the best validation accuracy (``split="val"``; the test split
-    is not evaluated) or the test accuracy of the best-validation weights (``"test"``)."""
-    from ..losses.library import get
-    loss = get(spec) if not spec.startswith("{") else LossGraph.from_json(spec).compile()
-    res = surrogate_training(loss, replace(final, lr=lr), seed, test=split == "test")
-    return {**res, "metric": res["test_acc"] if split == "test" else res["val_acc"]}
-
-
-def comparison_arms(baselines, found: list) -> list:
-    """The losses of the tuned comparison: cross-entropy (the baseline), label-smoothed CE
-    (ε = 0.1), the ``baselines`` (``deapnn.losses.get`` names) and the ``found`` losses
-    (``(name, genome JSON)``)."""
-    from ..comparison import Arm
-    return ([Arm("cross-entropy", "ce", "baseline"),
-             Arm("label-smoothed CE", "label_smoothing", "reference")]
-            + [Arm(name, name, "reference") for name in baselines]
-            + [Arm(name, spec, "found") for name, spec in found])
-
-
-def compare_tuned(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoint=None,
-                  progress=no_progress, log=None) -> dict:
-    """The tuned final comparison (:mod:`deapnn.comparison`) of CE, label-smoothed CE,
-    ``cfg.baselines`` and the ``found`` losses (``(name, genome JSON)``) on the final training
-    (:func:`final_config`, ``final_model`` included): lr from ``cfg.lr_grid`` around the
-    surrogate's lr chosen on validation with ``cfg.tune_seeds`` seeds, then ``cfg.seeds`` final
-    seeds scored on test; ``cfg.batch`` trainings per ``map_fn`` call, resumable from
-    ``state``."""
-    from ..comparison import Protocol, tuned_comparison
-    final = final_config(cfg)
-    protocol = Protocol(lr=final.lr, seeds=cfg.seeds, run_seed=cfg.seed, metric="test accuracy",
-                        higher_is_better=True, grid=tuple(cfg.lr_grid), tune_seeds=cfg.tune_seeds,
-                        extra={"model": final.model, "steps": final.steps})
-    return tuned_comparison(comparison_arms(cfg.baselines, found), protocol, tuned_job, final,
-                            map_fn=map_fn, state=state, checkpoint=checkpoint, progress=progress,
-                            chunk=max(1, cfg.batch), ident=final.to_dict(), log=log)
-
-
-def scale_reports(found: list) -> dict:
-    """The scale report (:func:`deapnn.losses.scale.scale_report`, 10 classes) of each found
-    loss ``(name, genome JSON)``."""
-    from ..losses.scale import scale_report
-    return {name: scale_report(LossGraph.from_json(spec).compile(), 10) for name, spec in found}
-
-
 def scored_pool(cfg: NLFSConfig, ckpt: _Checkpoint, evaluator, map_fn, progress) -> dict:
     """The pool phase: the random pool scored (checkpointed chunk by chunk) and, when
     ``cfg.rescore_count()`` > 0, its best re-scored (:func:`rescore_pool`). With a second stage
@@ -452,6 +351,5 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
 
 
 __all__ = ["NLFSConfig", "NLFSSummary", "Evolution", "run_nlfs", "random_pool", "evaluate_pool",
-           "rescore_pool", "scored_pool", "seed_population", "evolve", "eliminate", "best_entries", "register_best",
-           "plot_probe", "final_config", "compare_final", "compare_tuned", "tuned_job",
-           "comparison_arms", "scale_reports", "LossIndividual", "CE_EXPRESSION"]
+           "rescore_pool", "scored_pool", "seed_population", "evolve", "eliminate",
+           "best_entries", "register_best", "plot_probe", "LossIndividual", "CE_EXPRESSION"]
