@@ -153,3 +153,17 @@ def test_evomal_library_modules_do_not_import_the_commands():
     for path in files:
         text = path.read_text()
         assert "deapnn.commands" not in text and "..commands" not in text, path
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json", "\x00"])
+def test_a_damaged_stored_trainings_file_is_the_runs_error_naming_it(tmp_path, text):
+    from deapnn.evomal.compare import FINAL_FILE, TUNED_FILE, stored_runs
+    from deapnn.rundir import RunDir, RunDirError
+    rundir = RunDir.open(tmp_path)
+    for name in (FINAL_FILE, TUNED_FILE):
+        (tmp_path / name).write_text(text)
+        assert stored_runs(rundir, name, resuming=False) is None   # a fresh run ignores it
+        with pytest.raises(RunDirError, match=f"cannot resume .*{name} is "):
+            stored_runs(rundir, name, resuming=True)
+        (tmp_path / name).write_text('{"ident": 1, "runs": {}}')
+        assert stored_runs(rundir, name, resuming=True) == {"ident": 1, "runs": {}}
