@@ -2,9 +2,36 @@
 import os
 import sys
 
+import pytest
 import torch
 
 os.environ.setdefault("DEAPNN_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``cli(*argv)`` → (exit code, stdout, stderr) of ``deapnn.cli.main`` in this process, with
+    the device choice and the per-evaluation time limit it may export kept local to the test."""
+    import deapnn.runtime as runtime
+    from deapnn.cli import main
+    monkeypatch.setattr(runtime, "_DEVICE", None)
+    monkeypatch.setattr(runtime, "_REQUESTED", None)
+    monkeypatch.setenv("DEAPNN_DEVICE", "cpu")
+    monkeypatch.delenv("DEAPNN_EVAL_TIMEOUT", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def run(*argv):
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    yield run
+    torch.set_num_threads(before)

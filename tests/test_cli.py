@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from deapnn.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,29 +23,6 @@ def _subprocess(*args, timeout=120):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     return subprocess.run(_command() + list(args), capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=env)
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """Run ``deapnn.cli.main`` in-process; return (exit code, stdout, stderr)."""
-    # main() may set the device (exported as DEAPNN_DEVICE) and reseed; keep that local.
-    import deapnn.runtime as runtime
-    monkeypatch.setattr(runtime, "_DEVICE", None)
-    monkeypatch.setattr(runtime, "_REQUESTED", None)
-    monkeypatch.setenv("DEAPNN_DEVICE", "cpu")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-
-    def run(*args):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
-    torch.set_num_threads(before)
 
 
 def _assert_one_line_error(code, out, err):

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import report_fuzz
 from deapnn.cli import main
@@ -29,30 +28,6 @@ EVOMAL = ["evomal", "--population", "2", "--generations", "1", "--meta-steps", "
           "--quiet"]
 NLFS = ["nlfs", "--dataset", "iris", "--model", "mlp", "--population", "2", "--cycles", "1",
         "--quiet"]
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """``cli(*argv)`` → (exit code, stdout, stderr) of ``deapnn.cli.main`` in this process."""
-    import deapnn.runtime as runtime
-    monkeypatch.setattr(runtime, "_DEVICE", None)
-    monkeypatch.setattr(runtime, "_REQUESTED", None)
-    monkeypatch.setenv("DEAPNN_DEVICE", "cpu")
-    monkeypatch.delenv("DEAPNN_EVAL_TIMEOUT", raising=False)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
-    torch.set_num_threads(before)
 
 
 def one_line(code, out, err, expected=2):
