@@ -143,8 +143,8 @@ def read_json_object(path: str | os.PathLike) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"unreadable ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:   # RecursionError: absurd nesting
+        raise ValueError(f"unreadable ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data

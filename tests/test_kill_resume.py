@@ -207,7 +207,8 @@ def test_resume_with_an_invalid_stored_config_is_one_line_exit_2(tmp_path, capsy
 
 
 @pytest.mark.parametrize("command", ["gls", "nlfs", "evomal", "train"])
-@pytest.mark.parametrize("text", ['{"command": "gls", "gls": {', "[1, 2]", "\x00\xff"])
+@pytest.mark.parametrize("text", ['{"command": "gls", "gls": {', "[1, 2]", "\x00\xff",
+                                  '{"a": ' + "[" * 100_000])
 def test_resume_with_an_unreadable_config_json_is_one_line_exit_2(tmp_path, capsys, command,
                                                                   text):
     from deapnn.cli import main
