@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -189,10 +188,9 @@ def register(name: str, loss, path=None, meta: dict | None = None) -> dict:
     losses = load_registry(file)
     losses[name] = entry
     os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".losses-", dir=os.path.dirname(os.path.abspath(file)))
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"format": REGISTRY_FORMAT, "losses": losses}, fh, indent=1)
-    os.replace(tmp, file)
+    from ..rundir import atomic_write
+    atomic_write(os.fspath(file), lambda fh: json.dump(
+        {"format": REGISTRY_FORMAT, "losses": losses}, fh, indent=1), mode="w")
     return entry
 
 
