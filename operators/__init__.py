@@ -23,8 +23,9 @@ _LAZY = {
     "mutSubGD": "gls", "selGradientLexicase": "gls", "selRandomChild": "gls",
     "correctArguments": "gp_loss", "heightLimit": "gp_loss", "mutCorrectArguments": "gp_loss",
     "mutUniformLoss": "gp_loss",
-    "IntegrityResult": "graph", "PopulationIndex": "graph", "checkIntegrity": "graph",
-    "fingerprint": "graph", "isDuplicate": "graph", "mutGraph": "graph",
+    "IntegrityResult": "graph_integrity", "checkIntegrity": "graph_integrity",
+    "PopulationIndex": "graph_phenotype", "fingerprint": "graph_phenotype",
+    "isDuplicate": "graph_phenotype", "mutGraph": "graph",
 }
 
 __all__ = [

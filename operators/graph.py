@@ -1,35 +1,31 @@
 """DEAP operators for NLFS loss-graph genomes (Morgan & Hougen 2024, §3.2–3.3).
 
-* :func:`checkIntegrity` — the probe-curve test that rejects degenerate losses and decides
-  whether a loss must be negated ("flip"), returning the phenotype fingerprint.
-* :func:`isDuplicate` / :class:`PopulationIndex` — fingerprint (L2 ≤ 0.01) or identical-expression
-  duplicate test against a population.
-* :func:`samePhenotype` — the same relation between two genomes (hall-of-fame de-duplication).
 * :func:`mutGraph` — exactly one mutation per child (op change 70 % / rewire 15 % / arity toggle
   15 %), retried until the child is valid, passes the integrity check and is not a duplicate;
   :func:`neighbourhood` lists the children of one mutation with their probabilities.
+* :func:`checkIntegrity` (:mod:`operators.graph_integrity`) — the probe-curve test that rejects
+  degenerate losses and decides whether a loss must be negated ("flip").
+* :func:`isDuplicate`, :class:`PopulationIndex`, :func:`fingerprint` and :func:`samePhenotype`
+  (:mod:`operators.graph_phenotype`) — the duplicate test against a population.
+
+The integrity and duplicate names are re-exported here, so ``operators.graph`` stays the one
+import path for every loss-graph operator.
 """
 from __future__ import annotations
 
 import math
 import random as _random
-from functools import lru_cache
-from typing import NamedTuple
 
-import numpy as np
-import torch
+from deapnn.losses.graph import (LossGraph, N_BINARY, N_SLOTS, N_UNARY, P_HIDDEN_UNARY,
+                                 GraphError, allowed_inputs, active_order, check_wiring,
+                                 random_node, reached_inputs, Y, YHAT)
 
-from deapnn.losses.graph import (LossGraph, N_BINARY, N_SLOTS, N_UNARY, GraphError,
-                                 allowed_inputs, active_order, check_wiring, random_node,
-                                 reached_inputs, Y, YHAT)
+from .graph_integrity import IntegrityResult, checkIntegrity
+from .graph_phenotype import PopulationIndex, fingerprint, isDuplicate, samePhenotype
 
-PROBE_ROWS = 1000
-PROBE_LOW, PROBE_HIGH = 1e-7, 1.0 - 1e-7
-CENTRE = (0.49, 0.51)
-MAX_FLAT = 10
-MAX_SIGN_CHANGES = 2
-FLAT_RTOL, FLAT_ATOL = 1e-9, 1e-12
-DUPLICATE_L2 = 0.01
+#: The mutation operators, and the integrity and duplicate names re-exported for one import path.
+__all__ = ["mutGraph", "neighbourhood", "REFERENCE_COLUMNS", "checkIntegrity", "IntegrityResult", "isDuplicate",
+           "PopulationIndex", "fingerprint", "samePhenotype"]
 
 P_OP_CHANGE, P_REWIRE = 0.70, 0.15          # the rest (0.15) toggles unary <-> binary
 P_TOGGLE = 1.0 - P_OP_CHANGE - P_REWIRE
@@ -39,292 +35,6 @@ P_SWAP = 0.20                                # share of binary rewires that swap
 #: node's own column and (for a hidden node) the root's always close a cycle, so those draws
 #: are always rejected and have no child here.
 REFERENCE_COLUMNS = N_SLOTS + 1
-
-
-class IntegrityResult(NamedTuple):
-    """Outcome of :func:`checkIntegrity` (a named tuple).
-
-    Parameters
-    ----------
-    accept : bool
-        Whether the loss passes the integrity check.
-    flip : bool
-        Whether the loss must be negated so that it grows as the prediction gets worse.
-    fingerprint : numpy.ndarray or None
-        The min–max-normalised probe curve *after* the flip (float32, 1,000 values), or ``None``
-        when the curve is not finite or is constant.
-    reason : str
-        Why the loss was rejected, or the curve's shape when accepted (``"monotone"``, ``"U"``,
-        ``"inverted U, flipped"`` ...).
-
-    Examples
-    --------
-    >>> from operators import IntegrityResult
-    >>> IntegrityResult(False, False, None, "flat (constant) curve").accept
-    False
-
-    References
-    ----------
-    Morgan & Hougen 2024, "Neural loss function evolution for large-scale image classifier
-    convolutional neural networks" (arXiv 2403.08793), §3.3.
-    """
-    accept: bool
-    flip: bool
-    fingerprint: np.ndarray | None
-    reason: str
-
-
-@lru_cache(maxsize=2)
-def probe(dtype=torch.float64):
-    """The probe batch ``(y, ŷ, p)``: ŷ = [p, 1−p], y = [0, 1], p from 1e-7 to 1−1e-7."""
-    p = torch.linspace(PROBE_LOW, PROBE_HIGH, PROBE_ROWS, dtype=dtype)
-    yhat = torch.stack([p, 1.0 - p], 1)
-    y = torch.zeros_like(yhat)
-    y[:, 1] = 1.0
-    return y, yhat, p.numpy()
-
-
-def probe_curve(genome_or_fn) -> np.ndarray:
-    """The raw (un-flipped) loss of every probe row: ``sum_classes root(y, ŷ)``, float64."""
-    y, yhat, _ = probe()
-    fn = genome_or_fn.raw_fn() if isinstance(genome_or_fn, LossGraph) else genome_or_fn
-    with torch.no_grad():
-        out = torch.as_tensor(fn(y, yhat), dtype=torch.float64)
-    if out.dim() == 2:
-        out = out.sum(1)
-    return out.expand(PROBE_ROWS).numpy().astype(np.float64, copy=True)
-
-
-def analyse_curve(curve: np.ndarray) -> IntegrityResult:
-    """Apply the integrity rules (Morgan & Hougen 2024 §3.3) to a probe curve (see :func:`checkIntegrity`)."""
-    curve = np.asarray(curve, dtype=np.float64)
-    if not np.all(np.isfinite(curve)):
-        return IntegrityResult(False, False, None, "non-finite values on the probe")
-    _, _, p = probe()
-    d = np.diff(curve)
-    scale = np.maximum(np.abs(curve[:-1]), np.abs(curve[1:]))
-    flat = np.abs(d) <= FLAT_ATOL + FLAT_RTOL * scale
-    n_flat = int(flat.sum())
-    if n_flat == len(d):
-        return IntegrityResult(False, False, None, "flat (constant) curve")
-    lo, hi = CENTRE
-    for which, idx in (("minimum", int(np.argmin(curve))), ("maximum", int(np.argmax(curve)))):
-        if lo <= p[idx] <= hi:
-            return IntegrityResult(False, False, None, f"{which} at p={p[idx]:.3f} (≈0.5)")
-    if n_flat > MAX_FLAT:
-        return IntegrityResult(False, False, None, f"{n_flat} flat steps (> {MAX_FLAT})")
-    signs = np.sign(d[~flat])
-    changes = int(np.count_nonzero(signs[1:] != signs[:-1]))
-    if changes > MAX_SIGN_CHANGES:
-        return IntegrityResult(False, False, None,
-                               f"slope changes sign {changes} times (> {MAX_SIGN_CHANGES})")
-    # increasing -> keep; decreasing -> flip; U (down then up) -> keep; inverted U -> flip:
-    # i.e. flip exactly when the curve ends going down, so the loss grows as p (wrong class) -> 1.
-    flip = bool(signs[-1] < 0)
-    shape = {0: "monotone", 1: "U" if signs[0] < 0 else "inverted U"}.get(changes, "two-bend")
-    eff = -curve if flip else curve
-    span = eff.max() - eff.min()
-    fp = ((eff - eff.min()) / span).astype(np.float32)
-    return IntegrityResult(True, flip, fp, f"{shape}{', flipped' if flip else ''}")
-
-
-@lru_cache(maxsize=4096)
-def _integrity_cached(key) -> IntegrityResult:
-    from deapnn.losses.graph import compile_key
-    try:
-        return analyse_curve(probe_curve(compile_key(key, False)[0]))
-    except (RuntimeError, ValueError) as exc:      # e.g. an op rejecting float64 input
-        return IntegrityResult(False, False, None, f"probe failed: {exc}")
-
-
-def checkIntegrity(genome_or_fn) -> IntegrityResult:
-    """Integrity check of a loss (Morgan & Hougen 2024 §3.3).
-
-    The raw loss is evaluated on a 1,000-row two-class probe ŷ = [p, 1−p], y = [0, 1] with
-    p from 1e-7 to 1−1e-7 (float64; the loss of a row is the sum over both classes). Rejected:
-    non-finite values; argmin or argmax at p ∈ [0.49, 0.51]; a flat curve or more than 10 flat
-    steps (``|Δ| ≤ 1e-12 + 1e-9·|value|``); more than 2 slope sign changes. Accepted with
-    ``flip`` when the curve ends decreasing (monotone decreasing, inverted U), without when it
-    ends increasing (monotone increasing, U).
-
-    Parameters
-    ----------
-    genome_or_fn : LossGraph or callable
-        A :class:`~deapnn.losses.LossGraph` (results cached per active structure) or a callable
-        ``f(y, ŷ)`` returning ``(N, 2)`` element-wise or ``(N,)`` per-row losses.
-
-    Returns
-    -------
-    IntegrityResult
-        ``(accept, flip, fingerprint, reason)``; a genome that is invalid or a probe that raises
-        gives a rejection with the reason, never an exception.
-
-    Examples
-    --------
-    >>> from deapnn.losses import LossGraph
-    >>> from operators import checkIntegrity
-    >>> checkIntegrity(LossGraph.from_expression("-(y * log(yhat))")).accept
-    True
-    >>> checkIntegrity(lambda y, yhat: (y - yhat) ** 2).reason
-    'monotone'
-
-    References
-    ----------
-    Morgan & Hougen 2024, "Neural loss function evolution for large-scale image classifier
-    convolutional neural networks" (arXiv 2403.08793), §3.3 (integrity check).
-    """
-    if isinstance(genome_or_fn, LossGraph):
-        try:
-            key = genome_or_fn.key()
-        except GraphError as exc:
-            return IntegrityResult(False, False, None, f"invalid genome: {exc}")
-        return _integrity_cached(key)
-    try:
-        curve = probe_curve(genome_or_fn)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        return IntegrityResult(False, False, None, f"probe failed: {exc}")
-    return analyse_curve(curve)
-
-
-def fingerprint(genome: LossGraph) -> np.ndarray | None:
-    """The effective (flip-aware) fingerprint of a genome as it stands.
-
-    Parameters
-    ----------
-    genome : LossGraph
-        A loss-graph genome; its own ``flip`` is honoured (the curve is mirrored when it differs
-        from the flip :func:`checkIntegrity` would choose).
-
-    Returns
-    -------
-    numpy.ndarray or None
-        The normalised probe curve (1,000 float32 values), or ``None`` when the curve is not
-        finite or is constant.
-
-    Examples
-    --------
-    >>> from deapnn.losses import LossGraph
-    >>> from operators import fingerprint
-    >>> fingerprint(LossGraph.from_expression("-(y * log(yhat))")).shape
-    (1000,)
-
-    References
-    ----------
-    Morgan & Hougen 2024 (arXiv 2403.08793), §3.3 (duplicates are judged on the probe curve).
-    """
-    res = checkIntegrity(genome)
-    if res.fingerprint is None:
-        return None
-    return 1.0 - res.fingerprint if genome.flip != res.flip else res.fingerprint
-
-
-class PopulationIndex:
-    """Fingerprints and expression strings of a population, built once for many duplicate tests.
-
-    Pass it as ``population`` to :func:`isDuplicate` or :func:`mutGraph` instead of a list when
-    many genomes are tested against the same population.
-
-    Parameters
-    ----------
-    population : iterable of LossGraph, optional
-        The members; invalid genomes are skipped.
-    threshold : float, optional
-        L2 distance between fingerprints at or below which two losses are duplicates (default
-        0.01).
-
-    Examples
-    --------
-    >>> from deapnn.losses import LossGraph
-    >>> from operators import PopulationIndex, fingerprint
-    >>> g = LossGraph.from_expression("-(y * log(yhat))")
-    >>> index = PopulationIndex([g])
-    >>> index.contains(fingerprint(g), g.to_expression())
-    True
-
-    References
-    ----------
-    Morgan & Hougen 2024 (arXiv 2403.08793), §3.3 (duplicate removal).
-    """
-
-    def __init__(self, population=(), threshold: float = DUPLICATE_L2):
-        self.threshold = threshold
-        fps, self.expressions = [], set()
-        for ind in population:
-            try:
-                self.expressions.add(ind.to_expression())
-            except GraphError:
-                continue
-            fp = fingerprint(ind)
-            if fp is not None:
-                fps.append(fp)
-        self.matrix = np.stack(fps) if fps else np.zeros((0, PROBE_ROWS), np.float32)
-
-    def contains(self, fp: np.ndarray | None, expression: str) -> bool:
-        """Whether a loss with fingerprint ``fp`` (or ``None``) and ``expression`` duplicates a
-        member: the same expression string, or a fingerprint within the threshold of one."""
-        if expression in self.expressions:
-            return True
-        if fp is None or not len(self.matrix):
-            return False
-        return bool(np.any(np.linalg.norm(self.matrix - fp, axis=1) <= self.threshold))
-
-    def add(self, fp, expression: str) -> None:
-        """Add a member by its fingerprint (or ``None``) and expression string."""
-        self.expressions.add(expression)
-        if fp is not None:
-            self.matrix = np.vstack([self.matrix, fp[None]])
-
-
-def isDuplicate(genome: LossGraph, population, threshold: float = DUPLICATE_L2) -> bool:
-    """Whether ``genome`` duplicates a member of ``population`` (Morgan & Hougen 2024 §3.3).
-
-    A duplicate has the expression string of a member, or a fingerprint within L2 ≤ ``threshold``
-    of one.
-
-    Parameters
-    ----------
-    genome : LossGraph
-        The candidate.
-    population : list of LossGraph or PopulationIndex
-        The members to compare with (a :class:`PopulationIndex` is used as is).
-    threshold : float, optional
-        Fingerprint distance for a duplicate (default 0.01; ignored for a
-        :class:`PopulationIndex`, which carries its own).
-
-    Returns
-    -------
-    bool
-        ``True`` when ``genome`` duplicates a member.
-
-    Examples
-    --------
-    >>> from deapnn.losses import LossGraph
-    >>> from operators import isDuplicate
-    >>> ce = LossGraph.from_expression("-(y * log(yhat))")
-    >>> isDuplicate(ce.copy(), [ce])
-    True
-
-    References
-    ----------
-    Morgan & Hougen 2024, "Neural loss function evolution for large-scale image classifier
-    convolutional neural networks" (arXiv 2403.08793), §3.3.
-    """
-    index = population if isinstance(population, PopulationIndex) else \
-        PopulationIndex(population, threshold)
-    return index.contains(fingerprint(genome), genome.to_expression())
-
-
-def samePhenotype(a: LossGraph, b: LossGraph, threshold: float = DUPLICATE_L2) -> bool:
-    """The duplicate relation (Morgan & Hougen 2024 §3.3) between two genomes: identical expression strings or
-    effective fingerprints within L2 ≤ ``threshold`` (use as a hall of fame's ``similar``)."""
-    try:
-        if a.to_expression() == b.to_expression():
-            return True
-    except GraphError:
-        return False
-    fa, fb = fingerprint(a), fingerprint(b)
-    return fa is not None and fb is not None and \
-        float(np.linalg.norm(fa - fb)) <= threshold
 
 
 def neighbourhood(nodes, active=None, wiring: str = "reference"):
@@ -424,7 +134,6 @@ def _drift(nodes, active, rng, wiring: str = "reference"):
     (with the reference wiring a toggle draws a new input, so that gene is never used).  The
     active computation (the phenotype) is unchanged; what changes is what a toggle or a rewire
     to an inactive node brings in."""
-    from deapnn.losses.graph import P_HIDDEN_UNARY
     nodes = [list(n) for n in nodes]
     act = set(active)                 # the root is always active
     for i, n in enumerate(nodes):

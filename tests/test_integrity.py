@@ -9,7 +9,8 @@ from deap import base, creator
 
 from deapnn.losses.graph import LossGraph
 from operators.graph import (PopulationIndex, checkIntegrity, fingerprint, isDuplicate,
-                             mutGraph, neighbourhood, probe, samePhenotype)
+                             mutGraph, neighbourhood, samePhenotype)
+from operators.graph_integrity import probe
 
 
 def test_probe_layout():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from deap import tools
 
-from operators.graph import PopulationIndex, fingerprint, samePhenotype
+from operators.graph_phenotype import PopulationIndex, fingerprint, samePhenotype
 
 from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution, state_logbook
 from ..evaluation import as_evaluation
@@ -263,7 +263,7 @@ def plot_probe(path, genomes, labels) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from operators.graph import probe, probe_curve
+    from operators.graph_integrity import probe, probe_curve
     _, _, p = probe()
     fig, ax = plt.subplots(figsize=(6, 4))
     for g, label in [(LossGraph.from_expression(CE_EXPRESSION), "cross-entropy")] + \
