@@ -9,6 +9,7 @@
 * :func:`selRandomChild` — the ablation's selection: a child drawn uniformly (SubGD + random
   selection, §4).
 
+The per-case pass/fail and loss matrices are in :mod:`operators.gls_cases`.
 Individuals are ``torch.nn.Module`` children; both operators can be registered on a
 ``deap.base.Toolbox`` with ``functools.partial``-style keyword arguments.
 """
@@ -16,56 +17,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .gls_cases import (check_cases, check_labels, cpu_inference_layout, loss_matrix,
+                        pass_matrix)
 from .lexicase import lexicase_filter
 
 SEMANTICS = ("standard", "reference")
-
-
-def _check_cases(op: str, x, y) -> None:
-    """``x`` and ``y`` are tensors holding the same number of cases, else TypeError/ValueError."""
-    for name, value in (("x", x), ("y", y)):
-        if not isinstance(value, torch.Tensor):
-            kind = f"{type(value).__module__}.{type(value).__qualname__}"
-            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {kind} "
-                            f"(convert it with torch.as_tensor)")
-        if value.dim() == 0:
-            raise ValueError(f"{op}: {name} must have a leading case dimension, got a 0-d tensor")
-    if len(x) != len(y):
-        raise ValueError(f"{op}: x and y must hold the same number of cases, "
-                         f"got len(x)={len(x)} and len(y)={len(y)}")
-
-
-def _check_labels(op: str, y: torch.Tensor) -> int:
-    """``y`` must be a non-empty 1-D tensor of class indices >= 0; returns its largest label
-    (one reduction over ``y``; the upper bound is checked against the model output width)."""
-    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-        raise TypeError(f"{op}: y must hold integer class indices, got dtype {y.dtype}")
-    if y.dim() != 1:
-        raise ValueError(f"{op}: y must be a 1-D tensor of class indices, got shape {tuple(y.shape)}")
-    if len(y) == 0:
-        raise ValueError(f"{op}: x and y are empty; selection needs at least one training case")
-    lo, hi = torch.aminmax(y)
-    lo, hi = int(lo), int(hi)
-    if lo < 0:
-        raise ValueError(f"{op}: y must hold class indices >= 0, got {lo}")
-    return hi
-
-
-def _forward(model, xb: torch.Tensor, label_max: int) -> torch.Tensor:
-    """``model(xb)`` (N, C) logits, checking that every label ``<= label_max`` is a class
-    (``label_max < 0``: no check)."""
-    out = model(xb)
-    if label_max >= 0 and (out.dim() != 2 or out.shape[1] <= label_max):
-        raise ValueError(f"selGradientLexicase: y holds class indices up to {label_max}, but the "
-                         f"models output {tuple(out.shape[1:])} scores per case; valid labels are "
-                         f"0..{out.shape[1] - 1 if out.dim() == 2 else '?'}")
-    return out
 
 
 def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=F.cross_entropy,
@@ -153,7 +114,7 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
         raise TypeError(f"mutSubGD: batch_size must be an integer >= 1, got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"mutSubGD: batch_size must be an integer >= 1, got {batch_size}")
-    _check_cases("mutSubGD", x, y)
+    check_cases("mutSubGD", x, y)
     n_batches = -(-len(x) // batch_size)
     if n_batches < p:
         raise ValueError(f"mutSubGD: {len(x)} cases in batches of batch_size={batch_size} give "
@@ -175,56 +136,6 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
         child.subgd_steps = len(batches[i::p])
         child.subgd_cases = torch.cat(batches[i::p]) if batches[i::p] else torch.empty(0)
     return tuple(children)
-
-
-@contextmanager
-def _cpu_inference_layout(models, x: torch.Tensor):
-    """Run CPU convolutions in channels-last layout while selecting, then restore the weights.
-
-    On CPU (oneDNN) a conv net's forward pass in channels-last layout is about twice as fast as in
-    the default layout for the small cnn and mobilenetv2 and 1.2× for resnet18, and selection
-    late in training is mostly forward passes. The conversion is a layout change only
-    (values are bit-identical, the outputs agree to float rounding); parameter objects are kept, so
-    optimizers and their momentum buffers stay attached, and the layout is put back afterwards so
-    training is unaffected. Other devices and non-image inputs are left alone. Yields the function
-    that puts a batch of cases in the matching layout.
-    """
-    converted = []
-    if x.device.type == "cpu" and x.dim() == 4:
-        converted = [m for m in models
-                     if any(p.dim() == 4 and not p.is_contiguous(memory_format=torch.channels_last)
-                            for p in m.parameters())]
-    for m in converted:
-        m.to(memory_format=torch.channels_last)
-    try:
-        yield ((lambda xb: xb.contiguous(memory_format=torch.channels_last)) if converted
-               else (lambda xb: xb))
-    finally:
-        for m in converted:
-            m.to(memory_format=torch.contiguous_format)
-
-
-@torch.inference_mode()
-def _loss_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                 label_max: int = -1) -> np.ndarray:
-    """(len(models), len(x)) per-case cross-entropy losses (float64)."""
-    rows = [torch.cat([F.cross_entropy(_forward(model, xb, label_max).float(), yb,
-                                       reduction="none")
-                       for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
-            for model in models]
-    return torch.stack(rows).double().cpu().numpy()
-
-
-@torch.inference_mode()
-def _pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                 label_max: int = -1) -> np.ndarray:
-    """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise."""
-    rows = []
-    for model in models:
-        correct = torch.cat([_forward(model, xb, label_max).argmax(1) == yb
-                             for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
-        rows.append(correct)
-    return (~torch.stack(rows)).to(torch.uint8).cpu().numpy()
 
 
 def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int, bool]:
@@ -370,8 +281,8 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     n = len(individuals)
     if n == 0:
         raise ValueError("cannot select from an empty population")
-    _check_cases("selGradientLexicase", x, y)
-    label_max = _check_labels("selGradientLexicase", y)
+    check_cases("selGradientLexicase", x, y)
+    label_max = check_labels("selGradientLexicase", y)
     rng = rng if rng is not None else np.random.default_rng()
     if eval_batch_size is None:
         eval_batch_size = 2048 if x.device.type == "cuda" else 256
@@ -381,7 +292,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     limit = len(x) if max_cases is None else min(max_cases, len(x))
     chosen = []
     try:
-        with _cpu_inference_layout(individuals, x) as layout:
+        with cpu_inference_layout(individuals, x) as layout:
             if augment:
                 layout = _augmenting(layout, augment, rng, x.device)
             for _ in range(k):
@@ -449,7 +360,7 @@ def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch
     pool = [i for i in range(n) if not getattr(models[i], "diverged", None)]
     order = torch.from_numpy(rng.permutation(len(x)))
     examined, survivors, start, size, decider = 0, [], 0, chunk_size, None
-    matrix = _loss_matrix if case_metric == "loss" else _pass_matrix
+    matrix = loss_matrix if case_metric == "loss" else pass_matrix
     if not pool:   # every child diverged: nothing can be ranked
         pool = list(range(n))
     while len(pool) > 1 and start < limit:

@@ -198,7 +198,7 @@ def test_case_budget_gives_downsampled_lexicase_and_bounds_the_cases_evaluated()
 
 def test_cpu_selection_in_channels_last_matches_default_layout_and_restores_weights():
     from deapnn.models import build_model
-    from operators.gls import _cpu_inference_layout, _pass_matrix
+    from operators.gls_cases import cpu_inference_layout, pass_matrix
     torch.manual_seed(0)
     children = [build_model("cnn", (1, 8, 8), 10) for _ in range(3)]
     x, y = torch.randn(300, 1, 8, 8), torch.randint(10, (300,))
@@ -208,12 +208,12 @@ def test_cpu_selection_in_channels_last_matches_default_layout_and_restores_weig
         c.eval()
     with torch.inference_mode():
         expected = np.stack([(c(x).argmax(1) != y).numpy() for c in children]).astype(np.uint8)
-    with _cpu_inference_layout(children, x) as layout:
+    with cpu_inference_layout(children, x) as layout:
         assert children[0].features[0].weight.is_contiguous(memory_format=torch.channels_last)
         assert layout(x).is_contiguous(memory_format=torch.channels_last)
-        assert np.array_equal(_pass_matrix(children, layout(x), y, 64), expected)
+        assert np.array_equal(pass_matrix(children, layout(x), y, 64), expected)
     mlps = [build_model("mlp", (1, 8, 8), 10)]
-    with _cpu_inference_layout(mlps, x) as layout:    # nothing to convert: cases left as they are
+    with cpu_inference_layout(mlps, x) as layout:    # nothing to convert: cases left as they are
         assert layout(x) is x
     for c in children:
         c.train()

@@ -16,7 +16,8 @@ from deapnn.gls.job import child_steps
 from deapnn.gls.representation import effective_rank, penultimate_features
 from deapnn.models import build_model
 from deapnn.training import TrainConfig, train
-from operators.gls import _loss_matrix, selGradientLexicase
+from operators.gls import selGradientLexicase
+from operators.gls_cases import loss_matrix
 from tests.gls_helpers import table_population
 from tests.test_lexicase import _assert_fits, _oracle
 
@@ -241,7 +242,7 @@ def test_loss_lexicase_selects_with_the_exact_epsilon_lexicase_distribution(epsi
     models = [LossModel(row) for row in LOSSES]
     x = torch.arange(LOSSES.shape[1], dtype=torch.float32)[:, None]
     y = torch.zeros(LOSSES.shape[1], dtype=torch.long)
-    E = _loss_matrix(models, x, y, 256)               # the values the operator compares
+    E = loss_matrix(models, x, y, 256)               # the values the operator compares
     assert np.allclose(E, LOSSES, atol=1e-5)
     if epsilon == "auto":
         probs = _oracle(E, dynamic=True)
