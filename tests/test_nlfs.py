@@ -156,6 +156,26 @@ def test_cli_end_to_end(tmp_path, capsys):
         assert (out / f).exists()
 
 
+def test_scale_report_uses_the_datasets_number_of_classes(tmp_path):
+    """The scale report of a found loss is measured on random outputs with the task's classes
+    (iris: 3), not a fixed 10: it equals scale_report(loss, 3) and differs from the 10-class one."""
+    import json
+    from deapnn.losses import LossGraph
+    from deapnn.losses.scale import scale_report
+    out = tmp_path / "run"
+    args = _parser().parse_args(
+        ["nlfs", "--dataset", "iris", "--population", "3", "--pool", "4", "--cycles", "1",
+         "--sample-size", "2", "--budget", "10", "--seeds", "0", "--top", "1", "--no-tune",
+         "--out", str(out), "--quiet"])
+    args.check(args)
+    assert args.func(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    best, = results["best"]
+    name, loss = best["name"], LossGraph.from_json(best["genome"]).compile()
+    assert results["scale"][name] == scale_report(loss, 3)
+    assert results["scale"][name]["grad_ratio"] != scale_report(loss, 10)["grad_ratio"]
+
+
 def test_reported_best_losses_are_distinct_phenotypes():
     from deapnn.algorithms.regularized import DistinctHallOfFame
     from operators.graph import samePhenotype

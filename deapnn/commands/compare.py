@@ -192,15 +192,15 @@ def run(args) -> int:
         atomic_write(state_file, lambda fh: json.dump(s, fh), mode="w")
 
     bar = partial(progress, quiet=args.quiet)
+    from ..data import DATASETS
+    spec = DATASETS[cfg.dataset]
     if kind == "nlfs":
         from ..nlfs.compare import compare_tuned, scale_reports
         record = compare_tuned(cfg, found, map, state=state, checkpoint=save, progress=bar,
                                log=print)
-        scale = scale_reports(found)
+        scale = scale_reports(found, spec.num_classes)
     else:
-        from ..data import DATASETS
         from ..evomal.compare import compare_tuned, scale_reports
-        spec = DATASETS[cfg.dataset]
         record = compare_tuned(found[0], cfg, spec.task, state=state, checkpoint=save,
                                progress=bar, log=print)
         scale = scale_reports(found, spec.task, spec.num_classes, cfg.nonnegative)

@@ -115,11 +115,12 @@ def compare_tuned(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
                             chunk=max(1, cfg.batch), ident=final.to_dict(), log=log)
 
 
-def scale_reports(found: list) -> dict:
-    """The scale report (:func:`deapnn.losses.scale.scale_report`, 10 classes) of each found
-    loss ``(name, genome JSON)``."""
+def scale_reports(found: list, num_classes: int) -> dict:
+    """The scale report (:func:`deapnn.losses.scale.scale_report`) of each found loss
+    ``(name, genome JSON)`` on random outputs with the task's ``num_classes`` classes."""
     from ..losses.scale import scale_report
-    return {name: scale_report(LossGraph.from_json(spec).compile(), 10) for name, spec in found}
+    return {name: scale_report(LossGraph.from_json(spec).compile(), num_classes)
+            for name, spec in found}
 
 
 __all__ = ["loss_of", "final_config", "compare_final", "compare_tuned", "tuned_job",

@@ -335,7 +335,9 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
         if best:
             plot_probe(rundir.file("probe_curves.png"), best, [e["name"] for e in summary.best])
     found = [(e["name"], ind.to_json()) for e, ind in zip(summary.best, best)]
-    summary.scale = scale_reports(found) if found else None
+    if found:
+        from ..data import DATASETS
+        summary.scale = scale_reports(found, DATASETS[cfg.dataset].num_classes)
     if cfg.seeds and best and cfg.tune:
         summary.tuned = compare_tuned(cfg, found, map_fn, state=ckpt.part("tuned"),
                                       checkpoint=lambda s: ckpt.save("tuned", tuned=s),
