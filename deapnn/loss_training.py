@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .config import Config, Interval, Options
+from .config import Check, Config, Interval, Options
 
 WORST = math.inf
 
@@ -33,7 +33,9 @@ WORST = math.inf
 class LossTraining(Config):
     """One training recipe. ``sampling``: ``"uniform"`` (each step draws ``batch_size`` indices
     with replacement) or ``"passes"`` (successive shuffled passes over the training split);
-    ``schedule``: ``"cosine"`` (per step, from ``lr`` to 0 over ``steps``) or ``"constant"``."""
+    ``schedule``: ``"cosine"`` (per step, from ``lr`` to 0 over ``steps``), ``"constant"``, or
+    ``"step"`` (``lr`` times ``gamma`` per step index in ``milestones`` already reached, as
+    ``torch.optim.lr_scheduler.MultiStepLR`` stepped once per SGD step)."""
     steps: int = 500
     batch_size: int = 128
     lr: float = 0.01
@@ -41,6 +43,8 @@ class LossTraining(Config):
     nesterov: bool = False
     weight_decay: float = 0.0
     schedule: str = "constant"
+    milestones: tuple = ()
+    gamma: float = 0.1
     sampling: str = "passes"
     noise: float = 0.0
     augment: str | None = None
@@ -53,12 +57,29 @@ class LossTraining(Config):
         "momentum": [Interval(float, 0, 1, closed="left")],
         "nesterov": [bool],
         "weight_decay": [Interval(float, 0, None)],
-        "schedule": [Options(("constant", "cosine"))],
+        "schedule": [Options(("constant", "cosine", "step"))],
+        "milestones": [Check(lambda v: isinstance(v, (list, tuple)) and all(
+            isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in v),
+            "a list of positive step indices")],
+        "gamma": [Interval(float, 0, None, closed="neither")],
         "sampling": [Options(("uniform", "passes"))],
         "noise": [Interval(float, 0, None)],
         "augment": [None, str],
         "eval_every": [Interval(int, 0, None)],
     }
+
+    def __post_init__(self):
+        self.milestones = tuple(self.milestones)    # config.json stores the tuple as a list
+
+    def to_dict(self) -> dict:
+        """The recipe as plain data; ``milestones`` and ``gamma`` only for the step schedule,
+        so a stored recipe written before that schedule keeps its identity."""
+        d = super().to_dict()
+        if self.schedule != "step":
+            d.pop("milestones"), d.pop("gamma")
+        else:
+            d["milestones"] = list(self.milestones)
+        return d
 
 
 @dataclass
@@ -148,6 +169,9 @@ def train_with_loss(model, loss_fn: Callable, data, recipe: LossTraining, *, bat
         if recipe.schedule == "cosine":
             for group in opt.param_groups:
                 group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+        elif recipe.schedule == "step":
+            for group in opt.param_groups:
+                group["lr"] = recipe.lr * recipe.gamma ** sum(m <= step for m in recipe.milestones)
         idx = idx.to(device)
         xb, yb = x[idx], y[idx]
         if recipe.augment:

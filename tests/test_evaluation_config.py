@@ -145,6 +145,38 @@ def test_train_with_loss_matches_a_hand_written_sgd_loop():
         assert torch.equal(a, b)
 
 
+def test_step_schedule_matches_multisteplr_and_keeps_old_recipe_identity():
+    """schedule="step" is torch's MultiStepLR stepped once per SGD step (oracle: the same
+    loop with the scheduler); a recipe without it stores no milestones (old identities hold)."""
+    from deapnn.loss_training import LossTraining, shuffled_passes, train_with_loss
+    data = _tiny_data()
+    torch.manual_seed(4)
+    model = torch.nn.Linear(4, 2)
+    twin = pickle.loads(pickle.dumps(model))
+    recipe = LossTraining(steps=9, batch_size=16, lr=0.1, momentum=0.9, nesterov=True,
+                          weight_decay=5e-4, schedule="step", milestones=(3, 7), gamma=0.1)
+    train_with_loss(model, torch.nn.functional.cross_entropy, data, recipe, batch_seed=2,
+                    device=torch.device("cpu"))
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                          weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[3, 7], gamma=0.1)
+    lrs = []
+    for idx in shuffled_passes(40, 16, 9, torch.Generator().manual_seed(2)):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(twin(data.train.x[idx]), data.train.y[idx]).backward()
+        opt.step()
+        sched.step()
+    assert lrs[2] == 0.1 and lrs[3] == pytest.approx(0.01) and lrs[7] == pytest.approx(0.001)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-7)
+    assert recipe.to_dict()["milestones"] == [3, 7]
+    plain = LossTraining(steps=9).to_dict()
+    assert "milestones" not in plain and "gamma" not in plain
+    with pytest.raises(ConfigError, match="milestones"):
+        LossTraining(schedule="step", milestones=(0,)).validate()
+
+
 def test_train_with_loss_curve_points_stop_and_divergence():
     from deapnn.loss_training import LossTraining, task_error, train_with_loss
     data = _tiny_data()

@@ -145,3 +145,20 @@ def test_paired_comparison_counts_lower_as_win():
                            "CE": runs([0.2, 0.2, 0.2, 0.5])})
     assert (p["wins"], p["ties"], p["losses"], p["n"]) == (1, 1, 1, 3)
     assert abs(p["mean"]) < 1e-12 and p["of"] == "EvoMAL - CE"
+
+
+def test_final_milestones_flag():
+    cfg = evomal.configure(_parse(["evomal", "--dataset", "digits", "--final-steps", "300",
+                                   "--final-milestones", "100,200"]))[1]
+    assert cfg.milestones_of_final() == (100, 200) and cfg.steps_of_final() == 300
+    none = evomal.configure(_parse(["evomal", "--dataset", "cifar10", "--model", "mlp",
+                                    "--final-milestones", ""]))[1]
+    assert none.milestones_of_final() == () and none.steps_of_final() == 150_000
+
+def test_list_flags_fail_with_one_line_naming_the_flag(capsys):
+    for flag, bad in (("--final-milestones", "10,x"), ("--final-milestones", "0"),
+                      ("--hidden", "8,y"), ("--hidden", "")):
+        with pytest.raises(SystemExit) as info:
+            _parse(["evomal", flag, bad])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.count("\n") == 1 and f"argument {flag}: must" in err

@@ -195,3 +195,52 @@ def test_report_counts_the_populations_of_either_config_json():
     old = {k: v for k, v in EvoMALRunConfig(generations=5).to_dict().items()
            if k not in ("rejection", "fitness_seed")}
     assert _evomal_populations(old) == 6          # it counted generations after the initial one
+
+
+# --- the reference's base-learner SGD and meta-testing schedule per dataset ----------------------
+def test_sgd_settings_default_to_the_reference_configuration_of_the_dataset():
+    from deapnn.evomal.evaluator import training_recipe
+    mnist = EvoMALConfig(dataset="mnist")
+    assert mnist.sgd_settings() == (0.0, False, 0.0)            # its mnist_config.yaml
+    recipe = training_recipe(mnist, 500)
+    assert (recipe.momentum, recipe.nesterov, recipe.weight_decay) == (0.0, False, 0.0)
+    search = mnist.local_search_config()
+    assert (search.momentum, search.nesterov, search.weight_decay) == (0.0, False, 0.0)
+    for name in ("digits", "diabetes", "cifar10", "svhn"):     # tabular / CIFAR / SVHN configs
+        assert EvoMALConfig(dataset=name).sgd_settings() == (0.9, True, 5e-4)
+    # explicit settings win; Nesterov left to the default follows the momentum
+    assert EvoMALConfig(dataset="mnist", momentum=0.5).sgd_settings() == (0.5, False, 0.0)
+    assert EvoMALConfig(dataset="digits", momentum=0.0).sgd_settings() == (0.0, False, 5e-4)
+    assert EvoMALConfig(dataset="digits", weight_decay=0.0).sgd_settings() == (0.9, True, 0.0)
+
+
+def test_final_training_defaults_to_the_reference_meta_testing_schedule():
+    from deapnn.evomal.evaluator import final_recipe
+    cifar = EvoMALRunConfig(dataset="cifar10")
+    recipe = final_recipe(cifar)
+    assert (recipe.steps, recipe.schedule, recipe.milestones, recipe.gamma) == \
+        (150_000, "step", (100_000, 135_000), 0.1)
+    assert cifar.eval_every() == 7_500
+    assert final_recipe(EvoMALRunConfig(dataset="svhn")).steps == 150_000
+    digits = final_recipe(EvoMALRunConfig(dataset="digits"))
+    assert (digits.steps, digits.schedule) == (10_000, "constant")
+    # a shorter final training drops the reference's milestones unless they are given
+    short = EvoMALRunConfig(dataset="cifar10", final_steps=2_000)
+    assert (final_recipe(short).steps, final_recipe(short).schedule) == (2_000, "constant")
+    given = final_recipe(dataclasses.replace(short, final_milestones=(1_000,)))
+    assert (given.schedule, given.milestones) == ("step", (1_000,))
+    assert final_recipe(dataclasses.replace(cifar, final_milestones=())).schedule == "constant"
+
+
+def test_stored_configuration_names_the_resolved_reference_settings():
+    stored = EvoMALRunConfig(dataset="mnist", model="mlp").to_dict()
+    assert (stored["momentum"], stored["nesterov"], stored["weight_decay"]) == (0.0, False, 0.0)
+    assert (stored["final_steps"], stored["final_milestones"]) == (10_000, [])
+    back = EvoMALRunConfig.from_dict(stored)
+    assert back.to_dict() == stored and back.sgd_settings() == (0.0, False, 0.0)
+    cifar = EvoMALRunConfig(dataset="cifar10", model="mlp").to_dict()
+    assert (cifar["final_steps"], cifar["final_milestones"]) == (150_000, [100_000, 135_000])
+    # a config.json written before these defaults (explicit values, no milestones) runs as before
+    old = {k: v for k, v in cifar.items() if k != "final_milestones"}
+    old.update(final_steps=10_000, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    assert EvoMALRunConfig.from_dict(old).milestones_of_final() == ()

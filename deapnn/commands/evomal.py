@@ -9,6 +9,8 @@ A thin adapter: command line → :class:`~deapnn.evomal.config.EvoMALRunConfig` 
 """
 from __future__ import annotations
 
+import argparse
+
 import sys
 
 from ..evomal.config import FITNESS_SEEDS, REJECTIONS, EvoMALRunConfig
@@ -18,14 +20,27 @@ from .compare import add_tuning_args, tuning_values
 D = EvoMALRunConfig()       # the flag defaults are the configuration's
 
 
-def _hidden(text: str):
+def _int_list(text: str, what: str) -> list:
+    """Comma-separated positive integers (argparse names the flag in its one-line error)."""
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise UsageError(f"--hidden must be comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise UsageError(f"--hidden must list positive layer sizes, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be comma-separated {what}, got {text!r}") \
+            from None
+    if min(values, default=1) < 1:
+        raise argparse.ArgumentTypeError(f"must list positive {what}, got {text!r}")
+    return values
+
+
+def _hidden(text: str):
+    sizes = _int_list(text, "layer sizes")
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"must list positive layer sizes, got {text!r}")
     return sizes
+
+
+def _milestones(text: str):
+    return _int_list(text, "step numbers")
 
 
 def register(subparsers) -> None:
@@ -66,7 +81,12 @@ def register(subparsers) -> None:
     f = p.add_argument_group("final comparison")
     f.add_argument("--seeds", type=int, default=D.seeds, help="seeds of the final training (>= 1)")
     f.add_argument("--final-steps", type=int, default=D.final_steps,
-                   help="SGD steps of the final training")
+                   help="SGD steps of the final training (default: the reference's, 150000 on "
+                   "cifar10/cifar100/svhn, else 10000)")
+    f.add_argument("--final-milestones", type=_milestones, default=D.final_milestones,
+                   metavar="S1,S2", help="final-training steps at which the learning rate is "
+                   "multiplied by 0.1; '' for none (default: the reference's, 100000,135000 on "
+                   "cifar10/cifar100/svhn at the reference's length, else none)")
     f.add_argument("--final-eval-every", type=int, default=D.final_eval_every, metavar="N",
                    help="evaluate test and validation every N steps of the final training "
                    "(0: final-steps / 20); the early-stopped result picks the best-validation "
@@ -89,7 +109,8 @@ def config_from_args(args) -> EvoMALRunConfig:
         nonnegative=args.nonnegative, population=args.population, generations=args.generations,
         cxpb=args.cxpb, mutpb=args.mutpb, elitism=args.elitism, tournament=args.tournament,
         max_height=args.max_height, seeds=args.seeds, final_steps=args.final_steps,
-        final_eval_every=args.final_eval_every, root=args.root, download=args.download,
+        final_milestones=tuple(args.final_milestones) if args.final_milestones is not None
+        else None, final_eval_every=args.final_eval_every, root=args.root, download=args.download,
         final_model=args.final_model, **tuning_values(args))
 
 

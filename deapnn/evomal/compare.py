@@ -27,7 +27,8 @@ import time
 
 from deapnn.data import cache_dataset, cached_dataset
 from deapnn.evomal.config import EvoMALConfig, EvoMALRunConfig
-from deapnn.evomal.evaluator import batch_seed, build_base_model, split_errors, training_recipe
+from deapnn.evomal.evaluator import (batch_seed, build_base_model, final_recipe, split_errors,
+                                     training_recipe)
 from deapnn.loss_training import train_with_loss
 from deapnn.losses.metaloss import MetaLossNetwork
 from deapnn.progress import no_progress
@@ -58,8 +59,14 @@ def _std(values) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def schedule_note(milestones) -> str:
+    """`` (lr × 0.1 at steps …)`` for a step schedule, else empty."""
+    return f" (lr × 0.1 at steps {', '.join(map(str, milestones))})" if milestones else ""
+
+
 def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eval_every: int,
-                device, log=_quiet, done: dict | None = None, on_run=None) -> dict:
+                device, log=_quiet, done: dict | None = None, on_run=None,
+                milestones: tuple = ()) -> dict:
     """Train fresh networks with the learned loss and with the baseline on ``seeds`` seeds;
     test and validation error rate / MSE every ``eval_every`` steps. Returns per-loss results and
     curves. Each run reports ``test`` (after the last step) and ``test_es`` (at the step with the
@@ -67,7 +74,8 @@ def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eva
 
     Seed ``s`` gives both losses the same initial network and the same batch order, so the
     comparison is paired. ``done`` maps a loss name to runs already finished (a resumed run:
-    they are reused, not retrained); ``on_run(name, runs)`` is called after every new run."""
+    they are reused, not retrained); ``on_run(name, runs)`` is called after every new run.
+    ``milestones``: steps at which the learning rate is multiplied by 0.1."""
     import torch.nn.functional as F
     baseline_name = "CE" if data.task == "classification" else "MSE"
     baseline = F.cross_entropy if data.task == "classification" else \
@@ -90,7 +98,8 @@ def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eva
             network = cfg.final_network() if hasattr(cfg, "final_network") else cfg
             model = build_base_model(network, data, seed)
             start = time.perf_counter()
-            res = train_with_loss(model, loss, data, training_recipe(cfg, steps, eval_every),
+            res = train_with_loss(model, loss, data,
+                                  training_recipe(cfg, steps, eval_every, milestones),
                                   batch_seed=batch_seed(seed), device=device,
                                   evaluate=split_errors(data, ("test", "val"), device),
                                   eval_at_start=bool(eval_every))
@@ -191,7 +200,9 @@ def compare_final(best: dict, data, cfg: EvoMALRunConfig, rundir, device, *,
     every finished (loss, seed) training is written to ``final_runs.json`` at once, and a
     resumed run reuses the ones made for the same best loss and settings. Returns the results
     and the seconds this invocation spent."""
-    ident = {"tree": best["evaluated"], "weights": best["weights"], "steps": cfg.final_steps,
+    steps, milestones = cfg.steps_of_final(), cfg.milestones_of_final()
+    ident = {"tree": best["evaluated"], "weights": best["weights"], "steps": steps,
+             **({"milestones": list(milestones)} if milestones else {}),
              "seed": cfg.seed, "eval_every": cfg.eval_every(),
              **({"final_model": cfg.final_model} if getattr(cfg, "final_model", None) else {})}
     stored = stored_runs(rundir, FINAL_FILE, resuming)
@@ -206,11 +217,11 @@ def compare_final(best: dict, data, cfg: EvoMALRunConfig, rundir, device, *,
         rundir.write_json(FINAL_FILE, partial)
 
     start = time.perf_counter()
-    log(f"\nfinal training: {cfg.final_steps} SGD steps, {cfg.seeds} seeds; test and "
+    log(f"\nfinal training: {steps} SGD steps{schedule_note(milestones)}, {cfg.seeds} seeds; test and "
         f"validation {'error' if data.task == 'classification' else 'MSE'} every "
         f"{cfg.eval_every()} steps")
-    results = train_final(best, data, cfg, cfg.seeds, cfg.final_steps, cfg.eval_every(), device,
-                          log=log, done=partial["runs"], on_run=save_run)
+    results = train_final(best, data, cfg, cfg.seeds, steps, cfg.eval_every(), device,
+                          log=log, done=partial["runs"], on_run=save_run, milestones=milestones)
     return results, time.perf_counter() - start
 
 
@@ -241,7 +252,7 @@ def comparison_loss(spec: dict, task: str, nonnegative: bool, device):
 def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str) -> dict:
     """One training of the tuned comparison (:func:`deapnn.comparison.tuned_comparison`'s
     trainer): the final training of :func:`train_final` (network :meth:`final_network
-    <deapnn.evomal.config.EvoMALRunConfig.final_network>`, :func:`training_recipe` at ``lr``)
+    <deapnn.evomal.config.EvoMALRunConfig.final_network>`, :func:`~deapnn.evomal.evaluator.final_recipe` at ``lr``)
     with the arm's loss from ``seed``. ``metric``: the ``split`` error rate / MSE after the last
     step (∞ when training diverged) or, for ``spec["stop"] == "early"``, at the step with the
     lowest validation metric (early stopping). ``split="val"`` evaluates the validation split
@@ -257,7 +268,7 @@ def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str
     splits = ("val",) if split == "val" else (split, "val")
     start = time.perf_counter()
     res = train_with_loss(model, loss, data,
-                          dataclasses.replace(training_recipe(cfg, cfg.final_steps, every), lr=lr),
+                          dataclasses.replace(final_recipe(cfg, every), lr=lr),
                           batch_seed=batch_seed(seed), device=device,
                           evaluate=split_errors(data, splits, device),
                           eval_at_start=bool(every))
@@ -302,8 +313,8 @@ def compare_tuned(best: dict, cfg: EvoMALRunConfig, task: str, *, state=None, ch
                         metric=f"test {'error' if task == 'classification' else 'MSE'}",
                         higher_is_better=False, grid=tuple(cfg.lr_grid),
                         tune_seeds=cfg.tune_seeds,
-                        extra={"model": final.model, "steps": cfg.final_steps})
-    ident = {**training_recipe(cfg, cfg.final_steps, cfg.eval_every()).to_dict(),
+                        extra={"model": final.model, "steps": cfg.steps_of_final()})
+    ident = {**final_recipe(cfg, cfg.eval_every()).to_dict(),
              "model": final.model, "hidden": list(final.hidden) if final.hidden else None,
              "dataset": cfg.dataset, "seed": cfg.seed, "nonnegative": cfg.nonnegative}
     ident.pop("lr")
@@ -334,7 +345,8 @@ def tuned_phase(best: dict, data, cfg: EvoMALRunConfig, rundir, *, progress=no_p
     cache_dataset(data, cfg.dataset, cfg.seed, cfg.root)   # the trainings reuse the loaded data
     stored = stored_runs(rundir, TUNED_FILE, resuming)
     start = time.perf_counter()
-    log(f"\ntuned final comparison: {cfg.final_steps} SGD steps; lr grid "
+    log(f"\ntuned final comparison: {cfg.steps_of_final()} SGD steps"
+        f"{schedule_note(cfg.milestones_of_final())}; lr grid "
         f"{len(cfg.lr_grid)} × {cfg.tune_seeds} tuning seed(s) on validation, then {cfg.seeds} "
         f"final seeds on test")
     tuned = compare_tuned(best, cfg, data.task, state=stored, progress=progress, log=log,

@@ -40,6 +40,30 @@ FITNESS_SEEDS = ("common", "per_tree")
 MNIST_LIKE = ("mnist", "fashion_mnist", "digits", "mnist1d")
 
 
+#: datasets whose reference configuration trains the base network with plain SGD (``base_*``
+#: and ``testing_*`` momentum 0, no Nesterov, weight decay 0: its MNIST configuration); every
+#: other dataset uses momentum 0.9, Nesterov and weight decay 5e-4 (its tabular, CIFAR and SVHN
+#: configurations)
+PLAIN_SGD = ("mnist",)
+#: datasets whose reference meta-testing runs 150,000 steps with the learning rate × 0.1 at
+#: steps 100,000 and 135,000 (its CIFAR-10, CIFAR-100 and SVHN configurations); every other
+#: dataset runs 10,000 steps at a constant learning rate
+LONG_FINAL = ("cifar10", "cifar100", "svhn")
+
+
+def reference_sgd(dataset: str) -> tuple[float, bool, float]:
+    """The reference's base-learner SGD ``(momentum, nesterov, weight_decay)`` for ``dataset``
+    (Raymond et al. 2023 code configurations): ``(0, False, 0)`` for MNIST, else
+    ``(0.9, True, 5e-4)``."""
+    return (0.0, False, 0.0) if dataset in PLAIN_SGD else (0.9, True, 5e-4)
+
+
+def reference_final_schedule(dataset: str) -> tuple[int, tuple]:
+    """The reference's meta-testing ``(steps, milestones)`` for ``dataset``: 150,000 steps with
+    milestones (100,000, 135,000) for CIFAR-10/100 and SVHN, else 10,000 steps and none."""
+    return (150_000, (100_000, 135_000)) if dataset in LONG_FINAL else (10_000, ())
+
+
 def reference_rejection_steps(dataset: str) -> int:
     """The reference's rejection-protocol steps for ``dataset`` (``filter_gradient_steps`` of
     its configurations: 100 for MNIST, 1,000 for every other dataset)."""
@@ -57,9 +81,9 @@ class EvoMALConfig(Config):
     inner_steps: int = 1
     meta_lr: float = 1e-3
     lr: float = 0.01                     # base learner SGD (inner steps and fitness training)
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
+    momentum: float | None = None        # None: the reference's per dataset (reference_sgd)
+    nesterov: bool | None = None         # None: as the reference (False when momentum is 0)
+    weight_decay: float | None = None    # None: the reference's per dataset
     batch_size: int = 128
     fitness_steps: int = 500
     rejection: str = "reference"
@@ -78,9 +102,9 @@ class EvoMALConfig(Config):
         "meta_steps": [Interval(int, 0)],
         "inner_steps": [Interval(int, 1)],
         "meta_lr": _POSITIVE, "lr": _POSITIVE, "rejection_lr": _POSITIVE,
-        "momentum": [Interval(float, 0, 1, "left")],
-        "nesterov": [bool], "nonnegative": [bool],
-        "weight_decay": [Interval(float, 0, FLOAT32_MAX)],
+        "momentum": [None, Interval(float, 0, 1, "left")],
+        "nesterov": [None, bool], "nonnegative": [bool],
+        "weight_decay": [None, Interval(float, 0, FLOAT32_MAX)],
         "batch_size": [Interval(int, 1)],
         "fitness_steps": [Interval(int, 0)],
         "rejection": [Options(REJECTIONS)],
@@ -94,9 +118,12 @@ class EvoMALConfig(Config):
     def __post_init__(self):
         if isinstance(self.hidden, list):       # config.json stores the tuple as a list
             self.hidden = tuple(self.hidden)
+        if isinstance(getattr(self, "final_milestones", None), list):
+            self.final_milestones = tuple(self.final_milestones)
 
     def _check(self) -> None:
-        if self.nesterov and self.momentum == 0:
+        momentum, nesterov, _ = self.sgd_settings()
+        if nesterov and momentum == 0:
             raise ConfigError("nesterov needs momentum > 0", "nesterov")
         from deapnn.data import DATASETS
         from deapnn.models import MODELS, check_model_input
@@ -110,6 +137,16 @@ class EvoMALConfig(Config):
                 raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: "
                                   f"{exc}", "model") from None
 
+    def sgd_settings(self) -> tuple[float, bool, float]:
+        """The base learner's SGD ``(momentum, nesterov, weight_decay)`` (local search, fitness
+        and final training): each setting left ``None`` is the reference's for the dataset
+        (:func:`reference_sgd`); ``nesterov`` left ``None`` is ``False`` when momentum is 0."""
+        ref_momentum, ref_nesterov, ref_decay = reference_sgd(self.dataset)
+        momentum = ref_momentum if self.momentum is None else self.momentum
+        nesterov = (ref_nesterov and momentum > 0) if self.nesterov is None else self.nesterov
+        decay = ref_decay if self.weight_decay is None else self.weight_decay
+        return momentum, nesterov, decay
+
     def steps_of_rejection(self) -> int:
         """The rejection protocol's Adam steps: ``rejection_steps``, or when None the
         reference's for the dataset (:func:`reference_rejection_steps`)."""
@@ -120,14 +157,18 @@ class EvoMALConfig(Config):
     def local_search_config(self):
         """The :class:`~deapnn.losses.unrolled.LocalSearchConfig` of the local search (§4.5)."""
         from deapnn.losses.unrolled import LocalSearchConfig
+        momentum, nesterov, decay = self.sgd_settings()
         return LocalSearchConfig(meta_steps=self.meta_steps, inner_steps=self.inner_steps,
-                                 meta_lr=self.meta_lr, inner_lr=self.lr, momentum=self.momentum,
-                                 nesterov=self.nesterov, weight_decay=self.weight_decay,
+                                 meta_lr=self.meta_lr, inner_lr=self.lr, momentum=momentum,
+                                 nesterov=nesterov, weight_decay=decay,
                                  batch_size=self.batch_size, val_batch_size=self.batch_size)
 
     def to_dict(self) -> dict:
+        """The configuration as plain data, with the SGD settings resolved
+        (:meth:`sgd_settings`), so a stored configuration says what was run."""
         d = super().to_dict()
         d["hidden"] = list(self.hidden) if self.hidden is not None else None
+        d["momentum"], d["nesterov"], d["weight_decay"] = self.sgd_settings()
         return d
 
 
@@ -147,8 +188,9 @@ class EvoMALRunConfig(EvoMALConfig):
     tournament: int = 4
     max_height: int = 10
     seeds: int = 5
-    final_steps: int = 10000
-    final_eval_every: int = 0            # 0: final_steps / 20
+    final_steps: int | None = None       # None: the reference's per dataset (10,000 or 150,000)
+    final_milestones: tuple | None = None  # lr × 0.1 at these steps; None: the reference's
+    final_eval_every: int = 0            # 0: final steps / 20
     final_model: str | None = None       # final comparison's network (None: model)
     tune: bool = True                    # tuned final comparison (deapnn.comparison)
     lr_grid: list = dataclasses.field(default_factory=lambda: list(DEFAULT_LR_GRID))
@@ -170,7 +212,8 @@ class EvoMALRunConfig(EvoMALConfig):
         # argument correction adds one level; deapnn.losses.tree.MAX_TREE_HEIGHT is 90
         "max_height": [Interval(int, 1, 89)],
         "seeds": [Interval(int, 1)],
-        "final_steps": [Interval(int, 0)],
+        "final_steps": [None, Interval(int, 0)],
+        "final_milestones": [None, int_list(1, nonempty=False)],
         "final_eval_every": [Interval(int, 0)],
         "final_model": [None, str],
         "tune": [bool],
@@ -215,9 +258,25 @@ class EvoMALRunConfig(EvoMALConfig):
         return EvoMALConfig(**{f.name: getattr(self, f.name)
                                for f in dataclasses.fields(EvoMALConfig)})
 
+    def steps_of_final(self) -> int:
+        """SGD steps of the final training: ``final_steps``, or when None the reference's for
+        the dataset (:func:`reference_final_schedule`)."""
+        if self.final_steps is not None:
+            return self.final_steps
+        return reference_final_schedule(self.dataset)[0]
+
+    def milestones_of_final(self) -> tuple:
+        """Steps of the final training at which the learning rate is multiplied by 0.1:
+        ``final_milestones``, or when None the reference's for the dataset when the final
+        training has the reference's length (none when ``final_steps`` is set)."""
+        if self.final_milestones is not None:
+            return tuple(self.final_milestones)
+        steps, milestones = reference_final_schedule(self.dataset)
+        return milestones if self.steps_of_final() == steps else ()
+
     def eval_every(self) -> int:
         """Steps between test/validation evaluations of the final training."""
-        return self.final_eval_every or max(1, self.final_steps // 20)
+        return self.final_eval_every or max(1, self.steps_of_final() // 20)
 
     def for_invocation(self, **values) -> "EvoMALRunConfig":
         """This configuration with the invocation settings (:attr:`INVOCATION`) replaced."""
@@ -227,8 +286,12 @@ class EvoMALRunConfig(EvoMALConfig):
         return dataclasses.replace(self, **values).validate()
 
     def to_dict(self) -> dict:
+        """The stored configuration (``config.json``): the device left out, the reference's
+        per-dataset settings resolved."""
         d = super().to_dict()
         d.pop("device")
+        d["final_steps"], d["final_milestones"] = self.steps_of_final(), \
+            list(self.milestones_of_final())
         return d
 
     #: the settings absent from a config.json written before them, with the values that

@@ -43,14 +43,26 @@ def build_base_model(cfg: EvoMALConfig, data, seed: int):
         return build_model(cfg.model, data.input_shape, data.num_classes)
 
 
-def training_recipe(cfg: EvoMALConfig, steps: int, eval_every: int = 0) -> LossTraining:
-    """How EvoMAL trains a base network with a loss (§4.7): SGD [lr, momentum, Nesterov, weight
-    decay of ``cfg``], batches of ``cfg.batch_size`` from successive shuffled passes over the
-    training split, constant learning rate, ``steps`` steps; test/validation every
+def training_recipe(cfg: EvoMALConfig, steps: int, eval_every: int = 0,
+                    milestones: tuple = ()) -> LossTraining:
+    """How EvoMAL trains a base network with a loss (§4.7): SGD [lr and
+    :meth:`~deapnn.evomal.config.EvoMALConfig.sgd_settings` of ``cfg``], batches of
+    ``cfg.batch_size`` from successive shuffled passes over the training split, constant
+    learning rate (× 0.1 at each step in ``milestones``), ``steps`` steps; test/validation every
     ``eval_every`` steps (0: never)."""
-    return LossTraining(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                        momentum=cfg.momentum, nesterov=cfg.nesterov,
-                        weight_decay=cfg.weight_decay, eval_every=eval_every)
+    momentum, nesterov, decay = cfg.sgd_settings()
+    return LossTraining(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, momentum=momentum,
+                        nesterov=nesterov, weight_decay=decay, eval_every=eval_every,
+                        **({"schedule": "step", "milestones": tuple(milestones), "gamma": 0.1}
+                           if milestones else {}))
+
+
+def final_recipe(cfg, eval_every: int = 0) -> LossTraining:
+    """The final training (meta-testing) of an
+    :class:`~deapnn.evomal.config.EvoMALRunConfig`: :func:`training_recipe` for
+    :meth:`~deapnn.evomal.config.EvoMALRunConfig.steps_of_final` steps with its
+    :meth:`~deapnn.evomal.config.EvoMALRunConfig.milestones_of_final`."""
+    return training_recipe(cfg, cfg.steps_of_final(), eval_every, cfg.milestones_of_final())
 
 
 def evaluation_seed(cfg: EvoMALConfig, tree_string: str) -> int:
