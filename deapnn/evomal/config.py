@@ -10,9 +10,11 @@
   (§5: seeds, SGD steps, evaluation grid). ``config.json`` stores it flat. ``generations``
   counts populations, the initial one included (the paper's 50 generations = 50 populations).
 
-Defaults are the reference's (Table 2 and the reference code's tabular settings; the rejection
-protocol, its step count per dataset and the common fitness seed of its code) except where the
-command line chose smaller ones for a run on one machine (``generations`` 10, ``seeds`` 3).
+Defaults are the reference's (Table 2 and the reference code's configurations: the base
+learner's SGD per dataset, :func:`reference_sgd`; the meta-testing schedule per dataset,
+:func:`reference_final_schedule`; the rejection protocol, its step count per dataset and the
+common fitness seed of its code) except where the command line chose smaller ones for a run
+on one machine (``generations`` 10, ``seeds`` 3).
 ``docs/faithfulness.md`` (EvoMAL table) lists every difference and the options that restore the
 earlier behaviour (``rejection="before"``, ``fitness_seed="per_tree"``).
 """
@@ -118,8 +120,6 @@ class EvoMALConfig(Config):
     def __post_init__(self):
         if isinstance(self.hidden, list):       # config.json stores the tuple as a list
             self.hidden = tuple(self.hidden)
-        if isinstance(getattr(self, "final_milestones", None), list):
-            self.final_milestones = tuple(self.final_milestones)
 
     def _check(self) -> None:
         momentum, nesterov, _ = self.sgd_settings()
@@ -197,6 +197,11 @@ class EvoMALRunConfig(EvoMALConfig):
     tune_seeds: int = DEFAULT_TUNE_SEEDS  # tuning seeds per grid point (validation split)
     baselines: list = dataclasses.field(default_factory=list)   # deapnn.losses.get names
 
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.final_milestones, list):   # config.json stores the tuple as a list
+            self.final_milestones = tuple(self.final_milestones)
+
     #: settings a resumed run takes from its command line, not from config.json
     INVOCATION = ("device", "final_eval_every")
     #: settings of the tuned final comparison (absent from run directories written before it)
@@ -267,8 +272,8 @@ class EvoMALRunConfig(EvoMALConfig):
 
     def milestones_of_final(self) -> tuple:
         """Steps of the final training at which the learning rate is multiplied by 0.1:
-        ``final_milestones``, or when None the reference's for the dataset when the final
-        training has the reference's length (none when ``final_steps`` is set)."""
+        ``final_milestones``, or when None the reference's for the dataset if the final
+        training has the reference's length (none if ``final_steps`` sets another length)."""
         if self.final_milestones is not None:
             return tuple(self.final_milestones)
         steps, milestones = reference_final_schedule(self.dataset)
