@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .config import Check, Config, Interval, Options
+from .config import Config, Interval, Options, int_list
 
 WORST = math.inf
 
@@ -58,9 +58,7 @@ class LossTraining(Config):
         "nesterov": [bool],
         "weight_decay": [Interval(float, 0, None)],
         "schedule": [Options(("constant", "cosine", "step"))],
-        "milestones": [Check(lambda v: isinstance(v, (list, tuple)) and all(
-            isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in v),
-            "a list of positive step indices")],
+        "milestones": [int_list(1, nonempty=False)],
         "gamma": [Interval(float, 0, None, closed="neither")],
         "sampling": [Options(("uniform", "passes"))],
         "noise": [Interval(float, 0, None)],

@@ -391,8 +391,8 @@ class DistinctHallOfFame(tools.HallOfFame):
     and its default ``similar`` (``==``) lets two genomes with the same phenotype in.  Here a
     newcomer similar to a member **replaces** it when strictly fitter and is dropped otherwise,
     so the hall of fame holds the best individual of each distinct phenotype (e.g.
-    ``similar=operators.graph_phenotype.samePhenotype`` for NLFS loss graphs: no two reported losses share
-    a probe-curve fingerprint).
+    ``similar=operators.graph_phenotype.samePhenotype`` for NLFS loss graphs: no two reported
+    losses share a probe-curve fingerprint).
     """
 
     def update(self, population):

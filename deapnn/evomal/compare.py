@@ -217,8 +217,8 @@ def compare_final(best: dict, data, cfg: EvoMALRunConfig, rundir, device, *,
         rundir.write_json(FINAL_FILE, partial)
 
     start = time.perf_counter()
-    log(f"\nfinal training: {steps} SGD steps{schedule_note(milestones)}, {cfg.seeds} seeds; test and "
-        f"validation {'error' if data.task == 'classification' else 'MSE'} every "
+    log(f"\nfinal training: {steps} SGD steps{schedule_note(milestones)}, {cfg.seeds} seeds; "
+        f"test and validation {'error' if data.task == 'classification' else 'MSE'} every "
         f"{cfg.eval_every()} steps")
     results = train_final(best, data, cfg, cfg.seeds, steps, cfg.eval_every(), device,
                           log=log, done=partial["runs"], on_run=save_run, milestones=milestones)
@@ -252,8 +252,8 @@ def comparison_loss(spec: dict, task: str, nonnegative: bool, device):
 def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str) -> dict:
     """One training of the tuned comparison (:func:`deapnn.comparison.tuned_comparison`'s
     trainer): the final training of :func:`train_final` (network :meth:`final_network
-    <deapnn.evomal.config.EvoMALRunConfig.final_network>`, :func:`~deapnn.evomal.evaluator.final_recipe` at ``lr``)
-    with the arm's loss from ``seed``. ``metric``: the ``split`` error rate / MSE after the last
+    <deapnn.evomal.config.EvoMALRunConfig.final_network>`,
+    :func:`~deapnn.evomal.evaluator.final_recipe` at ``lr``) with the arm's loss from ``seed``. ``metric``: the ``split`` error rate / MSE after the last
     step (∞ when training diverged) or, for ``spec["stop"] == "early"``, at the step with the
     lowest validation metric (early stopping). ``split="val"`` evaluates the validation split
     only; ``"test"`` the test and validation splits."""

@@ -12,9 +12,9 @@ any of slots 0..7; hidden node ``hi`` reads any slot except itself.  A genome is
 hold anything, cycles included.
 
 The loss of a batch is ``mean_batch(sum_classes(root(y, ŷ)))``, times −1 when ``flip`` is set
-(the integrity check of :mod:`operators.graph_integrity` decides ``flip``, Morgan & Hougen 2024 §3.3).  Compilation emits
-straight-line Python over the active nodes only, cached per structure, so a compiled loss costs
-the same tensor ops as the hand-written formula.
+(the integrity check of :mod:`operators.graph_integrity` decides ``flip``, Morgan & Hougen 2024
+§3.3).  Compilation emits straight-line Python over the active nodes only, cached per
+structure, so a compiled loss costs the same tensor ops as the hand-written formula.
 """
 from __future__ import annotations
 
