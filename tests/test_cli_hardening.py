@@ -84,6 +84,23 @@ def test_bad_input_is_one_line_exit_2_before_any_work(cli, tmp_path, argv, word)
     assert out == "" and not out_dir.exists()
 
 
+@pytest.mark.parametrize("argv,message", [
+    (GLS + ["--seeds", "0,x"], "argument --seeds: must be comma-separated integers, got '0,x'"),
+    (GLS + ["--epsilon", "foo"], "argument --epsilon: must be a number or auto, got 'foo'"),
+    (NLFS + ["--baselines", ","], "argument --baselines: must list loss names, got ','"),
+    (EVOMAL + ["--final-milestones", "0"],
+     "argument --final-milestones: must list positive step numbers, got '0'"),
+], ids=["gls seeds", "gls epsilon", "nlfs baselines", "evomal milestones"])
+def test_a_value_argparse_cannot_read_is_one_line_with_the_reason(cli, tmp_path, argv, message):
+    """The comma-list and number readers (commands.common.comma_list) fail as argparse's one
+    line naming the flag and saying why, not argparse's bare 'invalid parse value'."""
+    code, out, err = cli(*argv, "--out", tmp_path / "run")
+    lines = err.strip("\n").splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("deapnn ")
+    assert lines[0].endswith(message) and "Traceback" not in out + err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("argv,gpus,word", [
     (["--device", "cuda"], "0", "CUDA is not available"),
     (["--device", "cuda:0"], "0", "CUDA is not available"),

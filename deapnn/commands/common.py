@@ -35,6 +35,26 @@ class UsageError(ValueError):
     """A bad command-line value: reported as one line, exit code 2, before any work starts."""
 
 
+def comma_list(kind, what: str, *, positive: bool = False, nonempty: bool = False,
+               skip: tuple = ()):
+    """An argparse ``type``: comma-separated items, each read with ``kind``; blank items and
+    items in ``skip`` are dropped. A bad value raises ``argparse.ArgumentTypeError``, so argparse
+    prints its one-line error naming the flag and exits with 2 (a plain ``ValueError`` would be
+    reported as ``invalid parse value`` without this message)."""
+    def parse(text: str) -> list:
+        items = [t for t in text.split(",") if t.strip() and t.strip() not in skip]
+        try:
+            values = [kind(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be comma-separated {what}, got {text!r}") \
+                from None
+        if (nonempty and not values) or (positive and min(values, default=1) < 1):
+            raise argparse.ArgumentTypeError(
+                f"must list {'positive ' if positive else ''}{what}, got {text!r}")
+        return values
+    return parse
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None = None) -> None:
     """--seed --device --out --resume --quiet --workers --hostfile --eval-timeout --worker-timeout
     --root --download."""

@@ -20,7 +20,7 @@ import os
 from functools import partial
 
 from ..rundir import read_json_object
-from .common import UsageError, check_choice, config_usage_error
+from .common import UsageError, check_choice, comma_list, config_usage_error
 
 
 def _grid(text: str) -> list[float]:
@@ -29,13 +29,6 @@ def _grid(text: str) -> list[float]:
         return parse_grid(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated loss names, got {text!r}")
-    return names
 
 
 def add_tuning_args(group, defaults, *, tune_flag: bool = True) -> None:
@@ -53,7 +46,8 @@ def add_tuning_args(group, defaults, *, tune_flag: bool = True) -> None:
     group.add_argument("--tune-seeds", type=int, default=None, metavar="N",
                        help=f"tuning seeds per grid point (validation split) [default: "
                             f"{defaults.tune_seeds}]")
-    group.add_argument("--baselines", type=_names, default=None, metavar="NAME,...",
+    group.add_argument("--baselines", type=comma_list(str.strip, "loss names", nonempty=True),
+                       default=None, metavar="NAME,...",
                        help="extra baselines from the loss library (deapnn.losses.get names, "
                             "e.g. focal,baikal), tuned the same way")
 

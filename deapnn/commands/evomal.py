@@ -9,38 +9,14 @@ A thin adapter: command line → :class:`~deapnn.evomal.config.EvoMALRunConfig` 
 """
 from __future__ import annotations
 
-import argparse
-
 import sys
 
 from ..evomal.config import FITNESS_SEEDS, REJECTIONS, EvoMALRunConfig
-from .common import UsageError, add_common_args, check_choice, check_common, config_usage_error
+from .common import (UsageError, add_common_args, check_choice, check_common, comma_list,
+                     config_usage_error)
 from .compare import add_tuning_args, tuning_values
 
 D = EvoMALRunConfig()       # the flag defaults are the configuration's
-
-
-def _int_list(text: str, what: str) -> list:
-    """Comma-separated positive integers (argparse names the flag in its one-line error)."""
-    try:
-        values = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated {what}, got {text!r}") \
-            from None
-    if min(values, default=1) < 1:
-        raise argparse.ArgumentTypeError(f"must list positive {what}, got {text!r}")
-    return values
-
-
-def _hidden(text: str):
-    sizes = _int_list(text, "layer sizes")
-    if not sizes:
-        raise argparse.ArgumentTypeError(f"must list positive layer sizes, got {text!r}")
-    return sizes
-
-
-def _milestones(text: str):
-    return _int_list(text, "step numbers")
 
 
 def register(subparsers) -> None:
@@ -49,7 +25,7 @@ def register(subparsers) -> None:
     g = p.add_argument_group("search (reference defaults: Raymond et al. 2023, Table 2)")
     g.add_argument("--dataset", default=D.dataset, help="diabetes, digits, or any `deapnn datasets` name")
     g.add_argument("--model", default=D.model, help="base network (mlp, cnn, ...)")
-    g.add_argument("--hidden", type=_hidden, default=D.hidden, help="MLP hidden sizes, e.g. 64,64")
+    g.add_argument("--hidden", type=comma_list(int, "layer sizes", positive=True, nonempty=True), default=D.hidden, help="MLP hidden sizes, e.g. 64,64")
     g.add_argument("--population", type=int, default=D.population)
     g.add_argument("--generations", type=int, default=D.generations,
                    help="populations evaluated, the initial one included (the paper: 50)")
@@ -83,7 +59,7 @@ def register(subparsers) -> None:
     f.add_argument("--final-steps", type=int, default=D.final_steps,
                    help="SGD steps of the final training (default: the reference's, 150000 on "
                    "cifar10/cifar100/svhn, else 10000)")
-    f.add_argument("--final-milestones", type=_milestones, default=D.final_milestones,
+    f.add_argument("--final-milestones", type=comma_list(int, "step numbers", positive=True), default=D.final_milestones,
                    metavar="S1,S2", help="final-training steps at which the learning rate is "
                    "multiplied by 0.1; '' for none (default: the reference's, 100000,135000 on "
                    "cifar10/cifar100/svhn at the reference's length, else none)")

@@ -2,24 +2,16 @@
 (argparse → :class:`~deapnn.gls.GLSConfig` → :func:`~deapnn.gls.run_gls` → printed table)."""
 from __future__ import annotations
 
+import argparse
 import functools
 
 from ..progress import progress
-from .common import (UsageError, add_common_args, check_common, check_seed, config_from_flags,
-                     given_flags, report_failures)
+from .common import (UsageError, add_common_args, check_common, check_seed, comma_list,
+                     config_from_flags, given_flags, report_failures)
 from .train import add_training_args
 
 #: flags named otherwise than their GLSConfig field
 FLAGS = {"arms": "--compare", "augment": "--no-augment", "augmentation": "--augment"}
-
-
-def _csv(kind):
-    def parse(text):
-        try:
-            return [kind(t) for t in text.split(",") if t.strip() and t.strip() != "none"]
-        except ValueError:
-            raise UsageError(f"expected a comma-separated list, got {text!r}") from None
-    return parse
 
 
 def _epsilon(text):
@@ -28,7 +20,7 @@ def _epsilon(text):
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"--epsilon: expected a number or auto, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number or auto, got {text!r}") from None
 
 
 def register(subparsers) -> None:
@@ -52,7 +44,7 @@ def register(subparsers) -> None:
                    help="validation examples held out of the training set (default: the "
                         "dataset's usual split, 5000 for CIFAR/SVHN; 0: none, train on all of "
                         "it and report the final test accuracy only, as the paper)")
-    g.add_argument("--compare", type=_csv(str),
+    g.add_argument("--compare", type=comma_list(str, "arm names", skip=("none",)),
                    default=[a for a in GLSConfig().arms if a != "gls"],
                    help="arms beside GLS: sgd, sgd_matched, random, sgd_reset, sgd_tuned "
                         "(comma-separated; none for GLS only)")
@@ -67,7 +59,8 @@ def register(subparsers) -> None:
     g.add_argument("--diagnostics", action="store_true", default=d.diagnostics,
                    help="log per generation whether the winner trained on the deciding case "
                         "and is the best child on the validation split")
-    g.add_argument("--seeds", type=_csv(int), default=None, help="e.g. 0,1,2 (default: --seed)")
+    g.add_argument("--seeds", type=comma_list(int, "integers", skip=("none",)), default=None,
+                   help="e.g. 0,1,2 (default: --seed)")
     add_common_args(p, out_default="runs/gls")
     p.set_defaults(func=run, check=check)
 
