@@ -61,7 +61,7 @@ def step_higher(meta, meta_opt, model, data, cfg, step, device):
     import higher
     reinitialise(model, step)
     batches, val = _batches(data, cfg.inner_steps, step, device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.inner_lr, momentum=cfg.momentum,
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
     with higher.innerloop_ctx(model, opt, copy_initial_weights=True) as (fmodel, diffopt):
         for xb, yb in batches:

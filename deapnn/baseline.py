@@ -12,57 +12,53 @@ import time
 from dataclasses import dataclass, fields
 
 from .checkpoint import StateError, restoring
-from .config import Config, ConfigError, Options
+from .config import ConfigError, Options, seed_constraint
 from .data import DATASETS, dataset_names
 from .models import check_model_input, model_names
 from .progress import no_progress
+from .sgd import SGDSettings
 from .training import TrainConfig
 
-#: the SGD settings a run configuration shares with :class:`~deapnn.training.TrainConfig`
-TRAINING_FIELDS = ("epochs", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
-                   "schedule")
-
-
 @dataclass
-class SGDRunConfig(Config):
+class SGDRunConfig(SGDSettings):
     """What every run that trains networks with SGD on a dataset declares: the dataset, the
-    model and the SGD settings of :class:`~deapnn.training.TrainConfig` (constraints declared
-    there), the augmentation switch and where the data lives. Base of :class:`TrainRunConfig`
-    and :class:`deapnn.gls.GLSConfig`, which set their own defaults."""
+    model, the epochs and the :class:`~deapnn.sgd.SGDSettings`, the augmentation switch and
+    where the data lives. Base of :class:`TrainRunConfig` and :class:`deapnn.gls.GLSConfig`,
+    which declare their own SGD defaults."""
     dataset: str = "digits"
     model: str = "cnn"
     epochs: int = 20
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    batch_size: int = 64
-    schedule: str = "cosine"
     augment: bool = True
     root: str | None = None
     download: bool = False
 
     _parameter_constraints = {
+        **SGDSettings._parameter_constraints,
         "dataset": [Options(dataset_names())], "model": [Options(model_names())],
-        **{name: TrainConfig._parameter_constraints[name] for name in TRAINING_FIELDS},
+        "epochs": TrainConfig._parameter_constraints["epochs"],
         "augment": [bool], "root": [str, None], "download": [bool],
     }
 
     def _check(self) -> None:
         """The model accepts the dataset's examples (e.g. no conv-net on tabular iris) and the
-        SGD settings form a valid :class:`~deapnn.training.TrainConfig`."""
+        SGD settings are consistent."""
+        super()._check()
         try:
             check_model_input(self.model, DATASETS[self.dataset].input_shape)
         except ValueError as exc:
             raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: {exc}",
                               "model") from None
-        self.train_config()
 
     def train_config(self, epochs: int | None = None) -> TrainConfig:
-        """The validated SGD settings for ``epochs`` epochs (default: ``self.epochs``)."""
-        values = {name: getattr(self, name) for name in TRAINING_FIELDS}
-        return TrainConfig(**{**values, "epochs": self.epochs if epochs is None else epochs}
-                           ).validate()
+        """The SGD loop for ``epochs`` epochs or generations (default: ``self.epochs``).
+        ``milestones`` count in ``self.epochs`` units and scale with the loop's length, so a
+        longer arm (GLS's epochs·(p+1) generations, matched-compute SGD) keeps the schedule's
+        shape, as the cosine does."""
+        length = self.epochs if epochs is None else epochs
+        milestones = self.milestones
+        if length != self.epochs and self.epochs:
+            milestones = tuple(m * length / self.epochs for m in milestones)
+        return TrainConfig(**{**self.sgd().to_dict(), "milestones": milestones}, epochs=length)
 
 
 @dataclass
@@ -71,8 +67,12 @@ class TrainRunConfig(SGDRunConfig):
     loss: str | None = None       # a library loss name or a formula; None: the task's default
     seed: int = 0
 
+    #: ``deapnn train``'s SGD (its defaults since 0.1.0): the settings of Ding & Spector 2022,
+    #: §4, except weight decay 5e-4
+    SGD_DEFAULTS = {**SGDSettings.SGD_DEFAULTS, "weight_decay": 5e-4}
+
     _parameter_constraints = {**SGDRunConfig._parameter_constraints,
-                              "loss": [str, None], "seed": [int]}
+                              "loss": [str, None], "seed": seed_constraint()}
 
     def _check(self) -> None:
         super()._check()
@@ -204,4 +204,4 @@ def write_outputs(rundir, cfg: TrainRunConfig, summary: TrainSummary, model, his
 
 
 __all__ = ["SGDRunConfig", "TrainRunConfig", "TrainSummary", "run_train", "stored_train_config",
-           "write_outputs", "TRAINING_FIELDS"]
+           "write_outputs"]

@@ -13,7 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from typing import ClassVar
 
+
+#: The largest run seed: every library a run seeds (Python, NumPy, torch, scikit-learn's splits)
+#: accepts the range 0 .. 2**32 - 1.
+SEED_MAX = 2**32 - 1
 
 #: The largest float32. A learning rate or weight decay above it cannot reach a float32 kernel
 #: (torch fails with "value cannot be converted to type float without overflow").
@@ -123,6 +128,22 @@ def int_list(low: int | None = None, *, distinct: bool = False, nonempty: bool =
     return Check(ok, words)
 
 
+def seed_constraint() -> list:
+    """The constraint of a run seed: an integer in 0 .. :data:`SEED_MAX`."""
+    return [Interval(int, 0, SEED_MAX)]
+
+
+def seed_list(*, distinct: bool = True) -> Check:
+    """A non-empty list of run seeds, each in 0 .. :data:`SEED_MAX` (without repeats)."""
+    def ok(value):
+        return (isinstance(value, (list, tuple)) and len(value) > 0
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEED_MAX
+                        for v in value)
+                and (not distinct or len(set(value)) == len(value)))
+    return Check(ok, f"a non-empty list of integers in 0..{SEED_MAX}"
+                 + (" without repeats" if distinct else ""))
+
+
 def subset_of(values, *, distinct: bool = True) -> Check:
     """A list whose items all come from ``values`` (each at most once when ``distinct``)."""
     values = tuple(values)
@@ -137,7 +158,12 @@ def subset_of(values, *, distinct: bool = True) -> Check:
 class Config:
     """Base of the run configurations (see the module docstring)."""
 
-    _parameter_constraints = {}
+    _parameter_constraints: ClassVar[dict] = {}
+
+    def __post_init__(self) -> None:
+        """A configuration is valid the moment it exists: an invalid value raises
+        :class:`ConfigError` here (subclasses that complete their fields call this last)."""
+        self.validate()
 
     def validate(self):
         """Raise :class:`ConfigError` naming the first invalid setting; return ``self``."""
@@ -171,4 +197,4 @@ class Config:
         return cls(**data).validate()
 
 
-__all__ = ["FLOAT32_MAX", "Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]
+__all__ = ["FLOAT32_MAX", "SEED_MAX", "seed_constraint", "seed_list", "Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]

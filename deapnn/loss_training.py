@@ -24,50 +24,39 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .config import Config, Interval, Options, int_list
+from .config import Interval, Options
+from .sgd import SGDSettings, make_optimizer, scheduled_lr, set_lr
 
 WORST = math.inf
 
 
 @dataclass
-class LossTraining(Config):
-    """One training recipe. ``sampling``: ``"uniform"`` (each step draws ``batch_size`` indices
-    with replacement) or ``"passes"`` (successive shuffled passes over the training split);
-    ``schedule``: ``"cosine"`` (per step, from ``lr`` to 0 over ``steps``), ``"constant"``, or
-    ``"step"`` (``lr`` times ``gamma`` per step index in ``milestones`` already reached, as
-    ``torch.optim.lr_scheduler.MultiStepLR`` stepped once per SGD step)."""
+class LossTraining(SGDSettings):
+    """One training recipe: ``steps`` SGD steps with the :class:`~deapnn.sgd.SGDSettings`
+    (``schedule`` per step: ``"cosine"`` from ``lr`` to 0 over ``steps``, ``"constant"``, or
+    ``"step"``: ``lr`` times ``gamma`` per step index in ``milestones`` already reached, as
+    ``torch.optim.lr_scheduler.MultiStepLR`` stepped once per SGD step). ``sampling``:
+    ``"uniform"`` (each step draws ``batch_size`` indices with replacement) or ``"passes"``
+    (successive shuffled passes over the training split)."""
     steps: int = 500
-    batch_size: int = 128
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    milestones: tuple = ()
-    gamma: float = 0.1
     sampling: str = "passes"
     noise: float = 0.0
     augment: str | None = None
     eval_every: int = 0
 
+    #: a bare recipe's SGD (the length and batch of EvoMAL's fitness training, Raymond et al.
+    #: 2023, TPAMI §4.7); each loss search passes its own settings
+    SGD_DEFAULTS = {"lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+                    "batch_size": 128, "schedule": "constant", "milestones": (), "gamma": 0.1}
+
     _parameter_constraints = {
+        **SGDSettings._parameter_constraints,
         "steps": [Interval(int, 0, None)],
-        "batch_size": [Interval(int, 1, None)],
-        "lr": [Interval(float, 0, None, closed="neither")],
-        "momentum": [Interval(float, 0, 1, closed="left")],
-        "nesterov": [bool],
-        "weight_decay": [Interval(float, 0, None)],
-        "schedule": [Options(("constant", "cosine", "step"))],
-        "milestones": [int_list(1, nonempty=False)],
-        "gamma": [Interval(float, 0, None, closed="neither")],
         "sampling": [Options(("uniform", "passes"))],
         "noise": [Interval(float, 0, None)],
         "augment": [None, str],
         "eval_every": [Interval(int, 0, None)],
     }
-
-    def __post_init__(self):
-        self.milestones = tuple(self.milestones)    # config.json stores the tuple as a list
 
     def to_dict(self) -> dict:
         """The recipe as plain data; ``milestones`` and ``gamma`` only for the step schedule,
@@ -150,13 +139,10 @@ def train_with_loss(model, loss_fn: Callable, data, recipe: LossTraining, *, bat
     recorded); errors raised by the loss or the model propagate to the caller.
     """
     from .data import augment_batch
-    from .training import TrainConfig, make_optimizer
     recipe.validate()
     model.to(device)
     x, y = data.train.x.to(device), data.train.y.to(device)
-    opt = make_optimizer(model.parameters(), TrainConfig(
-        lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
-        weight_decay=recipe.weight_decay))
+    opt = make_optimizer(model.parameters(), recipe)
     gen = torch.Generator().manual_seed(batch_seed)
     draw = uniform_batches if recipe.sampling == "uniform" else shuffled_passes
     every, extra_points = recipe.eval_every, set(eval_steps)
@@ -164,12 +150,8 @@ def train_with_loss(model, loss_fn: Callable, data, recipe: LossTraining, *, bat
     if eval_at_start:
         result.curve.append((0, *evaluate(model, 0)))
     for step, idx in enumerate(draw(len(x), recipe.batch_size, recipe.steps, gen)):
-        if recipe.schedule == "cosine":
-            for group in opt.param_groups:
-                group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
-        elif recipe.schedule == "step":
-            for group in opt.param_groups:
-                group["lr"] = recipe.lr * recipe.gamma ** sum(m <= step for m in recipe.milestones)
+        if recipe.schedule != "constant":
+            set_lr(opt, scheduled_lr(recipe, step, recipe.steps))
         idx = idx.to(device)
         xb, yb = x[idx], y[idx]
         if recipe.augment:

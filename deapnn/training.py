@@ -14,42 +14,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import restoring
-from .config import FLOAT32_MAX, Check, Config, ConfigError, Interval, Options
-
-SCHEDULES = ("cosine", "step", "constant")
+from .config import Interval
+from .sgd import SCHEDULES, SGDSettings, make_optimizer, scheduled_lr, set_lr
 
 
 @dataclass
-class TrainConfig(Config):
-    """Hyper-parameters of the SGD loop (defaults: the SGD settings of Ding & Spector 2022, §4:
-    lr 0.1, momentum 0.9, weight decay 1e-4, batch 64, cosine schedule)."""
+class TrainConfig(SGDSettings):
+    """The SGD loop of :func:`train`: ``epochs`` and the :class:`~deapnn.sgd.SGDSettings`
+    (defaults: the SGD settings of Ding & Spector 2022, §4: lr 0.1, momentum 0.9, weight decay
+    1e-4, batch 64, cosine schedule; milestones in epochs)."""
     epochs: int = 20
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    batch_size: int = 64
-    schedule: str = "cosine"
-    milestones: tuple = ()     # step schedule: epochs (or steps) at which lr *= gamma
-    gamma: float = 0.1
 
-    _parameter_constraints = {
-        "epochs": [Interval(int, 0, None)],
-        "lr": [Interval(float, 0, FLOAT32_MAX, closed="neither")],
-        "momentum": [Interval(float, 0, 1, closed="left")],
-        "nesterov": [bool],
-        "weight_decay": [Interval(float, 0, FLOAT32_MAX)],
-        "batch_size": [Interval(int, 1, None)],
-        "schedule": [Options(SCHEDULES)],
-        "milestones": [Check(lambda v: isinstance(v, (list, tuple))
-                             and all(isinstance(m, (int, float)) for m in v),
-                             "a list of epochs")],
-        "gamma": [Interval(float, 0, None, closed="neither")],
-    }
-
-    def _check(self) -> None:
-        if self.nesterov and self.momentum == 0:
-            raise ConfigError("nesterov needs momentum > 0", "nesterov")
+    _parameter_constraints = {**SGDSettings._parameter_constraints,
+                              "epochs": [Interval(int, 0, None)]}
 
 
 @dataclass
@@ -59,32 +36,6 @@ class TrainResult:
     diverged: bool = False
     reason: str | None = None
     history: list = field(default_factory=list)   # per-epoch dicts from the eval callback
-
-
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum / Nesterov / weight decay as in ``cfg``."""
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay)
-
-
-def scheduled_lr(cfg: TrainConfig, t: float, total: float) -> float:
-    """Learning rate at progress ``t`` of ``total`` (epochs or generations).
-
-    cosine: lr0 · ½(1 + cos(π t / total)), reaching 0 at the end (Ding & Spector 2022,
-    §3: per generation in GLS, per epoch for SGD);
-    step: lr0 · γ^(number of milestones ≤ t); constant: lr0.
-    """
-    if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(t, total) / max(total, 1)))
-    if cfg.schedule == "step":
-        return cfg.lr * cfg.gamma ** sum(1 for m in cfg.milestones if t >= m)
-    return cfg.lr
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set the learning rate of every parameter group of ``optimizer`` to ``lr``."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 def default_loss(task: str) -> Callable:

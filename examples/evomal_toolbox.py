@@ -70,7 +70,7 @@ def fitness(tree: str, seed: int, meta_steps: int, steps: int) -> Evaluation:
     try:
         local_search(net, my_model(derive_seed(seed, "template")), (data.train.x, data.train.y),
                      (data.val.x, data.val.y), "regression",
-                     LocalSearchConfig(meta_steps=meta_steps, inner_steps=1, inner_lr=0.01),
+                     LocalSearchConfig(meta_steps=meta_steps, inner_steps=1, lr=0.01),
                      seed=seed)
     except UnrolledDivergence as exc:    # the worst fitness, with the reason
         return Evaluation((float("inf"),), {"reason": f"local search: {exc}"})

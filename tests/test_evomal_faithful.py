@@ -198,20 +198,24 @@ def test_report_counts_the_populations_of_either_config_json():
 
 
 # --- the reference's base-learner SGD and meta-testing schedule per dataset ----------------------
+def _sgd(cfg):
+    return cfg.momentum, cfg.nesterov, cfg.weight_decay
+
+
 def test_sgd_settings_default_to_the_reference_configuration_of_the_dataset():
     from deapnn.evomal.evaluator import training_recipe
     mnist = EvoMALConfig(dataset="mnist")
-    assert mnist.sgd_settings() == (0.0, False, 0.0)            # its mnist_config.yaml
+    assert _sgd(mnist) == (0.0, False, 0.0)            # its mnist_config.yaml
     recipe = training_recipe(mnist, 500)
     assert (recipe.momentum, recipe.nesterov, recipe.weight_decay) == (0.0, False, 0.0)
     search = mnist.local_search_config()
     assert (search.momentum, search.nesterov, search.weight_decay) == (0.0, False, 0.0)
     for name in ("digits", "diabetes", "cifar10", "svhn"):     # tabular / CIFAR / SVHN configs
-        assert EvoMALConfig(dataset=name).sgd_settings() == (0.9, True, 5e-4)
+        assert _sgd(EvoMALConfig(dataset=name)) == (0.9, True, 5e-4)
     # explicit settings win; Nesterov left to the default follows the momentum
-    assert EvoMALConfig(dataset="mnist", momentum=0.5).sgd_settings() == (0.5, False, 0.0)
-    assert EvoMALConfig(dataset="digits", momentum=0.0).sgd_settings() == (0.0, False, 5e-4)
-    assert EvoMALConfig(dataset="digits", weight_decay=0.0).sgd_settings() == (0.9, True, 0.0)
+    assert _sgd(EvoMALConfig(dataset="mnist", momentum=0.5)) == (0.5, False, 0.0)
+    assert _sgd(EvoMALConfig(dataset="digits", momentum=0.0)) == (0.0, False, 5e-4)
+    assert _sgd(EvoMALConfig(dataset="digits", weight_decay=0.0)) == (0.9, True, 0.0)
 
 
 def test_final_training_defaults_to_the_reference_meta_testing_schedule():
@@ -237,7 +241,7 @@ def test_stored_configuration_names_the_resolved_reference_settings():
     assert (stored["momentum"], stored["nesterov"], stored["weight_decay"]) == (0.0, False, 0.0)
     assert (stored["final_steps"], stored["final_milestones"]) == (10_000, [])
     back = EvoMALRunConfig.from_dict(stored)
-    assert back.to_dict() == stored and back.sgd_settings() == (0.0, False, 0.0)
+    assert back.to_dict() == stored and _sgd(back) == (0.0, False, 0.0)
     cifar = EvoMALRunConfig(dataset="cifar10", model="mlp").to_dict()
     assert (cifar["final_steps"], cifar["final_milestones"]) == (150_000, [100_000, 135_000])
     # a config.json written before these defaults (explicit values, no milestones) runs as before

@@ -43,7 +43,7 @@ def test_run_config_round_trip_legacy_and_invocation_settings():
     back = EvoMALRunConfig.from_dict(json.loads(json.dumps(stored)))
     # the stored configuration is the resolved one: the same run, each reference default explicit
     assert back.to_dict() == stored and back.hidden == (4,)
-    assert back.sgd_settings() == cfg.sgd_settings() and back.momentum == 0.9
+    assert back.sgd() == cfg.sgd() and back.momentum == 0.9
     ev = cfg.evaluation()
     assert type(ev) is EvoMALConfig and ev.device == "cpu" and ev.fitness_steps == 10
     assert cfg.eval_every() == 1 and dataclasses.replace(cfg, final_eval_every=7).eval_every() == 7

@@ -29,7 +29,7 @@ def test_meta_gradient_matches_central_differences(k, momentum, nesterov, wd):
                 torch.randint(0, 3, (16,), generator=gen)) for _ in range(k)]
     val = (torch.randn(32, 3, generator=gen, dtype=torch.float64),
            torch.randint(0, 3, (32,), generator=gen))
-    cfg = LocalSearchConfig(inner_steps=k, inner_lr=0.5, momentum=momentum, nesterov=nesterov,
+    cfg = LocalSearchConfig(inner_steps=k, lr=0.5, momentum=momentum, nesterov=nesterov,
                             weight_decay=wd)
     net = MetaLossNetwork("add(mul(-1, mul(y, log(fx))), tanh(square(sub(fx, y))))",
                           seed=0, dtype=torch.float64)

@@ -114,10 +114,8 @@ def configure(args):
     if args.resume:
         from ..rundir import RunDir
         rundir = RunDir.resume(args.resume)
-        cfg = _stored_config(rundir)
-    else:
-        cfg = config_from_args(args)
     try:
+        cfg = _stored_config(rundir) if rundir is not None else config_from_args(args)
         cfg = cfg.for_invocation(device=args.device, final_eval_every=args.final_eval_every)
     except ConfigError as exc:
         raise config_usage_error(exc) from None

@@ -74,18 +74,16 @@ def check(args) -> None:
 def config_from_args(args) -> NLFSConfig:
     """The validated configuration of the flags (raises :class:`UsageError`)."""
     from ..config import ConfigError
-    cfg = NLFSConfig(dataset=args.dataset, model=args.model, population=args.population,
-                     cycles=args.cycles, sample_size=args.sample_size,
-                     pool=2 * args.population if args.pool is None else args.pool,
-                     budget=args.budget, batch=args.workers if args.batch is None else args.batch,
-                     seed=args.seed, seeds=args.seeds,
-                     final_steps=3 * args.budget if args.final_steps is None else args.final_steps,
-                     final_model=args.final_model, top=args.top, eliminate=args.eliminate,
-                     root=args.root, failed_child=args.failed_child,
-                     initial_age=args.initial_age, wiring=args.wiring,
-                     pool_rescore=args.pool_rescore, **tuning_values(args))
     try:
-        return cfg.validate()
+        return NLFSConfig(dataset=args.dataset, model=args.model, population=args.population,
+                          cycles=args.cycles, sample_size=args.sample_size, pool=args.pool,
+                          budget=args.budget,
+                          batch=args.workers if args.batch is None else args.batch,
+                          seed=args.seed, seeds=args.seeds, final_steps=args.final_steps,
+                          final_model=args.final_model, top=args.top, eliminate=args.eliminate,
+                          root=args.root, failed_child=args.failed_child,
+                          initial_age=args.initial_age, wiring=args.wiring,
+                          pool_rescore=args.pool_rescore, **tuning_values(args))
     except ConfigError as exc:
         raise config_usage_error(exc) from None
 

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 from deapnn.algorithms.evomal import variation_error
 from deapnn.comparison import DEFAULT_LR_GRID, DEFAULT_TUNE_SEEDS, grid_ok
-from deapnn.config import FLOAT32_MAX, Check, Config, ConfigError, Interval, Options, int_list
+from deapnn.config import (FLOAT32_MAX, Check, ConfigError, Interval, Options, int_list,
+                           seed_constraint)
+from deapnn.sgd import SGDSettings
 
 _POSITIVE = [Interval(float, 0, FLOAT32_MAX, "neither")]
 
@@ -73,8 +75,10 @@ def reference_rejection_steps(dataset: str) -> int:
 
 
 @dataclass
-class EvoMALConfig(Config):
-    """One EvoMAL fitness evaluation (plain data, picklable)."""
+class EvoMALConfig(SGDSettings):
+    """One EvoMAL fitness evaluation (plain data, picklable). The SGD settings are the base
+    learner's (local search, fitness and final training): :meth:`sgd_defaults` resolves the
+    ones left ``None`` to the reference's for the dataset (:func:`reference_sgd`)."""
     dataset: str = "diabetes"
     seed: int = 0
     model: str = "mlp"
@@ -82,11 +86,6 @@ class EvoMALConfig(Config):
     meta_steps: int = 250
     inner_steps: int = 1
     meta_lr: float = 1e-3
-    lr: float = 0.01                     # base learner SGD (inner steps and fitness training)
-    momentum: float | None = None        # None: the reference's per dataset (reference_sgd)
-    nesterov: bool | None = None         # None: as the reference (False when momentum is 0)
-    weight_decay: float | None = None    # None: the reference's per dataset
-    batch_size: int = 128
     fitness_steps: int = 500
     rejection: str = "reference"
     rejection_samples: int = 100
@@ -99,15 +98,13 @@ class EvoMALConfig(Config):
     download: bool = False               # torchvision datasets: fetch missing files
 
     _parameter_constraints = {
-        "dataset": [str], "seed": [int], "model": [str],
+        **SGDSettings._parameter_constraints,
+        "dataset": [str], "seed": seed_constraint(), "model": [str],
         "hidden": [None, int_list(1)],
         "meta_steps": [Interval(int, 0)],
         "inner_steps": [Interval(int, 1)],
-        "meta_lr": _POSITIVE, "lr": _POSITIVE, "rejection_lr": _POSITIVE,
-        "momentum": [None, Interval(float, 0, 1, "left")],
-        "nesterov": [None, bool], "nonnegative": [bool],
-        "weight_decay": [None, Interval(float, 0, FLOAT32_MAX)],
-        "batch_size": [Interval(int, 1)],
+        "meta_lr": _POSITIVE, "rejection_lr": _POSITIVE,
+        "nonnegative": [bool],
         "fitness_steps": [Interval(int, 0)],
         "rejection": [Options(REJECTIONS)],
         "rejection_samples": [Interval(int, 1)],
@@ -120,11 +117,21 @@ class EvoMALConfig(Config):
     def __post_init__(self):
         if isinstance(self.hidden, list):       # config.json stores the tuple as a list
             self.hidden = tuple(self.hidden)
+        super().__post_init__()
+
+    def sgd_defaults(self) -> dict:
+        """The reference's base-learner SGD for the dataset (Raymond et al. 2023 code
+        configurations, :func:`reference_sgd`): lr 0.01, batch 128, a constant learning rate;
+        momentum, Nesterov and weight decay per dataset, Nesterov off when the momentum given
+        is 0."""
+        momentum, nesterov, decay = reference_sgd(self.dataset)
+        if self.momentum is not None:
+            nesterov = nesterov and self.momentum > 0
+        return {"lr": 0.01, "momentum": momentum, "nesterov": nesterov, "weight_decay": decay,
+                "batch_size": 128, "schedule": "constant", "milestones": (), "gamma": 0.1}
 
     def _check(self) -> None:
-        momentum, nesterov, _ = self.sgd_settings()
-        if nesterov and momentum == 0:
-            raise ConfigError("nesterov needs momentum > 0", "nesterov")
+        super()._check()
         from deapnn.data import DATASETS
         from deapnn.models import MODELS, check_model_input
         if self.hidden is not None and self.model != "mlp" and self.model in MODELS:
@@ -137,16 +144,6 @@ class EvoMALConfig(Config):
                 raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: "
                                   f"{exc}", "model") from None
 
-    def sgd_settings(self) -> tuple[float, bool, float]:
-        """The base learner's SGD ``(momentum, nesterov, weight_decay)`` (local search, fitness
-        and final training): each setting left ``None`` is the reference's for the dataset
-        (:func:`reference_sgd`); ``nesterov`` left ``None`` is ``False`` when momentum is 0."""
-        ref_momentum, ref_nesterov, ref_decay = reference_sgd(self.dataset)
-        momentum = ref_momentum if self.momentum is None else self.momentum
-        nesterov = (ref_nesterov and momentum > 0) if self.nesterov is None else self.nesterov
-        decay = ref_decay if self.weight_decay is None else self.weight_decay
-        return momentum, nesterov, decay
-
     def steps_of_rejection(self) -> int:
         """The rejection protocol's Adam steps: ``rejection_steps``, or when None the
         reference's for the dataset (:func:`reference_rejection_steps`)."""
@@ -157,18 +154,15 @@ class EvoMALConfig(Config):
     def local_search_config(self):
         """The :class:`~deapnn.losses.unrolled.LocalSearchConfig` of the local search (§4.5)."""
         from deapnn.losses.unrolled import LocalSearchConfig
-        momentum, nesterov, decay = self.sgd_settings()
-        return LocalSearchConfig(meta_steps=self.meta_steps, inner_steps=self.inner_steps,
-                                 meta_lr=self.meta_lr, inner_lr=self.lr, momentum=momentum,
-                                 nesterov=nesterov, weight_decay=decay,
-                                 batch_size=self.batch_size, val_batch_size=self.batch_size)
+        return LocalSearchConfig(**self.sgd().to_dict(), meta_steps=self.meta_steps,
+                                 inner_steps=self.inner_steps, meta_lr=self.meta_lr,
+                                 val_batch_size=self.batch_size)
 
     def to_dict(self) -> dict:
-        """The configuration as plain data, with the SGD settings resolved
-        (:meth:`sgd_settings`), so a stored configuration says what was run."""
+        """The configuration as plain data (the SGD settings resolved when it was made, so a
+        stored configuration says what was run)."""
         d = super().to_dict()
         d["hidden"] = list(self.hidden) if self.hidden is not None else None
-        d["momentum"], d["nesterov"], d["weight_decay"] = self.sgd_settings()
         return d
 
 

@@ -45,16 +45,15 @@ def build_base_model(cfg: EvoMALConfig, data, seed: int):
 
 def training_recipe(cfg: EvoMALConfig, steps: int, eval_every: int = 0,
                     milestones: tuple = ()) -> LossTraining:
-    """How EvoMAL trains a base network with a loss (§4.7): SGD [lr and
-    :meth:`~deapnn.evomal.config.EvoMALConfig.sgd_settings` of ``cfg``], batches of
-    ``cfg.batch_size`` from successive shuffled passes over the training split, constant
-    learning rate (× 0.1 at each step in ``milestones``), ``steps`` steps; test/validation every
-    ``eval_every`` steps (0: never)."""
-    momentum, nesterov, decay = cfg.sgd_settings()
-    return LossTraining(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, momentum=momentum,
-                        nesterov=nesterov, weight_decay=decay, eval_every=eval_every,
-                        **({"schedule": "step", "milestones": tuple(milestones), "gamma": 0.1}
-                           if milestones else {}))
+    """How EvoMAL trains a base network with a loss (§4.7): ``cfg``'s SGD settings (by default
+    the reference's for the dataset, a constant learning rate), batches of ``cfg.batch_size``
+    from successive shuffled passes over the training split, ``steps`` steps; with
+    ``milestones`` (the final training's) the learning rate × ``cfg.gamma`` at each of those
+    steps instead of ``cfg``'s schedule; test/validation every ``eval_every`` steps (0: never)."""
+    sgd = cfg.sgd().to_dict()
+    if milestones:
+        sgd.update(schedule="step", milestones=tuple(milestones))
+    return LossTraining(**sgd, steps=steps, eval_every=eval_every)
 
 
 def final_recipe(cfg, eval_every: int = 0) -> LossTraining:

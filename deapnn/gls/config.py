@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..algorithms.gradient_lexicase import GLSLoopConfig
 from ..baseline import SGDRunConfig
-from ..config import Check, ConfigError, Interval, Options, int_list, subset_of
+from ..config import Check, ConfigError, Interval, Options, seed_list, subset_of
 
 ARMS = ("gls", "sgd", "sgd_matched", "random", "sgd_reset", "sgd_tuned")
 ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
@@ -43,8 +43,7 @@ def _semantics():
 class GLSConfig(SGDRunConfig):
     """Everything that defines a GLS comparison (stored as the run's ``config.json``): the
     dataset, model and SGD settings of :class:`~deapnn.baseline.SGDRunConfig` (``epochs``: the
-    baselines' epochs; weight decay 1e-4 as in the paper, the train command's default is 5e-4)
-    and the GLS settings.
+    baselines' epochs; SGD defaults :attr:`SGD_DEFAULTS`, the paper's) and the GLS settings.
 
     ``val_size`` (see :func:`deapnn.data.load_dataset`): ``None`` holds out the dataset's usual
     validation split (5,000 CIFAR/SVHN images); 0 is the paper's protocol (Ding & Spector 2022,
@@ -59,7 +58,6 @@ class GLSConfig(SGDRunConfig):
     its selection and whether it is the best child on the validation split; ``tune_factors``
     are the multiples of ``lr`` the ``sgd_tuned`` arm tries."""
     epochs: int = 30
-    weight_decay: float = 1e-4
     pop: int = 4
     momentum_mode: str = "reset"
     init: str = "clone"
@@ -78,6 +76,11 @@ class GLSConfig(SGDRunConfig):
     diagnostics: bool = False        # log per generation who decided the selection (see job)
     tune_factors: list = field(default_factory=lambda: list(TUNE_FACTORS))
 
+    #: Ding & Spector 2022, §4 and the reference code's ``lexi.py``: SGD lr 0.1, momentum 0.9,
+    #: weight decay 1e-4, no Nesterov, batch 64, cosine from lr to 0 over all generations
+    SGD_DEFAULTS = {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,
+                    "batch_size": 64, "schedule": "cosine", "milestones": (), "gamma": 0.1}
+
     _parameter_constraints = {
         **SGDRunConfig._parameter_constraints,
         "pop": GLSLoopConfig._parameter_constraints["pop_size"],
@@ -90,7 +93,7 @@ class GLSConfig(SGDRunConfig):
         "eval_every": [Interval(int, 0, None)],
         "val_size": [Interval(int, 0, None), None],
         "arms": [subset_of(ARMS)],
-        "seeds": [int_list(0, distinct=True)],
+        "seeds": [seed_list()],
         "augmentation": [Check(_augmentation_ok, "none, crop, crop_flip or shift, optionally "
                                                  "with :PADDING (e.g. crop:1)"), None],
         "case_metric": [Options(CASE_METRICS)],

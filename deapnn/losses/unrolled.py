@@ -14,14 +14,16 @@ fitness evaluator turns it into a rejected candidate (fitness ∞ with its reaso
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from deapnn.config import FLOAT32_MAX, ConfigError, Interval
 from deapnn.runtime import derive_seed
+from deapnn.sgd import SGDSettings, scheduled_lr
 
 
 class UnrolledDivergence(FloatingPointError):
@@ -29,42 +31,41 @@ class UnrolledDivergence(FloatingPointError):
 
 
 @dataclass
-class LocalSearchConfig:
+class LocalSearchConfig(SGDSettings):
     """Local-search hyper-parameters (Raymond et al. 2023 §4.5 and the reference code's diabetes /
-    MNIST configurations)."""
+    MNIST configurations): ``meta_steps`` Adam steps at ``meta_lr`` on the edge weights, each
+    unrolling ``inner_steps`` (K) SGD steps of the base network with the
+    :class:`~deapnn.sgd.SGDSettings` (lr at inner step k: :func:`~deapnn.sgd.scheduled_lr` over
+    the K steps; constant by default), validated on a batch of ``val_batch_size``.
+    ``inner_lr`` is the former name of ``lr`` (deprecated, removed in 0.3.0)."""
     meta_steps: int = 250
     inner_steps: int = 1
     meta_lr: float = 1e-3
-    inner_lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    batch_size: int = 128
     val_batch_size: int = 128
+    inner_lr: InitVar[float | None] = None
 
-    def validate(self) -> "LocalSearchConfig":
-        """Raise ``ValueError`` naming the first invalid hyper-parameter."""
-        for name in ("meta_steps", "batch_size", "val_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "meta_steps" else 1):
-                raise ValueError(f"{name} must be an integer >= {0 if name == 'meta_steps' else 1}, "
-                                 f"got {value!r}")
-        if not isinstance(self.inner_steps, int) or self.inner_steps < 1:
-            raise ValueError(f"inner_steps (K) must be an integer >= 1, got {self.inner_steps!r}")
-        if not self.meta_lr > 0 or not self.inner_lr > 0:
-            raise ValueError(f"learning rates must be > 0, got meta_lr={self.meta_lr!r}, "
-                             f"inner_lr={self.inner_lr!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov needs momentum > 0")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        return self
+    #: the reference code's base learner (diabetes configuration): SGD lr 0.01, momentum 0.9,
+    #: Nesterov, weight decay 5e-4, batch 128, constant learning rate
+    SGD_DEFAULTS = {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+                    "batch_size": 128, "schedule": "constant", "milestones": (), "gamma": 0.1}
 
-    def to_dict(self) -> dict:
-        """The settings as plain data."""
-        return asdict(self)
+    _parameter_constraints = {
+        **SGDSettings._parameter_constraints,
+        "meta_steps": [Interval(int, 0, None)],
+        "inner_steps": [Interval(int, 1, None)],
+        "meta_lr": [Interval(float, 0, FLOAT32_MAX, closed="neither")],
+        "val_batch_size": [Interval(int, 1, None)],
+    }
+
+    def __post_init__(self, inner_lr: float | None = None) -> None:
+        if inner_lr is not None:
+            from deapnn.deprecation import renamed
+            renamed("LocalSearchConfig(inner_lr=)", "LocalSearchConfig(lr=)", stacklevel=4)
+            if self.lr is not None and self.lr != inner_lr:
+                raise ConfigError("lr and inner_lr (its former name) disagree; give lr only",
+                                  "lr")
+            self.lr = inner_lr
+        super().__post_init__()
 
 
 def task_loss_fn(task: str):
@@ -114,7 +115,8 @@ def unrolled_validation_loss(meta_loss: nn.Module, meta_params: dict, model: nn.
         if not torch.isfinite(inner):
             raise UnrolledDivergence(f"non-finite meta-loss {float(inner.detach())} at inner step {step}")
         grads = torch.autograd.grad(inner, [params[n] for n in names], create_graph=True)
-        params, momentum_bufs = sgd_step(params, grads, momentum_bufs, cfg.inner_lr, cfg.momentum,
+        lr = scheduled_lr(cfg, step, cfg.inner_steps)
+        params, momentum_bufs = sgd_step(params, grads, momentum_bufs, lr, cfg.momentum,
                                          cfg.nesterov, cfg.weight_decay)
     xv, yv = val_batch
     return task_loss_fn(task)(functional_call(model, state(params), (xv,), tie_weights=False), yv)

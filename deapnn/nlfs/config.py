@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..comparison import DEFAULT_LR_GRID, DEFAULT_TUNE_SEEDS, grid_ok
-from ..config import Check, Config, ConfigError, Interval, Options
+from ..config import Check, ConfigError, Interval, Options, seed_constraint
+from ..sgd import SGDSettings
 
 
 def _positive_int():
@@ -41,16 +42,19 @@ def check_baselines(names) -> None:
             raise ConfigError(f"baseline {exc}", "baselines") from None
 
 
+#: the surrogate's SGD (Morgan & Hougen 2024 §3.5 trains with Adam on a ResNet; deapnn's small
+#: surrogate uses SGD, ``docs/faithfulness.md``, NLFS "surrogate budget"): lr 0.05, momentum
+#: 0.9, weight decay 5e-4, batch 64, cosine from lr to 0 over the budget
+SURROGATE_SGD = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
+                 "batch_size": 64, "schedule": "cosine", "milestones": (), "gamma": 0.1}
+
+
 @dataclass
-class SurrogateConfig(Config):
+class SurrogateConfig(SGDSettings):
     """Budget and regularisation of one surrogate training run (Morgan & Hougen 2024 §3.5)."""
     dataset: str = "digits"
     model: str = "mlp"
     steps: int = 300
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     noise: float = 0.1               # std of Gaussian noise added to training inputs
     augment: str | None = "auto"     # "auto": the dataset's own augmentation (crop for images)
     eval_every: int = 50
@@ -59,33 +63,36 @@ class SurrogateConfig(Config):
     seed: int = 0
     root: str | None = None
 
+    SGD_DEFAULTS = SURROGATE_SGD
+
     _parameter_constraints = {
+        **SGDSettings._parameter_constraints,
         "dataset": [str], "model": [str],
-        "steps": _positive_int(), "batch_size": _positive_int(), "eval_every": _positive_int(),
-        "lr": [Interval(float, 0, None, closed="neither")],
-        "momentum": [Interval(float, 0, None)],
-        "weight_decay": [Interval(float, 0, None)], "noise": [Interval(float, 0, None)],
+        "steps": _positive_int(), "eval_every": _positive_int(),
+        "noise": [Interval(float, 0, None)],
         "augment": [str, None], "prescreen_steps": _count(),
         "prescreen_threshold": [Interval(float), None],
-        "seed": [int], "root": [str, None],
+        "seed": seed_constraint(), "root": [str, None],
     }
 
 
 @dataclass
-class NLFSConfig(Config):
+class NLFSConfig(SGDSettings):
     """An NLFS run: random pool → aging evolution → (optional) elimination → final comparison
-    against cross-entropy (Morgan & Hougen 2024 §3.4–3.6)."""
+    against cross-entropy (Morgan & Hougen 2024 §3.4–3.6). The SGD settings are the
+    surrogate's (:data:`SURROGATE_SGD`); ``pool`` left None is 2 × ``population`` and
+    ``final_steps`` left None 3 × ``budget``."""
     dataset: str = "digits"
     model: str = "mlp"
     population: int = 20
     cycles: int = 200
     sample_size: int = 5
-    pool: int = 40
+    pool: int | None = None         # None: 2 × population
     budget: int = 300               # surrogate SGD steps
     batch: int = 1                  # children in flight per round (W)
     seed: int = 0
     seeds: int = 5                  # final comparison seeds
-    final_steps: int = 900
+    final_steps: int | None = None  # None: 3 × budget
     final_model: str | None = None  # default: same as model
     top: int = 3
     eliminate: bool = False
@@ -100,11 +107,14 @@ class NLFSConfig(Config):
     tune_seeds: int = DEFAULT_TUNE_SEEDS   # tuning seeds per grid point (validation split)
     baselines: list = field(default_factory=list)   # extra baselines: deapnn.losses.get names
 
+    SGD_DEFAULTS = SURROGATE_SGD
+
     _parameter_constraints = {
+        **SGDSettings._parameter_constraints,
         "dataset": [str], "model": [str],
         "population": _positive_int(), "cycles": _count(), "sample_size": _positive_int(),
         "pool": _positive_int(), "budget": _positive_int(), "batch": _positive_int(),
-        "seed": [int], "seeds": _count(), "final_steps": _positive_int(),
+        "seed": seed_constraint(), "seeds": _count(), "final_steps": _positive_int(),
         "final_model": [str, None], "top": _positive_int(), "eliminate": [bool],
         "sizes": [Check(_halving_sizes, "a list of at least 2 non-increasing integers >= 1")],
         "root": [str, None],
@@ -119,7 +129,15 @@ class NLFSConfig(Config):
         "baselines": [Check(_names, "a list of loss names (deapnn.losses.get)")],
     }
 
+    def __post_init__(self) -> None:
+        if self.pool is None and isinstance(self.population, int):
+            self.pool = 2 * self.population
+        if self.final_steps is None and isinstance(self.budget, int):
+            self.final_steps = 3 * self.budget
+        super().__post_init__()
+
     def _check(self) -> None:
+        super()._check()
         if self.sample_size > self.population:
             raise ConfigError(f"sample size {self.sample_size} exceeds the population "
                               f"{self.population}", "sample_size")
@@ -174,8 +192,8 @@ class NLFSConfig(Config):
     def surrogate(self) -> SurrogateConfig:
         """The surrogate training of the search (§3.5): ``budget`` steps, evaluated 4 times (at
         most every 50 steps), pre-screened after a quarter of the budget (at most 50 steps)."""
-        return SurrogateConfig(dataset=self.dataset, model=self.model, steps=self.budget,
-                               seed=self.seed, root=self.root,
+        return SurrogateConfig(**self.sgd().to_dict(), dataset=self.dataset, model=self.model,
+                               steps=self.budget, seed=self.seed, root=self.root,
                                eval_every=max(1, min(50, self.budget // 4)),
                                prescreen_steps=min(50, self.budget // 4))
 

@@ -30,12 +30,10 @@ from .config import SurrogateConfig
 
 def surrogate_recipe(cfg: SurrogateConfig, augment: str | None) -> LossTraining:
     """The surrogate training of §3.5: SGD with momentum and weight decay, mini-batches drawn
-    uniformly with replacement, Gaussian input noise, the dataset's crop augmentation, cosine
-    learning rate over the budget."""
-    return LossTraining(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                        momentum=cfg.momentum, weight_decay=cfg.weight_decay, schedule="cosine",
-                        sampling="uniform", noise=cfg.noise, augment=augment,
-                        eval_every=cfg.eval_every)
+    uniformly with replacement, Gaussian input noise, the dataset's crop augmentation, the
+    configuration's SGD settings (by default a cosine learning rate over the budget)."""
+    return LossTraining(**cfg.sgd().to_dict(), steps=cfg.steps, sampling="uniform",
+                        noise=cfg.noise, augment=augment, eval_every=cfg.eval_every)
 
 
 def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = False) -> dict:
