@@ -8,11 +8,11 @@ import signal
 import sys
 import threading
 
-from .commands import compare, datasets, evomal, gls, nlfs, report, train
+from .commands import compare, datasets, defaults, evomal, gls, nlfs, report, train
 from .commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
                               UsageError, relaunch_under_scoop)
 
-COMMANDS = [datasets, train, gls, nlfs, evomal, report, compare]
+COMMANDS = [datasets, defaults, train, gls, nlfs, evomal, report, compare]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,7 +17,7 @@ This module imports no torch: :func:`make_optimizer` loads it when called.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .config import FLOAT32_MAX, Check, Config, ConfigError, Interval, Options
@@ -35,23 +35,32 @@ def _milestones_ok(value) -> bool:
         and m > 0 for m in value)
 
 
+def _setting(help_text: str) -> Any:
+    """A setting left ``None`` (resolved when the configuration is made), with its help."""
+    return field(default=None, metadata={"help": help_text})
+
+
 @dataclass
 class SGDSettings(Config):
     """The SGD of a training loop (``torch.optim.SGD`` semantics) and its learning-rate schedule.
 
-    A field left ``None`` takes :meth:`sgd_defaults`'s value when the object is made; the
+    Each field's ``metadata["help"]`` is its one description (the command line's help). A
+    field left ``None`` takes :meth:`sgd_defaults`'s value when the object is made; the
     defaults here are the SGD settings of Ding & Spector 2022, §4 (lr 0.1, momentum 0.9, weight
     decay 1e-4, batch 64, cosine schedule), which subclasses replace with their method's own.
     ``milestones`` (step schedule): the epochs, generations or steps — whatever unit the loop
     schedules in — at which the learning rate is multiplied by ``gamma``."""
-    lr: float = None                    # type: ignore[assignment]  # None: the class default
-    momentum: float = None              # type: ignore[assignment]
-    nesterov: bool = None               # type: ignore[assignment]
-    weight_decay: float = None          # type: ignore[assignment]
-    batch_size: int = None              # type: ignore[assignment]
-    schedule: str = None                # type: ignore[assignment]
-    milestones: tuple = None            # type: ignore[assignment]
-    gamma: float = None                 # type: ignore[assignment]
+    lr: float = _setting("initial learning rate")
+    momentum: float = _setting("SGD momentum, in [0, 1)")
+    nesterov: bool = _setting("Nesterov momentum")
+    weight_decay: float = _setting("L2 weight decay")
+    batch_size: int = _setting("examples per SGD step")
+    schedule: str = _setting("learning-rate schedule: cosine (from lr to 0), step (x gamma at "
+                             "each milestone) or constant")
+    milestones: tuple = _setting("step schedule: where the learning rate is multiplied by "
+                                 "gamma, comma-separated, in the loop's unit (epochs, "
+                                 "generations or steps)")
+    gamma: float = _setting("step schedule: the learning-rate factor at each milestone")
 
     #: the defaults of this class (Ding & Spector 2022, §4); subclasses declare their own
     SGD_DEFAULTS: ClassVar[dict[str, Any]] = {

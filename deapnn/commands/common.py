@@ -55,6 +55,48 @@ def comma_list(kind, what: str, *, positive: bool = False, nonempty: bool = Fals
     return parse
 
 
+def _number(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def add_sgd_args(group, cls) -> None:
+    """The SGD flags ``--lr --momentum --[no-]nesterov --weight-decay --batch-size --schedule
+    --milestones --gamma``, generated from the fields of :class:`deapnn.sgd.SGDSettings` (their
+    help is the field's ``metadata``); every flag defaults to None, which the configuration
+    ``cls`` resolves to its own default (``deapnn defaults`` prints them)."""
+    import dataclasses
+
+    from ..sgd import SGDSettings
+    example = cls()
+    per_dataset = type(example).sgd_defaults is not SGDSettings.sgd_defaults
+    kinds = {"float": float, "int": int, "str": str}
+    for f in dataclasses.fields(SGDSettings):
+        value = getattr(example, f.name)
+        shown = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+        default = f"[default: {shown or 'none'}" + (
+            ", the reference's per dataset" if per_dataset else "") + "]"
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{f.metadata['help']} {default}")
+        elif f.type == "tuple":
+            group.add_argument(flag, type=comma_list(_number, "numbers"), default=None,
+                               metavar="M1,M2", help=f"{f.metadata['help']} {default}")
+        else:
+            group.add_argument(flag, type=kinds[f.type], default=None,
+                               help=f"{f.metadata['help']} {default}")
+
+
+def sgd_values(args) -> dict:
+    """The SGD settings given on the command line (absent ones are left to the configuration)."""
+    from ..sgd import SGD_FIELDS
+    return {name: getattr(args, name) for name in SGD_FIELDS
+            if getattr(args, name, None) is not None}
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None = None) -> None:
     """--seed --device --out --resume --quiet --workers --hostfile --eval-timeout --worker-timeout
     --root --download."""

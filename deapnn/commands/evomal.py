@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 
 from ..evomal.config import FITNESS_SEEDS, REJECTIONS, EvoMALRunConfig
-from .common import (UsageError, add_common_args, check_choice, check_common, comma_list,
-                     config_usage_error)
+from .common import (UsageError, add_common_args, add_sgd_args, check_choice, check_common,
+                     comma_list, config_usage_error, sgd_values)
 from .compare import add_tuning_args, tuning_values
 
 D = EvoMALRunConfig()       # the flag defaults are the configuration's
@@ -40,7 +40,6 @@ def register(subparsers) -> None:
     e.add_argument("--inner-steps", type=int, default=D.inner_steps,
                    help="unrolled inner SGD steps K (>= 1)")
     e.add_argument("--meta-lr", type=float, default=D.meta_lr)
-    e.add_argument("--lr", type=float, default=D.lr, help="base SGD learning rate")
     e.add_argument("--fitness-steps", type=int, default=D.fitness_steps,
                    help="SGD steps of a fitness evaluation")
     e.add_argument("--rejection", default=D.rejection, metavar="|".join(REJECTIONS),
@@ -54,6 +53,8 @@ def register(subparsers) -> None:
     e.add_argument("--fitness-seed", default=D.fitness_seed, metavar="|".join(FITNESS_SEEDS),
                    help="'common': every candidate evaluated with the same seed (common random "
                    "numbers, the reference's); 'per_tree': a seed derived from the tree")
+    add_sgd_args(p.add_argument_group("base learner SGD (local search, fitness and final "
+                                      "training)"), EvoMALRunConfig)
     f = p.add_argument_group("final comparison")
     f.add_argument("--seeds", type=int, default=D.seeds, help="seeds of the final training (>= 1)")
     f.add_argument("--final-steps", type=int, default=D.final_steps,
@@ -79,7 +80,7 @@ def config_from_args(args) -> EvoMALRunConfig:
     return EvoMALRunConfig(
         dataset=args.dataset, seed=args.seed, model=args.model,
         hidden=tuple(args.hidden) if args.hidden else None, meta_steps=args.meta_steps,
-        inner_steps=args.inner_steps, meta_lr=args.meta_lr, lr=args.lr,
+        inner_steps=args.inner_steps, meta_lr=args.meta_lr,
         fitness_steps=args.fitness_steps, rejection=args.rejection,
         rejection_steps=args.rejection_steps, fitness_seed=args.fitness_seed,
         nonnegative=args.nonnegative, population=args.population, generations=args.generations,
@@ -87,7 +88,7 @@ def config_from_args(args) -> EvoMALRunConfig:
         max_height=args.max_height, seeds=args.seeds, final_steps=args.final_steps,
         final_milestones=tuple(args.final_milestones) if args.final_milestones is not None
         else None, final_eval_every=args.final_eval_every, root=args.root, download=args.download,
-        final_model=args.final_model, **tuning_values(args))
+        final_model=args.final_model, **tuning_values(args), **sgd_values(args))
 
 
 def _stored_config(rundir) -> EvoMALRunConfig:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..nlfs.config import NLFSConfig
-from .common import add_common_args, check_common, config_usage_error
+from .common import add_common_args, add_sgd_args, check_common, config_usage_error, sgd_values
 from .compare import add_tuning_args, tuning_values
 
 D = NLFSConfig()        # the flags' defaults are the configuration's
@@ -37,6 +37,7 @@ def register(subparsers) -> None:
                         "stage [default: P, the seeded members]")
     g.add_argument("--budget", type=int, default=D.budget,
                    help="surrogate SGD steps per candidate")
+    add_sgd_args(p.add_argument_group("surrogate SGD (Morgan & Hougen 2024 §3.5)"), NLFSConfig)
     g.add_argument("--batch", type=int, default=None,
                    help="children in flight per round [default: --workers]")
     g.add_argument("--top", type=int, default=D.top, help="best losses to print and register")
@@ -83,7 +84,8 @@ def config_from_args(args) -> NLFSConfig:
                           final_model=args.final_model, top=args.top, eliminate=args.eliminate,
                           root=args.root, failed_child=args.failed_child,
                           initial_age=args.initial_age, wiring=args.wiring,
-                          pool_rescore=args.pool_rescore, **tuning_values(args))
+                          pool_rescore=args.pool_rescore, **tuning_values(args),
+                          **sgd_values(args))
     except ConfigError as exc:
         raise config_usage_error(exc) from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from ..progress import progress
-from .common import add_common_args, check_common, config_from_flags
+from .common import add_common_args, add_sgd_args, check_common, config_from_flags
 
 
 def add_training_args(parser, cls, title: str = "training"):
@@ -16,12 +16,7 @@ def add_training_args(parser, cls, title: str = "training"):
     g.add_argument("--dataset", default=cls.dataset, help="dataset name (see `deapnn datasets`)")
     g.add_argument("--model", default=cls.model, help=", ".join(model_names()))
     g.add_argument("--epochs", type=int, default=cls.epochs)
-    g.add_argument("--lr", type=float, default=cls.lr, help="initial learning rate")
-    g.add_argument("--momentum", type=float, default=cls.momentum)
-    g.add_argument("--nesterov", action="store_true", default=cls.nesterov)
-    g.add_argument("--weight-decay", type=float, default=cls.weight_decay)
-    g.add_argument("--batch-size", type=int, default=cls.batch_size)
-    g.add_argument("--schedule", default=cls.schedule, help="cosine, step or constant")
+    add_sgd_args(g, cls)
     g.add_argument("--no-augment", action="store_true", default=not cls.augment,
                    help="disable the dataset's augmentation")
     return g

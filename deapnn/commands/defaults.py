@@ -1,0 +1,133 @@
+"""``deapnn defaults [gls|nlfs|evomal|train] [--dataset NAME]``: every resolved default of a
+command, read from its configuration class and named by its flag.
+
+The defaults are declared once, on the configuration dataclasses beside their citations
+(``docs/faithfulness.md`` explains each); this command prints them as the command line sees
+them, and ``tests/test_defaults.py`` checks the "deapnn default" column of
+``docs/faithfulness.md`` against this output, so the document cannot drift from the code.
+Settings that depend on the dataset (EvoMAL's reference SGD and final schedule) are resolved
+for ``--dataset`` (default: the command's own default dataset).
+"""
+from __future__ import annotations
+
+import argparse
+
+#: command -> (module of its configuration class, class name)
+CONFIGS = {"gls": ("deapnn.gls.config", "GLSConfig"),
+           "nlfs": ("deapnn.nlfs.config", "NLFSConfig"),
+           "evomal": ("deapnn.evomal.config", "EvoMALRunConfig"),
+           "train": ("deapnn.baseline", "TrainRunConfig")}
+
+
+def config_class(command: str):
+    """The configuration class of ``command``."""
+    import importlib
+    module, name = CONFIGS[command]
+    return getattr(importlib.import_module(module), name)
+
+
+def _flags_of(command: str) -> dict[str, tuple[str, bool]]:
+    """field -> (flag, inverted) from ``command``'s own parser: the flag whose destination is
+    the field (``--compare`` for ``arms`` through the command's ``FLAGS``), or a store-false
+    ``--no-X`` flag for a field ``X`` (inverted)."""
+    from ..cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    out: dict[str, tuple[str, bool]] = {}
+    for action in sub.choices[command]._actions:
+        if not action.option_strings:
+            continue
+        flag, dest = action.option_strings[0], action.dest     # --nesterov of --[no-]nesterov
+        if not isinstance(action, argparse.BooleanOptionalAction):
+            flag = max(action.option_strings, key=len)
+        inverted = isinstance(action, argparse._StoreFalseAction) or (
+            dest.startswith("no_") and isinstance(action, argparse._StoreTrueAction))
+        field = dest[3:] if dest.startswith("no_") else dest
+        out.setdefault(field, (flag, inverted))
+    renamed = getattr(__import__(f"deapnn.commands.{command}", fromlist=["FLAGS"]), "FLAGS", {})
+    for field, flag in renamed.items():
+        out[field] = (flag, flag.startswith("--no-"))
+    return out
+
+
+def text(value) -> str:
+    """A default as the command line writes it: lists comma-joined (``''``: empty), booleans
+    true/false, ``unset`` for None (the setting's "when not given" rule applies, see
+    ``deapnn COMMAND --help``)."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(text(v) for v in value) or "''"
+    return str(value)
+
+
+def resolved_defaults(command: str, dataset: str | None = None) -> dict[str, object]:
+    """field -> default value of ``command``'s configuration as ``config.json`` stores it
+    (resolved per dataset where the reference does so)."""
+    cls = config_class(command)
+    cfg = cls() if dataset is None else cls(dataset=dataset)
+    return cfg.to_dict()
+
+
+def defaults_lines(command: str, dataset: str | None = None) -> list[str]:
+    """The printed table: ``--flag value`` per setting with a flag, then the settings that are
+    set from Python only."""
+    values = resolved_defaults(command, dataset)
+    if command == "gls":       # --compare lists the arms beside GLS
+        values["arms"] = [a for a in values["arms"] if a != "gls"] or None
+    flags = _flags_of(command)
+    rows, python_only = [], []
+    for field in sorted(values):
+        if field in flags:
+            flag, inverted = flags[field]
+            value = values[field]
+            rows.append((flag, text(not value if inverted else value), field))
+        else:
+            python_only.append(f"  {field} = {text(values[field])}")
+    width = max(len(r[0]) for r in rows)
+    lines = [f"deapnn {command}: resolved defaults"
+             + (f" for dataset {dataset}" if dataset else "")]
+    lines += [f"  {flag:<{width}}  {value}" for flag, value, _ in sorted(rows)]
+    if python_only:
+        lines += ["settings without a flag (set from Python):", *python_only]
+    return lines
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "defaults", help="print every resolved default of a command",
+        description="Every default of a command, as declared on its configuration beside "
+                    "the paper's or reference's citation (docs/faithfulness.md).")
+    # choices are checked in check(): argparse would check them against a suppressed default
+    p.add_argument("method", nargs="?", default=None, metavar="|".join(sorted(CONFIGS)),
+                   help="the command (default: all four)")
+    p.add_argument("--dataset", default=None,
+                   help="resolve the per-dataset defaults (EvoMAL's reference SGD and final "
+                        "schedule) for this dataset")
+    p.set_defaults(func=run, check=check)
+
+
+def check(args) -> None:
+    from ..config import ConfigError
+    from .common import check_choice, config_usage_error
+    if args.method is not None:
+        check_choice(args.method, CONFIGS, "command")
+    for command in [args.method] if args.method else sorted(CONFIGS):
+        try:
+            resolved_defaults(command, args.dataset)
+        except ConfigError as exc:
+            raise config_usage_error(exc) from None
+
+
+def run(args) -> int:
+    commands = [args.method] if args.method else sorted(CONFIGS)
+    for i, command in enumerate(commands):
+        if i:
+            print()
+        print("\n".join(defaults_lines(command, args.dataset)))
+    return 0
+
+
+__all__ = ["CONFIGS", "config_class", "resolved_defaults", "defaults_lines", "text"]
