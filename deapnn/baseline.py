@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, fields
 
 from .checkpoint import StateError, restoring
-from .config import ConfigError, Options, seed_constraint
+from .config import ConfigError, Options, seed_constraint, setting
 from .data import DATASETS, dataset_names
 from .models import check_model_input, model_names
 from .progress import no_progress
@@ -25,12 +25,13 @@ class SGDRunConfig(SGDSettings):
     model, the epochs and the :class:`~deapnn.sgd.SGDSettings`, the augmentation switch and
     where the data lives. Base of :class:`TrainRunConfig` and :class:`deapnn.gls.GLSConfig`,
     which declare their own SGD defaults."""
-    dataset: str = "digits"
-    model: str = "cnn"
-    epochs: int = 20
-    augment: bool = True
-    root: str | None = None
-    download: bool = False
+    dataset: str = setting("digits", "dataset name (see `deapnn datasets`)", group="data")
+    model: str = setting("cnn", "network: " + ", ".join(model_names()), group="training")
+    epochs: int = setting(20, "training epochs", group="training")
+    augment: bool = setting(True, "disable the dataset's augmentation", flag="--no-augment",
+                            group="training")
+    root: str | None = setting(None, "data directory for torchvision datasets", group="data")
+    download: bool = setting(False, "let torchvision download missing files", group="data")
 
     _parameter_constraints = {
         **SGDSettings._parameter_constraints,
@@ -64,8 +65,9 @@ class SGDRunConfig(SGDSettings):
 @dataclass
 class TrainRunConfig(SGDRunConfig):
     """Everything that defines a ``deapnn train`` run (stored as the run's ``config.json``)."""
-    loss: str | None = None       # a library loss name or a formula; None: the task's default
-    seed: int = 0
+    loss: str | None = setting(None, "loss name (cross_entropy, baikal, focal, ...) or formula, "
+                                     "e.g. '-(y * log(yhat))'", parse=str, group="training")
+    seed: int = setting(0, "run seed (python, numpy, torch)", group="run")
 
     #: ``deapnn train``'s SGD (its defaults since 0.1.0): the settings of Ding & Spector 2022,
     #: §4, except weight decay 5e-4

@@ -37,11 +37,64 @@ import statistics
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from .config import Check, Config, ConfigError, Interval, parse_list, setting
 from .progress import no_progress
 from .runtime import derive_seed
 
 DEFAULT_LR_GRID = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 DEFAULT_TUNE_SEEDS = 1
+
+
+def _loss_names(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
+
+
+@dataclass
+class TuningSettings(Config):
+    """The tuned final comparison of a loss search (NLFS and EvoMAL run configurations derive
+    from it; issue 16, ``docs/faithfulness.md``): every loss gets its learning rate from
+    ``lr_grid`` (multipliers of the configured lr) chosen on the validation split with
+    ``tune_seeds`` tuning seeds, then is trained on the final seeds and scored on test;
+    ``baselines`` adds losses of the library; ``final_model`` trains the comparison on another
+    network (the transfer check)."""
+    final_model: str | None = setting(
+        None, "network of the final comparison, e.g. cnn for losses found on the mlp "
+              "(the transfer check) [default: the search's model]", parse=str,
+        metavar="NAME", group="final comparison")
+    tune: bool = setting(True, "final comparison at the configured learning rate only (the "
+                               "protocol before tuning) instead of the tuned comparison",
+                         flag="--no-tune", group="final comparison")
+    lr_grid: list = setting(
+        factory=lambda: list(DEFAULT_LR_GRID), group="final comparison", metavar="M,M,...",
+        parse=lambda text: parse_grid(text),
+        help="learning-rate multipliers of the tuned comparison, e.g. 1/4,1,4 "
+             "[default: 1/8,1/4,1/2,1,2,4,8]")
+    tune_seeds: int = setting(DEFAULT_TUNE_SEEDS, "tuning seeds per grid point (validation "
+                                                  "split)", metavar="N", group="final comparison")
+    baselines: list = setting(
+        factory=list, group="final comparison", metavar="NAME,...",
+        parse=parse_list(str, "loss names", nonempty=True),
+        help="extra baselines from the loss library (deapnn.losses.get names, e.g. "
+             "focal,baikal), tuned the same way")
+
+    _parameter_constraints = {
+        "final_model": [str, None],
+        "tune": [bool],
+        "lr_grid": [Check(lambda v: grid_ok(v), "a non-empty list of distinct positive "
+                                                "learning-rate multipliers")],
+        "tune_seeds": [Interval(int, 1, None)],
+        "baselines": [Check(_loss_names, "a list of loss names (deapnn.losses.get)")],
+    }
+
+    def _check(self) -> None:
+        """Every baseline is a loss of the library."""
+        super()._check()
+        from .losses.library import get
+        for name in self.baselines:
+            try:
+                get(name)
+            except ValueError as exc:
+                raise ConfigError(f"baseline {exc}", "baselines") from None
 
 
 @dataclass

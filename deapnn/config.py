@@ -98,6 +98,25 @@ class Check:
         return self.description
 
 
+def setting(default=dataclasses.MISSING, help: str = "", *, factory=dataclasses.MISSING,
+            flag: str | None = None, group: str | None = None, metavar: str | None = None,
+            parse=None, aliases: tuple = (), invocation: bool = False):
+    """A configuration field with what the command line needs to offer it as a flag, declared
+    once beside the field (``dataclasses.field`` metadata; :mod:`deapnn.commands.flags` builds
+    the flags from it). ``help``: the one description; ``flag``: when not ``--field-name``
+    (``--no-X`` for a boolean makes a store-false flag); ``group``: the help section;
+    ``parse``: an argparse ``type`` for values that are not a plain int/float/str; ``aliases``:
+    former flag names, accepted with a deprecation warning until
+    :data:`deapnn.deprecation.REMOVAL`; ``invocation``: a setting of this invocation, not of
+    the run (a resumed run takes it from its command line). A field without ``help`` gets no
+    flag."""
+    metadata = {"help": help, "flag": flag, "group": group, "metavar": metavar,
+                "parse": parse, "aliases": tuple(aliases), "invocation": invocation}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 def _accepts(constraint, value) -> bool:
     if constraint is None:
         return value is None
@@ -126,6 +145,41 @@ def int_list(low: int | None = None, *, distinct: bool = False, nonempty: bool =
     words = ("a non-empty " if nonempty else "a ") + "list of integers" + \
         (f" >= {low}" if low is not None else "") + (" without repeats" if distinct else "")
     return Check(ok, words)
+
+
+def parse_list(kind, what: str, *, positive: bool = False, nonempty: bool = False,
+               skip: tuple = ()):
+    """A reader of comma-separated items, each read with ``kind`` (blank items and items in
+    ``skip`` dropped); a bad text raises ``ValueError`` saying what was expected (the command
+    line reports it as its one-line error)."""
+    def parse(text: str) -> list:
+        items = [t.strip() for t in str(text).split(",") if t.strip() and t.strip() not in skip]
+        try:
+            values = [kind(t) for t in items]
+        except ValueError:
+            raise ValueError(f"must be comma-separated {what}, got {text!r}") from None
+        if (nonempty and not values) or (positive and min(values, default=1) < 1):
+            raise ValueError(f"must list {'positive ' if positive else ''}{what}, got {text!r}")
+        return values
+    return parse
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds as ``0,1,2``, a range ``0-4`` (both ends included) or a mix (``0-2,7``)."""
+    seeds: list[int] = []
+    for part in (t.strip() for t in str(text).split(",")):
+        if not part:
+            continue
+        low, sep, high = part.partition("-")
+        try:
+            seeds += list(range(int(low), int(high) + 1)) if sep and low else [int(part)]
+        except ValueError:
+            raise ValueError(f"must be seeds like 0,1,2 or a range 0-4, got {text!r}") from None
+        if sep and low and int(high) < int(low):
+            raise ValueError(f"must be seeds like 0,1,2 or a range 0-4 (low-high), got {text!r}")
+    if not seeds:
+        raise ValueError(f"must list at least one seed, got {text!r}")
+    return seeds
 
 
 def seed_constraint() -> list:
@@ -197,4 +251,5 @@ class Config:
         return cls(**data).validate()
 
 
-__all__ = ["FLOAT32_MAX", "SEED_MAX", "seed_constraint", "seed_list", "Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]
+__all__ = ["FLOAT32_MAX", "SEED_MAX", "seed_constraint", "seed_list", "setting", "parse_list",
+           "parse_seeds", "Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]

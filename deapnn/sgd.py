@@ -17,10 +17,11 @@ This module imports no torch: :func:`make_optimizer` loads it when called.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .config import FLOAT32_MAX, Check, Config, ConfigError, Interval, Options
+from .config import (FLOAT32_MAX, Check, Config, ConfigError, Interval, Options, parse_list,
+                     setting)
 
 #: learning-rate schedules: cosine from lr to 0, step (× gamma at each milestone), constant
 SCHEDULES = ("cosine", "step", "constant")
@@ -35,9 +36,16 @@ def _milestones_ok(value) -> bool:
         and m > 0 for m in value)
 
 
-def _setting(help_text: str) -> Any:
+def _setting(help_text: str, **flag) -> Any:
     """A setting left ``None`` (resolved when the configuration is made), with its help."""
-    return field(default=None, metadata={"help": help_text})
+    return setting(None, help_text, group="SGD", **flag)
+
+
+def _number(text: str) -> float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 @dataclass
@@ -59,7 +67,8 @@ class SGDSettings(Config):
                              "each milestone) or constant")
     milestones: tuple = _setting("step schedule: where the learning rate is multiplied by "
                                  "gamma, comma-separated, in the loop's unit (epochs, "
-                                 "generations or steps)")
+                                 "generations or steps)", metavar="M1,M2",
+                                 parse=parse_list(_number, "numbers"))
     gamma: float = _setting("step schedule: the learning-rate factor at each milestone")
 
     #: the defaults of this class (Ding & Spector 2022, §4); subclasses declare their own
@@ -92,6 +101,7 @@ class SGDSettings(Config):
         super().__post_init__()
 
     def _check(self) -> None:
+        super()._check()
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0", "nesterov")
 

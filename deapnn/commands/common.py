@@ -37,22 +37,25 @@ class UsageError(ValueError):
 
 def comma_list(kind, what: str, *, positive: bool = False, nonempty: bool = False,
                skip: tuple = ()):
-    """An argparse ``type``: comma-separated items, each read with ``kind``; blank items and
-    items in ``skip`` are dropped. A bad value raises ``argparse.ArgumentTypeError``, so argparse
-    prints its one-line error naming the flag and exits with 2 (a plain ``ValueError`` would be
-    reported as ``invalid parse value`` without this message)."""
-    def parse(text: str) -> list:
-        items = [t for t in text.split(",") if t.strip() and t.strip() not in skip]
+    """An argparse ``type`` over :func:`deapnn.config.parse_list`: a bad value raises
+    ``argparse.ArgumentTypeError``, so argparse prints its one-line error naming the flag and
+    exits with 2 (a plain ``ValueError`` would be reported as ``invalid parse value`` without
+    this message)."""
+    from ..config import parse_list
+    return argument_type(parse_list(kind, what, positive=positive, nonempty=nonempty,
+                                    skip=skip))
+
+
+def argument_type(parse):
+    """``parse`` as an argparse ``type``: its ``ValueError`` becomes argparse's one-line error
+    naming the flag."""
+    def read(text: str):
         try:
-            values = [kind(t) for t in items]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be comma-separated {what}, got {text!r}") \
-                from None
-        if (nonempty and not values) or (positive and min(values, default=1) < 1):
-            raise argparse.ArgumentTypeError(
-                f"must list {'positive ' if positive else ''}{what}, got {text!r}")
-        return values
-    return parse
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    read.__name__ = getattr(parse, "__name__", "value")
+    return read
 
 
 def _number(text: str):
@@ -121,17 +124,18 @@ def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None 
     d.add_argument("--download", action="store_true", help="let torchvision download missing files")
 
 
-#: the largest run seed: every library a run seeds (Python, NumPy, torch, scikit-learn's
-#: splits) accepts the range 0 .. 2**32 - 1
-SEED_MAX = 2**32 - 1
 #: flags a ``--resume`` may be given with: they do not define the run (config.json does)
 RESUME_FLAGS = ("resume", "quiet", "workers", "hostfile", "device", "eval_timeout",
                 "worker_timeout")
 
 
 def check_seed(value, flag: str = "--seed") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
-        raise UsageError(f"{flag} must be an integer in 0..{SEED_MAX}, got {value}")
+    """A run seed, with the configurations' constraint and message
+    (:func:`deapnn.config.seed_constraint`)."""
+    from ..config import seed_constraint
+    (rule,) = seed_constraint()
+    if not rule.accepts(value):
+        raise UsageError(f"{flag} must be {rule.describe()}, got {value}")
 
 
 def check_device(name: str, *, local: bool = True) -> None:

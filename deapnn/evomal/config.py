@@ -24,12 +24,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from deapnn.algorithms.evomal import variation_error
-from deapnn.comparison import DEFAULT_LR_GRID, DEFAULT_TUNE_SEEDS, grid_ok
-from deapnn.config import (FLOAT32_MAX, Check, ConfigError, Interval, Options, int_list,
-                           seed_constraint)
+from deapnn.comparison import TuningSettings
+from deapnn.config import (FLOAT32_MAX, ConfigError, Interval, Options, int_list, parse_list,
+                           seed_constraint, setting)
 from deapnn.sgd import SGDSettings
 
 _POSITIVE = [Interval(float, 0, FLOAT32_MAX, "neither")]
+_SEARCH = "search (reference defaults: Raymond et al. 2023, Table 2)"
 
 #: rejection protocols: "reference" — after the local search, the learned loss optimises a
 #: fresh network's outputs for the first training rows towards their labels (the reference
@@ -79,23 +80,39 @@ class EvoMALConfig(SGDSettings):
     """One EvoMAL fitness evaluation (plain data, picklable). The SGD settings are the base
     learner's (local search, fitness and final training): :meth:`sgd_defaults` resolves the
     ones left ``None`` to the reference's for the dataset (:func:`reference_sgd`)."""
-    dataset: str = "diabetes"
-    seed: int = 0
-    model: str = "mlp"
-    hidden: tuple | None = None          # MLP hidden sizes override (tests, quick demos)
-    meta_steps: int = 250
-    inner_steps: int = 1
-    meta_lr: float = 1e-3
-    fitness_steps: int = 500
-    rejection: str = "reference"
+    dataset: str = setting("diabetes", "diabetes, digits, or any `deapnn datasets` name",
+                           group=_SEARCH)
+    seed: int = setting(0, "run seed (python, numpy, torch)", group="run")
+    model: str = setting("mlp", "base network (mlp, cnn, ...)",
+                         group=_SEARCH)
+    hidden: tuple | None = setting(
+        None, "MLP hidden sizes, e.g. 64,64", parse=parse_list(int, "layer sizes", positive=True,
+                                                              nonempty=True),
+        group=_SEARCH)
+    meta_steps: int = setting(250, "local-search meta-steps", group="evaluation")
+    inner_steps: int = setting(1, "unrolled inner SGD steps K (>= 1)", group="evaluation")
+    meta_lr: float = setting(1e-3, "local-search Adam learning rate", group="evaluation")
+    fitness_steps: int = setting(500, "SGD steps of a fitness evaluation", group="evaluation")
+    rejection: str = setting(
+        "reference", "rejection protocol: 'reference' (after the local search, the learned loss "
+                     "on a fresh network's outputs for the first training rows and their "
+                     "labels) or 'before' (before the local search, the unweighted tree on "
+                     "random predictions and targets)", metavar="|".join(REJECTIONS),
+        group="evaluation")
     rejection_samples: int = 100
-    rejection_steps: int | None = None   # None: the reference's per dataset (100 MNIST-like, else 1,000)
+    rejection_steps: int | None = setting(
+        None, "rejection-protocol Adam steps (default: the reference's, 100 on MNIST-like "
+              "datasets, else 1000)", group="evaluation")
     rejection_lr: float = 0.01           # Adam; the reference uses the base learning rate
-    fitness_seed: str = "common"
-    nonnegative: bool = False
-    device: str | None = None
-    root: str | None = None              # torchvision datasets: where their files are
-    download: bool = False               # torchvision datasets: fetch missing files
+    fitness_seed: str = setting(
+        "common", "'common': every candidate evaluated with the same seed (common random "
+                  "numbers, the reference's); 'per_tree': a seed derived from the tree",
+        metavar="|".join(FITNESS_SEEDS), group="evaluation")
+    nonnegative: bool = setting(False, "softplus on the loss output",
+                                group=_SEARCH)
+    device: str | None = None            # the invocation's (--device), never stored
+    root: str | None = setting(None, "data directory for torchvision datasets", group="data")
+    download: bool = setting(False, "let torchvision download missing files", group="data")
 
     _parameter_constraints = {
         **SGDSettings._parameter_constraints,
@@ -167,29 +184,36 @@ class EvoMALConfig(SGDSettings):
 
 
 @dataclass
-class EvoMALRunConfig(EvoMALConfig):
+class EvoMALRunConfig(EvoMALConfig, TuningSettings):
     """A ``deapnn evomal`` run: evaluation settings (inherited) + search + final comparison.
 
     ``device`` and ``final_eval_every`` are settings of the invocation, not of the run: they
     are not stored in ``config.json`` (device) or not taken from it (``final_eval_every``) — a
     resumed run uses this command line's values (:meth:`for_invocation`). The final trainings
     are re-done when the evaluation grid differs from the stored ``final_runs.json``."""
-    population: int = 25
-    generations: int = 10                # populations evaluated, the initial one included
-    cxpb: float = 0.7
-    mutpb: float = 0.25
-    elitism: int = 1
-    tournament: int = 4
-    max_height: int = 10
-    seeds: int = 5
-    final_steps: int | None = None       # None: the reference's per dataset (10,000 or 150,000)
-    final_milestones: tuple | None = None  # lr × 0.1 at these steps; None: the reference's
-    final_eval_every: int = 0            # 0: final steps / 20
-    final_model: str | None = None       # final comparison's network (None: model)
-    tune: bool = True                    # tuned final comparison (deapnn.comparison)
-    lr_grid: list = dataclasses.field(default_factory=lambda: list(DEFAULT_LR_GRID))
-    tune_seeds: int = DEFAULT_TUNE_SEEDS  # tuning seeds per grid point (validation split)
-    baselines: list = dataclasses.field(default_factory=list)   # deapnn.losses.get names
+    population: int = setting(25, "population size", group=_SEARCH)
+    generations: int = setting(
+        10, "populations evaluated, the initial one included (the paper: 50)", group=_SEARCH)
+    cxpb: float = setting(0.7, "crossover probability", group=_SEARCH)
+    mutpb: float = setting(0.25, "mutation probability", group=_SEARCH)
+    elitism: int = setting(1, "best trees kept unchanged (0: the reference's none)",
+                           group=_SEARCH)
+    tournament: int = setting(4, "tournament size", group=_SEARCH)
+    max_height: int = setting(10, "tree height limit", group=_SEARCH)
+    seeds: int = setting(5, "seeds of the final training (>= 1)", group="final comparison")
+    final_steps: int | None = setting(
+        None, "SGD steps of the final training (default: the reference's, 150000 on "
+              "cifar10/cifar100/svhn, else 10000)", group="final comparison")
+    final_milestones: tuple | None = setting(
+        None, "final-training steps at which the learning rate is multiplied by 0.1; '' for "
+              "none (default: the reference's, 100000,135000 on cifar10/cifar100/svhn at the "
+              "reference's length, else none)", metavar="S1,S2",
+        parse=parse_list(int, "step numbers", positive=True), group="final comparison")
+    final_eval_every: int = setting(
+        0, "evaluate test and validation every N steps of the final training (0: final-steps "
+           "/ 20); the early-stopped result picks the best-validation step. On --resume this "
+           "flag is taken from the command line, not config.json", metavar="N",
+        invocation=True, group="final comparison")
 
     def __post_init__(self):
         super().__post_init__()
@@ -202,7 +226,7 @@ class EvoMALRunConfig(EvoMALConfig):
     TUNING = ("tune", "lr_grid", "tune_seeds", "baselines", "final_model")
 
     _parameter_constraints = {
-        **EvoMALConfig._parameter_constraints,
+        **EvoMALConfig._parameter_constraints, **TuningSettings._parameter_constraints,
         "population": [Interval(int, 2)],
         "generations": [Interval(int, 1)],
         "cxpb": [Interval(float, 0, 1)], "mutpb": [Interval(float, 0, 1)],
@@ -214,14 +238,6 @@ class EvoMALRunConfig(EvoMALConfig):
         "final_steps": [None, Interval(int, 0)],
         "final_milestones": [None, int_list(1, nonempty=False)],
         "final_eval_every": [Interval(int, 0)],
-        "final_model": [None, str],
-        "tune": [bool],
-        "lr_grid": [Check(grid_ok, "a non-empty list of distinct positive learning-rate "
-                                   "multipliers")],
-        "tune_seeds": [Interval(int, 1)],
-        "baselines": [Check(lambda v: isinstance(v, (list, tuple))
-                            and all(isinstance(x, str) and x for x in v),
-                            "a list of loss names (deapnn.losses.get)")],
     }
 
     def _check(self) -> None:
@@ -237,8 +253,6 @@ class EvoMALRunConfig(EvoMALConfig):
             if spec is not None and spec.task != "classification":
                 raise ConfigError(f"the library's losses (deapnn.losses.get) are classification "
                                   f"losses; {self.dataset} is {spec.task}", "baselines")
-            from deapnn.nlfs.config import check_baselines
-            check_baselines(self.baselines)
 
     def final_network(self) -> "EvoMALConfig":
         """The base-network settings of the final comparison: ``final_model`` in place of

@@ -5,11 +5,12 @@ every T steps, T = a GLS child's steps per generation, and ``sgd_tuned``, SGD at
 rate of a small grid that scores best on the validation split; ``docs/faithfulness.md``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..algorithms.gradient_lexicase import GLSLoopConfig
 from ..baseline import SGDRunConfig
-from ..config import Check, ConfigError, Interval, Options, seed_list, subset_of
+from ..config import (Check, ConfigError, Interval, Options, parse_list, parse_seeds, seed_list,
+                      setting, subset_of)
 
 ARMS = ("gls", "sgd", "sgd_matched", "random", "sgd_reset", "sgd_tuned")
 ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
@@ -32,6 +33,15 @@ def _epsilon_ok(value) -> bool:
     return value is None or value == "auto" or (
         isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
         and value == value and value != float("inf"))
+
+
+def _epsilon(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be a number or auto, got {text!r}") from None
 
 
 def _semantics():
@@ -57,24 +67,47 @@ class GLSConfig(SGDRunConfig):
     ``diagnostics`` logs, per generation, whether the winner trained on the case that decided
     its selection and whether it is the best child on the validation split; ``tune_factors``
     are the multiples of ``lr`` the ``sgd_tuned`` arm tries."""
-    epochs: int = 30
-    pop: int = 4
-    momentum_mode: str = "reset"
-    init: str = "clone"
-    selection_data: str = "clean"
-    semantics: str = "standard"
-    chunk_size: int = 8
-    max_cases: int | None = None   # case budget per selection event (None: exact lexicase)
-    eval_every: int = 0            # generations/epochs between val/test evaluations (0: per epoch-equivalent)
-    val_size: int | None = None    # validation examples held out of the training data (None: the
-                                   # dataset's usual split; 0: none, the paper's CIFAR protocol)
-    arms: list = field(default_factory=lambda: ["gls", "sgd"])
-    seeds: list = field(default_factory=lambda: [0])
-    augmentation: str | None = None  # None: the dataset's own (mnist1d_large: shift:4); or a kind
-    case_metric: str = "error"       # lexicase on top-1 error (paper) or per-case loss
-    epsilon: float | str | None = None   # with case_metric "loss": None, a number or "auto"
-    diagnostics: bool = False        # log per generation who decided the selection (see job)
-    tune_factors: list = field(default_factory=lambda: list(TUNE_FACTORS))
+    epochs: int = setting(30, "the baselines' epochs; GLS runs epochs x (p+1) generations",
+                          group="training")
+    pop: int = setting(4, "children per generation, p", group="GLS")
+    momentum_mode: str = setting("reset", "reset | inherit | none", group="GLS")
+    init: str = setting("clone", "clone | independent (reference code)", group="GLS")
+    selection_data: str = setting("clean", "clean | augmented (reference code)", group="GLS")
+    semantics: str = setting("standard", "standard | reference", group="GLS")
+    chunk_size: int = setting(8, "first chunk of cases (doubles)", group="GLS")
+    max_cases: int | None = setting(
+        None, "cases one selection may examine (down-sampled lexicase; default: all)",
+        group="GLS")
+    eval_every: int = setting(
+        0, "generations/epochs between evaluations (0: every epoch-equivalent)", group="GLS")
+    val_size: int | None = setting(
+        None, "validation examples held out of the training set (default: the dataset's "
+              "usual split, 5000 for CIFAR/SVHN; 0: none, train on all of it and report the "
+              "final test accuracy only, as the paper)", group="data")
+    arms: list = setting(
+        factory=lambda: ["gls", "sgd"], flag="--compare", group="GLS", metavar="ARM,...",
+        parse=lambda text: ["gls", *parse_list(str, "arm names", skip=("none",))(text)],
+        help="arms beside GLS: sgd, sgd_matched, random, sgd_reset, sgd_tuned "
+             "(comma-separated; none for GLS only) [default: sgd]")
+    seeds: list = setting(factory=lambda: [0], help="run seeds, e.g. 0,1,2 or 0-4",
+                          parse=parse_seeds, metavar="SEEDS", group="run")
+    augmentation: str | None = setting(
+        None, "augmentation of SubGD and SGD batches (never of selection): none, crop, "
+              "crop_flip, shift, optionally :PADDING, e.g. crop:1 for digits (default: the "
+              "dataset's own; mnist1d_large: shift:4)", flag="--augment", metavar="KIND",
+        parse=str, group="training")
+    case_metric: str = setting("error", "lexicase on per-case top-1 error (the paper's) or loss",
+                               group="GLS")
+    epsilon: float | str | None = setting(
+        None, "with --case-metric loss: a number or auto (MAD over the current pool)",
+        parse=_epsilon, group="GLS")
+    diagnostics: bool = setting(
+        False, "log per generation whether the winner trained on the deciding case and is the "
+               "best child on the validation split", group="GLS")
+    tune_factors: list = setting(
+        factory=lambda: list(TUNE_FACTORS), group="GLS", metavar="F,...",
+        parse=parse_list(float, "numbers", nonempty=True),
+        help="the multiples of --lr the sgd_tuned arm tries")
 
     #: Ding & Spector 2022, §4 and the reference code's ``lexi.py``: SGD lr 0.1, momentum 0.9,
     #: weight decay 1e-4, no Nesterov, batch 64, cosine from lr to 0 over all generations

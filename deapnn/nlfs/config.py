@@ -6,10 +6,10 @@ surrogate training (§3.5), derived from it by :meth:`NLFSConfig.surrogate`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..comparison import DEFAULT_LR_GRID, DEFAULT_TUNE_SEEDS, grid_ok
-from ..config import Check, ConfigError, Interval, Options, seed_constraint
+from ..comparison import TuningSettings
+from ..config import Check, ConfigError, Interval, Options, parse_list, seed_constraint, setting
 from ..sgd import SGDSettings
 
 
@@ -25,10 +25,6 @@ def _halving_sizes(value) -> bool:
     return (isinstance(value, (list, tuple)) and len(value) >= 2
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
             and all(b <= a for a, b in zip(value, value[1:])))
-
-
-def _names(value) -> bool:
-    return isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
 
 
 def check_baselines(names) -> None:
@@ -77,56 +73,63 @@ class SurrogateConfig(SGDSettings):
 
 
 @dataclass
-class NLFSConfig(SGDSettings):
+class NLFSConfig(SGDSettings, TuningSettings):
     """An NLFS run: random pool → aging evolution → (optional) elimination → final comparison
     against cross-entropy (Morgan & Hougen 2024 §3.4–3.6). The SGD settings are the
     surrogate's (:data:`SURROGATE_SGD`); ``pool`` left None is 2 × ``population`` and
     ``final_steps`` left None 3 × ``budget``."""
-    dataset: str = "digits"
-    model: str = "mlp"
-    population: int = 20
-    cycles: int = 200
-    sample_size: int = 5
-    pool: int | None = None         # None: 2 × population
-    budget: int = 300               # surrogate SGD steps
-    batch: int = 1                  # children in flight per round (W)
-    seed: int = 0
-    seeds: int = 5                  # final comparison seeds
-    final_steps: int | None = None  # None: 3 × budget
-    final_model: str | None = None  # default: same as model
-    top: int = 3
-    eliminate: bool = False
-    sizes: list = field(default_factory=lambda: [25, 12, 6, 4])
-    root: str | None = None
-    failed_child: str = "discard"   # discard: re-mutate (7 attempts) then drop; insert: keep it
-    initial_age: str = "shared"     # shared: seeds share one age; ordered: best seed oldest
-    wiring: str = "reference"       # random genomes / rewire / toggle as the reference, or "free"
-    pool_rescore: int | None = None  # re-score the best N of the pool (None: P; 0: one stage)
-    tune: bool = True               # tuned final comparison (deapnn.comparison); False: one lr
-    lr_grid: list = field(default_factory=lambda: list(DEFAULT_LR_GRID))  # lr multipliers
-    tune_seeds: int = DEFAULT_TUNE_SEEDS   # tuning seeds per grid point (validation split)
-    baselines: list = field(default_factory=list)   # extra baselines: deapnn.losses.get names
+    dataset: str = setting("digits", "dataset (a classification one; see `deapnn datasets`)",
+                           group="search")
+    model: str = setting("mlp", "surrogate model (mlp, cnn, ...)", group="search")
+    population: int = setting(20, "population size P [paper: 100]", group="search")
+    cycles: int = setting(200, "children to evaluate [paper: 4000]", group="search")
+    sample_size: int = setting(5, "tournament sample S [paper: 20]", group="search")
+    pool: int | None = setting(None, "random initial pool; the best P seed the population "
+                                     "[default: 2P]", group="search")
+    budget: int = setting(300, "surrogate SGD steps per candidate", group="search")
+    batch: int = setting(1, "children in flight per round [default: --workers]",
+                         group="search")
+    seed: int = setting(0, "run seed (python, numpy, torch)", group="run")
+    seeds: int = setting(5, "seeds for best-found vs CE (0 skips)", group="final comparison")
+    final_steps: int | None = setting(None, "[default: 3x --budget]", group="final comparison")
+    top: int = setting(3, "best losses to print and register", group="search")
+    eliminate: bool = setting(False, "successive halving of the hall of fame on longer budgets "
+                                     "/ a CNN", group="search")
+    sizes: list = setting(factory=lambda: [25, 12, 6, 4], group="search", metavar="N,N,...",
+                          parse=parse_list(int, "survivor counts"),
+                          help="elimination: candidates, then the survivors of each round")
+    root: str | None = setting(None, "data directory for torchvision datasets", group="data")
+    failed_child: str = setting(
+        "discard", "a child failing the pre-screen or diverging: re-mutate its parent (up to 7 "
+                   "attempts) and then discard it, as the reference does, or insert it with "
+                   "fitness 0: discard | insert", group="search")
+    initial_age: str = setting(
+        "shared", "seeded members share one age (the weakest dies first, as the reference) or "
+                  "are aged best first: shared | ordered", group="search")
+    wiring: str = setting(
+        "reference", "inputs of random genomes and mutations: as the reference (the root starts "
+                     "on hidden nodes, binary inputs distinct, a toggle draws a new input) or "
+                     "free (deapnn before): reference | free", group="search")
+    pool_rescore: int | None = setting(
+        None, "score the pool with the standard (un-augmented) surrogate and re-score its best "
+              "N with the search's surrogate, as the reference does; 0: one stage "
+              "[default: P, the seeded members]", metavar="N", group="search")
 
     SGD_DEFAULTS = SURROGATE_SGD
 
     _parameter_constraints = {
-        **SGDSettings._parameter_constraints,
+        **SGDSettings._parameter_constraints, **TuningSettings._parameter_constraints,
         "dataset": [str], "model": [str],
         "population": _positive_int(), "cycles": _count(), "sample_size": _positive_int(),
         "pool": _positive_int(), "budget": _positive_int(), "batch": _positive_int(),
         "seed": seed_constraint(), "seeds": _count(), "final_steps": _positive_int(),
-        "final_model": [str, None], "top": _positive_int(), "eliminate": [bool],
+        "top": _positive_int(), "eliminate": [bool],
         "sizes": [Check(_halving_sizes, "a list of at least 2 non-increasing integers >= 1")],
         "root": [str, None],
         "failed_child": [Options(("discard", "insert"))],
         "initial_age": [Options(("shared", "ordered"))],
         "wiring": [Options(("reference", "free"))],
         "pool_rescore": [Interval(int, 0, None), None],
-        "tune": [bool],
-        "lr_grid": [Check(grid_ok, "a non-empty list of distinct positive learning-rate "
-                                   "multipliers")],
-        "tune_seeds": _positive_int(),
-        "baselines": [Check(_names, "a list of loss names (deapnn.losses.get)")],
     }
 
     def __post_init__(self) -> None:
@@ -166,7 +169,6 @@ class NLFSConfig(SGDSettings):
                 check_model_input(m, spec.input_shape)
             except ValueError as exc:
                 raise ConfigError(f"model {m} does not fit {self.dataset}: {exc}", name) from None
-        check_baselines(self.baselines)
 
     @classmethod
     def from_dict(cls, data: dict) -> "NLFSConfig":
