@@ -1,5 +1,7 @@
-"""Run directories shared by every command: ``config.json``, ``logbook.csv``, weights, plots and an
-atomic checkpoint that ``--resume DIR`` continues from."""
+"""Run directories shared by every command: ``config.json``, ``logbook.csv``, weights, plots,
+``results.json`` and an atomic checkpoint that ``--resume DIR`` continues from. ``config.json``
+and ``results.json`` carry a schema version; an older run directory is read through the one
+migration table (:mod:`deapnn.results`)."""
 from __future__ import annotations
 
 import csv
@@ -8,6 +10,7 @@ import os
 import tempfile
 
 from .checkpoint import load_checkpoint, save_checkpoint, serialize, write_error
+from .results import LEGACY_RESULTS_FILE, RESULTS_FILE, SCHEMA_VERSION, migrate, stored_version
 
 
 class RunDirError(RuntimeError):
@@ -18,15 +21,18 @@ class RunDir:
     """A run's directory.
 
     ``RunDir(path, config)`` starts a fresh run (refusing a directory that already holds a
-    run's ``config.json``, so nothing is overwritten by accident); ``RunDir.resume(path)`` reopens one and
-    restores its stored configuration.
+    run's ``config.json``, so nothing is overwritten by accident); ``RunDir.resume(path)``
+    reopens one and restores its stored configuration. ``version``: the schema version of the
+    stored ``config.json`` (:data:`deapnn.results.SCHEMA_VERSION` for a fresh run).
     """
 
     CONFIG, LOGBOOK, CHECKPOINT = "config.json", "logbook.csv", "checkpoint.pt"
 
-    def __init__(self, path: str | os.PathLike, config: dict, *, _resuming: bool = False):
+    def __init__(self, path: str | os.PathLike, config: dict, *, _resuming: bool = False,
+                 _version: int = SCHEMA_VERSION):
         self.path = os.fspath(path)
         self.config = dict(config)
+        self.version = _version
         if not self.path:
             raise RunDirError("the run directory must not be an empty path")
         if not _resuming:
@@ -44,9 +50,11 @@ class RunDir:
             check_no_links(self.path)
 
     @classmethod
-    def resume(cls, path: str | os.PathLike) -> "RunDir":
-        """Reopen the run in ``path`` with its stored ``config.json``; a directory with a
-        symbolic link in it, or without a readable run configuration, raises :class:`RunDirError`."""
+    def resume(cls, path: str | os.PathLike) -> RunDir:
+        """Reopen the run in ``path`` with its stored ``config.json``, in the current layout
+        (an older one is migrated, :func:`deapnn.results.migrate`; the file is left as it is);
+        a directory with a symbolic link in it, or without a readable run configuration of a
+        known version, raises :class:`RunDirError`."""
         path = os.fspath(path)
         cfg_file = os.path.join(path, cls.CONFIG)
         check_no_links(path)
@@ -56,34 +64,39 @@ class RunDir:
             config = read_json_object(cfg_file)
         except ValueError as exc:
             raise RunDirError(f"cannot resume {path}: {cls.CONFIG} is {exc}") from None
-        return cls(path, config, _resuming=True)
+        try:
+            version = stored_version(config)
+        except ValueError as exc:
+            raise RunDirError(f"cannot resume {path}: {exc}") from None
+        return cls(path, migrate({cls.CONFIG: config})[cls.CONFIG], _resuming=True,
+                   _version=version)
 
     @classmethod
-    def create(cls, path: str | os.PathLike, command: str, config, **extra) -> "RunDir":
+    def create(cls, path: str | os.PathLike, command: str, config, **extra) -> RunDir:
         """Start a fresh ``command`` run in ``path``; ``config.json`` is the one layout every
-        command writes: ``{"command": command, "config": config.to_dict(), **extra}`` (``extra``:
-        facts of this invocation that do not define the run, e.g. the device asked for)."""
-        return cls(path, {"command": command, "config": config.to_dict(), **extra})
+        command writes: ``{"command": command, "config": config.to_dict(), "schema_version":
+        SCHEMA_VERSION, **extra}`` (``extra``: facts of this invocation that do not define the
+        run, e.g. the device asked for)."""
+        return cls(path, {"command": command, "config": config.to_dict(),
+                          "schema_version": SCHEMA_VERSION, **extra})
 
     def stored(self, command: str, cls):
         """The stored configuration of a ``command`` run as ``cls`` (a
         :class:`deapnn.config.Config`, validated); a directory of another run type or a
-        config.json that does not fit raises :class:`RunDirError`. Run directories written
-        before the one layout (the block under the command's name) are read too."""
+        config.json that does not fit raises :class:`RunDirError`."""
         if self.config.get("command") != command:
             raise RunDirError(f"cannot resume {self.path}: it holds a "
                               f"{self.config.get('command')!r} run, not {command}")
-        block = self.config.get("config", self.config.get(command))
         try:
-            if block is None:
+            if "config" not in self.config:
                 raise ValueError("no configuration block")
-            return cls.from_dict(block)
+            return cls.from_dict(self.config["config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise RunDirError(f"cannot resume {self.path}: its config.json is not a valid "
                               f"{command} configuration ({exc})") from None
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "RunDir":
+    def open(cls, path: str | os.PathLike) -> RunDir:
         """A directory for a part of a run (e.g. one arm × seed), without a config of its own."""
         os.makedirs(path, exist_ok=True)
         check_no_links(path)
@@ -99,7 +112,8 @@ class RunDir:
         return os.path.exists(self.file(self.CHECKPOINT))
 
     def save_checkpoint(self, state: dict) -> None:
-        """Write ``state`` as the run's checkpoint, atomically (:func:`deapnn.checkpoint.save_checkpoint`)."""
+        """Write ``state`` as the run's checkpoint, atomically
+        (:func:`deapnn.checkpoint.save_checkpoint`)."""
         save_checkpoint(self.file(self.CHECKPOINT), state)
 
     def load_checkpoint(self) -> dict | None:
@@ -107,8 +121,22 @@ class RunDir:
         return load_checkpoint(self.file(self.CHECKPOINT)) if self.has_checkpoint() else None
 
     def save_weights(self, state_dict: dict, name: str = "best_model.pt") -> str:
-        """Save model weights (CPU tensors) atomically; load with ``torch.load(weights_only=True)``."""
+        """Save model weights (CPU tensors) atomically; load with
+        ``torch.load(weights_only=True)``."""
         return save_weights(self.file(name), state_dict)
+
+    def write_results(self, summary) -> str:
+        """Write ``summary.to_dict()`` (a :class:`deapnn.results.Summary`) as the run's
+        ``results.json``; return its path. A resumed run directory of an older version is left
+        in the current layout: its ``config.json`` rewritten as migrated, a version-0
+        ``result.json`` removed."""
+        path = self.write_json(RESULTS_FILE, summary.to_dict())
+        if self.version < SCHEMA_VERSION:
+            self.write_json(self.CONFIG, self.config)
+            if os.path.exists(self.file(LEGACY_RESULTS_FILE)):
+                os.unlink(self.file(LEGACY_RESULTS_FILE))
+            self.version = SCHEMA_VERSION
+        return path
 
     # --- text outputs ------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> str:
@@ -186,7 +214,8 @@ def atomic_write(target: str, write, mode: str = "wb") -> str:
     except OSError as exc:
         raise write_error(exc, target) from None
     try:
-        with os.fdopen(fd, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as fh:
+        text = {"newline": "", "encoding": "utf-8"} if "b" not in mode else {}
+        with os.fdopen(fd, mode, **text) as fh:
             write(fh)
         os.replace(tmp, target)
     except BaseException as exc:

@@ -19,13 +19,15 @@ from deap import tools
 from deapnn.algorithms.evomal import eaEvoMAL
 from deapnn.checkpoint import StateError, restoring
 from deapnn.data import cache_dataset
-from deapnn.evomal.compare import (_quiet, compare_final, final_summary, paired_comparison,
-                                   plot_learning_curves, scale_reports, tuned_phase)
+from deapnn.evomal.compare import (_quiet, compare_final, comparison_table, final_summary,
+                                   paired_comparison, plot_learning_curves, scale_reports,
+                                   tuned_phase)
 from deapnn.evomal.config import EvoMALRunConfig
 from deapnn.evomal.evaluator import guarded_evaluator
 from deapnn.evomal.toolbox import fitness_stats, make_toolbox
 from deapnn.losses.archive import LossArchive, to_sympy
 from deapnn.progress import no_progress
+from deapnn.results import SCHEMA_VERSION, training_failures, tuned_trainings, without_version
 
 CKPT_KEY = "evomal"
 PLOT_FILE = "learning_curve.png"
@@ -45,9 +47,11 @@ class SearchResult:
 
 @dataclass
 class EvoMALSummary:
-    """The outcome of a run (``result.json`` is :meth:`to_dict`). ``final``, ``paired`` and
-    ``paired_early_stopped`` are None when no candidate passed the rejection protocol (no
-    final comparison)."""
+    """The outcome of a run, a :class:`deapnn.results.Summary` (``results.json`` is
+    :meth:`to_dict`). ``final``, ``paired`` and ``paired_early_stopped`` are None when no
+    candidate passed the rejection protocol (no final comparison). The jobs are the search
+    (failed when no candidate passed) and every final training on the test split (failed when
+    it gave no finite test value)."""
     dataset: str
     task: str
     best: list
@@ -74,7 +78,56 @@ class EvoMALSummary:
         for key in ("tuned", "scale"):
             if d[key] is None:
                 d.pop(key)
-        return d
+        return {"schema_version": SCHEMA_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvoMALSummary:
+        """The summary :meth:`to_dict` stored."""
+        return cls(**without_version(data))
+
+    def found_loss(self) -> bool:
+        """Whether a candidate passed the rejection protocol (the best has a finite fitness)."""
+        return bool(self.best) and math.isfinite(self.best[0]["fitness"])
+
+    def _trainings(self) -> list[tuple[str, float]]:
+        if self.tuned is not None:
+            return tuned_trainings(self.tuned)
+        return [(f"final {name} seed {s}", v) for name, r in (self.final or {}).items()
+                for s, v in enumerate(r["test"])]
+
+    @property
+    def jobs(self) -> int:
+        """The search and the final trainings on the test split."""
+        return 1 + len(self._trainings())
+
+    @property
+    def failures(self) -> list[str]:
+        """The search when no candidate passed, and each final training without a finite test
+        value."""
+        search = [] if self.found_loss() else \
+            ["search: no candidate loss passed the rejection protocol"]
+        return search + training_failures(self._trainings())
+
+    def render(self) -> str:
+        """``deapnn evomal``'s printed result: the tuned comparison, or the final comparison's
+        tables and scale report, and the wall times."""
+        timing = self.timing
+        if self.tuned is not None:
+            from deapnn.comparison import table_lines
+            return ("\n" + "\n".join(table_lines(self.tuned, self.scale)) + "\n"
+                    f"wall time: search {timing['search_seconds']:.0f} s, tuned comparison "
+                    f"{timing.get('final_seconds_this_invocation', 0):.0f} s (this invocation)")
+        if self.final is None:
+            return "no candidate loss passed the rejection protocol; no final comparison"
+        lines = ["\n" + comparison_table(self.final, self.metric, self.paired,
+                                         self.paired_early_stopped)]
+        if self.scale:
+            from deapnn.losses.scale import scale_line
+            lines.append("scale report (gradient on random outputs vs the baseline's):")
+            lines += [scale_line(name, rep) for name, rep in self.scale.items()]
+        lines.append(f"wall time: search {timing['search_seconds']:.0f} s, final training "
+                     f"{timing['final_seconds']:.0f} s")
+        return "\n".join(lines)
 
 
 def best_formulas(halloffame, archive: LossArchive, k: int = 5) -> list[dict]:
@@ -163,13 +216,13 @@ def search(cfg: EvoMALRunConfig, data, rundir, resume_state: dict | None = None,
 
 
 def write_outputs(rundir, summary: EvoMALSummary, results: dict | None = None) -> list[str]:
-    """``learning_curve.png`` (when there was a final comparison) and ``result.json``; returns
-    the paths written."""
+    """``learning_curve.png`` (when there was a final comparison) and ``results.json``;
+    returns the paths written."""
     written = []
     if results is not None:
         written.append(plot_learning_curves(results, rundir.file(PLOT_FILE), summary.metric,
                                             f"EvoMAL vs baseline on {summary.dataset}"))
-    written.append(rundir.write_json("result.json", summary.to_dict()))
+    written.append(rundir.write_results(summary))
     return written
 
 

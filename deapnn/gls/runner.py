@@ -15,26 +15,48 @@ import numpy as np
 
 from ..evaluation import Evaluation
 from ..progress import no_progress
+from ..results import SCHEMA_VERSION
 from .config import ARM_TITLES, ARMS, GLSConfig
 from .job import run_job
 
 
 @dataclass
 class GLSSummary:
-    """Outcome of :func:`run_gls`: the per-job result rows, the per-arm summary (see
-    :func:`summarize`) and the printed table. ``to_dict()`` is the run's ``results.json``."""
+    """Outcome of :func:`run_gls`, a :class:`deapnn.results.Summary`: the per-job result rows,
+    the per-arm summary (see :func:`summarize`) and the run's configuration. ``to_dict()`` is the
+    run's ``results.json``; a job is one arm × seed."""
     results: list
     summary: dict
-    table: str
+    config: GLSConfig
 
-    def to_dict(self) -> dict:
-        return {"results": self.results, "summary": self.summary}
+    @property
+    def table(self) -> str:
+        """The printed comparison (:func:`format_table`; ``summary.txt``)."""
+        return format_table(self.summary, self.config, self.results)
+
+    @property
+    def jobs(self) -> int:
+        """Arms × seeds."""
+        return len(self.results)
 
     @property
     def failures(self) -> list[str]:
         """``"arm seed s: reason"`` for every job that failed (no accuracy)."""
         return [f"{r['arm']} seed {r['seed']}: {r['error']}" for r in self.results
                 if r.get("error")]
+
+    def to_dict(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "results": self.results,
+                "summary": self.summary, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GLSSummary:
+        """The summary :meth:`to_dict` stored."""
+        return cls(data["results"], data["summary"], GLSConfig.from_dict(data["config"]))
+
+    def render(self) -> str:
+        """``deapnn gls``'s printed table."""
+        return self.table
 
 
 def make_jobs(cfg: GLSConfig, out: str, progress=no_progress) -> list[dict]:
@@ -186,7 +208,7 @@ def _validation_note(cfg: GLSConfig) -> str:
 
 def write_outputs(rundir, summary: GLSSummary, jobs: list[dict]) -> None:
     """``results.json``, ``summary.txt`` and the curves of the run directory."""
-    rundir.write_json("results.json", summary.to_dict())
+    rundir.write_results(summary)
     rundir.write_text("summary.txt", summary.table + "\n")
     plot(rundir, jobs)
 
@@ -227,7 +249,7 @@ def run_gls(cfg: GLSConfig, rundir, *, map_fn=None, progress=no_progress,
             log(f"{ARM_TITLES[ev.info['arm']]} seed {ev.info['seed']} failed: {ev.error}")
     stats = summarize(evaluations)
     rows = result_rows(evaluations)
-    summary = GLSSummary(rows, stats, format_table(stats, cfg, rows))
+    summary = GLSSummary(rows, stats, cfg)
     write_outputs(rundir, summary, jobs)
     return summary
 

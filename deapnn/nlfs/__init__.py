@@ -1,6 +1,6 @@
 """Neural loss function search on computational graphs (Morgan & Hougen 2024, §3):
-configuration, surrogate evaluator, elimination protocol, DEAP toolbox, run driver and final
-comparison.
+configuration, surrogate evaluator, elimination protocol, DEAP toolbox, run driver, run summary
+and final comparison.
 
 The names load on first use, so importing :mod:`deapnn.nlfs.config` (what the command line does
 to build its flags) does not import torch.
@@ -12,7 +12,7 @@ _WHERE = {
     "default_stages": "elimination", "successive_halving": "elimination",
     "SurrogateEvaluator": "evaluator", "guarded_evaluator": "evaluator",
     "surrogate_training": "evaluator",
-    "NLFSSummary": "run", "run_nlfs": "run",
+    "NLFSSummary": "summary", "run_nlfs": "run",
     "compare_final": "compare", "compare_tuned": "compare",
     "FitnessMax": "toolbox", "LossIndividual": "toolbox", "make_toolbox": "toolbox",
     "random_individual": "toolbox",

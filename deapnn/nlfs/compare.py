@@ -9,6 +9,7 @@ on the validation split. ``tune=False`` (``--no-tune``) keeps one learning rate 
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, replace
 
@@ -50,7 +51,8 @@ def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
     """Test accuracy of cross-entropy and of the ``found`` losses (``(name, genome JSON)``)
     over ``cfg.seeds`` seeds, ``cfg.batch`` trainings per ``map_fn`` call; ``checkpoint(state)``
     after each call, and a ``state`` stored so skips the seeds already trained. Returns
-    ``(table, paired)``: a row per loss, and the per-seed found − CE differences when one loss
+    ``(table, paired)``: a row per loss (mean and std over its finite test accuracies: a failed
+    training's is NaN), and the found − CE differences of the seeds both finished when one loss
     was found (else None)."""
     arms = [("cross-entropy", "ce")] + list(found)
     final = final_config(cfg)
@@ -66,12 +68,15 @@ def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
     table = []
     for a, (label, _) in enumerate(arms):
         accs = [r["test_acc"] for r in results[a * cfg.seeds:(a + 1) * cfg.seeds]]
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        table.append({"loss": label, "mean": statistics.mean(accs), "std": sd, "test": accs})
+        done = [v for v in accs if math.isfinite(v)]
+        sd = statistics.stdev(done) if len(done) > 1 else 0.0
+        table.append({"loss": label, "mean": statistics.mean(done) if done else math.nan,
+                      "std": sd, "test": accs})
     paired = None
     if len(table) == 2:
-        diffs = [b - a for a, b in zip(table[0]["test"], table[1]["test"])]
-        paired = {"diff": diffs, "mean_diff": statistics.mean(diffs),
+        diffs = [b - a for a, b in zip(table[0]["test"], table[1]["test"])
+                 if math.isfinite(a) and math.isfinite(b)]
+        paired = {"diff": diffs, "mean_diff": statistics.mean(diffs) if diffs else math.nan,
                   "wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs),
                   "losses": sum(d < 0 for d in diffs)}
     return table, paired

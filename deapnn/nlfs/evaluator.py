@@ -42,8 +42,10 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
 
     Returns ``{"fitness", "val_acc", "steps", "reason"[, "error"][, "test_acc"]}``: ``fitness``
     is the best validation accuracy, 0 on divergence, a failed pre-screen or an error;
-    ``test_acc`` (when ``test``) is the test accuracy of the best-validation weights. Never raises
-    for a bad loss: a training error (out-of-memory, bad shapes, ...) is ``error``.
+    ``test_acc`` (when ``test``) is the test accuracy of the best-validation weights: 0 when the
+    training stopped (divergence) before any, NaN when it failed (``error``) before any — no
+    measurement, a failed job of the final comparison (:mod:`deapnn.results`). Never raises for
+    a bad loss: a training error (out-of-memory, bad shapes, ...) is ``error``.
     """
     from ..models import build_model
     cfg.validate()
@@ -92,7 +94,7 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
         if best["state"] is not None:
             model.load_state_dict(best["state"])
         out["test_acc"] = accuracy(model, ds.test.x.to(device), ds.test.y.to(device)) \
-            if not reason or best["state"] is not None else 0.0
+            if not reason or best["state"] is not None else float("nan") if error else 0.0
     return out
 
 

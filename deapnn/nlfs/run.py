@@ -13,11 +13,11 @@ stopped and ends exactly as the uninterrupted run.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from deap import tools
 
-from operators.graph_phenotype import PopulationIndex, fingerprint, samePhenotype
+from ..operators.graph_phenotype import PopulationIndex, fingerprint, samePhenotype
 
 from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution, state_logbook
 from ..evaluation import as_evaluation
@@ -28,41 +28,13 @@ from ..runtime import derive_seed, get_map, seed_everything
 from .compare import compare_final, compare_tuned, scale_reports
 from .config import NLFSConfig
 from .evaluator import guarded_evaluator
+from .summary import NLFSSummary
 from .toolbox import LossIndividual, decode, make_toolbox, random_individual
 
 CE_EXPRESSION = "-(y * log(yhat))"
 
 MUTATION_STATS = {"children": 0, "failed": 0, "drifted": 0, "tries": 0,
                   "invalid": 0, "integrity": 0, "duplicate": 0}
-
-
-@dataclass
-class NLFSSummary:
-    """What an NLFS run found. :meth:`to_dict` is the run's ``results.json``."""
-    config: NLFSConfig
-    best: list                     # entries: name, expression, fitness, latex, genome[, elimination]
-    mutation: dict                 # mutation counters (children, failed, drifted, rejections) and
-    #                                failed children (remutated, discarded, inserted_failed)
-    comparison: list | None = None  # final comparison rows: loss, mean, std, test (per seed)
-    paired: dict | None = None     # found − CE per seed: diff, mean_diff, wins, ties, losses
-    tuned: dict | None = None      # the tuned comparison (deapnn.comparison; default protocol)
-    scale: dict | None = None      # scale report of each best loss (deapnn.losses.scale)
-    logbook: list = field(default_factory=list)
-    population: list = field(default_factory=list)   # final population (expressions)
-    run_dir: str | None = None
-
-    def to_dict(self) -> dict:
-        out = {"config": self.config.to_dict(), "best": self.best}
-        if self.comparison is not None:
-            out["comparison"] = self.comparison
-        if self.paired is not None:
-            out["paired"] = self.paired
-        if self.tuned is not None:
-            out["tuned"] = self.tuned
-        if self.scale is not None:
-            out["scale"] = self.scale
-        out["mutation"] = self.mutation
-        return out
 
 
 @dataclass
@@ -263,7 +235,7 @@ def plot_probe(path, genomes, labels) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from operators.graph_integrity import probe, probe_curve
+    from ..operators.graph_integrity import probe, probe_curve
     _, _, p = probe()
     fig, ax = plt.subplots(figsize=(6, 4))
     for g, label in [(LossGraph.from_expression(CE_EXPRESSION), "cross-entropy")] + \
@@ -347,7 +319,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
             cfg, [(summary.best[0]["name"], best[0].to_json())], map_fn, state=ckpt.part("final"),
             checkpoint=lambda s: ckpt.save("final", final=s))
     if rundir is not None:
-        rundir.write_json("results.json", summary.to_dict())
+        rundir.write_results(summary)
         rundir.write_logbook(summary.logbook)
     return summary
 

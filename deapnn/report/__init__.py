@@ -1,8 +1,11 @@
 """``deapnn report RUN_DIR``: one Markdown page summarising any run directory.
 
 Every command writes ``config.json`` first (``command`` names the run type), then its logbook,
-results and plots; a report reads only those files (checkpoints through the safe loader, never
-unpickling objects), so it works on finished, still-running and killed runs alike. Sections:
+``results.json`` and plots; a report reads only those files (checkpoints through the safe
+loader, never unpickling objects; ``config.json`` and ``results.json`` of any version through the
+migration table, :mod:`deapnn.results`, the results as the command's
+:class:`~deapnn.results.Summary`), so it works on finished, still-running and killed runs alike.
+Sections:
 configuration, results (mean ± std per arm / loss), curves (the run's PNGs, or PNGs drawn from
 ``logbook.csv`` when the run made none), best formulas (loss searches), timings and recorded
 failures.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from ..results import CONFIG_FILE, migrate, read_summary
 from ..rundir import RunDirError, atomic_write, check_no_links
 from .document import (Report, ReportError, code, forget_reads, last_read, one_line, read_json,
                        setting)
@@ -19,7 +23,8 @@ __all__ = ["ReportError", "render_report", "write_report", "RUN_KINDS"]
 
 
 def _section(kind):
-    """The section builder of a run type: ``(Report, run configuration) -> status line``."""
+    """The section builder of a run type: ``(Report, run configuration, Summary or None) ->
+    status line``."""
     from . import basic, gls, search
     return {"train": basic.train, "gls": gls.gls, "nlfs": search.nlfs,
             "evomal": search.evomal}.get(kind, basic.generic)
@@ -29,6 +34,8 @@ RUN_KINDS = ("train", "gls", "nlfs", "evomal")
 
 
 def load_config(run_dir: str) -> dict:
+    """``run_dir``'s ``config.json`` in the current layout (:func:`deapnn.results.migrate`),
+    its settings checked (:func:`check_settings`); :class:`ReportError` naming the file."""
     if not os.path.isdir(run_dir):
         raise ReportError(f"{run_dir!r}: no such run directory")
     config = read_json(os.path.join(run_dir, "config.json"))
@@ -40,8 +47,26 @@ def load_config(run_dir: str) -> dict:
     if command is not None and not isinstance(command, str):
         raise ReportError(f"{path}: command must be a run type ({', '.join(RUN_KINDS)}), "
                           f"found {type(command).__name__}")
-    check_settings(path, command, run_config(config))
+    try:
+        config = migrate({CONFIG_FILE: config})[CONFIG_FILE]
+    except ValueError as exc:
+        raise ReportError(f"cannot report {run_dir}: {exc}") from None
+    if not isinstance(config.get("config"), dict):
+        raise ReportError(f"{path}: the run's configuration (config) is missing or not a JSON "
+                          "object")
+    check_settings(path, command, config["config"])
     return config
+
+
+def load_summary(run_dir: str):
+    """The run's :class:`~deapnn.results.Summary` (None before it wrote ``results.json``, or
+    for a run type without one); :class:`ReportError` naming a file that does not hold one."""
+    try:
+        return read_summary(run_dir, read_json)
+    except ReportError:
+        raise
+    except ValueError as exc:
+        raise ReportError(f"cannot report {run_dir}: {exc}") from None
 
 
 def _config_class(kind):
@@ -93,29 +118,19 @@ def check_settings(path: str, kind, block: dict) -> None:
 
 
 def flat_config(config: dict) -> dict:
-    """``config.json`` as ``key → value``: the run's configuration block (``config``; in older
-    run directories the block under the command's name) unprefixed, other nested blocks as
-    ``block.key``; bookkeeping of the command line (func, check) dropped."""
-    command = config.get("command")
-    own = "config" if "config" in config else command
+    """``config.json`` (current layout) as ``key → value``: the run's configuration block
+    (``config``) unprefixed, other nested blocks as ``block.key``; the command and the schema
+    version left out."""
     flat = {}
     for key, value in config.items():
-        if key in ("command", "func", "check"):
+        if key in ("command", "schema_version"):
             continue
         if isinstance(value, dict):
             for k, v in value.items():
-                flat[k if key == own else f"{key}.{k}"] = v
+                flat[k if key == "config" else f"{key}.{k}"] = v
         else:
             flat[key] = value
     return dict(sorted(flat.items()))
-
-
-def run_config(config: dict) -> dict:
-    """The run's configuration block of a ``config.json`` (any layout deapnn has written)."""
-    block = config.get("config", config.get(config.get("command")))
-    if isinstance(block, dict):
-        return block
-    return {k: v for k, v in config.items() if k not in ("command", "func", "check")}
 
 
 def render_report(run_dir: str, out: str | None = None) -> Report:
@@ -128,13 +143,15 @@ def render_report(run_dir: str, out: str | None = None) -> Report:
         raise ReportError(str(exc)) from None
     forget_reads()
     config = load_config(run_dir)
+    summary = load_summary(run_dir)
     out = out or os.path.join(run_dir, "report.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     kind = config.get("command")
     body = Report(run_dir, out)           # built first: the header shows its status
     section = _section(kind)
     try:
-        status = section(body, config if section.__name__ == "generic" else run_config(config))
+        status = section(body, config if section.__name__ == "generic" else config["config"],
+                         summary)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,
             RecursionError) as exc:
         # a file of the run holds something its writer never writes (tampered, or of

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from .document import (Report, code, column, file_span, finite, num, plain, read_json, read_rows,
-                       seconds)
+from ..results import RESULTS_FILE
+from .document import Report, code, column, file_span, finite, num, plain, read_rows, seconds
 
 _REASON_COLUMNS = ("reason", "reasons", "failure", "failures", "error", "errors")
 
@@ -32,22 +32,22 @@ def logbook_reasons(rows: list[dict]) -> list[str]:
     return out
 
 
-def train(rep: Report, config: dict) -> str:
+def train(rep: Report, config: dict, summary) -> str:
+    """``summary``: the run's :class:`~deapnn.baseline.TrainSummary` (None: not finished)."""
     rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
-    result = read_json(os.path.join(rep.run_dir, "result.json"))
     metric = next((k[4:] for k in (rows[0] if rows else {}) if k.startswith("val_")), None)
-    if result:
-        metric = next((k[5:] for k in result if k.startswith("test_")), metric)
+    if summary is not None:
+        metric = summary.metric
     metric = metric or "accuracy"
 
     rep.heading("Results")
-    if result is None:
-        rep.para(f"No `result.json`: the run did not finish ({len(rows)} of "
+    if summary is None:
+        rep.para(f"No `{RESULTS_FILE}`: the run did not finish ({len(rows)} of "
                  f"{plain(config.get('epochs', '?'))} epochs logged).")
     vals = [r.get(f"val_{metric}") for r in rows if finite(r.get(f"val_{metric}"))]
     best_val = (min(vals) if metric == "mse" else max(vals)) if vals else None
     table = [["epochs completed", f"{len(rows)} of {plain(config.get('epochs', '?'))}"],
-             [f"test {metric}", num((result or {}).get(f"test_{metric}"))],
+             [f"test {metric}", num(summary.test if summary else None)],
              [f"best validation {metric}", num(best_val)],
              [f"final validation {metric}", num(vals[-1] if vals else None)],
              ["final train loss", num(rows[-1].get("train_loss") if rows else None)]]
@@ -62,7 +62,7 @@ def train(rep: Report, config: dict) -> str:
                       "epoch", metric)
 
     rep.heading("Timings")
-    total = (result or {}).get("seconds")
+    total = summary.seconds if summary else None
     timing = [["training wall time", seconds(total)]]
     if finite(total) and rows:
         timing.append(["per epoch", seconds(total / len(rows))])
@@ -70,17 +70,18 @@ def train(rep: Report, config: dict) -> str:
     rep.timing_table(rows, per="epoch")
 
     rep.heading("Failures")
-    diverged = [result.get("reason") or "diverged"] if result and result.get("diverged") else []
-    rep.failures([("logbook.csv", logbook_reasons(rows)), ("result.json", diverged)],
-                 "result.json, logbook.csv")
+    diverged = [summary.reason or "diverged"] if summary and summary.diverged else []
+    rep.failures([("logbook.csv", logbook_reasons(rows)), (RESULTS_FILE, diverged)],
+                 f"{RESULTS_FILE}, logbook.csv")
     rep.failed_column(rows, "epoch")
-    if result is None:
-        return "incomplete (no result.json)"
-    return "diverged" if result.get("diverged") else "complete"
+    if summary is None:
+        return f"incomplete (no {RESULTS_FILE})"
+    return "diverged" if summary.diverged else "complete"
 
 
-def generic(rep: Report, config: dict) -> str:
-    """Whatever a run directory of an unknown type holds: PNGs, logbook curves, timings."""
+def generic(rep: Report, config: dict, _summary) -> str:
+    """Whatever a run directory of an unknown type holds: PNGs, logbook curves, timings (an
+    unknown type has no summary: ``_summary`` is None)."""
     rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
     rep.heading("Curves")
     pngs = sorted(f for f in os.listdir(rep.run_dir) if f.endswith(".png")

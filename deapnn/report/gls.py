@@ -114,10 +114,10 @@ def _regime_section(rep: Report, cfg: dict, done: list[dict], summary: dict) -> 
                  "of the time (more with ties).")
 
 
-def gls(rep: Report, config: dict) -> str:
+def gls(rep: Report, config: dict, results) -> str:
+    """``results``: the run's :class:`~deapnn.gls.GLSSummary` (None: not finished)."""
     cfg = config
     jobs = _jobs(rep, cfg)
-    results = read_json(os.path.join(rep.run_dir, "results.json"))
     arms = list(dict.fromkeys(j["arm"] for j in jobs))
     done = [j for j in jobs if j["result"]]
 
@@ -130,7 +130,7 @@ def gls(rep: Report, config: dict) -> str:
     if results is None:
         rep.para(f"No `results.json`: the run did not finish ({len(done)} of {len(jobs)} jobs "
                  "done); the table covers the finished jobs.")
-    summary = (results or {}).get("summary") or _summary(jobs)
+    summary = (results.summary if results else None) or _summary(jobs)
     rows = []
     for arm in [a for a in _TITLES if a in summary] + [a for a in summary if a not in _TITLES]:
         s = summary[arm]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from ..results import RESULTS_FILE
 from .basic import logbook_reasons
 from .document import (Report, code, column, file_span, finite, math_or_code, mean_std, num,
                        plain, read_checkpoint, read_json, read_rows, seconds, timing_columns)
@@ -106,13 +107,13 @@ def comparison_files(rep: Report) -> None:
 
 
 # --- NLFS --------------------------------------------------------------------------------------------
-def nlfs(rep: Report, config: dict) -> str:
+def nlfs(rep: Report, config: dict, results) -> str:
+    """``results``: the run's :class:`~deapnn.nlfs.NLFSSummary` (None: not finished)."""
     cfg = config
     rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
-    results = read_json(os.path.join(rep.run_dir, "results.json"))
 
     rep.heading("Results")
-    comparison = (results or {}).get("comparison")
+    comparison = results.comparison if results else None
     if results is None:
         rep.para("No `results.json` yet: the run has not finished (search: "
                  f"{max(len(rows) - 1, 0)} of {plain(cfg.get('cycles', '?'))} cycles logged).")
@@ -124,16 +125,16 @@ def nlfs(rep: Report, config: dict) -> str:
         rep.table(["loss", "test accuracy (mean ± std)", "per seed"],
                   [[code(r["loss"]), mean_std(r["mean"], r["std"]),
                     " ".join(num(v) for v in r.get("test", []))] for r in comparison])
-    elif (results or {}).get("tuned"):
-        tuned_section(rep, results["tuned"])
+    elif results.tuned:
+        tuned_section(rep, results.tuned)
     else:
         rep.para("No final comparison (run with `--seeds 0`, or no loss found).")
-    scale_section(rep, (results or {}).get("scale"))
+    scale_section(rep, results.scale if results else None)
     comparison_files(rep)
 
     rep.heading("Best formulas")
     state, why = read_checkpoint(os.path.join(rep.run_dir, "checkpoint.pt"))
-    best = (results or {}).get("best", [])
+    best = results.best if results else []
     if not best and state:   # a running or killed search: its hall of fame so far
         hof = ((state.get("evo") or {}).get("halloffame") or [])[:cfg.get("top", 3)]
         best = [{"name": f"hof_{k}", "fitness": (h.get("fitness") or [None])[0],
@@ -216,16 +217,16 @@ def _evomal_populations(config: dict) -> int:
     return generations if "rejection" in config else generations + 1
 
 
-def evomal(rep: Report, config: dict) -> str:
+def evomal(rep: Report, config: dict, result) -> str:
+    """``result``: the run's :class:`~deapnn.evomal.run.EvoMALSummary` (None: not finished)."""
     rows = read_rows(os.path.join(rep.run_dir, "logbook.csv"))
-    result = read_json(os.path.join(rep.run_dir, "result.json"))
-    task = (result or {}).get("task")
+    task = result.task if result else None
     metric = "MSE" if task == "regression" else "error" if task else "metric"
 
     rep.heading("Results")
-    final = (result or {}).get("final")
+    final = result.final if result else None
     if result is None:
-        rep.para("No `result.json` yet: the run has not finished (search: "
+        rep.para(f"No `{RESULTS_FILE}` yet: the run has not finished (search: "
                  f"{len(rows)} of {_evomal_populations(config)} generations logged; "
                  "the final comparison writes it).")
     elif final:
@@ -235,19 +236,19 @@ def evomal(rep: Report, config: dict) -> str:
         rep.table(["loss", f"test {metric} (mean ± std)", "per seed"],
                   [[code(name), mean_std(r["mean"], r["std"]),
                     " ".join(num(v) for v in r.get("test", []))] for name, r in final.items()])
-    elif (result or {}).get("tuned"):
-        tuned_section(rep, result["tuned"])
+    elif result.tuned:
+        tuned_section(rep, result.tuned)
     else:
         rep.para("No final comparison: no candidate loss passed the rejection protocol.")
-    scale_section(rep, (result or {}).get("scale"))
+    scale_section(rep, result.scale if result else None)
     comparison_files(rep)
     if result:
-        rep.para(f"Archive: {plain(result.get('archive_size'))} distinct losses evaluated, "
-                 f"{plain(result.get('rejected'))} rejected or failed.")
+        rep.para(f"Archive: {plain(result.archive_size)} distinct losses evaluated, "
+                 f"{plain(result.rejected)} rejected or failed.")
 
     rep.heading("Best formulas")
     state, why = read_checkpoint(os.path.join(rep.run_dir, "checkpoint.pt"))
-    best = (result or {}).get("best", [])
+    best = result.best if result else []
     if not best and state:   # a running or killed search: its hall of fame so far
         hof = (state.get("evomal") or {}).get("halloffame") or []
         best = [{"tree": h[0], "fitness": h[1], "sympy": "", "learned": ""} for h in hof
@@ -287,12 +288,12 @@ def evomal(rep: Report, config: dict) -> str:
                     [e.get("error") or e.get("reason") for e in entries])]
     else:
         sources = [("logbook `errors`", logbook_reasons(rows)),
-                   ("result.json: best formulas", [b.get("reason") for b in best])]
-    rep.failures(sources + [("result.json: final training", final_failed)],
-                 "checkpoint.pt archive, logbook.csv, result.json")
+                   (f"{RESULTS_FILE}: best formulas", [b.get("reason") for b in best])]
+    rep.failures(sources + [(f"{RESULTS_FILE}: final training", final_failed)],
+                 f"checkpoint.pt archive, logbook.csv, {RESULTS_FILE}")
     rep.failed_column(rows, "generation")
     rep.para("A rejected or failed loss gets fitness ∞ (the logbook's `rejected` column counts "
              "them in the population).")
     if result is None:
-        return "incomplete (no result.json; `deapnn evomal --resume` continues)"
+        return f"incomplete (no {RESULTS_FILE}; `deapnn evomal --resume` continues)"
     return "complete" if final else "complete (no loss passed the rejection protocol)"
