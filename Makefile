@@ -1,6 +1,7 @@
 # Entry points; each creates .venv on first use and installs the project into it.
 #   make demo   run the main job on an embedded dataset (digits, offline)
-#   make test   run the full test suite
+#   make test   run the full test suite (-rs: the reason of every skipped test)
+#   make lint   ruff over the tree, mypy over the typed modules (MYPY_FILES)
 #   make docs   build the API reference (Sphinx, warnings are errors) into docs/_build/html
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,9 +9,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deapnn-installed
 DOCS_STAMP := $(VENV)/.deapnn-docs-installed
 
-.PHONY: demo test bench docs clean
+.PHONY: demo test lint bench docs clean
 
-$(STAMP): setup.py
+# the modules mypy checks (`make lint`); extend this list as more of deapnn gains annotations
+MYPY_FILES := deapnn/config.py deapnn/sgd.py deapnn/deprecation.py deapnn/evaluation.py deapnn/algorithms/
+
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -26,9 +30,13 @@ demo: $(STAMP)
 	$(VENV)/bin/deapnn evomal --dataset diabetes --population 6 --generations 2 --meta-steps 10 --fitness-steps 100 --rejection-steps 200 --final-steps 500 --hidden 32,32 --seeds 3 --out runs/demo/evomal
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -rs tests
 
-$(DOCS_STAMP): $(STAMP) setup.py
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(MYPY_FILES)
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml setup.py
 	$(PY) -m pip install --quiet -e '.[docs]'
 	touch $(DOCS_STAMP)
 

@@ -86,7 +86,7 @@ def main() -> int:
              "10", "--seed", "0", "--device", device, "--quiet", "--out", run_dir],
             300, env)
         if ok[f"train {device}"]:
-            with open(os.path.join(run_dir, "result.json"), encoding="utf-8") as fh:
+            with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as fh:
                 r = json.load(fh)
             print(f"   {device}: test accuracy {r['test_accuracy']:.4f} in {r['seconds']:.1f} s")
     ok["bench gls"] = step("GLS generation / SGD epoch", [

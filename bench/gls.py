@@ -56,10 +56,12 @@ def gls_generation(parent, x, y, cfg, seed, device, p=4, chunk=8, max_cases=None
     """One generation; returns (SubGD seconds, selection seconds, cases examined)."""
     children = [copy.deepcopy(parent) for _ in range(p)]
     opts = [make_optimizer(c.parameters(), cfg) for c in children]
-    sync(device); t0 = time.perf_counter()
+    sync(device)
+    t0 = time.perf_counter()
     mutSubGD(children, x, y, optimizers=opts, batch_size=cfg.batch_size,
              generator=torch.Generator().manual_seed(seed))
-    sync(device); t1 = time.perf_counter()
+    sync(device)
+    t1 = time.perf_counter()
     info = {}
     winner = selGradientLexicase(children, 1, x=x, y=y, rng=np.random.default_rng(seed),
                                  chunk_size=chunk, max_cases=max_cases, info=info)[0]
@@ -88,7 +90,8 @@ def measure(name, model, x, y, cfg, repeats, device, max_cases=None, target=True
 
     def time_sgd():
         m1 = copy.deepcopy(model)
-        sync(device); t0 = time.perf_counter()
+        sync(device)
+        t0 = time.perf_counter()
         sgd_epoch(m1, x, y, cfg, r)
         sync(device)
         return time.perf_counter() - t0
@@ -103,14 +106,18 @@ def measure(name, model, x, y, cfg, repeats, device, max_cases=None, target=True
             mutate, sel, examined = gls_generation(copy.deepcopy(model), x, y, cfg, r, device,
                                                    max_cases=max_cases)
         if r:
-            sgd.append(epoch); subgd.append(mutate); select.append(sel); cases.append(examined)
+            sgd.append(epoch)
+            subgd.append(mutate)
+            select.append(sel)
+            cases.append(examined)
         else:   # sub-second epochs are noisy here: take enough rounds for ~3 s of SGD epochs
             rounds = max(rounds, 1 + math.ceil(3.0 / max(epoch, 1e-3)))
         r += 1
     med = statistics.median
     ratio, q1, q3, verdict = ratio_stats([(m + s) / e for m, s, e in zip(subgd, select, sgd)])
     verdict = verdict + " (target <= 1.2)" if target else "(no target)"
-    print(f"{name:<44} SGD epoch {med(sgd):7.3f} s   GLS gen {med(subgd):7.3f} + {med(select):6.3f} s "
+    print(f"{name:<44} SGD epoch {med(sgd):7.3f} s   "
+          f"GLS gen {med(subgd):7.3f} + {med(select):6.3f} s "
           f"(SubGD + selection)   cases {int(med(cases)):>5}   ratio {ratio:5.2f} "
           f"[IQR {q1:.2f}–{q3:.2f}, {len(sgd)} rounds]  {verdict}")
     return ratio

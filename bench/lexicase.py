@@ -3,10 +3,11 @@
 Settings:
   A  1,000 individuals x 200 cases, integer errors 0-3, k = 1,000
   B  8 individuals x 50,000 cases, binary pass/fail correlated across individuals, k = 1
-Targets: >= 200x faster than deap.tools.selLexicase and >= 2x faster than `lexicase` 0.3.0 at A and B;
-automatic epsilon >= 200x faster than deap.tools.selAutomaticEpsilonLexicase; peak extra memory of
-our call (tracemalloc) <= 2x the error matrix.  Times are means over repeated calls (fresh random
-state each call; ours vs `lexicase` at A: medians of alternating calls); slow DEAP runs are timed on fewer events and scaled linearly per event, as printed.
+Targets: >= 200x faster than deap.tools.selLexicase and >= 2x faster than `lexicase` 0.3.0 at A
+and B; automatic epsilon >= 200x faster than deap.tools.selAutomaticEpsilonLexicase; peak extra
+memory of our call (tracemalloc) <= 2x the error matrix.  Times are means over repeated calls
+(fresh random state each call; ours vs `lexicase` at A: medians of alternating calls); slow DEAP
+runs are timed on fewer events and scaled linearly per event, as printed.
 
 Import cost: wall time (median of 5 fresh interpreters) and peak RSS of a process that runs
 ``import operators`` (and ``import deapnn.operators``) next to one that runs ``import deap.tools``;
@@ -163,7 +164,8 @@ def main():
     ]
     mem += [("A exact", peak_ratio(ours(A, 1000), A)),
             ("A auto semi-dynamic", peak_ratio(ours(A, 1000, epsilon="auto"), A)),
-            ("A auto dynamic", peak_ratio(ours(A, 1000, epsilon="auto", epsilon_mode="dynamic"), A))]
+            ("A auto dynamic",
+             peak_ratio(ours(A, 1000, epsilon="auto", epsilon_mode="dynamic"), A))]
 
     # --- B: 8 x 50000, k = 1
     t_deapB = np.mean([deap_time(tools.selLexicase, popB, 1, 1) for _ in range(5)])

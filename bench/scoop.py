@@ -12,7 +12,8 @@ machine's own ceiling without SCOOP: the same 8 trainings in one plain process v
 plain processes running at once.
 
 Target (issue 7): speed-up (1 worker map time / 2 workers map time) >= 1.6 on a 2-core machine,
-with identical fitnesses. Run: ``python bench/scoop.py [--repeats 1] [--pop 8] [--epochs 3] [--no-ceiling]``.
+with identical fitnesses. Run:
+``python bench/scoop.py [--repeats 1] [--pop 8] [--epochs 3] [--no-ceiling]``.
 """
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def _finish(proc, cmd, start) -> dict:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise SystemExit(f"{' '.join(cmd)} timed out after {TIMEOUT} s")
+        raise SystemExit(f"{' '.join(cmd)} timed out after {TIMEOUT} s") from None
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
@@ -169,7 +170,8 @@ def main() -> int:
         runs["n1"] = launch(1, args)
         runs["n2"] = launch(2, args)
         for name, r in runs.items():
-            print(f"  [{rep + 1}] {name:>6}: map {r['map_s']:6.2f} s  (warm-up {r['warm_s']:.2f} s, "
+            print(f"  [{rep + 1}] {name:>6}: map {r['map_s']:6.2f} s  "
+                  f"(warm-up {r['warm_s']:.2f} s, "
                   f"whole process {r['total_s']:6.2f} s; mean training "
                   f"{sum(r['eval_s']) / len(r['eval_s']):.2f} s wall, "
                   f"{sum(r['cpu_s']) / len(r['cpu_s']):.2f} s CPU; {len(r['pids'])} worker(s) "

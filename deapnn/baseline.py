@@ -16,6 +16,7 @@ from .config import ConfigError, Options, seed_constraint, setting
 from .data import DATASETS, dataset_names
 from .models import check_model_input, model_names
 from .progress import no_progress
+from .results import SCHEMA_VERSION
 from .sgd import SGDSettings
 from .training import TrainConfig
 
@@ -107,39 +108,50 @@ class TrainRunConfig(SGDRunConfig):
 
 @dataclass
 class TrainSummary:
-    """Outcome of :func:`run_train` (``to_dict()`` is the run's ``result.json``)."""
+    """Outcome of :func:`run_train`, a :class:`deapnn.results.Summary` (``to_dict()`` is the
+    run's ``results.json``): one job, the training, failed when it diverged."""
     metric: str                 # "accuracy" (classification) or "mse" (regression)
     test: float
     seconds: float
     diverged: bool
     reason: str | None
-    device: str
+    device: str | None          # None: a run directory of version 0 did not store it
+
+    @property
+    def jobs(self) -> int:
+        """One: the training."""
+        return 1
+
+    @property
+    def failures(self) -> list[str]:
+        """``"training: reason"`` when the training diverged."""
+        return [f"training: {self.reason or 'diverged'}"] if self.diverged else []
 
     def to_dict(self) -> dict:
-        return {f"test_{self.metric}": self.test, "seconds": self.seconds,
-                "diverged": self.diverged, "reason": self.reason}
+        return {"schema_version": SCHEMA_VERSION, f"test_{self.metric}": self.test,
+                "seconds": self.seconds, "diverged": self.diverged, "reason": self.reason,
+                "device": self.device}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainSummary:
+        """The summary :meth:`to_dict` stored (``ValueError`` without one ``test_<metric>``)."""
+        (metric,) = [k[len("test_"):] for k in data if k.startswith("test_")]
+        return cls(metric, data[f"test_{metric}"], data["seconds"], data["diverged"],
+                   data["reason"], data["device"])
 
-def stored_train_config(rundir) -> TrainRunConfig:
-    """The configuration of a ``train`` run directory to resume (either ``config.json``
-    layout); :class:`~deapnn.rundir.RunDirError` when it does not hold a valid one."""
-    from .rundir import RunDirError
-    if "config" in rundir.config or "train" in rundir.config:
-        return rundir.stored("train", TrainRunConfig)
-    if rundir.config.get("command") != "train":
-        return rundir.stored("train", TrainRunConfig)     # raises: another run type
-    try:
-        return TrainRunConfig.from_legacy(rundir.config)
-    except (TypeError, ValueError) as exc:
-        raise RunDirError(f"cannot resume {rundir.path}: its config.json is not a valid train "
-                          f"configuration ({exc})") from None
+    def render(self) -> str:
+        """``deapnn train``'s printed result."""
+        lines = [f"training diverged: {self.reason}"] if self.diverged else []
+        lines.append(f"test {self.metric}: {self.test:.4f}  ({self.seconds:.1f} s on "
+                     f"{self.device})")
+        return "\n".join(lines)
 
 
 def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_progress,
               log=None) -> TrainSummary:
     """Train ``cfg``'s model with SGD and return its test score. With a ``rundir``
     (:class:`~deapnn.rundir.RunDir`) a checkpoint is saved after every epoch, a run whose
-    checkpoint is there continues from it, and the logbook, weights, ``result.json`` and curves
+    checkpoint is there continues from it, and the logbook, weights, ``results.json`` and curves
     are written. ``map_fn`` is unused (one training) and accepted for the runners' common shape;
     ``log`` is unused."""
     from .data import load_dataset
@@ -191,10 +203,10 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
 
 
 def write_outputs(rundir, cfg: TrainRunConfig, summary: TrainSummary, model, history) -> None:
-    """The logbook, final weights, ``result.json`` and the loss / validation curves."""
+    """The logbook, final weights, ``results.json`` and the loss / validation curves."""
     rundir.write_logbook(history)
     rundir.save_weights(model.state_dict(), "model.pt")
-    rundir.write_json("result.json", summary.to_dict())
+    rundir.write_results(summary)
     if history:
         from .plots import plot_curves
         metric = summary.metric
@@ -205,5 +217,4 @@ def write_outputs(rundir, cfg: TrainRunConfig, summary: TrainSummary, model, his
                     rundir.file(f"val_{metric}.png"), "epoch", metric)
 
 
-__all__ = ["SGDRunConfig", "TrainRunConfig", "TrainSummary", "run_train", "stored_train_config",
-           "write_outputs"]
+__all__ = ["SGDRunConfig", "TrainRunConfig", "TrainSummary", "run_train", "write_outputs"]

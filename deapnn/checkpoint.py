@@ -31,7 +31,7 @@ class StateError(CheckpointError):
                          f"this run's state ({detail}); move it away to restart that part of "
                          "the run")
 
-    def at(self, path: str) -> "StateError":
+    def at(self, path: str) -> StateError:
         """The same error naming ``path`` (when the code that restored it did not know it)."""
         return self if self.path else StateError(self.detail, path)
 
@@ -44,7 +44,8 @@ def restoring(path: str | None = None):
     try:
         yield
     except StateError as exc:
-        raise exc.at(path) if path else exc
+        # the error being handled, or the same error naming path: nothing new to chain it to
+        raise exc.at(path) if path else exc  # noqa: B904
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:

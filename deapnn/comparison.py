@@ -268,7 +268,7 @@ def tuned_comparison(arms: list, protocol: Protocol, trainer, context, *, map_fn
                      state: dict | None = None, checkpoint=None, progress=no_progress,
                      chunk: int = 1, ident=None, log=None) -> dict:
     """Run the tuned comparison (module docstring) of ``arms`` (the baseline first) and
-    return its record (plain data, what ``results.json`` / ``result.json`` / ``deapnn compare``
+    return its record (plain data, what ``results.json`` and ``deapnn compare``
     store). ``state``: a stored state (``{"ident", "results"}``) to resume from when its
     ``ident`` equals ``ident`` (the caller's description of the trainings); ``checkpoint(state)``
     after every ``chunk`` trainings; ``progress(total, desc, unit=...)``: one bar per phase."""

@@ -16,8 +16,8 @@ import numbers
 from typing import ClassVar
 
 
-#: The largest run seed: every library a run seeds (Python, NumPy, torch, scikit-learn's splits)
-#: accepts the range 0 .. 2**32 - 1.
+#: The largest run seed (every library a run seeds, Python, NumPy, torch and scikit-learn's
+#: splits, accepts the range 0 .. 2**32 - 1).
 SEED_MAX = 2**32 - 1
 
 #: The largest float32. A learning rate or weight decay above it cannot reach a float32 kernel
@@ -102,7 +102,7 @@ def setting(default=dataclasses.MISSING, help: str = "", *, factory=dataclasses.
             flag: str | None = None, group: str | None = None, metavar: str | None = None,
             parse=None, aliases: tuple = (), invocation: bool = False):
     """A configuration field with what the command line needs to offer it as a flag, declared
-    once beside the field (``dataclasses.field`` metadata; :mod:`deapnn.commands.flags` builds
+    once beside the field (``dataclasses.field`` metadata; ``deapnn.commands.flags`` builds
     the flags from it). ``help``: the one description; ``flag``: when not ``--field-name``
     (``--no-X`` for a boolean makes a store-false flag); ``group``: the help section;
     ``parse``: an argparse ``type`` for values that are not a plain int/float/str; ``aliases``:

@@ -13,7 +13,7 @@ REMOVAL = "0.3.0"
 
 def renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
     """Warn that ``old`` is now ``new`` (``stacklevel``: the caller to name, as for
-    :func:`warnings.warn`, counted from the function that calls this one)."""
+    ``warnings.warn``, counted from the function that calls this one)."""
     warnings.warn(f"{old} is deprecated: use {new} (the old name is removed in deapnn "
                   f"{REMOVAL})", DeprecationWarning, stacklevel=stacklevel)
 

@@ -30,7 +30,8 @@ class Evaluation:
         values = self.values
         if isinstance(values, (int, float)):
             values = (values,)
-        object.__setattr__(self, "values", tuple(math.nan if v is None else float(v) for v in values))
+        object.__setattr__(self, "values",
+                           tuple(math.nan if v is None else float(v) for v in values))
         object.__setattr__(self, "info", dict(self.info or {}))
 
     @property
@@ -43,7 +44,7 @@ class Evaluation:
         return self.values[0]
 
     @classmethod
-    def failure(cls, values, error: str, **info) -> "Evaluation":
+    def failure(cls, values, error: str, **info) -> Evaluation:
         """The worst ``values`` of a failed evaluation, with its ``error``."""
         return cls(values, info, error)
 
@@ -52,7 +53,7 @@ class Evaluation:
         return {"values": list(self.values), "info": dict(self.info), "error": self.error}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Evaluation":
+    def from_dict(cls, data: dict) -> Evaluation:
         """The :class:`Evaluation` that :meth:`to_dict` wrote."""
         return cls(tuple(data["values"]), data.get("info") or {}, data.get("error"))
 
@@ -64,7 +65,8 @@ def as_evaluation(result) -> Evaluation:
         return result
     if isinstance(result, (int, float)) or (
             isinstance(result, (tuple, list)) and all(_is_number(v) for v in result)):
-        return Evaluation(result)
+        # Evaluation normalises the values to a tuple of floats either way
+        return Evaluation(tuple(result) if isinstance(result, (tuple, list)) else (result,))
     raise TypeError("toolbox.evaluate must return a deapnn.evaluation.Evaluation, a fitness "
                     f"tuple or a number, got {type(result).__name__}: {result!r:.200}")
 

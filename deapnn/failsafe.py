@@ -113,8 +113,9 @@ def failure_reason(result) -> str | None:
 class Guarded:
     """``Guarded(evaluate, worst, timeout=None)(*args)``: ``evaluate(*args)``, or, when it raises
     (``Exception``, CUDA out-of-memory included) or overruns ``timeout`` seconds,
-    ``Evaluation(worst, {}, error=reason)`` (``worst``: the worst fitness tuple, or one number). ``passthrough`` exception classes are re-raised (errors of
-    the run, not of one individual). Picklable when ``evaluate`` and ``worst`` are."""
+    ``Evaluation(worst, {}, error=reason)`` (``worst``: the worst fitness tuple, or one number).
+    ``passthrough`` exception classes are re-raised (errors of the run, not of one individual).
+    Picklable when ``evaluate`` and ``worst`` are."""
 
     def __init__(self, evaluate, worst, timeout: float | None = None, passthrough: tuple = ()):
         if timeout is not None and not timeout > 0:
@@ -142,4 +143,5 @@ def guarded(evaluate, worst, timeout: float | None = None, passthrough: tuple = 
     return Guarded(evaluate, worst, timeout, passthrough)
 
 
-__all__ = ["EvaluationTimeout", "Guarded", "guarded", "describe", "failure_reason", "time_limit", "default_timeout", "is_oom", "can_time_out"]
+__all__ = ["EvaluationTimeout", "Guarded", "guarded", "describe", "failure_reason", "time_limit",
+           "default_timeout", "is_oom", "can_time_out"]

@@ -33,7 +33,8 @@ _POLL_MS = 100
 
 
 def worker_timeout() -> float:
-    """The lost-worker bound in force: ``$DEAPNN_WORKER_TIMEOUT`` or :data:`DEFAULT_WORKER_TIMEOUT`."""
+    """The lost-worker bound in force: ``$DEAPNN_WORKER_TIMEOUT`` or
+    :data:`DEFAULT_WORKER_TIMEOUT`."""
     text = os.environ.get(TIMEOUT_ENV)
     return float(text) if text else DEFAULT_WORKER_TIMEOUT
 

@@ -30,7 +30,8 @@ def set_device(name: str | None) -> None:
     if name is not None:
         base = name.split(":")[0]
         if base not in VALID_DEVICES:
-            raise ValueError(f"unknown device {name!r}; valid: {', '.join(VALID_DEVICES)} or cuda:N")
+            raise ValueError(f"unknown device {name!r}; "
+                             f"valid: {', '.join(VALID_DEVICES)} or cuda:N")
         os.environ["DEAPNN_DEVICE"] = name
     _REQUESTED = name
     _DEVICE = None
@@ -137,7 +138,8 @@ def get_device() -> torch.device:
             configure_worker_threads()
         req = _REQUESTED or _env_device() or "auto"
         if req == "auto":
-            gpu = assign_gpu(worker_slot(), cuda_device_count()) if torch.cuda.is_available() else None
+            gpu = (assign_gpu(worker_slot(), cuda_device_count()) if torch.cuda.is_available()
+                   else None)
             _DEVICE = torch.device("cpu") if gpu is None else torch.device("cuda", gpu)
         elif req == "cuda":
             if not torch.cuda.is_available():

@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 from .config import (FLOAT32_MAX, Check, Config, ConfigError, Interval, Options, parse_list,
                      setting)
 
-#: learning-rate schedules: cosine from lr to 0, step (× gamma at each milestone), constant
+#: the learning-rate schedules (cosine from lr to 0, step with × gamma at each milestone, and
+#: constant)
 SCHEDULES = ("cosine", "step", "constant")
 #: the settings of :class:`SGDSettings`, in their order
 SGD_FIELDS = ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "schedule",

@@ -23,7 +23,7 @@ sys.path.insert(0, ROOT)
 project = "deapnn"
 author = "deapnn developers"
 copyright = "deapnn developers"
-release = version = "0.1.0"
+release = version = importlib.import_module("deapnn").__version__   # one place: deapnn/__init__.py
 
 extensions = [
     "sphinx.ext.autodoc",
@@ -104,8 +104,8 @@ def _documented_names(obj):
 
 def _resolve_alias(app, env, node, contnode):
     """Resolve a reference through the name its object is documented under, e.g.
-    ``operators.mutSubGD`` -> ``operators.gls.mutSubGD``: the reference documents each object
-    once, in its module (or in the package that exports it)."""
+    ``operators.mutSubGD`` -> ``deapnn.operators.gls.mutSubGD``: the reference documents each
+    object once, in its module (or in the package that exports it)."""
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"]

@@ -4,7 +4,8 @@ cosine learning rate over 200·(p+1) generations, random-crop + flip augmentatio
 unaugmented training set for selection.
 
     python examples/gls_cifar.py --root DATA_DIR [--download] [--arch resnet18] [--seeds 0,1,2]
-    python -m scoop -n 3 examples/gls_cifar.py --root DATA_DIR --seeds 0,1,2   # a seed per worker/GPU
+    # a seed per worker/GPU:
+    python -m scoop -n 3 examples/gls_cifar.py --root DATA_DIR --seeds 0,1,2
     python examples/gls_cifar.py --smoke       # tiny fake CIFAR-format files, a few generations
 
 The DEAP toolbox is composed here explicitly: ``mutate`` = subset gradient descent,
@@ -25,7 +26,7 @@ from deapnn.data import load_dataset
 from deapnn.models import build_model
 from deapnn.runtime import configure_worker_threads, derive_seed, get_device, get_map
 from deapnn.training import TrainConfig, evaluate
-from operators import mutSubGD, selGradientLexicase
+from deapnn.operators import mutSubGD, selGradientLexicase
 
 
 def run_seed(task: dict) -> dict:
@@ -52,7 +53,7 @@ def run_seed(task: dict) -> dict:
     cfg = TrainConfig(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=task["batch_size"],
                       schedule="cosine")
     start = time.perf_counter()
-    parent, logbook = eaGradientLexicase(parent, toolbox, ngen, cfg=cfg, pop_size=task["pop"],
+    parent, logbook = eaGradientLexicase(parent, toolbox, ngen, cfg=cfg, population_size=task["pop"],
                                          seed=task["seed"], eval_interval=task["eval_every"],
                                          verbose=task["verbose"])
     return {"seed": task["seed"], "test_acc": logbook[-1]["test_acc"],

@@ -8,7 +8,7 @@ re-registers ``select`` and nothing else.
 
 * ``lexicase``: the paper's selection (pass/fail = top-1 correct on a case);
 * ``eps-lexicase``: ε-lexicase on per-case cross-entropy (``case_metric="loss", epsilon="auto"``);
-* ``random``: the paper's ablation, a uniformly drawn child (``operators.selRandomChild``).
+* ``random``: the paper's ablation, a uniformly drawn child (``deapnn.operators.selRandomChild``).
 
 The model is a plain ``nn.Sequential`` written here, the tensors come from MNIST-1D
 (``deapnn.data.load_dataset("mnist1d")``; any ``(x, y)`` tensors do).  One job per arm × seed
@@ -68,7 +68,7 @@ def run_arm(task: dict) -> dict:
     cfg = TrainConfig(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=32, schedule="cosine")
     ngen = task["epochs"] * (task["pop"] + 1)                 # the paper's budget: epochs·(p+1)
     start = time.perf_counter()
-    parent, logbook = eaGradientLexicase(parent, tb, ngen, cfg=cfg, pop_size=task["pop"],
+    parent, logbook = eaGradientLexicase(parent, tb, ngen, cfg=cfg, population_size=task["pop"],
                                          seed=task["seed"], eval_interval=0)
     return {"arm": task["arm"], "seed": task["seed"],
             "val_acc": logbook[-1]["val_acc"],

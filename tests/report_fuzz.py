@@ -95,9 +95,12 @@ def corruptions(run_dir, retypes=RETYPES):
     for path in _csv_files(run_dir):
         rel = os.path.relpath(path, run_dir)
         out += [
-            (f"{rel} NUL byte", _edit_text(path, lambda t: t[:len(t) // 2] + "\x00" + t[len(t) // 2:])),
-            (f"{rel} 200 KiB field", _edit_text(path, lambda t: t.rstrip("\n") + "x" * 200_000 + "\n")),
-            (f"{rel} 200 KiB quoted field", _edit_text(path, lambda t: t + '"' + "y" * 200_000 + '"\n')),
+            (f"{rel} NUL byte",
+             _edit_text(path, lambda t: t[:len(t) // 2] + "\x00" + t[len(t) // 2:])),
+            (f"{rel} 200 KiB field",
+             _edit_text(path, lambda t: t.rstrip("\n") + "x" * 200_000 + "\n")),
+            (f"{rel} 200 KiB quoted field",
+             _edit_text(path, lambda t: t + '"' + "y" * 200_000 + '"\n')),
             (f"{rel} truncated", _edit_text(path, lambda t: t[: len(t) // 2])),
             (f"{rel} header only", _edit_text(path, lambda t: t.splitlines(True)[0] if t else t)),
             (f"{rel} empty", _write(path, "")),
@@ -114,5 +117,6 @@ def corruptions(run_dir, retypes=RETYPES):
         for name in files:
             if name.endswith(".pt"):
                 rel = os.path.relpath(os.path.join(root, name), run_dir)
-                out.append((f"{rel} truncated", _write(os.path.join(root, name), b"PK\x03\x04", "wb")))
+                out.append((f"{rel} truncated",
+                            _write(os.path.join(root, name), b"PK\x03\x04", "wb")))
     return out

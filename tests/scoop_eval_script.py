@@ -55,7 +55,7 @@ def main():
     genomes = [(0, 8, 0.05), (1, 16, 0.1), (2, 4, 0.2), (3, 12, 0.02)]
     population = [creator.IndScoopTest(g) for g in genomes]
     results = list(toolbox.map(toolbox.evaluate, population))
-    for ind, (acc, fp, _pid) in zip(population, results):
+    for ind, (acc, _fp, _pid) in zip(population, results):
         ind.fitness.values = (acc,)
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("max", max)

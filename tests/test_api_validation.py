@@ -162,7 +162,8 @@ def _genome(**change):
 GENOME_CASES = [
     ("float index 0.99", {"nodes": {(0, 3): 0.99}}, r"node 0: in_a must be an integer, got 0\.99"),
     ("float op 1.0", {"nodes": {(4, 1): 1.0}}, r"node 4: binary must be an integer, got 1\.0"),
-    ("bool arity flag", {"nodes": {(0, 2): True}}, r"node 0: is_binary must be an integer, got True"),
+    ("bool arity flag", {"nodes": {(0, 2): True}},
+     r"node 0: is_binary must be an integer, got True"),
     ("string slot", {"nodes": {(0, 4): "1"}}, r"node 0: in_b must be an integer, got '1'"),
     ("flip 'no'", {"flip": "no"}, r"flip must be true or false, got 'no'"),
     ("flip 1", {"flip": 1}, r"flip must be true or false, got 1"),

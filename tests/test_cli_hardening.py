@@ -250,7 +250,7 @@ def test_a_broken_loss_registry_is_one_line(cli, tmp_path, monkeypatch, registry
     assert "--loss" in line and word in line and "losses.json" in line
 
 
-# --- a run directory whose files were tampered with: one line naming the file, exit 2 --------------
+# --- a run directory whose files were tampered with: one line naming the file, exit 2 -------------
 
 def _replace_checkpoint(path, state):
     from deapnn.checkpoint import save_checkpoint

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from deapnn.cli import main as _main
+from deapnn.nlfs import NLFSConfig
 
 
 def main(argv):
@@ -15,7 +16,7 @@ def main(argv):
         return _main(argv)
     except SystemExit as exc:
         return exc.code
-from deapnn.nlfs import NLFSConfig
+
 
 CE = "-(y * log(yhat))"
 
@@ -28,7 +29,8 @@ def _genome(expr):
 def test_nlfs_untuned_rows_are_the_untuned_protocol_and_transfer_changes_the_model():
     from deapnn.nlfs.compare import compare_final, compare_tuned
     torch.set_num_threads(1)
-    cfg = NLFSConfig(seeds=2, final_steps=20, lr_grid=[1.0, 2.0], population=4, pool=6)
+    cfg = NLFSConfig(seeds=2, final_steps=20, lr_grid=[1.0, 2.0], population=4, pool=6,
+                     sample_size=2)
     found = [("nlfs_1", _genome("-(log(yhat) - y / yhat)"))]
     old, _ = compare_final(cfg, found, map)
     new = compare_tuned(cfg, found, map)
@@ -160,7 +162,7 @@ def test_evomal_run_is_tuned_by_default_and_reported(tmp_path, capsys):
                  "--out", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "tuned comparison: test MSE (lower is better)" in out and "MSE (early stopping)" in out
-    result = json.loads((run / "result.json").read_text())
+    result = json.loads((run / "results.json").read_text())
     assert "final" not in result and result["tuned"]["seeds"] == 2
     assert [r["loss"] for r in result["tuned"]["losses"]] == ["MSE", "MSE (early stopping)",
                                                               "EvoMAL"]

@@ -33,7 +33,8 @@ def raw_features(name):
 
 
 def assert_rows_from(rows: np.ndarray, raw: np.ndarray):
-    """Every row of ``rows`` is (numerically) a row of ``raw`` (nearest raw row, per-column scale)."""
+    """Every row of ``rows`` is (numerically) a row of ``raw`` (nearest raw row, per-column
+    scale)."""
     scale = np.abs(raw).max(axis=0)
     scale = np.where(scale == 0, 1.0, scale)
     d = torch.cdist(torch.from_numpy(rows / scale), torch.from_numpy(raw / scale), p=float("inf"))
@@ -44,13 +45,15 @@ def assert_rows_from(rows: np.ndarray, raw: np.ndarray):
 
 def test_registry_lists_all_datasets_with_metadata():
     names = dataset_names()
-    assert set(names) == set(SKLEARN) | {"mnist1d", "mnist1d_large", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"}
+    assert set(names) == set(SKLEARN) | {"mnist1d", "mnist1d_large", "mnist", "fashion_mnist",
+                                         "cifar10", "cifar100", "svhn"}
     for name in names:
         info = DATASETS[name]
         assert info.name == name and info["input_shape"] == info.input_shape
         assert info.task in ("classification", "regression")
         assert info.source in ("embedded", "torchvision")
-    assert DATASETS["cifar10"].augment == "crop_flip" and DATASETS["cifar100"].augment == "crop_flip"
+    assert DATASETS["cifar10"].augment == "crop_flip"
+    assert DATASETS["cifar100"].augment == "crop_flip"
     assert DATASETS["svhn"].augment == "crop" and DATASETS["mnist"].augment is None
     assert DATASETS["diabetes"].num_classes == 1 and DATASETS["cifar100"].num_classes == 100
 
@@ -84,7 +87,8 @@ def test_sklearn_shapes_dtypes_classes(name):
         assert split.x.device.type == "cpu" and torch.isfinite(split.x).all()
         if task == "classification":
             assert split.y.dtype == torch.int64 and split.y.shape == (len(split),)
-            assert set(split.y.tolist()) == set(range(ncls))  # stratified: every class in every split
+            # stratified: every class in every split
+            assert set(split.y.tolist()) == set(range(ncls))
         else:
             assert split.y.dtype == torch.float32 and split.y.shape == (len(split), 1)
 
@@ -104,7 +108,8 @@ def test_sklearn_splits_disjoint(name):
 def test_sklearn_deterministic_per_seed(name):
     a, b, c = load_dataset(name, seed=7), load_dataset(name, seed=7), load_dataset(name, seed=8)
     for k in ("train", "val", "test"):
-        assert torch.equal(a.splits[k].x, b.splits[k].x) and torch.equal(a.splits[k].y, b.splits[k].y)
+        assert torch.equal(a.splits[k].x, b.splits[k].x)
+        assert torch.equal(a.splits[k].y, b.splits[k].y)
     assert row_hashes(a.test) != row_hashes(c.test)
 
 
@@ -196,7 +201,8 @@ def test_mnist1d_sizes_shapes_deterministic(mnist1d_cache):
     embedded.mnist1d_arrays.cache_clear()
     b = load_dataset("mnist1d", seed=0)
     for k in ("train", "val", "test"):
-        assert torch.equal(a.splits[k].x, b.splits[k].x) and torch.equal(a.splits[k].y, b.splits[k].y)
+        assert torch.equal(a.splits[k].x, b.splits[k].x)
+        assert torch.equal(a.splits[k].y, b.splits[k].y)
 
     # another seed: other validation carve-out, same official test set, same union
     c = load_dataset("mnist1d", seed=1)
@@ -207,7 +213,8 @@ def test_mnist1d_sizes_shapes_deterministic(mnist1d_cache):
     c.test.x.add_(1.0)
     c.train.x.mul_(0.0)
     d = load_dataset("mnist1d", seed=1)
-    assert torch.equal(d.test.x, a.test.x) and torch.equal(d.val.x, c.val.x) and d.train.x.abs().sum() > 0
+    assert torch.equal(d.test.x, a.test.x) and torch.equal(d.val.x, c.val.x)
+    assert d.train.x.abs().sum() > 0
 
 
 def test_mnist1d_matches_package_generation(mnist1d_cache):

@@ -74,7 +74,8 @@ def write_svhn(root, xtr, ytr, xte, yte):
 
     for name, xs, ys in (("train_32x32.mat", xtr, ytr), ("test_32x32.mat", xte, yte)):
         # X is (H, W, C, N) uint8; y is (N, 1) with label 10 standing for digit 0
-        savemat(root / name, {"X": xs.transpose(2, 3, 1, 0), "y": np.where(ys == 0, 10, ys)[:, None].astype(np.uint8)})
+        savemat(root / name, {"X": xs.transpose(2, 3, 1, 0),
+                              "y": np.where(ys == 0, 10, ys)[:, None].astype(np.uint8)})
 
 
 FORMATS = {  # name: (writer, (C, H, W), classes)
@@ -102,7 +103,8 @@ def test_torchvision_round_trip(name, tmp_path, tiny_files_pass_md5):
 
     ds = load_dataset(name, root=tmp_path, seed=0)
     assert ds.input_shape == shape and ds.num_classes == k and ds.task == "classification"
-    assert (len(ds.train), len(ds.val), len(ds.test)) == (N_TRAIN - val_size(N_TRAIN), val_size(N_TRAIN), N_TEST)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (N_TRAIN - val_size(N_TRAIN),
+                                                          val_size(N_TRAIN), N_TEST)
     assert ds.augment == {"cifar10": "crop_flip", "cifar100": "crop_flip", "svhn": "crop"}.get(name)
     for split in ds.splits.values():
         assert split.x.dtype == torch.float32 and split.x.shape[1:] == shape
@@ -127,7 +129,8 @@ def test_torchvision_round_trip(name, tmp_path, tiny_files_pass_md5):
         assert np.array_equal(split.y.numpy(), ytr[idx[part]])
 
     # deterministic for a seed, another seed carves another validation set
-    again, other = load_dataset(name, root=tmp_path, seed=0), load_dataset(name, root=tmp_path, seed=1)
+    again = load_dataset(name, root=tmp_path, seed=0)
+    other = load_dataset(name, root=tmp_path, seed=1)
     assert torch.equal(again.val.x, ds.val.x) and torch.equal(again.train.y, ds.train.y)
     assert not np.array_equal(other.meta["indices"]["val"], idx["val"])
 
@@ -141,8 +144,10 @@ def test_root_as_string_and_default_root_from_env(tmp_path, monkeypatch, tiny_fi
     assert np.array_equal(to_uint8(load_dataset("mnist").test.x, "mnist"), xte)
 
 
-@pytest.mark.parametrize("name,subdir", [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"),
-                                         ("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"),
+@pytest.mark.parametrize("name,subdir", [("mnist", "MNIST/raw"),
+                                         ("fashion_mnist", "FashionMNIST/raw"),
+                                         ("cifar10", "cifar-10-batches-py"),
+                                         ("cifar100", "cifar-100-python"),
                                          ("svhn", "")])
 def test_missing_files_name_directory_and_download_option(name, subdir, tmp_path):
     with pytest.raises(DatasetNotFoundError) as err:
@@ -154,6 +159,7 @@ def test_missing_files_name_directory_and_download_option(name, subdir, tmp_path
 
 def test_fake_files_fail_real_md5_check(tmp_path):
     """Without the test-only fixture, torchvision's md5 check rejects the synthetic CIFAR files."""
-    write_cifar10(tmp_path, images(10, 3, 32, 32, 5), labels(10, 10, 5), images(2, 3, 32, 32, 6), labels(2, 10, 6))
+    write_cifar10(tmp_path, images(10, 3, 32, 32, 5), labels(10, 10, 5),
+                  images(2, 3, 32, 32, 6), labels(2, 10, 6))
     with pytest.raises(DatasetNotFoundError, match="corrupted"):
         load_dataset("cifar10", root=tmp_path)

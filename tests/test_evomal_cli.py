@@ -49,7 +49,8 @@ def test_faithfulness_flags_reach_the_configuration():
     cfg = evomal.configure(_parse(["evomal", *TINY, "--rejection", "before", "--fitness-seed",
                                    "per_tree", "--generations", "3"]))[1]
     assert (cfg.rejection, cfg.fitness_seed, cfg.generations) == ("before", "per_tree", 3)
-    assert evomal.configure(_parse(["evomal", "--dataset", "digits"]))[1].steps_of_rejection() == 100
+    cfg = evomal.configure(_parse(["evomal", "--dataset", "digits"]))[1]
+    assert cfg.steps_of_rejection() == 100
 
 
 def _cli(tmp_path, argv, env=None):
@@ -67,10 +68,10 @@ def test_run_outputs_and_sigkill_resume_identical(tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "best learned losses" in out and "EvoMAL" in out and "MSE" in out
-    for name in ("config.json", "logbook.csv", "checkpoint.pt", "result.json",
+    for name in ("config.json", "logbook.csv", "checkpoint.pt", "results.json",
                  "learning_curve.png"):
         assert (full / name).exists(), name
-    result = json.loads((full / "result.json").read_text())
+    result = json.loads((full / "results.json").read_text())
     assert len(result["final"]["EvoMAL"]["test"]) == 3 and len(result["final"]["MSE"]["test"]) == 3
 
     killed = tmp_path / "killed"
@@ -86,11 +87,11 @@ def test_run_outputs_and_sigkill_resume_identical(tmp_path, capsys):
     assert proc.returncode == 0, out
     assert "resuming" in out
     assert (killed / "logbook.csv").read_text() == (full / "logbook.csv").read_text()
-    assert _untimed(json.loads((killed / "result.json").read_text())) == _untimed(result)
+    assert _untimed(json.loads((killed / "results.json").read_text())) == _untimed(result)
 
 
 def _untimed(result):
-    """result.json without the wall times (the only part a resume may change)."""
+    """results.json without the wall times (the only part a resume may change)."""
     result = dict(result)
     timing = result.pop("timing")
     assert timing["search_seconds"] >= 0 and timing["final_seconds"] >= 0
@@ -103,7 +104,7 @@ def test_resume_reuses_finished_final_runs(tmp_path, capsys):
     args = _parse(["evomal", *TINY, "--no-tune", "--out", str(out)])
     args.check(args)
     assert args.func(args) == 0
-    result = json.loads((out / "result.json").read_text())
+    result = json.loads((out / "results.json").read_text())
     assert result["paired"]["n"] == 3 and result["paired"]["of"] == "EvoMAL - MSE"
     assert result["paired"]["wins"] + result["paired"]["ties"] + result["paired"]["losses"] == 3
     assert result["evaluations"] >= 1 and result["archive_hits"] >= 0
@@ -111,7 +112,7 @@ def test_resume_reuses_finished_final_runs(tmp_path, capsys):
     partial = json.loads((out / "final_runs.json").read_text())
     partial["runs"] = {"EvoMAL": partial["runs"]["EvoMAL"][:2]}
     (out / "final_runs.json").write_text(json.dumps(partial))
-    (out / "result.json").unlink()
+    (out / "results.json").unlink()
     capsys.readouterr()
     args = _parse(["evomal", "--resume", str(out), "--quiet"])
     args.check(args)
@@ -119,7 +120,7 @@ def test_resume_reuses_finished_final_runs(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count("(stored)") == 2 and "EvoMAL  seed 2: test" in printed
     assert "paired EvoMAL - MSE" in printed and "early stopping" in printed
-    assert _untimed(json.loads((out / "result.json").read_text())) == _untimed(result)
+    assert _untimed(json.loads((out / "results.json").read_text())) == _untimed(result)
     final = result["final"]["EvoMAL"]
     assert len(final["test_es"]) == 3 and result["paired_early_stopped"]["n"] == 3
     for val, test, step, es in zip(final["val_curves"], final["curves"], final["es_step"],
@@ -132,7 +133,7 @@ def test_resume_reuses_finished_final_runs(tmp_path, capsys):
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "retraining" in printed and "(stored)" not in printed
-    finer = json.loads((out / "result.json").read_text())
+    finer = json.loads((out / "results.json").read_text())
     assert len(finer["final"]["MSE"]["curves"][0]) == 11
     for name in ("EvoMAL", "MSE"):
         assert finer["final"][name]["test"] == result["final"][name]["test"]
@@ -140,7 +141,9 @@ def test_resume_reuses_finished_final_runs(tmp_path, capsys):
 
 def test_paired_comparison_counts_lower_as_win():
     from deapnn.evomal.compare import paired_comparison
-    runs = lambda vals: {"runs": [{"seed": i, "test": v} for i, v in enumerate(vals)]}
+
+    def runs(vals):
+        return {"runs": [{"seed": i, "test": v} for i, v in enumerate(vals)]}
     p = paired_comparison({"EvoMAL": runs([0.1, 0.3, 0.2, float("inf")]),
                            "CE": runs([0.2, 0.2, 0.2, 0.5])})
     assert (p["wins"], p["ties"], p["losses"], p["n"]) == (1, 1, 1, 3)

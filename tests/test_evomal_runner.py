@@ -53,8 +53,11 @@ def test_run_config_round_trip_legacy_and_invocation_settings():
         back.for_invocation(population=9)
     legacy = {"command": "evomal", **stored, "device": "auto", "quiet": True, "workers": 1,
               "resume": None, "out": "x", "final_eval_every": 3}
-    old = EvoMALRunConfig.from_legacy(legacy)
+    from deapnn.results import migrate
+    migrated = migrate({"config.json": legacy})["config.json"]     # the flat layout's step
+    old = EvoMALRunConfig.from_dict(migrated["config"])
     assert old.population == 3 and old.hidden == (4,) and old.final_eval_every == 0
+    assert migrated["device"] == "auto" and migrated["final_eval_every"] == 3
     with pytest.raises(ConfigError, match="unknown"):
         EvoMALRunConfig.from_dict({**stored, "bogus": 1})
 
@@ -130,7 +133,7 @@ def test_run_evomal_library_call_and_resume(tmp_path, capsys):
     # --generations 2 = two populations, the initial one included, and the lines say so
     assert "generation   1/2" in text and "generation   2/2" in text and "/3" not in text
     assert len(summary_rows(tmp_path / "run")) == 2
-    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    result = json.loads((tmp_path / "run" / "results.json").read_text())
     assert result == json.loads(json.dumps(summary.to_dict()))
     assert result["evaluations"] >= 1 and len(result["best"]) >= 1
     stored = json.loads((tmp_path / "run" / "config.json").read_text())

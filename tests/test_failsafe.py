@@ -42,7 +42,8 @@ def test_guarded_turns_each_failure_into_worst_plus_reason(monkeypatch):
     ev = pickle.loads(pickle.dumps(guarded(flaky, worst=(-1.0,), timeout=0.3)))
     assert ev([3, "ok"]) == (3.0,) and failure_reason(ev([3, "ok"])) is None
     r = ev([1, "raise"])
-    assert isinstance(r, Evaluation) and r.values == (-1.0,) and r.error == "KeyError: 'no such key'"
+    assert isinstance(r, Evaluation) and r.values == (-1.0,)
+    assert r.error == "KeyError: 'no such key'"
     r = ev([2, "oom"])
     assert r.values == (-1.0,) and r.error.startswith("OutOfMemoryError: CUDA out of memory")
     assert freed == [1]                                       # cache freed after the OOM

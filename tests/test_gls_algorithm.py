@@ -42,7 +42,7 @@ def test_children_are_exact_copies_of_the_parent_at_generation_start(iris):
 
     tb.register("mutate", checking_mutate)
     del tb.evaluate
-    eaGradientLexicase(parent, tb, 3, cfg=TrainConfig(lr=0.05), pop_size=3, seed=1)
+    eaGradientLexicase(parent, tb, 3, cfg=TrainConfig(lr=0.05), population_size=3, seed=1)
     assert seen == [True, True, True]
     assert int(parent.state_dict()["features.1.num_batches_tracked"]) > 0
 
@@ -72,7 +72,7 @@ def test_momentum_modes(iris, mode):
 
     tb.register("mutate", inspecting_mutate)
     _, book = eaGradientLexicase(parent, tb, 3, cfg=TrainConfig(lr=0.05, momentum=0.9),
-                                 pop_size=3, momentum=mode, seed=0)
+                                 population_size=3, momentum_mode=mode, seed=0)
     if mode == "none":
         assert all(m == 0.0 for entry in log for m in entry["momentum"])
         return
@@ -92,7 +92,7 @@ def test_learning_rate_is_cosine_over_all_generations_and_logbook_fields(iris):
     torch.manual_seed(0)
     parent = build_model("mlp", iris.input_shape, iris.num_classes)
     cfg = TrainConfig(lr=0.1)
-    _, book = eaGradientLexicase(parent, toolbox_for(iris), 6, cfg=cfg, pop_size=2,
+    _, book = eaGradientLexicase(parent, toolbox_for(iris), 6, cfg=cfg, population_size=2,
                                  eval_interval=3, seed=0)
     assert [r["lr"] for r in book] == pytest.approx([scheduled_lr(cfg, g, 6) for g in range(6)])
     assert book[0]["lr"] == pytest.approx(0.1)
@@ -120,8 +120,8 @@ def test_resumed_run_equals_uninterrupted_run(iris):
                 raise Stop
 
         try:
-            parent, book = eaGradientLexicase(parent, toolbox_for(iris), 6, cfg=cfg, pop_size=3,
-                                              momentum="inherit", seed=4, checkpoint=checkpoint,
+            parent, book = eaGradientLexicase(parent, toolbox_for(iris), 6, cfg=cfg, population_size=3,
+                                              momentum_mode="inherit", seed=4, checkpoint=checkpoint,
                                               resume_state=resume)
         except Stop:
             return None, None, saved["state"]
@@ -137,7 +137,15 @@ def test_resumed_run_equals_uninterrupted_run(iris):
 
 def test_bad_arguments(iris):
     parent = build_model("mlp", iris.input_shape, iris.num_classes)
-    for kw, match in [({"momentum": "keep"}, "momentum"), ({"init": "x"}, "init"),
-                      ({"pop_size": 1}, "pop_size")]:
+    for kw, match in [({"momentum_mode": "keep"}, "momentum_mode"), ({"init": "x"}, "init"),
+                      ({"population_size": 1}, "population_size")]:
         with pytest.raises(ValueError, match=match):
+            eaGradientLexicase(parent, base.Toolbox(), 1, cfg=TrainConfig(), **kw)
+
+
+def test_former_argument_names_warn_and_still_work(iris):
+    parent = build_model("mlp", iris.input_shape, iris.num_classes)
+    for kw, old in [({"pop_size": 1}, "pop_size"), ({"momentum": "keep"}, "momentum")]:
+        with pytest.warns(DeprecationWarning, match=rf"{old}=\).*removed in deapnn 0\.3\.0"), \
+                pytest.raises(ValueError):          # the old name reaches the same check
             eaGradientLexicase(parent, base.Toolbox(), 1, cfg=TrainConfig(), **kw)

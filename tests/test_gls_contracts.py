@@ -38,7 +38,7 @@ def test_the_documented_ablation_selector_runs_in_the_loop(iris):
     torch.manual_seed(0)
     parent = build_model("mlp", iris.input_shape, iris.num_classes)
     parent, book = eaGradientLexicase(parent, _ablation_toolbox(iris), 4, cfg=TrainConfig(lr=0.05),
-                                      pop_size=3, seed=2)
+                                      population_size=3, seed=2)
     assert [r["gen"] for r in book] == [1, 2, 3, 4]
     assert all(0 <= r["winner"] < 3 and r["cases_examined"] is None for r in book)
 
@@ -49,7 +49,7 @@ def test_deap_selrandom_does_not_fit_the_contract(iris):
     tb.register("select", tools.selRandom)
     parent = build_model("mlp", iris.input_shape, iris.num_classes)
     with pytest.raises(TypeError):
-        eaGradientLexicase(parent, tb, 1, cfg=TrainConfig(), pop_size=2)
+        eaGradientLexicase(parent, tb, 1, cfg=TrainConfig(), population_size=2)
 
 
 def test_selrandomchild_draws_as_the_generator_says():
@@ -84,21 +84,20 @@ def test_gls_config_names_the_invalid_field(kw, field):
 
 def test_loop_and_gls_config_share_one_declaration():
     loop = GLSLoopConfig._parameter_constraints
-    assert GLSConfig._parameter_constraints["pop"] is loop["pop_size"]
-    assert GLSConfig._parameter_constraints["momentum_mode"] is loop["momentum"]
+    assert GLSConfig._parameter_constraints["pop"] is loop["population_size"]
+    assert GLSConfig._parameter_constraints["momentum_mode"] is loop["momentum_mode"]
     assert GLSConfig._parameter_constraints["lr"] is TrainConfig._parameter_constraints["lr"]
     assert TrainRunConfig._parameter_constraints["lr"] is TrainConfig._parameter_constraints["lr"]
 
 
 def test_cli_defaults_come_from_the_dataclasses():
     from deapnn.cli import build_parser
+    from deapnn.commands import gls, train
     parser = build_parser()
-    gls = parser.parse_args(["gls"])
-    train = parser.parse_args(["train"])
-    assert gls.weight_decay == GLSConfig.weight_decay == 1e-4
-    assert train.weight_decay == TrainRunConfig.weight_decay == 5e-4
-    assert gls.epochs == GLSConfig.epochs and train.epochs == TrainRunConfig.epochs
-    assert gls.compare == ["sgd"]
+    assert gls.config_from_args(parser.parse_args(["gls"])) == GLSConfig()
+    assert train.config_from_args(parser.parse_args(["train"])) == TrainRunConfig()
+    assert GLSConfig().weight_decay == 1e-4 and TrainRunConfig().weight_decay == 5e-4
+    assert GLSConfig().arms == ["sgd"]
 
 
 def test_checkpoint_logbook_reads_both_layouts():
@@ -124,14 +123,13 @@ def test_run_gls_shape_and_outputs(tmp_path):
 
 
 def test_run_train_shape_and_legacy_resume(tmp_path):
-    from deapnn.baseline import stored_train_config
     cfg = TrainRunConfig(dataset="iris", model="mlp", epochs=2).validate()
     rd = RunDir.create(tmp_path / "run", "train", cfg, device="cpu")
     summary = run_train(cfg, rd)
     assert isinstance(summary, TrainSummary) and summary.metric == "accuracy"
-    assert json.loads((tmp_path / "run" / "result.json").read_text()) == json.loads(
+    assert json.loads((tmp_path / "run" / "results.json").read_text()) == json.loads(
         json.dumps(summary.to_dict()))
-    assert stored_train_config(RunDir.resume(tmp_path / "run")) == cfg
+    assert RunDir.resume(tmp_path / "run").stored("train", TrainRunConfig) == cfg
     # a run directory of the older layout: the flags at the top level
     legacy = tmp_path / "legacy"
     legacy.mkdir()
@@ -140,5 +138,5 @@ def test_run_train_shape_and_legacy_resume(tmp_path):
         "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4, "batch_size": 64,
         "schedule": "cosine", "no_augment": False, "loss": None, "seed": 0, "root": None,
         "download": False, "quiet": True, "device": "cpu", "workers": 1, "out": str(legacy)}))
-    assert stored_train_config(RunDir.resume(legacy)) == cfg
-    assert not os.path.exists(legacy / "result.json")
+    assert RunDir.resume(legacy).stored("train", TrainRunConfig) == cfg
+    assert not os.path.exists(legacy / "results.json")

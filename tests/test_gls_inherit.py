@@ -1,4 +1,4 @@
-"""GLS ``momentum="inherit"``: each child starts from its own copy of the winner's momentum
+"""GLS ``momentum_mode="inherit"``: each child starts from its own copy of the winner's momentum
 buffers (Ding & Spector 2022, §3; the option documented in docs/faithfulness.md)."""
 import numpy as np
 import torch
@@ -61,8 +61,8 @@ def test_two_generations_match_a_hand_computed_momentum_update():
     parent = _parent()
     w0 = parent.weight.detach().clone()
     log = []
-    parent, _ = eaGradientLexicase(parent, _toolbox(log), 2, cfg=cfg, pop_size=P,
-                                   momentum="inherit", seed=0)
+    parent, _ = eaGradientLexicase(parent, _toolbox(log), 2, cfg=cfg, population_size=P,
+                                   momentum_mode="inherit", seed=0)
     m, wd = cfg.momentum, cfg.weight_decay
     lrs = [scheduled_lr(cfg, g, 2) for g in range(2)]
     # generation 0: fresh buffers; torch's SGD sets buf = d on its first step
@@ -80,7 +80,7 @@ def test_two_generations_match_a_hand_computed_momentum_update():
 def test_children_hold_distinct_buffers_each_a_copy_of_the_previous_winners():
     cfg = TrainConfig(lr=0.1, momentum=0.9)
     log = []
-    eaGradientLexicase(_parent(), _toolbox(log), 2, cfg=cfg, pop_size=P, momentum="inherit",
+    eaGradientLexicase(_parent(), _toolbox(log), 2, cfg=cfg, population_size=P, momentum_mode="inherit",
                        seed=0)
     start, end = log[1]["start"], log[1]["end"]
     ptrs = {bufs[0].data_ptr() for bufs in end}
@@ -111,7 +111,7 @@ def test_inherit_with_subgd_gives_children_their_own_buffers():
 
     tb.register("mutate", mutate)
     tb.register("select", lambda children, k, *, rng, info=None: [children[1]])
-    eaGradientLexicase(parent, tb, 2, cfg=TrainConfig(lr=0.05), pop_size=P, momentum="inherit",
+    eaGradientLexicase(parent, tb, 2, cfg=TrainConfig(lr=0.05), population_size=P, momentum_mode="inherit",
                        seed=0)
     gen0_end, gen1_start, gen1_end = seen[1], seen[2], seen[3]
     for layer in range(4):

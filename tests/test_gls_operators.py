@@ -162,7 +162,8 @@ def test_selection_ignores_diverged_children_and_rejects_bad_arguments():
     models, x, y = table_population(table)
     models[0].diverged = models[2].diverged = "nan"
     for s in range(20):
-        assert selGradientLexicase(models, 1, x=x, y=y, rng=np.random.default_rng(s))[0] is models[1]
+        chosen = selGradientLexicase(models, 1, x=x, y=y, rng=np.random.default_rng(s))
+        assert chosen[0] is models[1]
     with pytest.raises(ValueError, match="semantics"):
         selGradientLexicase(models, 1, x=x, y=y, semantics="nope")
     with pytest.raises(ValueError, match="empty"):

@@ -89,7 +89,7 @@ def test_children_take_at_least_100_steps_per_generation_in_mnist1d_large(large)
     tb = gls_toolbox(large, cfg)
     torch.manual_seed(0)
     model = build_model("mlp", large.input_shape, large.num_classes)
-    _, logbook = eaGradientLexicase(model, tb, 1, cfg=cfg.train_config(1), pop_size=4)
+    _, logbook = eaGradientLexicase(model, tb, 1, cfg=cfg.train_config(1), population_size=4)
     assert logbook[0]["steps_per_child"] >= 100
     assert logbook[0]["steps_per_child"] == child_steps(40000, 64, 4) == 156
     assert child_steps(3500, 64, 4) == 13          # mnist1d: the regime the issue questions
@@ -125,7 +125,7 @@ def test_augmentation_applies_to_subgd_batches_and_never_to_selection_cases():
     torch.manual_seed(0)
     model = build_model("mlp", data.input_shape, data.num_classes)
     model.register_forward_pre_hook(spy)            # copied into every child
-    eaGradientLexicase(model, tb, 2, cfg=cfg.train_config(2), pop_size=3)
+    eaGradientLexicase(model, tb, 2, cfg=cfg.train_config(2), population_size=3)
     assert seen["select"] and seen["mutate"]
     assert all(r in clean for r in seen["select"])                 # selection: clean cases only
     shifted = np.mean([r not in clean for r in seen["mutate"]])
@@ -290,7 +290,7 @@ def test_diagnostics_log_without_changing_the_run():
         torch.manual_seed(0)
         model = build_model("cnn", data.input_shape, data.num_classes)
         parent, logbook = eaGradientLexicase(model, gls_toolbox(data, cfg), 3,
-                                             cfg=cfg.train_config(3), pop_size=3, seed=1)
+                                             cfg=cfg.train_config(3), population_size=3, seed=1)
         runs.append((parent, logbook))
     assert _same(runs[0][0], runs[1][0])
     assert "winner_best_val" not in runs[0][1][0]

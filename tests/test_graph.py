@@ -1,4 +1,5 @@
-"""LossGraph genome: compilation against torch oracles, formulas, JSON, parsing (Morgan & Hougen 2024, §3.1)."""
+"""LossGraph genome: compilation against torch oracles, formulas, JSON, parsing (Morgan & Hougen
+2024, §3.1)."""
 import json
 import random
 

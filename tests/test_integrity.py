@@ -193,16 +193,18 @@ def test_mutgraph_gives_up_cleanly():
 def test_neighbourhood_weights_follow_the_mutation_probabilities():
     g = LossGraph.from_expression("max(log(yhat), y * yhat)")      # unary + binary nodes
     nb = neighbourhood(g.nodes, wiring="free")
-    total = {k: sum(w for _, kind, w in nb if kind == k) for k in ("op", "rewire", "swap", "toggle")}
+    total = {k: sum(w for _, kind, w in nb if kind == k)
+             for k in ("op", "rewire", "swap", "toggle")}
     assert sum(total.values()) == pytest.approx(1.0)
     assert total["op"] == pytest.approx(0.70) and total["toggle"] == pytest.approx(0.15)
     assert total["rewire"] + total["swap"] == pytest.approx(0.15)
     assert len({str(n) for n, _, _ in nb}) == len(nb) and all(n != g.nodes for n, _, _ in nb)
     nb = neighbourhood(g.nodes)                                      # the reference wiring
-    total = {k: sum(w for _, kind, w in nb if kind == k) for k in ("op", "rewire", "swap", "toggle")}
+    total = {k: sum(w for _, kind, w in nb if kind == k)
+             for k in ("op", "rewire", "swap", "toggle")}
     assert total["op"] == pytest.approx(0.70) and sum(total.values()) < 1.0
     assert len({str(n) for n, _, _ in nb}) == len(nb) and all(n != g.nodes for n, _, _ in nb)
-    for child, kind, _ in nb:                 # binary nodes keep two distinct inputs
+    for child, _kind, _ in nb:                # binary nodes keep two distinct inputs
         assert all(n[3] != n[4] for n, old in zip(child, g.nodes) if n[2] and n != old)
 
 
@@ -342,7 +344,7 @@ def test_low_failure_rate_in_an_aging_evolution_run():
         outcomes = []
         mutate = tb.mutate
 
-        def counted(ind):
+        def counted(ind, mutate=mutate, outcomes=outcomes):   # this iteration's, bound now
             out = mutate(ind)
             outcomes.append(out[0].mutation_failed)
             return out

@@ -1,8 +1,9 @@
 """Exactness, robustness and input checks of the array lexicase operators.
 
 Exactness: selection frequencies over >= 20,000 draws are compared with the exact probabilities of
-textbook lexicase obtained by enumerating every case order (``_oracle``).  Chi-square goodness of fit,
-fixed seeds (deterministic), pass when p > 1e-4; categories of probability 0 must never be drawn.
+textbook lexicase obtained by enumerating every case order (``_oracle``).  Chi-square goodness of
+fit, fixed seeds (deterministic), pass when p > 1e-4; categories of probability 0 must never be
+drawn.
 """
 import itertools
 import sys

@@ -1,4 +1,5 @@
-"""Named loss library and registry (the baselines of Morgan & Hougen 2024 §4; drop-in nn.Modules)."""
+"""Named loss library and registry (the baselines of Morgan & Hougen 2024 §4; drop-in
+nn.Modules)."""
 import pickle
 
 import pytest

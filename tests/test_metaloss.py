@@ -24,7 +24,8 @@ def test_init_close_and_exact_with_unit_weights(text, task):
     ref = float(tree(out, y))
     assert net.n_edges == len(net._tree) - 1
     assert abs(float(net(out, y).detach()) - ref) <= 1e-2 * max(1.0, abs(ref))
-    assert float(net.weights.detach().std()) < 1e-2 and abs(float(net.weights.detach().mean()) - 1) < 1e-2
+    weights = net.weights.detach()
+    assert float(weights.std()) < 1e-2 and abs(float(weights.mean()) - 1) < 1e-2
     net.set_weights_to_one()
     assert torch.equal(net(out, y).detach(), tree(out, y))
 

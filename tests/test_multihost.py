@@ -127,7 +127,7 @@ def _run(cmd, env, watch=None):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"{cmd[-8:]} hung past {TIMEOUT} s\n{err[-3000:]}")
+        raise AssertionError(f"{cmd[-8:]} hung past {TIMEOUT} s\n{err[-3000:]}") from None
     finally:
         if watch:
             watch.stop.set()

@@ -204,11 +204,10 @@ def elim_run(tmp_path_factory):
     """One uninterrupted tiny run with elimination and a final comparison (shared)."""
     from deapnn.rundir import RunDir
     torch.set_num_threads(1)
-    from deapnn.commands.nlfs import summary_lines
     trace = []
     out = run_nlfs(NLFSConfig(**ELIM), RunDir(tmp_path_factory.mktemp("elim") / "a", {"nlfs": {}}),
                    map_fn=_tracing_map(trace=trace))
-    return out, "\n".join(summary_lines(out)), trace
+    return out, out.render(), trace
 
 
 def test_eliminate_reports_surrogate_fitness_and_round_scores(elim_run):
@@ -259,7 +258,8 @@ def test_resume_after_kills_in_late_phases_skips_done_work(tmp_path, elim_run):
 def test_config_constraints_are_declared_once_and_round_trip():
     from deapnn.config import ConfigError
     for bad, field in [(dict(budget=0), "budget"), (dict(cycles=-1), "cycles"),
-                       (dict(sizes=[4, 6]), "sizes"), (dict(population=3, sample_size=5), "sample_size"),
+                       (dict(sizes=[4, 6]), "sizes"),
+                       (dict(population=3, sample_size=5), "sample_size"),
                        (dict(population=8, pool=4), "pool"), (dict(dataset="diabetes"), "dataset"),
                        (dict(final_model="nosuch"), "final_model")]:
         with pytest.raises(ConfigError) as info:
@@ -274,7 +274,8 @@ def test_config_constraints_are_declared_once_and_round_trip():
 
 @pytest.mark.parametrize("argv,match", [
     ("--budget 0", r"^--budget must be an integer >= 1, got 0$"),
-    ("--population 4 --sample-size 2 --pool 3", r"^--pool: pool 3 is smaller than the population 4$"),
+    ("--population 4 --sample-size 2 --pool 3",
+     r"^--pool: pool 3 is smaller than the population 4$"),
     ("--final-model nosuch", r"^--final-model: unknown model 'nosuch'"),
 ])
 def test_cli_error_names_the_flag(argv, match):

@@ -76,7 +76,7 @@ def test_batch_one_equals_sequential_reference():
     tb = make_toolbox()
     pop = tb.population(n=15)
     ref = [tb.clone(i) for i in pop]
-    for i, ind in enumerate(ref):
+    for ind in ref:
         ind.fitness.values = evaluate(ind)
         ind.birth = 0
     state = random.getstate()
@@ -264,7 +264,9 @@ def test_sigkill_and_resume_gives_identical_result(tmp_path):
 
 def test_distinct_hall_of_fame_keeps_the_best_of_each_phenotype():
     from deapnn.algorithms.regularized import DistinctHallOfFame
-    same = lambda a, b: sum(a) == sum(b)                  # toy "phenotype": the bit count
+
+    def same(a, b):                                       # toy "phenotype": the bit count
+        return sum(a) == sum(b)
 
     def ind(bits, fit):
         i = creator.RegToyInd(bits)
@@ -327,7 +329,7 @@ def test_resume_reads_the_previous_state_layout():
 def _seeded(fits):
     """Evaluated toy members without births, listed best first (as NLFS seeds its population)."""
     pop = []
-    for k, f in enumerate(fits):
+    for f in fits:
         ind = creator.RegToyInd([1] * N_BITS)
         ind.fitness.values = (f,)
         pop.append(ind)

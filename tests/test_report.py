@@ -86,7 +86,7 @@ def test_train_report(runs, capsys):
     path, text = _report(run, capsys)
     assert path == str(run / "report.md")
     _sections(text, "Results", "Curves", "Timings", "Failures")
-    result = _json(run / "result.json")
+    result = _json(run / "results.json")
     assert "status: complete" in text
     assert f"| test accuracy | {result['test_accuracy']:.4f} |" in text
     assert "| `dataset` | iris |" in text and "| `epochs` | 2 |" in text
@@ -141,7 +141,7 @@ def test_evomal_report(runs, capsys):
     run = runs("evomal")
     path, text = _report(run, capsys)
     _sections(text, "Results", "Best formulas", "Curves", "Timings", "Failures")
-    result = _json(run / "result.json")
+    result = _json(run / "results.json")
     for name, r in result["final"].items():
         assert f"| `{name}` | {r['mean']:.4f} ± {r['std']:.4f} |" in text
     assert f"`{result['best'][0]['tree']}`" in text
@@ -206,12 +206,12 @@ def test_failures_in_logbook_are_counted_by_kind(runs, capsys, tmp_path):
     rows[1]["failed"], rows[1]["errors"] = 1, ["add(x, y): CUDA out of memory"]
     rd = RunDir.open(run)
     rd.write_logbook(rows)
-    result = _json(run / "result.json")
-    rd.write_json("result.json", dict(result, diverged=True, reason="non-finite loss at step 12"))
+    result = _json(run / "results.json")
+    rd.write_json("results.json", dict(result, diverged=True, reason="non-finite loss at step 12"))
     path, text = _report(run, capsys)
     assert "status: diverged" in text
     assert "| logbook.csv | `EvaluationTimeout: over # s` | 2 | `EvaluationTimeout: over 60 s` |" \
         in text
     assert "| logbook.csv | `CUDA out of memory` | 1 |" in text
-    assert "| result.json | `non-finite loss at step #` | 1 |" in text
+    assert "| results.json | `non-finite loss at step #` | 1 |" in text
     assert "Logbook `failed` column: 3 failed evaluations over 2 epochs." in text

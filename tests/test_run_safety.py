@@ -95,7 +95,8 @@ def test_report_fields_cannot_inject_lines(tmp_path, capsys, gls_run):
     (nlfs / "config.json").write_text(json.dumps(
         {"command": "nlfs", "config": {"dataset": "digits" + payload, "seeds": 2}}))
     (nlfs / "results.json").write_text(json.dumps(
-        {"best": [{"name": "nlfs_1" + payload, "fitness": 0.5, "expression": "y" + payload,
+        {"config": {"dataset": "digits", "seeds": 2}, "mutation": {},
+         "best": [{"name": "nlfs_1" + payload, "fitness": 0.5, "expression": "y" + payload,
                    "latex": "y$$" + payload}],
          "comparison": [{"loss": "ce" + payload, "mean": 0.5, "std": 0.0, "test": [0.5]}]}))
     assert main(["report", str(nlfs)]) == 0

@@ -143,7 +143,8 @@ def test_derive_seed_is_stable_across_versions_and_processes():
 
 
 def test_derive_seed_is_distinct_and_in_range():
-    seeds = {derive_seed(run, gen, ind) for run in range(3) for gen in range(10) for ind in range(50)}
+    seeds = {derive_seed(run, gen, ind)
+             for run in range(3) for gen in range(10) for ind in range(50)}
     assert len(seeds) == 3 * 10 * 50
     assert all(0 <= s < 2**63 for s in seeds)
     assert derive_seed(1, 2) != derive_seed(2, 1)

@@ -102,7 +102,7 @@ def run_group(cmd, env, cwd=REPO, timeout=TIMEOUT):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"{cmd[:6]} timed out after {timeout} s\n{err[-3000:]}")
+        raise AssertionError(f"{cmd[:6]} timed out after {timeout} s\n{err[-3000:]}") from None
     return proc.returncode, out, err
 
 

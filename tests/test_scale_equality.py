@@ -51,7 +51,7 @@ def test_evomal_workers_2_equals_serial(tmp_path):
                             "--generations", "1", "--meta-steps", "3", "--fitness-steps", "20",
                             "--rejection-steps", "50", "--final-steps", "20", "--seeds", "1",
                             "--hidden", "8", "--device", "cpu", "--quiet", "--seed", "2"])
-    a, b = (json.loads((o / "result.json").read_text()) for o, _, _ in outs.values())
+    a, b = (json.loads((o / "results.json").read_text()) for o, _, _ in outs.values())
     assert a["best"] and a["best"][0]["fitness"] < float("inf")      # a real search happened
     assert a["best"] == b["best"] and a.get("final") == b.get("final")
     la, lb = ((o / "logbook.csv").read_text() for o, _, _ in outs.values())

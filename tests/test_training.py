@@ -1,4 +1,5 @@
-"""deapnn.training: the shared SGD loop, schedules, NaN guard, evaluation and per-case correctness."""
+"""deapnn.training: the shared SGD loop, schedules, NaN guard, evaluation and per-case
+correctness."""
 import copy
 import math
 
@@ -139,7 +140,8 @@ def test_on_epoch_history_and_progress():
 
     bar = Bar()
     result = train(MLP((5,), 3, hidden=(8,)), x, y, TrainConfig(epochs=3, batch_size=32),
-                   device=CPU, seed=0, on_epoch=lambda e, l: {"epoch": e, "loss": l}, progress=bar)
+                   device=CPU, seed=0, on_epoch=lambda e, loss: {"epoch": e, "loss": loss},
+                   progress=bar)
     assert [r["epoch"] for r in result.history] == [0, 1, 2]
     assert [r["loss"] for r in result.history] == result.losses
     assert bar.n == 3 and len(calls) == 3

@@ -1,4 +1,5 @@
-"""EvoMAL loss trees (Raymond et al. 2023 §4.1-4.3): primitive set, parsing, correction, TreeLoss."""
+"""EvoMAL loss trees (Raymond et al. 2023 §4.1-4.3): primitive set, parsing, correction,
+TreeLoss."""
 import pickle
 import random
 

@@ -130,7 +130,7 @@ def test_worker_timeout_reaches_the_map(monkeypatch):
 N_KILLS = 10
 MAPS, ITEMS = 25, 4                  # ~100 evaluations of 0.04 s: a couple of seconds a run
 WORKER_TIMEOUT = 2.0
-BOUND = 45.0                         # start-up + the work + the timeout, with slack for 2 busy cores
+BOUND = 45.0                         # start-up + the work + the timeout, slack for 2 busy cores
 
 
 def _kill_one_run(tmp_path, k, rng):
@@ -156,7 +156,7 @@ def _kill_one_run(tmp_path, k, rng):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"kill {k}: hung past {BOUND} s\n{err[-3000:]}")
+        raise AssertionError(f"kill {k}: hung past {BOUND} s\n{err[-3000:]}") from None
     return proc.returncode, out, err, time.monotonic() - started, victims
 
 
@@ -181,7 +181,7 @@ def test_sigkill_a_worker_at_random_moments_never_hangs(tmp_path):
     assert gave_up >= N_KILLS // 2, "the kills should mostly land while a future was out"
 
 
-# --- the CLI: deapnn nlfs --workers 2, worker killed mid-search -------------------------------------
+# --- the CLI: deapnn nlfs --workers 2, worker killed mid-search -----------------------------------
 
 NLFS = ["nlfs", "--dataset", "iris", "--population", "3", "--pool", "4", "--cycles", "6",
         "--sample-size", "2", "--budget", "30", "--seeds", "0", "--top", "1", "--device", "cpu",
@@ -228,7 +228,7 @@ def test_nlfs_workers_2_with_the_worker_killed_finishes_like_serial(tmp_path):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         _, err = proc.communicate()
-        raise AssertionError(f"hung after the worker was killed\n{err[-3000:]}")
+        raise AssertionError(f"hung after the worker was killed\n{err[-3000:]}") from None
     assert victims, "no worker found to kill"
     assert proc.returncode == 0, err[-3000:]
     a = json.loads((serial / "results.json").read_text())

@@ -16,7 +16,8 @@ passes the generation's random generator and an ``info`` dict by keyword.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch

@@ -25,6 +25,7 @@ from deap import tools
 
 from ..checkpoint import restoring
 from ..config import Check, Config, Interval, Options
+from ..deprecation import renamed
 from ..runtime import derive_seed
 from ..training import TrainConfig, make_optimizer, scheduled_lr, set_lr
 from .support import logbook_records, restore_logbook
@@ -36,16 +37,16 @@ INIT_MODES = ("clone", "independent")
 @dataclasses.dataclass
 class GLSLoopConfig(Config):
     """The loop settings :func:`eaGradientLexicase` accepts, with their constraints declared once
-    (``deapnn.gls.GLSConfig`` reuses them for ``pop``, ``momentum_mode`` and ``init``)."""
-    pop_size: int = 4
-    momentum: str = "reset"
+    (``deapnn.gls.GLSConfig`` reuses them)."""
+    population_size: int = 4
+    momentum_mode: str = "reset"
     init: str = "clone"
     ngen: int = 0
 
     _parameter_constraints = {
-        "pop_size": [Check(lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2,
-                           "an integer >= 2 (selection needs two children)")],
-        "momentum": [Options(MOMENTUM_MODES)],
+        "population_size": [Check(lambda v: isinstance(v, int) and not isinstance(v, bool)
+                                  and v >= 2, "an integer >= 2 (selection needs two children)")],
+        "momentum_mode": [Options(MOMENTUM_MODES)],
         "init": [Options(INIT_MODES)],
         "ngen": [Interval(int, 0, None)],
     }
@@ -59,7 +60,7 @@ def checkpoint_logbook(state: dict) -> tools.Logbook:
     return restore_logbook(data if isinstance(data, dict) else {"records": data})
 
 
-def _optimizers(children, cfg: TrainConfig, momentum: str, inherited: dict | None):
+def _optimizers(children, cfg: TrainConfig, momentum_mode: str, inherited: dict | None):
     """One SGD optimizer per child. ``reset``: fresh state (the reference); ``inherit``: each
     child starts from its own copy of the selected parent's momentum buffers; ``none``: plain SGD
     without momentum.
@@ -67,24 +68,25 @@ def _optimizers(children, cfg: TrainConfig, momentum: str, inherited: dict | Non
     ``Optimizer.load_state_dict`` keeps the tensors it is given (it copies nothing when device and
     dtype already match), so each child loads a deep copy: loading ``inherited`` itself would make
     all children step one shared buffer, in place."""
-    if momentum == "none":
+    if momentum_mode == "none":
         cfg = dataclasses.replace(cfg, momentum=0.0, nesterov=False)
     opts = [make_optimizer(child.parameters(), cfg) for child in children]
-    if momentum == "inherit" and inherited is not None:
+    if momentum_mode == "inherit" and inherited is not None:
         for opt in opts:
             opt.load_state_dict(copy.deepcopy(inherited))
     return opts
 
 
 def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: TrainConfig,
-                       pop_size: int = 4, momentum: str = "reset", init: str = "clone",
-                       seed: int = 0, eval_interval: int = 0, stats=None, halloffame=None,
-                       checkpoint=None, resume_state: dict | None = None, progress=None,
-                       verbose: bool = False):
+                       population_size: int = 4, momentum_mode: str = "reset",
+                       init: str = "clone", seed: int = 0, eval_interval: int = 0, stats=None,
+                       halloffame=None, checkpoint=None, resume_state: dict | None = None,
+                       progress=None, verbose: bool = False, pop_size: int | None = None,
+                       momentum: str | None = None):
     """Evolve ``parent``'s weights for ``ngen`` generations of Gradient Lexicase Selection.
 
-    Per generation the parent is copied into ``pop_size`` children, the children are trained by
-    ``toolbox.mutate`` (subset gradient descent) at the generation's learning rate, one child is
+    Per generation the parent is copied into ``population_size`` children, the children are
+    trained by ``toolbox.mutate`` (subset gradient descent) at the generation's learning rate, one child is
     chosen by ``toolbox.select`` and becomes the parent (a diverged winner leaves the parent as it
     was). Every random draw of generation ``g`` comes from generators seeded with
     ``derive_seed(seed, "gls", g)``, so a run resumed from a checkpoint ends bit-identical to an
@@ -109,9 +111,9 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
         ``lr`` (the learning rate follows ``cfg.schedule``, by default a cosine from ``lr`` to 0
         over all generations, constant within a generation), momentum, Nesterov and weight decay
         of the children's SGD optimizers.
-    pop_size : int, optional
+    population_size : int, optional
         p, the children per generation (>= 2; default 4).
-    momentum : {"reset", "inherit", "none"}, optional
+    momentum_mode : {"reset", "inherit", "none"}, optional
         ``"reset"`` (default, the reference code): fresh optimizer state every generation;
         ``"inherit"``: each child starts from its own copy of the winner's momentum buffers;
         ``"none"``: plain SGD without momentum.
@@ -136,6 +138,11 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
         tqdm-like; ``update(1)`` per generation.
     verbose : bool, optional
         Print the logbook stream.
+    pop_size : int, optional
+        Former name of ``population_size`` (deprecated; removed in deapnn 0.3.0).
+    momentum : str, optional
+        Former name of ``momentum_mode`` (deprecated; removed in deapnn 0.3.0: ``momentum``
+        is the SGD momentum number of ``cfg``).
 
     Returns
     -------
@@ -150,7 +157,7 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
     Raises
     ------
     deapnn.config.ConfigError
-        On an invalid ``pop_size``, ``momentum``, ``init`` or ``ngen``.
+        On an invalid ``population_size``, ``momentum_mode``, ``init`` or ``ngen``.
 
     Examples
     --------
@@ -158,13 +165,13 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
     >>> from deap import base
     >>> from deapnn.algorithms import eaGradientLexicase
     >>> from deapnn.training import TrainConfig
-    >>> from operators import mutSubGD, selGradientLexicase
+    >>> from deapnn.operators import mutSubGD, selGradientLexicase
     >>> x, y = torch.randn(128, 4), torch.randint(0, 3, (128,))
     >>> toolbox = base.Toolbox()
     >>> toolbox.register("mutate", mutSubGD, x=x, y=y, batch_size=16)
     >>> toolbox.register("select", selGradientLexicase, x=x, y=y)
     >>> parent, logbook = eaGradientLexicase(torch.nn.Linear(4, 3), toolbox, ngen=3,
-    ...                                      cfg=TrainConfig(lr=0.1), pop_size=2)
+    ...                                      cfg=TrainConfig(lr=0.1), population_size=2)
     >>> logbook.select("gen")
     [1, 2, 3]
 
@@ -174,7 +181,14 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
     and Algorithm 1 (the loop), §3.2 (subset gradient descent), §3.3 (lexicase selection);
     ``docs/faithfulness.md`` lists every element against the paper and the reference code.
     """
-    GLSLoopConfig(pop_size, momentum, init, ngen).validate()
+    if pop_size is not None:
+        renamed("eaGradientLexicase(pop_size=)", "population_size=")
+        population_size = pop_size
+    if momentum is not None:
+        renamed("eaGradientLexicase(momentum=)", "momentum_mode= (momentum is the SGD number "
+                "of cfg)")
+        momentum_mode = momentum
+    GLSLoopConfig(population_size, momentum_mode, init, ngen)
     logbook = tools.Logbook()
     start_gen, inherited = 0, None
     if resume_state is not None:
@@ -186,18 +200,18 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
         if progress is not None:
             progress.update(start_gen)
     device = next(parent.parameters()).device
-    children = [copy.deepcopy(parent) for _ in range(pop_size)]
+    children = [copy.deepcopy(parent) for _ in range(population_size)]
     for gen in range(start_gen, ngen):
         g_seed = derive_seed(seed, "gls", gen)
         torch.manual_seed(g_seed)
         if init == "independent" and gen == 0:
-            children = [toolbox.model().to(device) for _ in range(pop_size)]
+            children = [toolbox.model().to(device) for _ in range(population_size)]
         else:
             state = parent.state_dict()
             for child in children:
                 child.load_state_dict(state)
         lr = scheduled_lr(cfg, gen, ngen)
-        optimizers = _optimizers(children, cfg, momentum, inherited)
+        optimizers = _optimizers(children, cfg, momentum_mode, inherited)
         for opt in optimizers:
             set_lr(opt, lr)
         t0 = time.perf_counter()
@@ -213,7 +227,7 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
             record = dict(gen=gen + 1, lr=lr, diverged=winner.diverged)   # keep the old parent
         else:
             parent.load_state_dict(winner.state_dict())
-            if momentum == "inherit":
+            if momentum_mode == "inherit":
                 inherited = copy.deepcopy(optimizers[w].state_dict())
             record = dict(gen=gen + 1, lr=lr, train_loss=winner.train_loss)
         record.update(mutate_time=t1 - t0, select_time=t2 - t1,
@@ -221,7 +235,7 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
                       survivors=info.get("survivors_per_chunk"), winner=w)
         steps = [getattr(c, "subgd_steps", None) for c in children]
         if None not in steps:
-            record["steps_per_child"] = min(steps)
+            record["steps_per_child"] = min(s for s in steps if s is not None)
         if hasattr(toolbox, "diagnose"):
             record.update(toolbox.diagnose(children, w, info))
         if stats is not None:

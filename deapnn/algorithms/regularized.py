@@ -40,7 +40,7 @@ import math
 
 from deap import tools
 
-from operators.aging import check_sample_size, replaceOldest, selAgingTournament
+from ..operators.aging import check_sample_size, replaceOldest, selAgingTournament
 
 from ..evaluation import assign
 from ..runtime import rng_state, set_rng_state
@@ -344,7 +344,8 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         if verbose:
             print(logbook.stream)
         if checkpoint is not None:
-            checkpoint(regularized_state(population, halloffame, logbook, cycle, next_birth, encode))
+            checkpoint(regularized_state(population, halloffame, logbook, cycle, next_birth,
+                                         encode))
 
     if resume_state is not None:
         logbook, cycle, next_birth = _restore(resume_state, population, halloffame,

@@ -12,22 +12,27 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 
-def report_failures(failures: list[str], total: int, run_dir: str) -> int:
-    """The exit code of a run made of ``total`` jobs of which ``failures`` failed, after saying so
-    in its last line: 0 when none failed, :data:`EXIT_PARTIAL` when some did (the results cover
-    the others), :data:`EXIT_FAILED` when all did. Reasons are counted, most frequent first."""
+def report_failures(summary, resume_dir: str | None = None) -> int:
+    """The exit code of a run from its :class:`deapnn.results.Summary` (``summary.jobs`` jobs,
+    ``summary.failures`` the failed ones), after saying so in its last line on stderr: 0 when
+    none failed, :data:`EXIT_PARTIAL` when some did (the results cover the others),
+    :data:`EXIT_FAILED` when all did. Reasons are counted, most frequent first. ``resume_dir``:
+    the run directory whose ``--resume`` retries the failed jobs (GLS), named in the line; None
+    where resuming would not retry them."""
+    failures, total = summary.failures, summary.jobs
     if not failures:
         return EXIT_OK
     from collections import Counter
     reasons = Counter(f.split(": ", 1)[-1] for f in failures)
     counted = "; ".join(f"{n}× {why}" for why, n in reasons.most_common())
     if len(failures) >= total:
-        print(f"deapnn: error: all {total} jobs failed ({counted}); nothing was measured. "
-              f"Fix the cause, then `--resume {run_dir}` retries them", file=sys.stderr)
+        retry = (f"; nothing was measured. Fix the cause, then `--resume {resume_dir}` retries "
+                 "them") if resume_dir else ""
+        print(f"deapnn: error: all {total} jobs failed ({counted}){retry}", file=sys.stderr)
         return EXIT_FAILED
+    retry = f". `--resume {resume_dir}` retries the failed ones" if resume_dir else ""
     print(f"deapnn: {len(failures)} of {total} jobs failed ({counted}); the results above cover "
-          f"the other {total - len(failures)}. `--resume {run_dir}` retries the failed ones",
-          file=sys.stderr)
+          f"the other {total - len(failures)}{retry}", file=sys.stderr)
     return EXIT_PARTIAL
 
 
@@ -294,17 +299,20 @@ def check_positive(value, what: str, *, allow_zero: bool = False) -> None:
 EXIT_FILE_FLAG = "--deapnn-exit-file"
 #: commands with nothing to spread over workers: --workers is accepted and ignored
 SERIAL_COMMANDS = ("train",)
+#: the script SCOOP runs as ``__main__`` on every worker: located, never imported here, because
+#: importing it applies a worker's settings (``--device``, ``sys.path``) and would close an import
+#: circle with deapnn.cli, which the script imports to run the command
+SCOOP_ENTRY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scoop_entry.py")
 
 
 def scoop_command(args, argv: list[str], exit_file: str) -> list[str]:
     """``python -m scoop -n N [--hostfile F] scoop_entry.py --deapnn-exit-file X <argv>``."""
-    from . import scoop_entry
     cmd = [sys.executable, "-m", "scoop", "-n", str(args.workers)]
     if getattr(args, "quiet", False):
         cmd.append("-q")                  # no SCOOP launcher INFO lines either
     if args.hostfile:
         cmd += ["--hostfile", os.path.abspath(args.hostfile)]
-    return cmd + [os.path.abspath(scoop_entry.__file__), EXIT_FILE_FLAG, exit_file, *argv]
+    return cmd + [SCOOP_ENTRY, EXIT_FILE_FLAG, exit_file, *argv]
 
 
 def relaunch_under_scoop(args, argv: list[str]) -> int | None:

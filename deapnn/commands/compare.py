@@ -4,12 +4,13 @@ finished ``deapnn nlfs`` or ``deapnn evomal`` run, without re-running its search
     deapnn compare runs/nlfs --final-model cnn --seeds 5
     deapnn compare runs/evomal --lr-grid 1/4,1,4 --baselines focal
 
-Reads the run's ``config.json`` and best losses (NLFS: ``results.json``'s ``best``, every
-reported loss; EvoMAL: ``result.json``'s best loss with its learned weights), trains them with
-the run's final training and writes ``comparison.json`` (``comparison-<final model>.json`` with
-``--final-model``) into the run directory; every finished training is kept in
-``<output>.state.json``, so a killed comparison resumes where it stopped. Also home of the
-flags every loss search shares for its final comparison (:func:`add_tuning_args`).
+Reads the run's ``config.json`` and best losses from its ``results.json`` (any version, through
+:func:`deapnn.results.read_summary`; NLFS: every reported loss; EvoMAL: the best loss with its
+learned weights), trains them with the run's final training and writes ``comparison.json``
+(``comparison-<final model>.json`` with ``--final-model``) into the run directory; every
+finished training is kept in ``<output>.state.json``, so a killed comparison resumes where it
+stopped. Also home of the flags every loss search shares for its final comparison
+(:func:`add_tuning_args`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import json
 import os
 from functools import partial
 
-from ..rundir import read_json_object
 from .common import UsageError, check_choice, comma_list, config_usage_error
 
 
@@ -110,16 +110,15 @@ def load_run(args):
     if kind == "nlfs":
         from ..nlfs.config import NLFSConfig
         cfg = rundir.stored("nlfs", NLFSConfig)
-        results = _read(rundir, "results.json", "deapnn nlfs")
+        summary = _read(rundir, "deapnn nlfs")
         from ..losses.graph import LossGraph
         found = [(e["name"], LossGraph.from_json(e["genome"]).to_json())
-                 for e in results.get("best", []) if e.get("genome")]
+                 for e in summary.best if e.get("genome")]
     else:
-        from .evomal import _stored_config
-        cfg = _stored_config(rundir)
-        result = _read(rundir, "result.json", "deapnn evomal")
-        import math
-        found = [b for b in result.get("best", [])[:1] if math.isfinite(b.get("fitness", math.inf))]
+        from ..evomal.config import EvoMALRunConfig
+        cfg = rundir.stored("evomal", EvoMALRunConfig)
+        summary = _read(rundir, "deapnn evomal")
+        found = summary.best[:1] if summary.found_loss() else []
     if not found:
         raise UsageError(f"{args.run_dir}: the run found no loss to compare")
     values = {**tuning_values(args), "tune": True}
@@ -138,14 +137,17 @@ def load_run(args):
     return rundir, kind, cfg, found
 
 
-def _read(rundir, name: str, command: str) -> dict:
-    path = rundir.file(name)
-    if not os.path.exists(path):
-        raise UsageError(f"{rundir.path}: no {name}; the {command} run has not finished")
+def _read(rundir, command: str):
+    """The :class:`~deapnn.results.Summary` of the finished run in ``rundir`` (UsageError
+    naming the file when it is missing or unreadable)."""
+    from ..results import RESULTS_FILE, read_summary
     try:
-        return read_json_object(path)
+        summary = read_summary(rundir.path)
     except ValueError as exc:
-        raise UsageError(f"{path}: {exc}") from None
+        raise UsageError(str(exc)) from None
+    if summary is None:
+        raise UsageError(f"{rundir.path}: no {RESULTS_FILE}; the {command} run has not finished")
+    return summary
 
 
 def output_path(args, rundir) -> str:

@@ -13,7 +13,7 @@ import sys
 
 from ..evomal.config import FITNESS_SEEDS, REJECTIONS, EvoMALRunConfig
 from .common import (UsageError, add_common_args, add_sgd_args, check_choice, check_common,
-                     comma_list, config_usage_error, sgd_values)
+                     comma_list, config_usage_error, report_failures, sgd_values)
 from .compare import add_tuning_args, tuning_values
 
 D = EvoMALRunConfig()       # the flag defaults are the configuration's
@@ -92,17 +92,8 @@ def config_from_args(args) -> EvoMALRunConfig:
 
 
 def _stored_config(rundir) -> EvoMALRunConfig:
-    """The configuration of the run in ``rundir`` (also a run directory written before the
-    one config.json layout: every flag at top level)."""
-    legacy = "config" not in rundir.config and "evomal" not in rundir.config
-    if legacy and rundir.config.get("command") == "evomal":
-        from ..config import ConfigError
-        from ..rundir import RunDirError
-        try:
-            return EvoMALRunConfig.from_legacy(rundir.config)
-        except (ConfigError, TypeError) as exc:
-            raise RunDirError(f"cannot resume {rundir.path}: its config.json is not a valid "
-                              f"evomal configuration ({exc})") from None
+    """The configuration of the run in ``rundir`` (any layout: :meth:`RunDir.resume
+    <deapnn.rundir.RunDir.resume>` migrated it)."""
     return rundir.stored("evomal", EvoMALRunConfig)
 
 
@@ -139,9 +130,10 @@ def run(args) -> int:
 
     from tqdm.auto import tqdm
 
-    from ..evomal.compare import FINAL_FILE, comparison_table
+    from ..evomal.compare import FINAL_FILE, TUNED_FILE
     from ..evomal.run import PLOT_FILE, run_evomal
     from ..progress import progress
+    from ..results import RESULTS_FILE
     from ..rundir import RunDir
     from ..runtime import configure_worker_threads
     rundir, cfg = configure(args)
@@ -160,26 +152,9 @@ def run(args) -> int:
         tqdm.write(text, file=sys.stdout)
 
     summary = run_evomal(cfg, rundir, progress=bar, log=log)
-    if summary.tuned is not None:
-        from ..comparison import table_lines
-        print("\n" + "\n".join(table_lines(summary.tuned, summary.scale)))
-        print(f"wall time: search {summary.timing['search_seconds']:.0f} s, tuned comparison "
-              f"{summary.timing.get('final_seconds_this_invocation', 0):.0f} s (this invocation)")
-        print(f"\nrun directory: {rundir.path} (logbook.csv, checkpoint.pt, result.json, "
-              f"tuned_runs.json)", file=sys.stderr)
-        return 0
-    if summary.final is None:
-        print("no candidate loss passed the rejection protocol; no final comparison")
-        return 1
-    print("\n" + comparison_table(summary.final, summary.metric, summary.paired,
-                                  summary.paired_early_stopped))
-    if summary.scale:
-        from ..losses.scale import scale_line
-        print("scale report (gradient on random outputs vs the baseline's):")
-        for name, rep in summary.scale.items():
-            print(scale_line(name, rep))
-    print(f"wall time: search {summary.timing['search_seconds']:.0f} s, final training "
-          f"{summary.timing['final_seconds']:.0f} s")
-    print(f"\nrun directory: {rundir.path} (logbook.csv, checkpoint.pt, result.json, "
-          f"{FINAL_FILE}, {PLOT_FILE})", file=sys.stderr)
-    return 0
+    print(summary.render())
+    if summary.tuned is not None or summary.final is not None:
+        files = (TUNED_FILE,) if summary.tuned is not None else (FINAL_FILE, PLOT_FILE)
+        print(f"\nrun directory: {rundir.path} (logbook.csv, checkpoint.pt, {RESULTS_FILE}, "
+              f"{', '.join(files)})", file=sys.stderr)
+    return report_failures(summary)

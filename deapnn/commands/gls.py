@@ -100,6 +100,6 @@ def run(args) -> int:
     quiet = args.quiet or args.workers > 1
     summary = run_gls(cfg, rd, map_fn=get_map(),
                       progress=functools.partial(progress, quiet=quiet))
-    print(summary.table)
+    print(summary.render())
     print(f"run directory: {rd.path}")
-    return report_failures(summary.failures, len(summary.results), rd.path)
+    return report_failures(summary, rd.path)

@@ -1,14 +1,16 @@
 """``deapnn nlfs``: neural loss function search (Morgan & Hougen 2024, §3).
 
 A thin adapter: flags → :class:`~deapnn.nlfs.NLFSConfig` (whose constraints are the checks) →
-:func:`~deapnn.nlfs.run_nlfs` → the printed summary (:func:`summary_lines`).
+:func:`~deapnn.nlfs.run_nlfs` → the printed summary (:meth:`NLFSSummary.render
+<deapnn.nlfs.summary.NLFSSummary.render>`).
 """
 from __future__ import annotations
 
 from functools import partial
 
 from ..nlfs.config import NLFSConfig
-from .common import add_common_args, add_sgd_args, check_common, config_usage_error, sgd_values
+from .common import (add_common_args, add_sgd_args, check_common, config_usage_error,
+                     report_failures, sgd_values)
 from .compare import add_tuning_args, tuning_values
 
 D = NLFSConfig()        # the flags' defaults are the configuration's
@@ -90,48 +92,12 @@ def config_from_args(args) -> NLFSConfig:
         raise config_usage_error(exc) from None
 
 
-def summary_lines(summary) -> list[str]:
-    """The printed report of a run: best losses, final comparison, mutation counters."""
-    cfg, lines = summary.config, ["best losses found:"]
-    for e in summary.best:
-        elim = e.get("elimination")
-        lines.append(f"  {e['name']}  val={e['fitness']:.4f}"
-                     + (f"  rounds={'/'.join(f'{v:.4f}' for v in elim)}" if elim else "")
-                     + f"  {e['expression']}")
-    if summary.comparison is not None:
-        lines.append(f"final comparison: test accuracy, {cfg.seeds} seeds, {cfg.final_steps} "
-                     f"steps, model {cfg.final_model or cfg.model}")
-        lines.append(f"  {'loss':<16}{'mean':>8}{'std':>8}  per seed")
-        for row in summary.comparison:
-            lines.append(f"  {row['loss']:<16}{row['mean']:>8.4f}{row['std']:>8.4f}  "
-                         + " ".join(f"{v:.4f}" for v in row["test"]))
-        if summary.paired is not None:
-            pr = summary.paired
-            lines.append(f"  paired (found - CE): mean {pr['mean_diff']:+.4f}; wins/ties/losses "
-                         f"{pr['wins']}/{pr['ties']}/{pr['losses']}")
-    if summary.tuned is not None:
-        from ..comparison import table_lines
-        lines += table_lines(summary.tuned)
-    if summary.scale:
-        from ..losses.scale import scale_line
-        lines.append("scale report (gradient on random logits vs cross-entropy's):")
-        lines += [scale_line(name, rep) for name, rep in summary.scale.items()]
-    m = summary.mutation
-    lines.append(f"mutations: {m['children']} children, {m['failed']} failed (parent "
-                 f"kept), {m['drifted']} via neutral re-draw; rejected tries: "
-                 f"{m['invalid']} invalid, {m['integrity']} integrity, "
-                 f"{m['duplicate']} duplicate")
-    if "discarded" in m:
-        lines.append(f"failed children ({cfg.failed_child}): {m['remutated']} re-mutated, "
-                     f"{m['discarded']} discarded, {m['inserted_failed']} inserted")
-    return lines
-
-
 def run(args) -> int:
     import os
 
     from ..nlfs.run import run_nlfs
     from ..progress import progress
+    from ..results import RESULTS_FILE
     from ..rundir import RunDir
     from ..runtime import configure_worker_threads, set_device
     set_device(args.device)
@@ -144,10 +110,7 @@ def run(args) -> int:
         cfg = config_from_args(args)
         rundir = RunDir.create(args.out, "nlfs", cfg, device=args.device)
     summary = run_nlfs(cfg, rundir, progress=partial(progress, quiet=args.quiet))
-    for line in summary_lines(summary):
-        print(line, flush=True)
-    if not summary.best:
-        print("no loss found", flush=True)
-        return 1
-    print(f"run directory: {rundir.path} (losses.json, probe_curves.png, results.json)")
-    return 0
+    print(summary.render(), flush=True)
+    if summary.best:
+        print(f"run directory: {rundir.path} (losses.json, probe_curves.png, {RESULTS_FILE})")
+    return report_failures(summary)

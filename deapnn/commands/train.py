@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 
 from ..progress import progress
-from .common import add_common_args, add_sgd_args, check_common, config_from_flags
+from .common import (add_common_args, add_sgd_args, check_common, config_from_flags,
+                     report_failures)
 
 
 def add_training_args(parser, cls, title: str = "training"):
@@ -47,22 +48,20 @@ def check(args) -> None:
 
 
 def run(args) -> int:
-    from ..baseline import run_train, stored_train_config
+    from ..baseline import TrainRunConfig, run_train
     from ..rundir import RunDir
     from ..runtime import configure_worker_threads, set_device
 
     run_dir = None
     if args.resume:
         run_dir = RunDir.resume(args.resume)
-        cfg = stored_train_config(run_dir)
+        cfg = run_dir.stored("train", TrainRunConfig)
     else:
         cfg = config_from_args(args)
         if args.out:
             run_dir = RunDir.create(args.out, "train", cfg, device=args.device)
     set_device(args.device)
     configure_worker_threads()
-    result = run_train(cfg, run_dir, progress=functools.partial(progress, quiet=args.quiet))
-    if result.diverged:
-        print(f"training diverged: {result.reason}")
-    print(f"test {result.metric}: {result.test:.4f}  ({result.seconds:.1f} s on {result.device})")
-    return 1 if result.diverged else 0
+    summary = run_train(cfg, run_dir, progress=functools.partial(progress, quiet=args.quiet))
+    print(summary.render())
+    return report_failures(summary)

@@ -41,9 +41,10 @@ def augment_batch(x: torch.Tensor, kind: str | None, generator: torch.Generator 
     ``kind``: ``None``/``"none"`` (identity, returns ``x`` itself), ``"crop"`` (random crop
     with ``padding`` zero pixels on every side), ``"crop_flip"`` (crop, then a horizontal
     flip with probability 1/2) or ``"shift"`` (sequences ``(N, C, L)``: random shift by
-    -padding … +padding samples, zeros shifted in); ``"KIND:PAD"`` overrides ``padding``. Deterministic for a given ``generator`` state; random draws
-    are made on the generator's device (any device works for ``x``), or on ``x``'s device
-    with the default generator when ``generator`` is ``None``.
+    -padding … +padding samples, zeros shifted in); ``"KIND:PAD"`` overrides ``padding``.
+    Deterministic for a given ``generator`` state; random draws are made on the generator's
+    device (any device works for ``x``), or on ``x``'s device with the default generator when
+    ``generator`` is ``None``.
     """
     kind, padding = parse_kind(kind, padding)
     if kind is None:
@@ -51,12 +52,14 @@ def augment_batch(x: torch.Tensor, kind: str | None, generator: torch.Generator 
     if kind == "shift":
         return _shift(x, padding, generator)
     if x.dim() != 4:
-        raise ValueError(f"augmentation {kind!r} needs image batches (N, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(f"augmentation {kind!r} needs image batches (N, C, H, W), "
+                         f"got shape {tuple(x.shape)}")
     if padding < 0:
         raise ValueError(f"padding must be >= 0, got {padding}")
     n, c, h, w = x.shape
     draw_device = generator.device if generator is not None else x.device
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=draw_device).to(x.device)
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator,
+                            device=draw_device).to(x.device)
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)           # (N, H)
     cols = torch.arange(w, device=x.device).expand(n, w)                    # (N, W)
     if kind == "crop_flip":

@@ -21,7 +21,7 @@ class Split:
         """Number of examples."""
         return int(self.x.shape[0])
 
-    def to(self, device) -> "Split":
+    def to(self, device) -> Split:
         """A copy of this split on ``device`` (the cached CPU split is left untouched)."""
         return Split(self.x.to(device), self.y.to(device))
 
@@ -58,7 +58,7 @@ class Dataset:
         """``{"train": ..., "val": ..., "test": ...}``."""
         return {"train": self.train, "val": self.val, "test": self.test}
 
-    def to(self, device) -> "Dataset":
+    def to(self, device) -> Dataset:
         """A copy whose three splits live on ``device``."""
         return replace(self, train=self.train.to(device), val=self.val.to(device),
                        test=self.test.to(device))

@@ -98,7 +98,8 @@ def _split_off(idx: np.ndarray, k: int, seed: int, y: np.ndarray | None, name: s
 
 
 def _standardise(x: np.ndarray, train_idx: np.ndarray, per_feature: bool):
-    """``(x - mean) / std`` with mean/std of the training rows only; constant features keep std 1."""
+    """``(x - mean) / std`` with mean/std of the training rows only; constant features keep
+    std 1."""
     xt = x[train_idx]
     if per_feature:
         mean, std = xt.mean(axis=0), xt.std(axis=0)
@@ -109,7 +110,8 @@ def _standardise(x: np.ndarray, train_idx: np.ndarray, per_feature: bool):
 
 
 def _splits(x: np.ndarray, y: np.ndarray, parts) -> list[Split]:
-    return [Split(torch.from_numpy(np.ascontiguousarray(x[i])), torch.from_numpy(np.ascontiguousarray(y[i])))
+    return [Split(torch.from_numpy(np.ascontiguousarray(x[i])),
+                  torch.from_numpy(np.ascontiguousarray(y[i])))
             for i in parts]
 
 
@@ -140,9 +142,10 @@ def load_sklearn(name: str, seed: int = 0, val_size: int | None = None) -> Datas
         y = ((y - target_mean) / target_std).astype(np.float32).reshape(-1, 1)
     train, val, test = _splits(x, y, parts)
     return Dataset(
-        name=name, task=info.task, input_shape=tuple(info.input_shape), num_classes=info.num_classes,
-        train=train, val=val, test=test, augment=info.augment,
-        mean=torch.as_tensor(mean, dtype=torch.float32), std=torch.as_tensor(std, dtype=torch.float32),
+        name=name, task=info.task, input_shape=tuple(info.input_shape),
+        num_classes=info.num_classes, train=train, val=val, test=test, augment=info.augment,
+        mean=torch.as_tensor(mean, dtype=torch.float32),
+        std=torch.as_tensor(std, dtype=torch.float32),
         target_mean=target_mean, target_std=target_std,
         classes=list(range(info.num_classes)) if classification else None, source=info.source,
         meta={"indices": dict(zip(("train", "val", "test"), parts)), "n_total": len(x),
@@ -185,7 +188,8 @@ def generate_mnist1d(num_samples: int | None = None,
         random.setstate(py_state)
         np.random.set_state(np_state)
     return {"x": np.asarray(d["x"], np.float32), "y": np.asarray(d["y"], np.int64),
-            "x_test": np.asarray(d["x_test"], np.float32), "y_test": np.asarray(d["y_test"], np.int64)}
+            "x_test": np.asarray(d["x_test"], np.float32),
+            "y_test": np.asarray(d["y_test"], np.int64)}
 
 
 @functools.lru_cache(maxsize=2)

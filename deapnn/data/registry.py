@@ -78,7 +78,8 @@ def dataset_names() -> list[str]:
 
 
 def canonical_name(name: str) -> str:
-    """Normalise ``name`` (case, ``-``) to a registry key or raise ``ValueError`` listing the valid ones."""
+    """Normalise ``name`` (case, ``-``) to a registry key or raise ``ValueError`` listing the
+    valid ones."""
     key = str(name).strip().lower().replace("-", "_")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}")

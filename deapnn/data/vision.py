@@ -36,7 +36,8 @@ class DatasetNotFoundError(FileNotFoundError):
 
 def default_root() -> Path:
     """Default data directory: ``$DEAPNN_DATA`` or ``~/.cache/deapnn/data``."""
-    return Path(os.environ.get("DEAPNN_DATA") or Path.home() / ".cache" / "deapnn" / "data").expanduser()
+    return Path(os.environ.get("DEAPNN_DATA")
+                or Path.home() / ".cache" / "deapnn" / "data").expanduser()
 
 
 def dataset_dir(name: str, root) -> Path:
@@ -51,7 +52,8 @@ def dataset_dir(name: str, root) -> Path:
     }[name]
 
 
-def _read(name: str, root: str, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray, list | None]:
+def _read(name: str, root: str, train: bool,
+          download: bool) -> tuple[np.ndarray, np.ndarray, list | None]:
     """``(uint8 images (N, C, H, W), int64 labels (N,), class names)`` via the torchvision class."""
     import torchvision.datasets as tvd
 
@@ -82,7 +84,8 @@ def _normalise(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> tor
 
 
 def default_val_size(n_train: int) -> int:
-    """Validation images carved from ``n_train`` training images: 5,000, or 10 % when that is less."""
+    """Validation images carved from ``n_train`` training images: 5,000, or 10 % when that is
+    less."""
     return max(1, min(VAL_SIZE, n_train // 10))
 
 
@@ -120,7 +123,8 @@ def load_torchvision(name: str, root=None, download: bool = False, seed: int = 0
     x_all = _normalise(x_tr, mean, std)
     y_all = torch.from_numpy(y_tr)
     return Dataset(
-        name=name, task=info.task, input_shape=tuple(info.input_shape), num_classes=info.num_classes,
+        name=name, task=info.task, input_shape=tuple(info.input_shape),
+        num_classes=info.num_classes,
         train=Split(x_all[torch.from_numpy(train_idx)], y_all[torch.from_numpy(train_idx)]),
         val=Split(x_all[torch.from_numpy(val_idx)], y_all[torch.from_numpy(val_idx)]),
         test=Split(_normalise(x_te, mean, std), torch.from_numpy(y_te)),

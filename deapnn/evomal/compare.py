@@ -158,7 +158,7 @@ def plot_learning_curves(results: dict, path: str, metric: str, title: str) -> s
 
 
 def final_summary(results: dict) -> dict:
-    """The per-loss part of ``result.json`` from :func:`train_final`'s results."""
+    """The per-loss part of ``results.json`` from :func:`train_final`'s results."""
     return {k: {"mean": v["mean"], "std": v["std"],
                 "test": [r["test"] for r in v["runs"]],
                 "curves": [r["curve"] for r in v["runs"]],

@@ -10,7 +10,7 @@ import random
 from deap import base, creator, gp, tools
 
 from deapnn.losses.tree import correctArguments, default_pset, parse_tree
-from operators.gp_loss import heightLimit, mutUniformLoss
+from ..operators.gp_loss import heightLimit, mutUniformLoss
 
 FITNESS, INDIVIDUAL = "EvoMALFitness", "EvoMALIndividual"
 

@@ -45,7 +45,7 @@ def _epsilon(text: str):
 
 
 def _semantics():
-    from operators.gls import SEMANTICS
+    from ..operators.gls import SEMANTICS
     return SEMANTICS
 
 
@@ -85,10 +85,10 @@ class GLSConfig(SGDRunConfig):
               "usual split, 5000 for CIFAR/SVHN; 0: none, train on all of it and report the "
               "final test accuracy only, as the paper)", group="data")
     arms: list = setting(
-        factory=lambda: ["gls", "sgd"], flag="--compare", group="GLS", metavar="ARM,...",
-        parse=lambda text: ["gls", *parse_list(str, "arm names", skip=("none",))(text)],
-        help="arms beside GLS: sgd, sgd_matched, random, sgd_reset, sgd_tuned "
-             "(comma-separated; none for GLS only) [default: sgd]")
+        factory=lambda: ["sgd"], flag="--compare", group="GLS", metavar="ARM,...",
+        parse=parse_list(str, "arm names", skip=("none",)),
+        help="arms beside GLS, which always runs: sgd, sgd_matched, random, sgd_reset, "
+             "sgd_tuned (comma-separated; none for GLS only)")
     seeds: list = setting(factory=lambda: [0], help="run seeds, e.g. 0,1,2 or 0-4",
                           parse=parse_seeds, metavar="SEEDS", group="run")
     augmentation: str | None = setting(
@@ -116,8 +116,8 @@ class GLSConfig(SGDRunConfig):
 
     _parameter_constraints = {
         **SGDRunConfig._parameter_constraints,
-        "pop": GLSLoopConfig._parameter_constraints["pop_size"],
-        "momentum_mode": GLSLoopConfig._parameter_constraints["momentum"],
+        "pop": GLSLoopConfig._parameter_constraints["population_size"],
+        "momentum_mode": GLSLoopConfig._parameter_constraints["momentum_mode"],
         "init": GLSLoopConfig._parameter_constraints["init"],
         "selection_data": [Options(SELECTION_DATA)],
         "semantics": [Options(_semantics())],

@@ -256,8 +256,8 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
             best = _best_so_far(list(checkpoint_logbook(resume)) if resume else [])
         tb.register("evaluate", accuracy_evaluator(data, best_file, best))
         model, logbook = eaGradientLexicase(
-            model, tb, ngen, cfg=cfg.train_config(ngen), pop_size=cfg.pop,
-            momentum=cfg.momentum_mode, init=cfg.init, seed=seed, eval_interval=interval,
+            model, tb, ngen, cfg=cfg.train_config(ngen), population_size=cfg.pop,
+            momentum_mode=cfg.momentum_mode, init=cfg.init, seed=seed, eval_interval=interval,
             checkpoint=save, resume_state=resume, progress=bar)
         records, diverged = [dict(r) for r in logbook], None
         for r in records:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from deap import base
 
-from operators.gls import mutSubGD, selGradientLexicase, selRandomChild
+from ..operators.gls import mutSubGD, selGradientLexicase, selRandomChild
 
 from ..models import build_model
 from ..rundir import save_weights

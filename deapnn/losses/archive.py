@@ -119,13 +119,13 @@ class LossArchive:
                 "hits": self.hits, "misses": self.misses}
 
     @classmethod
-    def from_state(cls, state: dict, pset=None) -> "LossArchive":
+    def from_state(cls, state: dict, pset=None) -> LossArchive:
         """The archive that :meth:`state` saved (trees parsed with ``pset``)."""
         archive = cls(state["task"], state["num_classes"], state["n_probe"], state["digits"],
                       state["seed"], pset)
         return archive.load_state(state)
 
-    def load_state(self, state: dict) -> "LossArchive":
+    def load_state(self, state: dict) -> LossArchive:
         """Restore a :meth:`state` snapshot in place (its probe settings must match this one's)."""
         mine = (self.task, self.num_classes, self.n_probe, self.digits, self.seed)
         theirs = (state["task"], state["num_classes"], state["n_probe"], state["digits"],

@@ -12,8 +12,8 @@ any of slots 0..7; hidden node ``hi`` reads any slot except itself.  A genome is
 hold anything, cycles included.
 
 The loss of a batch is ``mean_batch(sum_classes(root(y, ŷ)))``, times −1 when ``flip`` is set
-(the integrity check of :mod:`operators.graph_integrity` decides ``flip``, Morgan & Hougen 2024
-§3.3).  Compilation emits straight-line Python over the active nodes only, cached per
+(the integrity check of :mod:`deapnn.operators.graph_integrity` decides ``flip``, Morgan & Hougen
+2024 §3.3).  Compilation emits straight-line Python over the active nodes only, cached per
 structure, so a compiled loss costs the same tensor ops as the hand-written formula.
 """
 from __future__ import annotations
@@ -26,14 +26,13 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from . import graph_expr
 from .graph_ops import BINARY, N_BINARY, N_UNARY, UNARY
+# the slot layout and node-table checks, shared with graph_expr; importable from here too
+from .graph_slots import (MONE, N_HIDDEN, N_INPUTS, N_SLOTS, ONE, ROOT, Y, YHAT, GraphError,
+                          active_order, check_active)
+from .graph_slots import reached_inputs as reached_inputs   # re-exported, unused here
 
-Y, YHAT, ONE, MONE = 0, 1, 2, 3
-N_INPUTS = 4
-N_HIDDEN = 4
-ROOT = N_HIDDEN                     # index of the root in ``nodes``
-N_SLOTS = N_INPUTS + N_HIDDEN       # slots a node may read (the root is never read)
-SLOT_NAMES = ["y", "yhat", "1", "-1"] + [f"h{i}" for i in range(N_HIDDEN)]
 FORMAT = "deapnn-lossgraph-1"
 P_HIDDEN_UNARY = 0.7
 P_ROOT_BINARY = 0.8
@@ -46,10 +45,6 @@ def check_wiring(wiring: str) -> None:
     """Raise ``ValueError`` unless ``wiring`` is one of :data:`WIRINGS`."""
     if wiring not in WIRINGS:
         raise ValueError(f"wiring must be one of {', '.join(WIRINGS)}, got {wiring!r}")
-
-
-class GraphError(ValueError):
-    """A genome that breaks the grammar (bad index, cycle, missing y or ŷ)."""
 
 
 FIELDS = ("unary", "binary", "is_binary", "in_a", "in_b")
@@ -96,40 +91,6 @@ def random_node(rng, node: int, binary: bool) -> list[int]:
     a = rng.choice(ok)
     return [rng.randrange(N_UNARY), rng.randrange(N_BINARY), int(binary), a,
             rng.choice([s for s in ok if s != a])]
-
-
-def active_order(nodes) -> list[int]:
-    """Active node indices of a node table ``nodes`` in evaluation order (inputs first, root
-    last); raises :class:`GraphError` on a cycle."""
-    order, state = [], {}
-
-    def visit(i):
-        st = state.get(i)
-        if st == 1:
-            raise GraphError(f"cycle through node h{i}" if i < ROOT else "cycle through the root")
-        if st == 2:
-            return
-        state[i] = 1
-        u, b, binary, a, c = nodes[i]
-        for s in ((a, c) if binary else (a,)):
-            if s >= N_INPUTS:
-                visit(s - N_INPUTS)
-        state[i] = 2
-        order.append(i)
-
-    visit(ROOT)
-    return order
-
-
-def reached_inputs(nodes, order) -> set:
-    """The input slots (y, ŷ, 1, −1) read by the nodes ``order`` of the node table ``nodes``."""
-    seen = set()
-    for i in order:
-        u, b, binary, a, c = nodes[i]
-        for s in ((a, c) if binary else (a,)):
-            if s < N_INPUTS:
-                seen.add(s)
-    return seen
 
 
 class LossGraph:
@@ -179,11 +140,7 @@ class LossGraph:
     def validate(self) -> None:
         """Raise :class:`GraphError` unless the active subgraph is acyclic and reaches y and ŷ."""
         self.check_format()
-        order = self.active_nodes()
-        missing = {Y, YHAT} - reached_inputs(self.nodes, order)
-        if missing:
-            names = " and ".join(SLOT_NAMES[s] for s in sorted(missing))
-            raise GraphError(f"the active graph does not reach {names}")
+        check_active(self.nodes)
 
     def is_valid(self) -> bool:
         """Whether :meth:`validate` accepts the genome."""
@@ -307,25 +264,21 @@ class LossGraph:
     def to_expression(self, flip: bool = True) -> str:
         """Readable formula over ``y`` and ``yhat`` with the op names of ``deapnn.losses.graph_ops``
         (``flip`` wraps a flipped genome in ``-(...)``)."""
-        from .graph_expr import to_expression
-        return to_expression(self, flip=flip)
+        return graph_expr.to_expression(self, flip=flip)
 
     def to_sympy(self, eps=0, flip: bool = True):
         """Per-element term as a sympy expression in ``y``, ``yhat``; ``eps=0`` gives the
         idealised formula, ``eps=1e-7`` (or a Symbol) the exact protected one."""
-        from .graph_expr import to_sympy
-        return to_sympy(self, eps=eps, flip=flip)
+        return graph_expr.to_sympy(self, eps=eps, flip=flip)
 
     def to_latex(self, eps=0, simplify: bool = False) -> str:
         """LaTeX of the loss: ``\\frac{1}{N}\\sum_{n}\\sum_{c}`` of the per-element term."""
-        from .graph_expr import to_latex
-        return to_latex(self, eps=eps, simplify=simplify)
+        return graph_expr.to_latex(self, eps=eps, simplify=simplify)
 
     @classmethod
     def from_expression(cls, text: str, **kwargs):
         """Parse a formula written with the op names into a genome (see ``deapnn.losses.graph_expr``)."""
-        from .graph_expr import from_expression
-        d = from_expression(text)
+        d = graph_expr.from_expression(text)
         return cls(d["nodes"], flip=d["flip"], **kwargs)
 
 

@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import TYPE_CHECKING
 
-from .graph import (MONE, N_HIDDEN, N_INPUTS, ONE, ROOT, Y, YHAT, GraphError, LossGraph)
 from .graph_ops import (BINARY, BINARY_ALIASES, BINARY_INDEX, BINARY_NAMES, INFIX, UNARY,
                         UNARY_ALIASES, UNARY_INDEX, UNARY_NAMES)
+from .graph_slots import MONE, N_HIDDEN, N_INPUTS, ONE, ROOT, Y, YHAT, GraphError, check_active
+
+if TYPE_CHECKING:                   # graph imports this module: no runtime import back
+    from .graph import LossGraph
 
 _ATOM, _POW, _NEG, _MUL, _ADD = 5, 4, 3, 2, 1
 _VARS = {"y": Y, "yhat": YHAT, "y_hat": YHAT, "ŷ": YHAT, "f": YHAT}
@@ -254,9 +258,8 @@ def from_expression(text: str) -> dict:
             rows.append([k[1], 0, 0, ref(k[2]), Y])
         else:
             rows.append([0, k[1], 1, ref(k[2]), ref(k[3])])
-    g = LossGraph(rows, flip=flip)
     try:
-        g.validate()
+        check_active(rows)
     except GraphError as exc:
         _fail(text, str(exc))
     return {"nodes": rows, "flip": flip}

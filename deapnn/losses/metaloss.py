@@ -90,13 +90,13 @@ class MetaLossNetwork(CompiledLoss):
         return reduce_loss(self._fn(self.weights.to(fx.dtype), y, fx), fx, self.nonnegative)
 
     @torch.no_grad()
-    def set_weights_to_one(self) -> "MetaLossNetwork":
+    def set_weights_to_one(self) -> MetaLossNetwork:
         """All edge weights = 1: the network then computes exactly its symbolic tree."""
         self.weights.fill_(1.0)
         return self
 
     @torch.no_grad()
-    def set_weights(self, values) -> "MetaLossNetwork":
+    def set_weights(self, values) -> MetaLossNetwork:
         """Load edge weights (a list or tensor of ``n_edges`` numbers, e.g. from an archive)."""
         values = torch.as_tensor(values, dtype=self.weights.dtype)
         if values.shape != self.weights.shape:

@@ -33,7 +33,9 @@ MAX_TREE_LENGTH = 10_000
 
 def _t(x):
     """A float constant as a 0-d tensor (so torch ops accept constant-only subtrees)."""
-    return x if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=torch.get_default_dtype())
+    if isinstance(x, torch.Tensor):
+        return x
+    return torch.tensor(float(x), dtype=torch.get_default_dtype())
 
 
 # ----------------------------------------------------------------- primitives (§4.1, Table 1)
@@ -180,7 +182,8 @@ def parse_tree(text: str, pset: gp.PrimitiveSet | None = None, cls=gp.PrimitiveT
 
 
 def as_tree(tree_or_string, pset: gp.PrimitiveSet | None = None):
-    """A PrimitiveTree from a tree or its string (string parsing validated by :func:`parse_tree`)."""
+    """A PrimitiveTree from a tree or its string (string parsing validated by
+    :func:`parse_tree`)."""
     if isinstance(tree_or_string, str):
         return parse_tree(tree_or_string, pset)
     if isinstance(tree_or_string, gp.PrimitiveTree):
@@ -197,7 +200,8 @@ def missing_arguments(tree) -> list[str]:
 
 
 def correctArguments(tree, pset: gp.PrimitiveSet | None = None, rng=random):
-    """Repair a loss tree that lacks ``y`` or ``fx`` (EvoMAL §4.2, reference ``_apply_constraints``).
+    """Repair a loss tree that lacks ``y`` or ``fx`` (EvoMAL §4.2, reference
+    ``_apply_constraints``).
 
     Exact behaviour: if both arguments occur, nothing changes. Otherwise one terminal node is drawn
     uniformly among the tree's terminals (``rng.randrange``), one primitive uniformly among add,
@@ -256,7 +260,8 @@ def loss_inputs(output: torch.Tensor, target: torch.Tensor, task: str):
     regression → the raw ``(N, 1)`` tensors (a ``(N,)`` target is viewed as the output's shape)."""
     if task == "classification":
         if output.dim() != 2:
-            raise ValueError(f"classification output must be (N, C) logits, got {tuple(output.shape)}")
+            raise ValueError("classification output must be (N, C) logits, "
+                             f"got {tuple(output.shape)}")
         if output.shape[1] == 1:
             return target.reshape(output.shape).to(output.dtype), torch.sigmoid(output)
         if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool \

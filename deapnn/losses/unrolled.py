@@ -44,8 +44,8 @@ class LocalSearchConfig(SGDSettings):
     val_batch_size: int = 128
     inner_lr: InitVar[float | None] = None
 
-    #: the reference code's base learner (diabetes configuration): SGD lr 0.01, momentum 0.9,
-    #: Nesterov, weight decay 5e-4, batch 128, constant learning rate
+    #: the reference code's base learner in its diabetes configuration (SGD lr 0.01, momentum
+    #: 0.9, Nesterov, weight decay 5e-4, batch 128, constant learning rate)
     SGD_DEFAULTS = {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
                     "batch_size": 128, "schedule": "constant", "milestones": (), "gamma": 0.1}
 

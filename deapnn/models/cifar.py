@@ -11,7 +11,8 @@ _VGG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 51
 
 
 class VGG19BN(nn.Module):
-    """VGG19 with batch normalisation; five 2×2 poolings bring 32×32 to 1×1 before the classifier."""
+    """VGG19 with batch normalisation; five 2×2 poolings bring 32×32 to 1×1 before the
+    classifier."""
 
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()

@@ -27,17 +27,6 @@ def _halving_sizes(value) -> bool:
             and all(b <= a for a, b in zip(value, value[1:])))
 
 
-def check_baselines(names) -> None:
-    """Every name of ``--baselines`` must be a loss :func:`deapnn.losses.get` knows (raises
-    :class:`ConfigError` naming the first that is not)."""
-    from ..losses.library import get
-    for name in names:
-        try:
-            get(name)
-        except ValueError as exc:
-            raise ConfigError(f"baseline {exc}", "baselines") from None
-
-
 #: the surrogate's SGD (Morgan & Hougen 2024 §3.5 trains with Adam on a ResNet; deapnn's small
 #: surrogate uses SGD, ``docs/faithfulness.md``, NLFS "surrogate budget"): lr 0.05, momentum
 #: 0.9, weight decay 5e-4, batch 64, cosine from lr to 0 over the budget

@@ -12,8 +12,8 @@ import random
 
 from deap import base
 
-from operators.aging import selAgingTournament
-from operators.graph import checkIntegrity, mutGraph
+from ..operators.aging import selAgingTournament
+from ..operators.graph import checkIntegrity, mutGraph
 
 from ..losses.graph import LossGraph
 from ..runtime import get_map

@@ -2,13 +2,16 @@
 (subset gradient descent), and more. Pure, small, composable; never imports ``deapnn.algorithms``.
 
 The lexicase family (:func:`lexicase`, :func:`dalex`, ``selLexicase`` ...) needs only numpy and is
-imported eagerly: ``import operators`` costs about what ``import deap.tools`` does.  The operators
-that train or probe PyTorch models (``mutSubGD``, ``mutGraph`` ...) are loaded on first access
-(module ``__getattr__``, PEP 562), so ``from operators import mutSubGD`` works unchanged but a
-program that only selects never imports torch.  ``from operators import *`` loads everything.
+imported eagerly: ``import deapnn.operators`` costs about what ``import deap.tools`` does.  The
+operators that train or probe PyTorch models (``mutSubGD``, ``mutGraph`` ...) are loaded on first
+access (module ``__getattr__``, PEP 562), so ``from deapnn.operators import mutSubGD`` works but a
+program that only selects never imports torch.  ``from deapnn.operators import *`` loads everything.
 
-``deapnn.operators`` exposes the same objects and is the import path that a user's own
-``operators.py`` cannot shadow.
+The operators live here, inside ``deapnn``, so that every object's ``__module__`` is a path that a
+user's own ``operators.py`` (common beside DEAP scripts, and on ``sys.path`` under SCOOP) cannot
+shadow: pickles, SCOOP workers and deapnn's own modules resolve ``deapnn.operators.<module>``.
+The top-level package ``operators`` is the DEAP-style short path; its modules are aliases of
+these, so both paths give the very same objects.
 """
 from importlib import import_module
 

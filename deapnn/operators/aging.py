@@ -56,7 +56,7 @@ def selAgingTournament(individuals, sample_size: int, k: int = 1, fit_attr: str 
     --------
     >>> import random
     >>> from deap import base, creator
-    >>> from operators import selAgingTournament
+    >>> from deapnn.operators import selAgingTournament
     >>> creator.create("FitnessAge", base.Fitness, weights=(1.0,))
     >>> creator.create("IndAge", list, fitness=creator.FitnessAge)
     >>> pop = [creator.IndAge([i]) for i in range(3)]
@@ -107,7 +107,7 @@ def oldestIndex(population, fit_attr: str = "fitness") -> int:
     Examples
     --------
     >>> from types import SimpleNamespace as Ind
-    >>> from operators import oldestIndex
+    >>> from deapnn.operators import oldestIndex
     >>> pop = [Ind(birth=0, fitness=0.3), Ind(birth=0, fitness=0.1), Ind(birth=1, fitness=0.0)]
     >>> oldestIndex(pop)                       # the weakest of the two oldest
     1
@@ -153,7 +153,7 @@ def replaceOldest(population, child, fit_attr: str = "fitness"):
     Examples
     --------
     >>> from types import SimpleNamespace as Ind
-    >>> from operators import replaceOldest
+    >>> from deapnn.operators import replaceOldest
     >>> pop = [Ind(birth=0, fitness=0.3), Ind(birth=0, fitness=0.1)]
     >>> replaceOldest(pop, Ind(birth=1, fitness=0.2)).fitness
     0.1

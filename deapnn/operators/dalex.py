@@ -49,9 +49,9 @@ def dalex(errors, k, *, std=200.0, rng=None):
     ----------
     errors : array_like
         (n_individuals, n_cases) numeric errors, lower is better. Non-finite errors keep the order of
-        :func:`operators.lexicase.lexicase`: NaN and ``+inf`` count as worse than the worst finite
-        error of their case by the case's range plus one, ``-inf`` as better than the best by as
-        much.
+        :func:`deapnn.operators.lexicase.lexicase`: NaN and ``+inf`` count as worse than the worst
+        finite error of their case by the case's range plus one, ``-inf`` as better than the best by
+        as much.
     k : int
         Number of selections (>= 0).
     std : float, optional
@@ -59,7 +59,7 @@ def dalex(errors, k, *, std=200.0, rng=None):
         large one (200, the default) behaves like lexicase selection, a small one like selection on
         the mean error.
     rng : None, int, numpy.random.Generator or random.Random, optional
-        Source of randomness, as for :func:`operators.lexicase.lexicase`.
+        Source of randomness, as for :func:`deapnn.operators.lexicase.lexicase`.
 
     Returns
     -------
@@ -69,7 +69,7 @@ def dalex(errors, k, *, std=200.0, rng=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from operators import dalex
+    >>> from deapnn.operators import dalex
     >>> errors = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0], [2.0, 2.0, 0.0]])
     >>> dalex(errors, k=4, std=200.0, rng=np.random.default_rng(0)).shape
     (4,)

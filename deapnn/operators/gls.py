@@ -9,7 +9,7 @@
 * :func:`selRandomChild` — the ablation's selection: a child drawn uniformly (SubGD + random
   selection, §4).
 
-The per-case pass/fail and loss matrices are in :mod:`operators.gls_cases`.
+The per-case pass/fail and loss matrices are in :mod:`deapnn.operators.gls_cases`.
 Individuals are ``torch.nn.Module`` children; both operators can be registered on a
 ``deap.base.Toolbox`` with ``functools.partial``-style keyword arguments.
 """
@@ -85,7 +85,7 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     Examples
     --------
     >>> import torch
-    >>> from operators import mutSubGD
+    >>> from deapnn.operators import mutSubGD
     >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
     >>> children = [torch.nn.Linear(4, 3) for _ in range(2)]
     >>> opts = [torch.optim.SGD(c.parameters(), lr=0.1) for c in children]
@@ -170,8 +170,8 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     ``max_chunk_size``: selection usually ends within a few cases early in training, while late in
     training tens of thousands may be needed; a tail shorter than the next chunk joins the current
     one), the chunk's pass matrix is filtered in case order with
-    :func:`operators.lexicase.lexicase_filter`, and evaluation stops when one survivor is left.
-    Chunking decides only which cases get evaluated, never the outcome. Children marked
+    :func:`deapnn.operators.lexicase.lexicase_filter`, and evaluation stops when one survivor is
+    left. Chunking decides only which cases get evaluated, never the outcome. Children marked
     ``diverged`` by :func:`mutSubGD` do not enter the pool (all do when every child diverged).
 
     Parameters
@@ -217,10 +217,10 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
         training, when every child passes every case, the 0/1 matrix is uniform and selection a
         uniform draw; the losses still differ.
     epsilon : None, float or "auto", optional
-        Only with ``case_metric="loss"``, as :func:`operators.lexicase.lexicase_filter` takes it:
-        ``None`` keeps the lowest loss only, a number keeps losses within it of the pool's best,
-        ``"auto"`` takes epsilon = the median absolute deviation of the case's losses over the
-        *current pool* ("dynamic" epsilon-lexicase, La Cava et al. 2016).
+        Only with ``case_metric="loss"``, as :func:`deapnn.operators.lexicase.lexicase_filter`
+        takes it: ``None`` keeps the lowest loss only, a number keeps losses within it of the
+        pool's best, ``"auto"`` takes epsilon = the median absolute deviation of the case's losses
+        over the *current pool* ("dynamic" epsilon-lexicase, La Cava et al. 2016).
     info : dict, optional
         Receives ``cases_examined`` (cases consumed until the end of each event),
         ``survivors_per_chunk`` (pool sizes after each chunk) and ``deciding_case`` (the index in
@@ -245,7 +245,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from operators import selGradientLexicase
+    >>> from deapnn.operators import selGradientLexicase
     >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
     >>> children = [torch.nn.Linear(4, 3) for _ in range(4)]
     >>> info = {}
@@ -341,7 +341,7 @@ def selRandomChild(children, k: int = 1, *, rng: np.random.Generator, info: dict
     Examples
     --------
     >>> import numpy as np
-    >>> from operators import selRandomChild
+    >>> from deapnn.operators import selRandomChild
     >>> len(selRandomChild(["a", "b", "c"], 2, rng=np.random.default_rng(0)))
     2
 

@@ -1,7 +1,7 @@
 """Training cases for the Gradient Lexicase Selection operators (Ding & Spector 2022, §3.3).
 
-Input checks shared by :func:`~operators.gls.mutSubGD` and
-:func:`~operators.gls.selGradientLexicase`, and the per-case matrices that lexicase selection
+Input checks shared by :func:`~deapnn.operators.gls.mutSubGD` and
+:func:`~deapnn.operators.gls.selGradientLexicase`, and the per-case matrices that lexicase selection
 filters on: :func:`pass_matrix` (0 where a child's top-1 prediction is right, the paper's
 pass/fail) and :func:`loss_matrix` (per-case cross-entropy, the ε-lexicase variant).
 :func:`cpu_inference_layout` runs CPU convolutions channels-last while selecting.

@@ -38,7 +38,7 @@ def mutCorrectArguments(individual, pset=None, rng=random):
     >>> import random
     >>> from deap import gp
     >>> from deapnn.losses import lossPrimitiveSet
-    >>> from operators import mutCorrectArguments
+    >>> from deapnn.operators import mutCorrectArguments
     >>> pset = lossPrimitiveSet()
     >>> tree, = mutCorrectArguments(gp.PrimitiveTree.from_string("log(y)", pset), pset,
     ...                             random.Random(0))
@@ -75,7 +75,7 @@ def heightLimit(max_height: int = 10):
     --------
     >>> from deap import base, gp
     >>> from deapnn.losses import lossPrimitiveSet
-    >>> from operators import heightLimit
+    >>> from deapnn.operators import heightLimit
     >>> toolbox = base.Toolbox()
     >>> toolbox.register("mate", gp.cxOnePoint)
     >>> toolbox.decorate("mate", heightLimit(10))
@@ -115,7 +115,7 @@ def mutUniformLoss(individual, pset=None, min_: int = 0, max_: int = 2):
     >>> import random
     >>> from deap import gp
     >>> from deapnn.losses import lossPrimitiveSet
-    >>> from operators import mutUniformLoss
+    >>> from deapnn.operators import mutUniformLoss
     >>> pset = lossPrimitiveSet()
     >>> random.seed(1)
     >>> tree, = mutUniformLoss(gp.PrimitiveTree.from_string("mul(y, log(fx))", pset), pset)

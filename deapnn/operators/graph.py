@@ -3,13 +3,13 @@
 * :func:`mutGraph` — exactly one mutation per child (op change 70 % / rewire 15 % / arity toggle
   15 %), retried until the child is valid, passes the integrity check and is not a duplicate;
   :func:`neighbourhood` lists the children of one mutation with their probabilities.
-* :func:`checkIntegrity` (:mod:`operators.graph_integrity`) — the probe-curve test that rejects
-  degenerate losses and decides whether a loss must be negated ("flip").
+* :func:`checkIntegrity` (:mod:`deapnn.operators.graph_integrity`) — the probe-curve test that
+  rejects degenerate losses and decides whether a loss must be negated ("flip").
 * :func:`isDuplicate`, :class:`PopulationIndex`, :func:`fingerprint` and :func:`samePhenotype`
-  (:mod:`operators.graph_phenotype`) — the duplicate test against a population.
+  (:mod:`deapnn.operators.graph_phenotype`) — the duplicate test against a population.
 
-The integrity and duplicate names are re-exported here, so ``operators.graph`` stays the one
-import path for every loss-graph operator.
+The integrity and duplicate names are re-exported here, so ``deapnn.operators.graph`` stays the
+one import path for every loss-graph operator.
 """
 from __future__ import annotations
 
@@ -217,7 +217,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
     --------
     >>> import random
     >>> from deapnn.losses import LossGraph
-    >>> from operators import mutGraph
+    >>> from deapnn.operators import mutGraph
     >>> parent = LossGraph.from_expression("-(y * log(yhat))")
     >>> child, = mutGraph(parent.copy(), population=[parent], rng=random.Random(0))
     >>> child.mutation_failed, child.to_expression() != parent.to_expression()

@@ -3,7 +3,7 @@
 :func:`checkIntegrity` evaluates a loss on a two-class probe and rejects degenerate curves
 (non-finite, flat, optimum near p = 0.5, too many bends); it decides whether the loss must be
 negated ("flip") and returns the normalised probe curve, the phenotype fingerprint that
-:mod:`operators.graph_phenotype` compares.
+:mod:`deapnn.operators.graph_phenotype` compares.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class IntegrityResult(NamedTuple):
 
     Examples
     --------
-    >>> from operators import IntegrityResult
+    >>> from deapnn.operators import IntegrityResult
     >>> IntegrityResult(False, False, None, "flat (constant) curve").accept
     False
 
@@ -143,7 +143,7 @@ def checkIntegrity(genome_or_fn) -> IntegrityResult:
     Examples
     --------
     >>> from deapnn.losses import LossGraph
-    >>> from operators import checkIntegrity
+    >>> from deapnn.operators import checkIntegrity
     >>> checkIntegrity(LossGraph.from_expression("-(y * log(yhat))")).accept
     True
     >>> checkIntegrity(lambda y, yhat: (y - yhat) ** 2).reason

@@ -34,7 +34,7 @@ def fingerprint(genome: LossGraph) -> np.ndarray | None:
     Examples
     --------
     >>> from deapnn.losses import LossGraph
-    >>> from operators import fingerprint
+    >>> from deapnn.operators import fingerprint
     >>> fingerprint(LossGraph.from_expression("-(y * log(yhat))")).shape
     (1000,)
 
@@ -51,8 +51,8 @@ def fingerprint(genome: LossGraph) -> np.ndarray | None:
 class PopulationIndex:
     """Fingerprints and expression strings of a population, built once for many duplicate tests.
 
-    Pass it as ``population`` to :func:`isDuplicate` or :func:`operators.graph.mutGraph` instead of a list when
-    many genomes are tested against the same population.
+    Pass it as ``population`` to :func:`isDuplicate` or :func:`deapnn.operators.graph.mutGraph`
+    instead of a list when many genomes are tested against the same population.
 
     Parameters
     ----------
@@ -65,7 +65,7 @@ class PopulationIndex:
     Examples
     --------
     >>> from deapnn.losses import LossGraph
-    >>> from operators import PopulationIndex, fingerprint
+    >>> from deapnn.operators import PopulationIndex, fingerprint
     >>> g = LossGraph.from_expression("-(y * log(yhat))")
     >>> index = PopulationIndex([g])
     >>> index.contains(fingerprint(g), g.to_expression())
@@ -129,7 +129,7 @@ def isDuplicate(genome: LossGraph, population, threshold: float = DUPLICATE_L2) 
     Examples
     --------
     >>> from deapnn.losses import LossGraph
-    >>> from operators import isDuplicate
+    >>> from deapnn.operators import isDuplicate
     >>> ce = LossGraph.from_expression("-(y * log(yhat))")
     >>> isDuplicate(ce.copy(), [ce])
     True

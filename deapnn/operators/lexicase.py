@@ -118,7 +118,7 @@ def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample
     Examples
     --------
     >>> import numpy as np
-    >>> from operators import lexicase
+    >>> from deapnn.operators import lexicase
     >>> errors = np.array([[0, 1, 2], [1, 0, 2], [2, 2, 0]])   # each row best on one case
     >>> idx = lexicase(errors, k=5, rng=np.random.default_rng(0))
     >>> idx.shape
@@ -170,7 +170,7 @@ def case_mad(errors):
 
     Examples
     --------
-    >>> from operators import case_mad
+    >>> from deapnn.operators import case_mad
     >>> case_mad([[0.0, 1.0], [1.0, 3.0], [2.0, 9.0]])
     array([1., 2.])
 
@@ -221,7 +221,7 @@ def lexicase_filter(pool, errors_chunk, epsilon=None, *, epsilon_mode="dynamic",
     Examples
     --------
     >>> import numpy as np
-    >>> from operators import lexicase_filter
+    >>> from deapnn.operators import lexicase_filter
     >>> pool = np.array([10, 11, 12])
     >>> chunk = np.array([[0, 1], [0, 0], [1, 0]])      # rows: candidates 10, 11, 12
     >>> lexicase_filter(pool, chunk, return_consumed=True)

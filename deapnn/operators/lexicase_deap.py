@@ -1,7 +1,7 @@
 """DEAP drop-in lexicase selection operators (``deap.tools`` signatures and semantics).
 
 Each wrapper builds the (individuals x cases) error matrix once per call and runs the exact, vectorised
-:func:`operators.lexicase.lexicase` (or :func:`operators.dalex.dalex`).
+:func:`deapnn.operators.lexicase.lexicase` (or :func:`deapnn.operators.dalex.dalex`).
 
 **Per-case values.** By default they are ``ind.fitness.values``, one per case, with the sign of each
 weight honoured as DEAP does (weight > 0: maximised, so its error is ``-value``).  ``key=`` gives
@@ -104,7 +104,7 @@ def case_errors(individuals, key=None):
     Examples
     --------
     >>> from deap import base, creator
-    >>> from operators import case_errors
+    >>> from deapnn.operators import case_errors
     >>> creator.create("FitnessErrMax", base.Fitness, weights=(-1.0, 1.0))
     >>> creator.create("IndErrMax", list, fitness=creator.FitnessErrMax)
     >>> ind = creator.IndErrMax([0]); ind.fitness.values = (0.5, 2.0)
@@ -181,7 +181,7 @@ def selLexicase(individuals, k, *, key=None, rng=None):
     Each of the ``k`` selections filters ``individuals`` through the cases in a fresh random order,
     keeping those best on each case, until one individual or no case is left, then draws among the
     survivors. Same distribution as ``deap.tools.selLexicase``, much faster (see
-    :func:`operators.lexicase.lexicase`).
+    :func:`deapnn.operators.lexicase.lexicase`).
 
     Parameters
     ----------
@@ -206,7 +206,7 @@ def selLexicase(individuals, k, *, key=None, rng=None):
     --------
     >>> import random
     >>> from deap import base, creator
-    >>> from operators import selLexicase
+    >>> from deapnn.operators import selLexicase
     >>> creator.create("FitnessCases", base.Fitness, weights=(-1.0, -1.0, -1.0))
     >>> creator.create("IndCases", list, fitness=creator.FitnessCases)
     >>> pop = [creator.IndCases([i]) for i in range(3)]
@@ -258,7 +258,7 @@ def selEpsilonLexicase(individuals, k, epsilon="auto", *, epsilon_mode="semi-dyn
     Examples
     --------
     >>> from deap import base
-    >>> from operators import selEpsilonLexicase
+    >>> from deapnn.operators import selEpsilonLexicase
     >>> toolbox = base.Toolbox()
     >>> toolbox.register("select", selEpsilonLexicase, epsilon=0.05)   # fixed epsilon
 
@@ -303,7 +303,7 @@ def selAutomaticEpsilonLexicase(individuals, k, *, epsilon_mode="dynamic", key=N
     --------
     >>> import numpy as np
     >>> from deap import base
-    >>> from operators import selAutomaticEpsilonLexicase
+    >>> from deapnn.operators import selAutomaticEpsilonLexicase
     >>> toolbox = base.Toolbox()
     >>> toolbox.register("select", selAutomaticEpsilonLexicase, rng=np.random.default_rng(0))
 
@@ -351,7 +351,7 @@ def selDownsampledLexicase(individuals, k, downsample=0.1, *, epsilon=None,
     Examples
     --------
     >>> from deap import base
-    >>> from operators import selDownsampledLexicase
+    >>> from deapnn.operators import selDownsampledLexicase
     >>> toolbox = base.Toolbox()
     >>> toolbox.register("select", selDownsampledLexicase, downsample=0.25)
 
@@ -369,7 +369,8 @@ def selDALex(individuals, k, std=200.0, *, key=None, rng=None):
     """DALex selection (Ni, Ding & Spector 2024).
 
     Per selection, importance scores ~ N(0, ``std``) per case are softmaxed into weights and the
-    individual with the least weighted error sum is chosen (see :func:`operators.dalex.dalex`).
+    individual with the least weighted error sum is chosen (see
+    :func:`deapnn.operators.dalex.dalex`).
 
     Parameters
     ----------
@@ -393,7 +394,7 @@ def selDALex(individuals, k, std=200.0, *, key=None, rng=None):
     Examples
     --------
     >>> from deap import base
-    >>> from operators import selDALex
+    >>> from deapnn.operators import selDALex
     >>> toolbox = base.Toolbox()
     >>> toolbox.register("select", selDALex, std=20.0)
 

@@ -1,7 +1,8 @@
-"""Vectorised engine behind :func:`operators.lexicase.lexicase` (validation, MAD, the event loop).
+"""Vectorised engine behind :func:`deapnn.operators.lexicase.lexicase` (validation, MAD, the
+event loop).
 
-See the module docstring of :mod:`operators.lexicase` for why each shortcut keeps the selection
-distribution exactly that of textbook lexicase selection (Spector 2012).
+See the module docstring of :mod:`deapnn.operators.lexicase` for why each shortcut keeps the
+selection distribution exactly that of textbook lexicase selection (Spector 2012).
 """
 from __future__ import annotations
 

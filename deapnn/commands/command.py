@@ -1,0 +1,127 @@
+"""One shape for every run command (issue 21, "One truth": flags): a :class:`Command` names its
+configuration class, its runner and how its summary is printed; the flags, the checks, the
+open-or-resume of the run directory and the exit code are the same code for all of them.
+
+    argparse (flags generated from the configuration's fields)
+      → configuration (validated when made; a bad value is one line naming its flag)
+      → run directory (fresh, or ``--resume DIR``: config.json defines the run; a typed flag
+        that equals the stored value is accepted, one that differs is refused)
+      → runner(cfg, rundir, map_fn=, progress=, log=) → summary
+      → summary printed, exit code from its failures (0, 3 some jobs failed, 1 all did)
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from functools import partial
+from collections.abc import Callable
+
+from .common import UsageError, add_common_args, check_common, config_usage_error
+from .flags import add_config_flags, flags_by_field, given_values, resume_conflicts
+
+
+def _load(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A run command. ``config``/``runner``/``finish``: ``"module:name"`` import paths of its
+    configuration class, its runner ``(cfg, rundir, *, map_fn, progress, log) -> Summary``
+    and ``finish(summary, rundir, args) -> exit code`` (prints the summary); ``sections``:
+    help sections in display order; ``prepare(args, values)``: settings this invocation
+    derives (e.g. NLFS's children in flight = ``--workers``); ``small_models``: one torch
+    thread per process unless ``DEAPNN_THREADS`` says otherwise; ``quiet_workers``: no
+    progress bars with several SCOOP workers. A configuration field named ``device`` takes
+    ``--device``."""
+    name: str
+    help: str
+    description: str
+    config: str
+    runner: str
+    finish: str
+    out_default: str | None = None
+    sections: tuple = ()
+    prepare: Callable | None = None
+    small_models: bool = False
+    quiet_workers: bool = False
+
+    @property
+    def config_class(self):
+        return _load(self.config)
+
+    # --- command line -------------------------------------------------------------------
+    def register(self, subparsers) -> None:
+        p = subparsers.add_parser(self.name, help=self.help, description=self.description)
+        groups = add_config_flags(p, self.config_class, sections=self.sections)
+        add_common_args(p, out_default=self.out_default, groups=groups)
+        p.set_defaults(func=self.run, check=self.check)
+
+    def _invocation(self, args) -> dict:
+        """The settings of this invocation: ``--device`` for a configuration with a device."""
+        names = {f.name for f in dataclasses.fields(self.config_class)}
+        return {"device": args.device} if "device" in names else {}
+
+    def _values(self, args) -> dict:
+        values = {**given_values(self.config_class, args), **self._invocation(args)}
+        return self.prepare(args, values) if self.prepare else values
+
+    def configure(self, args):
+        """``(run directory or None, validated configuration)`` of this invocation."""
+        from ..config import ConfigError
+        cls = self.config_class
+        flags = flags_by_field(cls)
+        if args.resume:
+            from ..rundir import RunDir
+            rundir = RunDir.resume(args.resume)
+            cfg = rundir.stored(self.name, cls)
+            conflicts = resume_conflicts(cls, cfg, args)
+            if conflicts:
+                raise UsageError(f"{conflicts[0]}: a resumed run is the one its config.json "
+                                 f"defines; drop the flag, or start a new run with --out")
+            invocation = {**self._invocation(args), **{
+                f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+                if f.metadata.get("invocation") and hasattr(args, f.name)}}
+            try:
+                return rundir, dataclasses.replace(cfg, **invocation) if invocation else cfg
+            except ConfigError as exc:
+                raise config_usage_error(exc, flags) from None
+        try:
+            return None, cls(**self._values(args))
+        except ConfigError as exc:
+            raise config_usage_error(exc, flags) from None
+
+    def check(self, args) -> None:
+        check_common(args)
+        self.configure(args)
+
+    # --- the run ------------------------------------------------------------------------
+    def run(self, args) -> int:
+        from ..progress import progress
+        from ..rundir import RunDir
+        from ..runtime import configure_worker_threads, get_map, set_device
+        set_device(args.device)
+        if self.small_models:
+            configure_worker_threads(None if os.environ.get("DEAPNN_THREADS") else 1)
+        else:
+            configure_worker_threads()
+        rundir, cfg = self.configure(args)
+        if rundir is None and args.out:
+            rundir = RunDir.create(args.out, self.name, cfg, device=args.device)
+        quiet = args.quiet or (self.quiet_workers and args.workers > 1)
+        summary = _load(self.runner)(cfg, rundir, map_fn=get_map(),
+                                     progress=partial(progress, quiet=quiet), log=_log)
+        return _load(self.finish)(summary, rundir, args)
+
+
+def _log(text: str) -> None:
+    """A line on stdout, through tqdm so a progress bar is redrawn below it."""
+    from tqdm.auto import tqdm
+    tqdm.write(text, file=sys.stdout)
+
+
+__all__ = ["Command"]
