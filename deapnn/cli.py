@@ -32,26 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def typed_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """The destinations of the options ``argv`` gives (abbreviated or not): the command line
-    parsed once more with every default suppressed, so an option absent from ``argv`` is absent
-    from the result (a flag typed with its default value counts as given)."""
-    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    saved, dests = [], set()
-    try:
-        for p in [parser, *(subparsers[0].choices.values() if subparsers else ())]:
-            for action in p._actions:
-                if not isinstance(action, argparse._SubParsersAction):
-                    saved.append((action, action.default))
-                    dests.add(action.dest)
-                    action.default = argparse.SUPPRESS
-        given = vars(parser.parse_args(argv))
-    finally:
-        for action, default in saved:
-            action.default = default
-    return {k for k in given if k in dests}
-
-
 class Terminated(BaseException):
     """SIGTERM arrived (a batch system pre-empting the job): unwound like Ctrl-C, so every
     atomic write in progress is finished or abandoned (its temporary file removed)."""
@@ -69,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    args._given = typed_options(parser, argv)
     previous = _install(signal.SIGTERM, _on_sigterm)
     try:
         if getattr(args, "check", None):

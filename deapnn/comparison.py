@@ -87,8 +87,12 @@ class TuningSettings(Config):
     }
 
     def _check(self) -> None:
-        """Every baseline is a loss of the library."""
+        """``final_model`` names a network; every baseline is a loss of the library."""
         super()._check()
+        from .models import model_names
+        if self.final_model is not None and self.final_model not in model_names():
+            raise ConfigError(f"unknown model {self.final_model!r}; valid: "
+                              f"{', '.join(sorted(model_names()))}", "final_model")
         from .losses.library import get
         for name in self.baselines:
             try:

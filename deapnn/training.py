@@ -15,7 +15,7 @@ from torch import nn
 
 from .checkpoint import restoring
 from .config import Interval
-from .sgd import SCHEDULES, SGDSettings, make_optimizer, scheduled_lr, set_lr
+from .sgd import SGDSettings, make_optimizer, scheduled_lr, set_lr
 
 
 @dataclass

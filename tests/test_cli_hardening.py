@@ -85,7 +85,8 @@ def test_bad_input_is_one_line_exit_2_before_any_work(cli, tmp_path, argv, word)
 
 
 @pytest.mark.parametrize("argv,message", [
-    (GLS + ["--seeds", "0,x"], "argument --seeds: must be comma-separated integers, got '0,x'"),
+    (GLS + ["--seeds", "0,x"],
+     "argument --seeds/--seed: must be seeds like 0,1,2 or a range 0-4, got '0,x'"),
     (GLS + ["--epsilon", "foo"], "argument --epsilon: must be a number or auto, got 'foo'"),
     (NLFS + ["--baselines", ","], "argument --baselines: must list loss names, got ','"),
     (EVOMAL + ["--final-milestones", "0"],
@@ -164,42 +165,43 @@ def test_report_out_that_cannot_be_written_is_one_line(cli, tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("flags,word", [
-    (["--epochs", "99"], "--epochs"), (["--out", "elsewhere"], "--out"),
-    (["--seed", "3"], "--seed"), (["--lr", "0.5"], "--lr"), (["--loss", "baikal"], "--loss"),
-    (["--epo", "99"], "--epochs"),                     # argparse's abbreviations count too
+    (["--epochs", "99"], "--epochs 99 differs from the run's 1"),
+    (["--out", "elsewhere"], "--out and --resume exclude each other"),
+    (["--seed", "3"], "--seed 3 differs from the run's 0"),
+    (["--lr", "0.5"], "--lr 0.5 differs from the run's 0.1"),
+    (["--loss", "baikal"], "--loss baikal differs from the run's None"),
+    (["--epo", "99"], "--epochs 99 differs"),          # argparse's abbreviations count too
 ])
-def test_resume_refuses_flags_that_define_the_run(cli, tmp_path, train_run, flags, word):
+def test_resume_refuses_flags_that_differ_from_the_run(cli, tmp_path, train_run, flags, word):
     run = tmp_path / "run"
     shutil.copytree(train_run, run)
     before = sorted(os.listdir(run))
     line = one_line(*cli("train", "--resume", run, *flags))
-    assert word in line and "--resume" in line
+    assert word in line and ("--resume" in line)
     assert sorted(os.listdir(run)) == before and not (tmp_path / "elsewhere").exists()
 
 
-def test_resume_accepts_the_invocation_flags(cli, tmp_path, train_run):
+def test_resume_accepts_the_invocation_flags_and_flags_equal_to_the_run(cli, tmp_path,
+                                                                       train_run):
     run = tmp_path / "run"
     shutil.copytree(train_run, run)
-    code, out, err = cli("train", "--resume", run, "--quiet", "--device", "cpu", "--workers", "1")
+    code, out, err = cli("train", "--resume", run, "--quiet", "--device", "cpu", "--workers", "1",
+                         "--epochs", "1", "--lr", "0.1", "--dataset", "iris", "--seed", "0")
     assert code == 0, err
 
 
 def test_evomal_resume_takes_final_eval_every_but_not_the_search_flags(cli, tmp_path):
-    from deapnn.commands import evomal
-    from deapnn.cli import build_parser, typed_options
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "config.json").write_text("{}")
+    from deapnn.cli import build_parser
+    from deapnn.commands.evomal import COMMAND
+    run = tmp_path / "run"
+    shutil.copytree(REPO / "tests" / "fixtures" / "rundirs" / "evomal_v0", run)
     parser = build_parser()
-    for flags, ok in [(["--final-eval-every", "5"], True), (["--population", "9"], False)]:
-        argv = ["evomal", "--resume", str(tmp_path / "run"), *flags]
-        args = parser.parse_args(argv)
-        args._given = typed_options(parser, argv)
-        if ok:
-            from deapnn.commands.common import check_resume_flags
-            check_resume_flags(args, args.resume_flags)
-        else:
-            with pytest.raises(Exception, match="--population cannot be given with --resume"):
-                evomal.check(args)
+    args = parser.parse_args(["evomal", "--resume", str(run), "--final-eval-every", "5"])
+    COMMAND.check(args)
+    assert COMMAND.configure(args)[1].final_eval_every == 5     # the invocation's, not stored
+    args = parser.parse_args(["evomal", "--resume", str(run), "--population", "9"])
+    with pytest.raises(Exception, match=r"^--population 9 differs from the run's \d+: --resume"):
+        COMMAND.check(args)
 
 
 def test_evomal_root_and_download_reach_the_configuration(tmp_path):
@@ -207,7 +209,7 @@ def test_evomal_root_and_download_reach_the_configuration(tmp_path):
     from deapnn.commands import evomal
     args = build_parser().parse_args([*EVOMAL, "--dataset", "diabetes", "--root",
                                       str(tmp_path), "--download"])
-    cfg = evomal.configure(args)[1]
+    cfg = evomal.COMMAND.configure(args)[1]
     assert cfg.root == str(tmp_path) and cfg.download is True
     assert cfg.evaluation().root == str(tmp_path)       # the workers load from there too
 

@@ -43,13 +43,13 @@ def test_bad_arguments_fail_fast(extra, match):
 
 
 def test_faithfulness_flags_reach_the_configuration():
-    cfg = evomal.configure(_parse(["evomal", *TINY]))[1]
+    cfg = evomal.COMMAND.configure(_parse(["evomal", *TINY]))[1]
     assert (cfg.rejection, cfg.fitness_seed, cfg.generations, cfg.ngen()) == \
         ("reference", "common", 2, 1)
-    cfg = evomal.configure(_parse(["evomal", *TINY, "--rejection", "before", "--fitness-seed",
+    cfg = evomal.COMMAND.configure(_parse(["evomal", *TINY, "--rejection", "before", "--fitness-seed",
                                    "per_tree", "--generations", "3"]))[1]
     assert (cfg.rejection, cfg.fitness_seed, cfg.generations) == ("before", "per_tree", 3)
-    cfg = evomal.configure(_parse(["evomal", "--dataset", "digits"]))[1]
+    cfg = evomal.COMMAND.configure(_parse(["evomal", "--dataset", "digits"]))[1]
     assert cfg.steps_of_rejection() == 100
 
 
@@ -151,10 +151,10 @@ def test_paired_comparison_counts_lower_as_win():
 
 
 def test_final_milestones_flag():
-    cfg = evomal.configure(_parse(["evomal", "--dataset", "digits", "--final-steps", "300",
+    cfg = evomal.COMMAND.configure(_parse(["evomal", "--dataset", "digits", "--final-steps", "300",
                                    "--final-milestones", "100,200"]))[1]
     assert cfg.milestones_of_final() == (100, 200) and cfg.steps_of_final() == 300
-    none = evomal.configure(_parse(["evomal", "--dataset", "cifar10", "--model", "mlp",
+    none = evomal.COMMAND.configure(_parse(["evomal", "--dataset", "cifar10", "--model", "mlp",
                                     "--final-milestones", ""]))[1]
     assert none.milestones_of_final() == () and none.steps_of_final() == 150_000
 

@@ -71,13 +71,11 @@ def test_cli_defaults_are_the_config_defaults_and_errors_name_the_flag():
     from deapnn.commands import evomal
     from deapnn.commands.common import UsageError
     args = _parse([])
-    assert evomal.config_from_args(args) == EvoMALRunConfig()
-    _, cfg = evomal.configure(args)
-    assert cfg.device == "auto"
+    assert evomal.COMMAND.configure(args)[1] == EvoMALRunConfig(device="auto")
     for argv, flag in ((["--elitism", "30"], "--elitism"), (["--meta-lr", "0"], "--meta-lr"),
                        (["--max-height", "0"], "--max-height")):
         with pytest.raises(UsageError, match=flag):
-            evomal.configure(_parse(argv))
+            evomal.COMMAND.configure(_parse(argv))
 
 
 def test_cli_resumes_a_legacy_flat_run_directory(tmp_path):
@@ -85,7 +83,7 @@ def test_cli_resumes_a_legacy_flat_run_directory(tmp_path):
     args = _parse(["--population", "5", "--hidden", "6", "--out", str(tmp_path / "old")])
     RunDir(tmp_path / "old", {"command": "evomal", **{k: v for k, v in vars(args).items()
                                                      if not callable(v)}})
-    rundir, cfg = evomal.configure(_parse(["--resume", str(tmp_path / "old"),
+    rundir, cfg = evomal.COMMAND.configure(_parse(["--resume", str(tmp_path / "old"),
                                            "--final-eval-every", "4"]))
     assert rundir.path == str(tmp_path / "old")
     assert cfg.population == 5 and cfg.hidden == (6,) and cfg.final_eval_every == 4

@@ -94,8 +94,8 @@ def test_cli_defaults_come_from_the_dataclasses():
     from deapnn.cli import build_parser
     from deapnn.commands import gls, train
     parser = build_parser()
-    assert gls.config_from_args(parser.parse_args(["gls"])) == GLSConfig()
-    assert train.config_from_args(parser.parse_args(["train"])) == TrainRunConfig()
+    assert gls.COMMAND.config_of(parser.parse_args(["gls"])) == GLSConfig()
+    assert train.COMMAND.config_of(parser.parse_args(["train"])) == TrainRunConfig()
     assert GLSConfig().weight_decay == 1e-4 and TrainRunConfig().weight_decay == 5e-4
     assert GLSConfig().arms == ["sgd"]
 

@@ -286,10 +286,10 @@ def test_cli_error_names_the_flag(argv, match):
 
 
 def test_cli_defaults_are_the_config_defaults():
-    from deapnn.commands.nlfs import config_from_args
+    from deapnn.commands.nlfs import COMMAND
     args = _parser().parse_args(["nlfs"])
     d = NLFSConfig()
-    assert config_from_args(args) == NLFSConfig(pool=2 * d.population, final_steps=3 * d.budget)
+    assert COMMAND.config_of(args) == NLFSConfig(pool=2 * d.population, final_steps=3 * d.budget)
     assert NLFSConfig().pool == 2 * d.population and d.final_steps == 3 * d.budget
 
 
@@ -387,14 +387,16 @@ def test_nlfs_failed_children_are_discarded_by_default():
 
 
 def test_cli_failed_child_and_initial_age_flags():
-    from deapnn.commands.nlfs import config_from_args
-    cfg = config_from_args(_parser().parse_args(["nlfs"]))
+    from deapnn.commands.nlfs import COMMAND
+    cfg = COMMAND.config_of(_parser().parse_args(["nlfs"]))
     assert (cfg.failed_child, cfg.initial_age) == ("discard", "shared")
-    cfg = config_from_args(_parser().parse_args(
+    cfg = COMMAND.config_of(_parser().parse_args(
         ["nlfs", "--failed-child", "insert", "--initial-age", "ordered"]))
     assert (cfg.failed_child, cfg.initial_age) == ("insert", "ordered")
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["nlfs", "--failed-child", "keep"])
+    from deapnn.commands.common import UsageError
+    with pytest.raises(UsageError, match=r"^--failed-child must be one of discard, insert, "
+                                         r"got 'keep'$"):
+        COMMAND.config_of(_parser().parse_args(["nlfs", "--failed-child", "keep"]))
 
 
 # --- two-stage pool scoring (Morgan & Hougen's implementation: standard, then augmented) ------

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from deapnn.models import MLP, build_model
-from deapnn.training import (SCHEDULES, TrainConfig, evaluate, predict,
-                             scheduled_lr, train, train_steps)
+from deapnn.sgd import SCHEDULES
+from deapnn.training import TrainConfig, evaluate, predict, scheduled_lr, train, train_steps
 
 CPU = torch.device("cpu")
 

@@ -20,7 +20,8 @@ from functools import partial
 from collections.abc import Callable
 
 from .common import UsageError, add_common_args, check_common, config_usage_error
-from .flags import add_config_flags, flags_by_field, given_values, resume_conflicts
+from .flags import (add_config_flags, flags_by_field, given_values, resume_conflicts,
+                    warn_deprecated)
 
 
 def _load(path: str):
@@ -81,7 +82,7 @@ class Command:
             cfg = rundir.stored(self.name, cls)
             conflicts = resume_conflicts(cls, cfg, args)
             if conflicts:
-                raise UsageError(f"{conflicts[0]}: a resumed run is the one its config.json "
+                raise UsageError(f"{conflicts[0]}: --resume continues the run its config.json "
                                  f"defines; drop the flag, or start a new run with --out")
             invocation = {**self._invocation(args), **{
                 f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
@@ -95,9 +96,16 @@ class Command:
         except ConfigError as exc:
             raise config_usage_error(exc, flags) from None
 
+    def config_of(self, args):
+        """The configuration these parsed flags define (a fresh run's)."""
+        return self.configure(args)[1]
+
     def check(self, args) -> None:
+        if getattr(args, "_conflicts", None):
+            raise UsageError(args._conflicts[0])
         check_common(args)
         self.configure(args)
+        warn_deprecated(args)
 
     # --- the run ------------------------------------------------------------------------
     def run(self, args) -> int:

@@ -63,60 +63,22 @@ def argument_type(parse):
     return read
 
 
-def _number(text: str):
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-def add_sgd_args(group, cls) -> None:
-    """The SGD flags ``--lr --momentum --[no-]nesterov --weight-decay --batch-size --schedule
-    --milestones --gamma``, generated from the fields of :class:`deapnn.sgd.SGDSettings` (their
-    help is the field's ``metadata``); every flag defaults to None, which the configuration
-    ``cls`` resolves to its own default (``deapnn defaults`` prints them)."""
-    import dataclasses
-
-    from ..sgd import SGDSettings
-    example = cls()
-    per_dataset = type(example).sgd_defaults is not SGDSettings.sgd_defaults
-    kinds = {"float": float, "int": int, "str": str}
-    for f in dataclasses.fields(SGDSettings):
-        value = getattr(example, f.name)
-        shown = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
-        default = f"[default: {shown or 'none'}" + (
-            ", the reference's per dataset" if per_dataset else "") + "]"
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"{f.metadata['help']} {default}")
-        elif f.type == "tuple":
-            group.add_argument(flag, type=comma_list(_number, "numbers"), default=None,
-                               metavar="M1,M2", help=f"{f.metadata['help']} {default}")
-        else:
-            group.add_argument(flag, type=kinds[f.type], default=None,
-                               help=f"{f.metadata['help']} {default}")
-
-
-def sgd_values(args) -> dict:
-    """The SGD settings given on the command line (absent ones are left to the configuration)."""
-    from ..sgd import SGD_FIELDS
-    return {name: getattr(args, name) for name in SGD_FIELDS
-            if getattr(args, name, None) is not None}
-
-
-def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None = None) -> None:
-    """--seed --device --out --resume --quiet --workers --hostfile --eval-timeout --worker-timeout
-    --root --download."""
-    g = parser.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0, help="run seed (python, numpy, torch)")
+def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None = None,
+                    groups: dict | None = None) -> None:
+    """The settings of an invocation, not of the run: --device --out --resume --quiet
+    --workers --hostfile --eval-timeout --worker-timeout (in ``groups["run"]`` when given)."""
+    g = (groups or {}).get("run") or parser.add_argument_group("run")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    g.add_argument("--out", default=out_default, help="run directory to write")
+    g.add_argument("--out", default=None, help="run directory to write" + (
+        f" [default: {out_default}]" if out_default else " (default: none, nothing is kept)"))
+    parser.set_defaults(default_out=out_default)
     g.add_argument("--resume", metavar="DIR", default=None,
-                   help="continue the run stored in DIR (its config.json wins over other flags)")
+                   help="continue the run stored in DIR (its config.json defines the run: a "
+                        "flag given with it must equal the stored value)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--workers", type=int, default=1,
-                   help="evaluate in parallel with N SCOOP workers (re-launches under python -m scoop)")
+                   help="evaluate in parallel with N SCOOP workers (re-launches under "
+                        "python -m scoop)")
     g.add_argument("--hostfile", default=None, help="SCOOP hosts file for multi-host runs")
     g.add_argument("--worker-timeout", type=float, default=None, metavar="SECONDS",
                    help="with --workers: after SECONDS without any evaluation coming back from "
@@ -124,14 +86,6 @@ def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None 
     g.add_argument("--eval-timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit of one evaluation; an overrun gives that individual the "
                         "worst fitness (reason in the logbook), the run goes on")
-    d = parser.add_argument_group("data")
-    d.add_argument("--root", default=None, help="data directory for torchvision datasets")
-    d.add_argument("--download", action="store_true", help="let torchvision download missing files")
-
-
-#: flags a ``--resume`` may be given with: they do not define the run (config.json does)
-RESUME_FLAGS = ("resume", "quiet", "workers", "hostfile", "device", "eval_timeout",
-                "worker_timeout")
 
 
 def check_seed(value, flag: str = "--seed") -> None:
@@ -202,25 +156,6 @@ def check_writable_dir(path: str, flag: str = "--out") -> None:
                          "read-only file system)")
 
 
-def given_flags(args) -> set:
-    """The destinations of the options typed on this command line (``args._given``, set by
-    :func:`deapnn.cli.main`; empty when the namespace was built otherwise)."""
-    return set(getattr(args, "_given", ()) or ())
-
-
-def check_resume_flags(args, allowed=()) -> None:
-    """On ``--resume`` the run's config.json defines the run: a flag that would change it is an
-    error rather than silently ignored. ``allowed``: the command's invocation flags."""
-    if not getattr(args, "resume", None):
-        return
-    extra = sorted(given_flags(args) - set(RESUME_FLAGS) - set(allowed))
-    if extra:
-        flags = ", ".join("--" + d.replace("_", "-") for d in extra)
-        ok = ", ".join("--" + d.replace("_", "-") for d in (*RESUME_FLAGS[1:], *allowed))
-        raise UsageError(f"{flags} cannot be given with --resume (the run's config.json "
-                         f"defines it); with --resume only {ok} may be given")
-
-
 def check_common(args) -> None:
     """Validate the shared arguments (raises :class:`UsageError`)."""
     check_device(args.device, local=not args.hostfile)
@@ -229,12 +164,14 @@ def check_common(args) -> None:
         raise UsageError(f"{flag} must name a directory, got an empty path")
     if args.resume and not os.path.isdir(args.resume):
         raise UsageError(f"--resume {args.resume!r}: no such run directory")
-    check_resume_flags(args, getattr(args, "resume_flags", ()))
+    if args.resume and args.out:
+        raise UsageError("--out and --resume exclude each other: a resumed run stays in its "
+                         "directory")
     if args.resume:
         check_writable_dir(args.resume, "--resume")
     else:
-        check_seed(args.seed)
-        if getattr(args, "out", None):
+        args.out = args.out or getattr(args, "default_out", None)
+        if args.out:
             check_writable_dir(args.out)
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
@@ -263,21 +200,6 @@ def config_usage_error(exc, flags: dict | None = None) -> UsageError:
     if message.startswith(name + " must "):
         return UsageError(flag + message[len(name):])
     return UsageError(f"{flag}: {message}")
-
-
-def config_from_flags(cls, args, flags: dict | None = None, **values):
-    """``cls`` (a :class:`deapnn.config.Config`) built from the parsed flags named like its
-    fields, ``values`` overriding, and validated; a bad value is a :class:`UsageError` naming
-    its flag."""
-    from dataclasses import fields
-
-    from ..config import ConfigError
-    names = {f.name for f in fields(cls)}
-    given = {k: v for k, v in vars(args).items() if k in names}
-    try:
-        return cls(**{**given, **values}).validate()
-    except ConfigError as exc:
-        raise config_usage_error(exc, flags) from None
 
 
 def check_choice(value, choices, what: str) -> None:

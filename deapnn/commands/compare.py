@@ -10,57 +10,18 @@ learned weights), trains them with the run's final training and writes ``compari
 (``comparison-<final model>.json`` with ``--final-model``) into the run directory; every
 finished training is kept in ``<output>.state.json``, so a killed comparison resumes where it
 stopped. Also home of the flags every loss search shares for its final comparison
-(:func:`add_tuning_args`).
+(generated from :class:`~deapnn.comparison.TuningSettings`).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 from functools import partial
 
-from .common import UsageError, check_choice, comma_list, config_usage_error
-
-
-def _grid(text: str) -> list[float]:
-    from ..comparison import parse_grid
-    try:
-        return parse_grid(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_tuning_args(group, defaults, *, tune_flag: bool = True) -> None:
-    """``--no-tune --lr-grid --tune-seeds --baselines`` (defaults from the configuration
-    ``defaults``): the tuned final comparison's settings."""
-    from ..comparison import multiplier_text
-    if tune_flag:
-        group.add_argument("--no-tune", dest="tune", action="store_false", default=True,
-                           help="final comparison at the configured learning rate only (the "
-                                "protocol before tuning) instead of the tuned comparison")
-    group.add_argument("--lr-grid", type=_grid, default=None, metavar="M,M,...",
-                       help="learning-rate multipliers of the tuned comparison, e.g. 1/4,1,4 "
-                            "[default: " + ",".join(multiplier_text(m) for m in defaults.lr_grid)
-                            + "]")
-    group.add_argument("--tune-seeds", type=int, default=None, metavar="N",
-                       help=f"tuning seeds per grid point (validation split) [default: "
-                            f"{defaults.tune_seeds}]")
-    group.add_argument("--baselines", type=comma_list(str.strip, "loss names", nonempty=True),
-                       default=None, metavar="NAME,...",
-                       help="extra baselines from the loss library (deapnn.losses.get names, "
-                            "e.g. focal,baikal), tuned the same way")
-
-
-def tuning_values(args) -> dict:
-    """The configuration values of the tuning flags given (absent ones keep their default)."""
-    out = {}
-    if getattr(args, "tune", True) is False:
-        out["tune"] = False
-    for name in ("lr_grid", "tune_seeds", "baselines"):
-        if getattr(args, name, None) is not None:
-            out[name] = getattr(args, name)
-    return out
+from ..comparison import TuningSettings
+from .common import UsageError, config_usage_error
+from .flags import add_config_flags, flags_by_field, given_values
 
 
 def register(subparsers) -> None:
@@ -71,24 +32,15 @@ def register(subparsers) -> None:
                     "(chosen on the validation split with tuning seeds), then is trained with "
                     "fresh seeds and scored on test. The search is not re-run.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished nlfs or evomal run directory")
-    p.add_argument("--final-model", default=None, metavar="NAME",
-                   help="train the comparison on this architecture (the transfer check) "
-                        "[default: the run's final model]")
     p.add_argument("--seeds", type=int, default=None, help="final seeds [default: the run's]")
-    add_tuning_args(p, _defaults(), tune_flag=False)
+    # the tuned comparison's settings, as the searches declare them (the run's are the defaults)
+    add_config_flags(p, TuningSettings, exclude=("tune",), title="comparison")
     p.add_argument("--out", metavar="FILE.json", default=None,
                    help="where to write the comparison [default: RUN_DIR/comparison.json, "
                         "RUN_DIR/comparison-<model>.json with --final-model]")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run, check=check)
-
-
-def _defaults():
-    from types import SimpleNamespace
-
-    from ..comparison import DEFAULT_LR_GRID, DEFAULT_TUNE_SEEDS
-    return SimpleNamespace(lr_grid=DEFAULT_LR_GRID, tune_seeds=DEFAULT_TUNE_SEEDS)
 
 
 def load_run(args):
@@ -121,17 +73,13 @@ def load_run(args):
         found = summary.best[:1] if summary.found_loss() else []
     if not found:
         raise UsageError(f"{args.run_dir}: the run found no loss to compare")
-    values = {**tuning_values(args), "tune": True}
+    values = {**given_values(TuningSettings, args), "tune": True}
     if args.seeds is not None:
         values["seeds"] = args.seeds
-    if args.final_model is not None:
-        from ..models import model_names
-        check_choice(args.final_model, model_names(), "--final-model")
-        values["final_model"] = args.final_model
     try:
-        cfg = dataclasses.replace(cfg, **values).validate()
+        cfg = dataclasses.replace(cfg, **values)
     except ConfigError as exc:
-        raise config_usage_error(exc) from None
+        raise config_usage_error(exc, flags_by_field(TuningSettings)) from None
     if cfg.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {cfg.seeds}")
     return rundir, kind, cfg, found
@@ -153,7 +101,8 @@ def _read(rundir, command: str):
 def output_path(args, rundir) -> str:
     if args.out:
         return args.out
-    return rundir.file("comparison" + (f"-{args.final_model}" if args.final_model else "")
+    model = getattr(args, "final_model", None)       # absent: the flag was not given
+    return rundir.file("comparison" + (f"-{model}" if model else "")
                        + ".json")
 
 
@@ -164,8 +113,6 @@ def check(args) -> None:
                          f"or cuda:N")
     if args.out is not None and not args.out.endswith(".json"):
         raise UsageError(f"--out must name a .json file, got {args.out!r}")
-    if args.tune_seeds is not None and args.tune_seeds < 1:
-        raise UsageError(f"--tune-seeds must be >= 1, got {args.tune_seeds}")
     load_run(args)
 
 

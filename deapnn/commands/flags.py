@@ -39,17 +39,25 @@ def flags_by_field(cls) -> dict[str, str]:
 
 
 class _Deprecated(argparse.Action):
-    """Stores like the wrapped action and warns on stderr when a former name was typed."""
+    """Stores the value; notes a former name (``args._warnings``, printed by
+    :func:`warn_deprecated` once the command line is accepted) and a setting typed under two
+    names (``args._conflicts``, refused by the command's check)."""
 
     def __init__(self, option_strings, dest, aliases=(), wrapped=None, **kwargs):
         self.aliases, self.wrapped = tuple(aliases), wrapped
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        if option_string in self.aliases:
-            print(f"deapnn: warning: {option_string} is deprecated: use "
-                  f"{self.option_strings[0]} (the old name is removed in deapnn {REMOVAL})",
-                  file=sys.stderr)
+        typed = namespace.__dict__.setdefault("_typed_as", {})
+        first = typed.setdefault(self.dest, option_string)
+        if first != option_string:          # reported by the command's check, as one line
+            namespace.__dict__.setdefault("_conflicts", []).append(
+                f"{first} and {option_string} set the same setting: give "
+                f"{self.option_strings[0]} only")
+        if option_string in self.aliases:      # said once the command line is accepted
+            namespace.__dict__.setdefault("_warnings", []).append(
+                f"{option_string} is deprecated: use {self.option_strings[0]} (the old name "
+                f"is removed in deapnn {REMOVAL})")
         setattr(namespace, self.dest, values)
 
 
@@ -109,6 +117,15 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, *, groups: dict | Non
     return groups
 
 
+def warn_deprecated(args) -> None:
+    """One ``deapnn: warning:`` line on stderr per former flag name typed (not again in the
+    SCOOP workers of a re-launched run)."""
+    from ..runtime import running_under_scoop
+    if not running_under_scoop():
+        for line in getattr(args, "_warnings", ()):
+            print(f"deapnn: warning: {line}", file=sys.stderr)
+
+
 def given_values(cls, args) -> dict:
     """field -> value for every flag of ``cls`` typed on the command line."""
     return {f.name: getattr(args, f.name) for f in cli_fields(cls) if hasattr(args, f.name)}
@@ -123,16 +140,17 @@ def _same(a, b) -> bool:
 def resume_conflicts(cls, stored, args) -> list[str]:
     """The typed flags of ``cls`` whose value differs from the ``stored`` run's (a resumed
     run is the stored one: a flag that equals it is accepted, one that differs is refused),
-    each as ``--flag VALUE (the run has STORED)``; invocation settings never conflict."""
+    each as ``--flag VALUE differs from the run's STORED``; invocation settings never
+    conflict."""
     out = []
     for field in cli_fields(cls):
         if field.metadata.get("invocation") or not hasattr(args, field.name):
             continue
         given, have = getattr(args, field.name), getattr(stored, field.name)
         if not _same(given, have):
-            out.append(f"{flag_of(field)} {_shown(given)} (the run has {_shown(have)})")
+            out.append(f"{flag_of(field)} {_shown(given)} differs from the run's {_shown(have)}")
     return out
 
 
-__all__ = ["add_config_flags", "given_values", "flag_of", "flags_by_field", "cli_fields",
+__all__ = ["add_config_flags", "given_values", "warn_deprecated", "flag_of", "flags_by_field", "cli_fields",
            "resume_conflicts"]

@@ -149,8 +149,13 @@ class EvoMALConfig(SGDSettings):
 
     def _check(self) -> None:
         super()._check()
-        from deapnn.data import DATASETS
-        from deapnn.models import MODELS, check_model_input
+        from deapnn.data import DATASETS, dataset_names
+        from deapnn.models import MODELS, check_model_input, model_names
+        for name, value, valid in (("dataset", self.dataset, dataset_names()),
+                                   ("model", self.model, model_names())):
+            if value not in valid:
+                raise ConfigError(f"unknown {name} {value!r}; valid: "
+                                  f"{', '.join(sorted(valid))}", name)
         if self.hidden is not None and self.model != "mlp" and self.model in MODELS:
             raise ConfigError(f"hidden sets the layers of model mlp, not of {self.model}",
                               "hidden")

@@ -90,7 +90,7 @@ class GLSConfig(SGDRunConfig):
         help="arms beside GLS, which always runs: sgd, sgd_matched, random, sgd_reset, "
              "sgd_tuned (comma-separated; none for GLS only)")
     seeds: list = setting(factory=lambda: [0], help="run seeds, e.g. 0,1,2 or 0-4",
-                          parse=parse_seeds, metavar="SEEDS", group="run")
+                          parse=parse_seeds, metavar="SEEDS", group="run", aliases=("--seed",))
     augmentation: str | None = setting(
         None, "augmentation of SubGD and SGD batches (never of selection): none, crop, "
               "crop_flip, shift, optionally :PADDING, e.g. crop:1 for digits (default: the "
