@@ -18,4 +18,20 @@ def renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
                   f"{REMOVAL})", DeprecationWarning, stacklevel=stacklevel)
 
 
-__all__ = ["REMOVAL", "renamed"]
+def former_name(old_value, value, old: str, new: str, *, default):
+    """The value of a renamed keyword: ``value`` (the new keyword's), or ``old_value`` with a
+    warning when the former keyword was given; both given and different is a
+    ``deapnn.config.ConfigError``. ``default``: the new keyword's default (given as is, it does
+    not conflict)."""
+    if old_value is None:
+        return value
+    renamed(old, new, stacklevel=5)
+    field = new.rstrip("=")
+    if value != default and value != old_value:
+        from .config import ConfigError
+        raise ConfigError(f"{field} and its former name {old} disagree: give {field} only",
+                          field)
+    return old_value
+
+
+__all__ = ["REMOVAL", "renamed", "former_name"]

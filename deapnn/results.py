@@ -137,12 +137,14 @@ def _run_settings(command) -> set | None:
     key is one): ``train``'s ``TrainRunConfig`` fields; ``evomal``'s ``EvoMALRunConfig`` fields
     but the invocation's and the tuned comparison's (the flat layout is older than the tuned
     comparison)."""
+    former = set(RENAMED_SETTINGS.get(command, {}))      # a flat layout has the old names
     if command == "train":
         from .baseline import TrainRunConfig
-        return {f.name for f in dataclasses.fields(TrainRunConfig)}
+        return {f.name for f in dataclasses.fields(TrainRunConfig)} | former
     if command == "evomal":
         from .evomal.config import EvoMALRunConfig as C
-        return {f.name for f in dataclasses.fields(C)} - set(C.INVOCATION) - set(C.TUNING)
+        return ({f.name for f in dataclasses.fields(C)} - set(C.INVOCATION) - set(C.TUNING)
+                | former)
     return None
 
 
@@ -190,6 +192,42 @@ def _results_fields(files: dict) -> dict:
     return {**files, RESULTS_FILE: results}
 
 
+#: settings renamed in version 1 (``docs/glossary.md``): command -> {former name: name}
+RENAMED_SETTINGS = {"gls": {"pop": "population_size"},
+                    "nlfs": {"population": "population_size"},
+                    "evomal": {"population": "population_size"}}
+
+
+def _renamed(block, command: str):
+    names = RENAMED_SETTINGS.get(command, {})
+    if not isinstance(block, dict):
+        return block
+    return {names.get(k, k): v for k, v in block.items()}
+
+
+def job_row(row, command: str = "gls"):
+    """A GLS job's result row (``<arm>/seed<k>/result.json``) in the current layout: its
+    regime's ``pop`` is ``population_size`` since version 1."""
+    return _renamed(row, command)
+
+
+def _unified_names(files: dict) -> dict:
+    """The names unified in version 1 (``RENAMED_SETTINGS``): in ``config.json``'s block, in
+    gls's result rows and in the configuration a ``results.json`` carries."""
+    config = files[CONFIG_FILE]
+    command = config.get("command")
+    files = {**files, CONFIG_FILE: {**config, "config": _renamed(config.get("config"), command)}}
+    results = files.get(RESULTS_FILE)
+    if isinstance(results, dict):
+        results = dict(results)
+        if command == "gls" and isinstance(results.get("results"), list):
+            results["results"] = [job_row(r) for r in results["results"]]
+        if "config" in results:         # the configuration a gls / nlfs summary carries
+            results["config"] = _renamed(results["config"], command)
+        files[RESULTS_FILE] = results
+    return files
+
+
 #: ``(from_version, description, function)``: the steps that turn a run directory's JSON files
 #: (``{file name: JSON object}``) of ``from_version`` into the next version, in order
 #: (:func:`migrate`). A step leaves files already in its result's layout as they are.
@@ -204,6 +242,8 @@ MIGRATIONS = [
     (0, "result.json (train, evomal) becomes results.json", _results_name),
     (0, "results.json: gls stores the run's configuration, train the device (null: unknown)",
      _results_fields),
+    (0, "one name per setting: gls pop, nlfs and evomal population become population_size "
+        "(config.json, gls result rows)", _unified_names),
 ]
 
 
@@ -270,5 +310,5 @@ def read_summary(run_dir: str, read=None):
 
 
 __all__ = ["Summary", "RESULTS_FILE", "CONFIG_FILE", "LEGACY_RESULTS_FILE", "SCHEMA_VERSION",
-           "MIGRATIONS", "migrate", "stored_version", "read_run", "read_summary",
+           "MIGRATIONS", "RENAMED_SETTINGS", "job_row", "migrate", "stored_version", "read_run", "read_summary",
            "summary_class", "tuned_trainings", "training_failures", "without_version"]

@@ -106,7 +106,7 @@ BAD = [
 
 
 GLS_BAD = [
-    (["--pop", "1"], "--pop"),
+    (["--population-size", "1"], "--population-size"),
     (["--chunk-size", "0"], "--chunk-size"),
     (["--max-cases", "0"], "--max-cases"),
     (["--compare", "sgd,annealing"], "annealing"),

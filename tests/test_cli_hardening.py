@@ -21,12 +21,12 @@ SEED_MAX = 2**32 - 1        # the largest seed every seeded library takes (--see
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["train", "--dataset", "iris", "--model", "mlp", "--epochs", "1", "--quiet"]
-GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--pop", "2", "--epochs", "1",
+GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "--epochs", "1",
        "--compare", "sgd", "--quiet"]
-EVOMAL = ["evomal", "--population", "2", "--generations", "1", "--meta-steps", "1",
+EVOMAL = ["evomal", "--population-size", "2", "--generations", "1", "--meta-steps", "1",
           "--fitness-steps", "2", "--rejection-steps", "1", "--seeds", "1", "--final-steps", "2",
           "--quiet"]
-NLFS = ["nlfs", "--dataset", "iris", "--model", "mlp", "--population", "2", "--cycles", "1",
+NLFS = ["nlfs", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "--cycles", "1",
         "--quiet"]
 
 
@@ -199,7 +199,7 @@ def test_evomal_resume_takes_final_eval_every_but_not_the_search_flags(cli, tmp_
     args = parser.parse_args(["evomal", "--resume", str(run), "--final-eval-every", "5"])
     COMMAND.check(args)
     assert COMMAND.configure(args)[1].final_eval_every == 5     # the invocation's, not stored
-    args = parser.parse_args(["evomal", "--resume", str(run), "--population", "9"])
+    args = parser.parse_args(["evomal", "--resume", str(run), "--population-size", "9"])
     with pytest.raises(Exception, match=r"^--population 9 differs from the run's \d+: --resume"):
         COMMAND.check(args)
 

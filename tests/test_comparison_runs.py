@@ -29,7 +29,7 @@ def _genome(expr):
 def test_nlfs_untuned_rows_are_the_untuned_protocol_and_transfer_changes_the_model():
     from deapnn.nlfs.compare import compare_final, compare_tuned
     torch.set_num_threads(1)
-    cfg = NLFSConfig(seeds=2, final_steps=20, lr_grid=[1.0, 2.0], population=4, pool=6,
+    cfg = NLFSConfig(seeds=2, final_steps=20, lr_grid=[1.0, 2.0], population_size=4, pool=6,
                      sample_size=2)
     found = [("nlfs_1", _genome("-(log(yhat) - y / yhat)"))]
     old, _ = compare_final(cfg, found, map)
@@ -45,7 +45,7 @@ def test_nlfs_untuned_rows_are_the_untuned_protocol_and_transfer_changes_the_mod
     assert cnn["losses"][0]["untuned"]["test"] != rows["cross-entropy"]["untuned"]["test"][:1]
 
 
-EVO = dict(dataset="diabetes", population=4, generations=2, meta_steps=2, fitness_steps=10,
+EVO = dict(dataset="diabetes", population_size=4, generations=2, meta_steps=2, fitness_steps=10,
            rejection_steps=5, hidden=(8,), seeds=2, final_steps=30, lr_grid=[0.5, 1.0])
 
 
@@ -98,7 +98,7 @@ def nlfs_run(tmp_path_factory):
     from deapnn.nlfs.run import run_nlfs
     from deapnn.rundir import RunDir
     torch.set_num_threads(1)
-    cfg = NLFSConfig(population=3, pool=4, cycles=2, sample_size=2, budget=20, seeds=0,
+    cfg = NLFSConfig(population_size=3, pool=4, cycles=2, sample_size=2, budget=20, seeds=0,
                      final_steps=20, top=1)
     path = tmp_path_factory.mktemp("n") / "run"
     run_nlfs(cfg, RunDir.create(path, "nlfs", cfg))
@@ -156,7 +156,7 @@ def test_compare_refuses_what_it_cannot_compare(tmp_path, nlfs_run, capsys):
 
 def test_evomal_run_is_tuned_by_default_and_reported(tmp_path, capsys):
     run = tmp_path / "evo"
-    assert main(["evomal", "--dataset", "diabetes", "--population", "4", "--generations", "1",
+    assert main(["evomal", "--dataset", "diabetes", "--population-size", "4", "--generations", "1",
                  "--meta-steps", "2", "--fitness-steps", "10", "--rejection-steps", "5",
                  "--hidden", "8", "--seeds", "2", "--final-steps", "20", "--lr-grid", "1,2",
                  "--out", str(run), "--quiet"]) == 0

@@ -19,11 +19,11 @@ DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 #: table heading prefix -> command
 SECTIONS = {"## Gradient Lexicase": "gls", "## NLFS": "nlfs", "## EvoMAL": "evomal"}
 #: flags each method's table must state (the settings that decide a result)
-REQUIRED = {"gls": {"--pop", "--lr", "--schedule", "--momentum", "--weight-decay", "--nesterov",
+REQUIRED = {"gls": {"--population-size", "--lr", "--schedule", "--momentum", "--weight-decay", "--nesterov",
                     "--batch-size", "--epochs", "--init", "--momentum-mode"},
-            "nlfs": {"--population", "--sample-size", "--pool", "--cycles", "--lr", "--momentum",
+            "nlfs": {"--population-size", "--sample-size", "--pool", "--cycles", "--lr", "--momentum",
                      "--weight-decay", "--batch-size", "--schedule", "--budget"},
-            "evomal": {"--population", "--generations", "--lr", "--momentum", "--nesterov",
+            "evomal": {"--population-size", "--generations", "--lr", "--momentum", "--nesterov",
                        "--weight-decay", "--batch-size", "--fitness-steps", "--final-steps",
                        "--final-milestones"}}
 
@@ -102,7 +102,7 @@ def test_a_default_changed_in_the_code_is_caught(monkeypatch):
 
 
 @pytest.mark.parametrize("command, dataset, expected", [
-    ("gls", None, {"--lr": "0.1", "--weight-decay": "0.0001", "--pop": "4", "--compare": "sgd",
+    ("gls", None, {"--lr": "0.1", "--weight-decay": "0.0001", "--population-size": "4", "--compare": "sgd",
                    "--seeds": "0", "--no-augment": "false", "--milestones": "",
                    "--nesterov": "false"}),
     ("train", None, {"--weight-decay": "0.0005", "--seed": "0"}),

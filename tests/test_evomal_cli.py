@@ -13,7 +13,7 @@ from deapnn.cli import _Parser
 from deapnn.commands import evomal
 from deapnn.commands.common import UsageError
 
-TINY = ["--dataset", "diabetes", "--population", "4", "--generations", "2", "--meta-steps", "3",
+TINY = ["--dataset", "diabetes", "--population-size", "4", "--generations", "2", "--meta-steps", "3",
         "--fitness-steps", "20", "--rejection-steps", "50", "--final-steps", "40", "--seeds", "3",
         "--hidden", "8", "--quiet"]
 ENTRY = ("import sys\nfrom deapnn.cli import _Parser\nfrom deapnn.commands import evomal\n"
@@ -29,7 +29,7 @@ def _parse(argv):
 
 @pytest.mark.parametrize("extra,match", [
     (["--inner-steps", "0"], "--inner-steps"), (["--dataset", "nope"], "unknown dataset 'nope'"),
-    (["--population", "1"], "--population"), (["--cxpb", "0.9", "--mutpb", "0.5"], "cxpb"),
+    (["--population-size", "1"], "--population-size"), (["--cxpb", "0.9", "--mutpb", "0.5"], "cxpb"),
     (["--model", "foo"], "unknown model 'foo'"), (["--seeds", "0"], "--seeds"),
     (["--final-eval-every", "-1"], "--final-eval-every"),
     (["--rejection", "after"], "--rejection must be one of reference, before"),

@@ -11,18 +11,18 @@ from deapnn.config import ConfigError
 from deapnn.evomal.config import EvoMALConfig, EvoMALRunConfig
 from deapnn.rundir import RunDir
 
-TINY = dict(dataset="diabetes", population=3, generations=2, meta_steps=2, fitness_steps=10,
+TINY = dict(dataset="diabetes", population_size=3, generations=2, meta_steps=2, fitness_steps=10,
             rejection_steps=20, final_steps=20, seeds=2, hidden=(4,))
 
 
 @pytest.mark.parametrize("field,value", [
-    ("population", 1), ("generations", -1), ("cxpb", 1.5), ("elitism", 3), ("tournament", 0),
+    ("population_size", 1), ("generations", -1), ("cxpb", 1.5), ("elitism", 3), ("tournament", 0),
     ("max_height", 0), ("seeds", 0), ("final_steps", -1), ("final_eval_every", -2),
     ("inner_steps", 0), ("meta_lr", 0.0), ("hidden", (0,)), ("fitness_steps", 1.5),
     ("momentum", 1.0), ("rejection_steps", 0),
 ])
 def test_run_config_constraints_name_the_field(field, value):
-    cfg = EvoMALRunConfig(population=3)
+    cfg = EvoMALRunConfig(population_size=3)
     with pytest.raises(ConfigError) as info:
         dataclasses.replace(cfg, **{field: value}).validate()
     assert info.value.field == field and field in str(info.value)
@@ -50,13 +50,13 @@ def test_run_config_round_trip_legacy_and_invocation_settings():
     again = back.for_invocation(device="cpu", final_eval_every=5)
     assert again.final_eval_every == 5 and again.device == "cpu"
     with pytest.raises(ConfigError, match="invocation"):
-        back.for_invocation(population=9)
+        back.for_invocation(population_size=9)
     legacy = {"command": "evomal", **stored, "device": "auto", "quiet": True, "workers": 1,
               "resume": None, "out": "x", "final_eval_every": 3}
     from deapnn.results import migrate
     migrated = migrate({"config.json": legacy})["config.json"]     # the flat layout's step
     old = EvoMALRunConfig.from_dict(migrated["config"])
-    assert old.population == 3 and old.hidden == (4,) and old.final_eval_every == 0
+    assert old.population_size == 3 and old.hidden == (4,) and old.final_eval_every == 0
     assert migrated["device"] == "auto" and migrated["final_eval_every"] == 3
     with pytest.raises(ConfigError, match="unknown"):
         EvoMALRunConfig.from_dict({**stored, "bogus": 1})
@@ -80,13 +80,13 @@ def test_cli_defaults_are_the_config_defaults_and_errors_name_the_flag():
 
 def test_cli_resumes_a_legacy_flat_run_directory(tmp_path):
     from deapnn.commands import evomal
-    args = _parse(["--population", "5", "--hidden", "6", "--out", str(tmp_path / "old")])
+    args = _parse(["--population-size", "5", "--hidden", "6", "--out", str(tmp_path / "old")])
     RunDir(tmp_path / "old", {"command": "evomal", **{k: v for k, v in vars(args).items()
                                                      if not callable(v)}})
     rundir, cfg = evomal.COMMAND.configure(_parse(["--resume", str(tmp_path / "old"),
                                            "--final-eval-every", "4"]))
     assert rundir.path == str(tmp_path / "old")
-    assert cfg.population == 5 and cfg.hidden == (6,) and cfg.final_eval_every == 4
+    assert cfg.population_size == 5 and cfg.hidden == (6,) and cfg.final_eval_every == 4
 
 
 def test_archive_hits_and_misses_have_one_meaning():

@@ -10,7 +10,7 @@ from deapnn.cli import main
 from deapnn.commands.common import EXIT_FAILED, EXIT_PARTIAL
 from deapnn.results import RESULTS_FILE
 
-GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--pop", "2", "--epochs", "1",
+GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "--epochs", "1",
        "--compare", "sgd", "--seeds", "0,1", "--quiet"]
 
 
@@ -59,7 +59,7 @@ def test_train_exit_1_when_the_training_diverged(tmp_path, monkeypatch, capsys):
     assert out.err.strip() == "deapnn: error: all 1 jobs failed (1× non-finite loss at epoch 1)"
 
 
-NLFS = ["nlfs", "--dataset", "iris", "--population", "3", "--pool", "4", "--cycles", "2",
+NLFS = ["nlfs", "--dataset", "iris", "--population-size", "3", "--pool", "4", "--cycles", "2",
         "--sample-size", "2", "--budget", "10", "--seeds", "2", "--final-steps", "10",
         "--top", "1", "--no-tune", "--quiet"]
 
@@ -92,7 +92,7 @@ def test_nlfs_exit_1_when_the_search_found_no_loss(tmp_path, monkeypatch, capsys
     assert out.err.strip() == "deapnn: error: all 1 jobs failed (1× no loss found)"
 
 
-EVOMAL = ["evomal", "--dataset", "diabetes", "--population", "3", "--generations", "1",
+EVOMAL = ["evomal", "--dataset", "diabetes", "--population-size", "3", "--generations", "1",
           "--meta-steps", "2", "--fitness-steps", "10", "--rejection-steps", "10",
           "--final-steps", "10", "--hidden", "4", "--seeds", "2", "--no-tune", "--quiet"]
 

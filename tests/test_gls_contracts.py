@@ -69,7 +69,7 @@ def test_toolbox_operators_satisfy_the_protocols(iris):
 
 
 @pytest.mark.parametrize("kw,field", [
-    ({"pop": 1}, "pop"), ({"momentum_mode": "keep"}, "momentum_mode"), ({"init": "x"}, "init"),
+    ({"population_size": 1}, "population_size"), ({"momentum_mode": "keep"}, "momentum_mode"), ({"init": "x"}, "init"),
     ({"semantics": "loose"}, "semantics"), ({"chunk_size": 0}, "chunk_size"),
     ({"max_cases": 0}, "max_cases"), ({"arms": ["annealing"]}, "arms"), ({"seeds": []}, "seeds"),
     ({"lr": 0.0}, "lr"), ({"weight_decay": -1.0}, "weight_decay"), ({"dataset": "x"}, "dataset"),
@@ -84,7 +84,7 @@ def test_gls_config_names_the_invalid_field(kw, field):
 
 def test_loop_and_gls_config_share_one_declaration():
     loop = GLSLoopConfig._parameter_constraints
-    assert GLSConfig._parameter_constraints["pop"] is loop["population_size"]
+    assert GLSConfig._parameter_constraints["population_size"] is loop["population_size"]
     assert GLSConfig._parameter_constraints["momentum_mode"] is loop["momentum_mode"]
     assert GLSConfig._parameter_constraints["lr"] is TrainConfig._parameter_constraints["lr"]
     assert TrainRunConfig._parameter_constraints["lr"] is TrainConfig._parameter_constraints["lr"]
@@ -108,7 +108,7 @@ def test_checkpoint_logbook_reads_both_layouts():
 
 
 def test_run_gls_shape_and_outputs(tmp_path):
-    cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, pop=2, batch_size=16,
+    cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, batch_size=16,
                     arms=["random"], seeds=[0]).validate()
     rd = RunDir.create(tmp_path / "run", "gls", cfg)
     messages = []

@@ -84,7 +84,7 @@ def test_mnist1d_large_sizes_and_generator(large):
 
 def test_children_take_at_least_100_steps_per_generation_in_mnist1d_large(large):
     """Acceptance: p = 4, batch 64 on mnist1d_large — read from the logbook."""
-    cfg = GLSConfig(dataset="mnist1d_large", model="mlp", pop=4, batch_size=64, epochs=1,
+    cfg = GLSConfig(dataset="mnist1d_large", model="mlp", population_size=4, batch_size=64, epochs=1,
                     lr=0.05).validate()
     tb = gls_toolbox(large, cfg)
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def test_children_take_at_least_100_steps_per_generation_in_mnist1d_large(large)
 
 def test_augmentation_applies_to_subgd_batches_and_never_to_selection_cases():
     data = load_dataset("mnist1d", seed=0)
-    cfg = GLSConfig(dataset="mnist1d", model="mlp", pop=3, augmentation="shift:4").validate()
+    cfg = GLSConfig(dataset="mnist1d", model="mlp", population_size=3, augmentation="shift:4").validate()
     tb = gls_toolbox(data, cfg)
     clean = {row.numpy().tobytes() for row in data.train.x}
     seen = {"mutate": [], "select": []}
@@ -286,7 +286,7 @@ def test_diagnostics_log_without_changing_the_run():
     data = load_dataset("digits", seed=0)
     runs = []
     for diagnostics in (False, True):
-        cfg = GLSConfig(dataset="digits", model="cnn", pop=3, diagnostics=diagnostics).validate()
+        cfg = GLSConfig(dataset="digits", model="cnn", population_size=3, diagnostics=diagnostics).validate()
         torch.manual_seed(0)
         model = build_model("cnn", data.input_shape, data.num_classes)
         parent, logbook = eaGradientLexicase(model, gls_toolbox(data, cfg), 3,
@@ -304,7 +304,7 @@ def test_diagnostics_log_without_changing_the_run():
 
 def test_winner_trained_on_decider_matches_the_subgd_slices():
     data = load_dataset("digits", seed=0)
-    cfg = GLSConfig(dataset="digits", model="cnn", pop=3, diagnostics=True).validate()
+    cfg = GLSConfig(dataset="digits", model="cnn", population_size=3, diagnostics=True).validate()
     tb = gls_toolbox(data, cfg)
     torch.manual_seed(0)
     parent = build_model("cnn", data.input_shape, data.num_classes)
@@ -356,7 +356,7 @@ def test_penultimate_features_are_the_classifier_inputs():
 # --- the arms in jobs ----------------------------------------------------------------------
 
 def _job(tmp_path, arm, **kw):
-    cfg = GLSConfig(dataset="digits", model="mlp", pop=3, epochs=2, lr=0.05,
+    cfg = GLSConfig(dataset="digits", model="mlp", population_size=3, epochs=2, lr=0.05,
                     arms=[arm], **kw).validate()
     return run_job({"arm": arm, "seed": 0, "dir": str(tmp_path / arm), "config": cfg.to_dict()})
 
@@ -369,7 +369,7 @@ def test_sgd_tuned_picks_the_best_validation_lr_and_records_the_regime(tmp_path)
     assert vals[0.05] == sgd["val_acc"]             # the grid's factor 1 is the sgd arm
     assert vals[tuned["lr"]] == max(vals.values()) == tuned["val_acc"]
     for row in (sgd, tuned):
-        assert row["steps_per_child"] == child_steps(1079, 64, 3) and row["pop"] == 3
+        assert row["steps_per_child"] == child_steps(1079, 64, 3) and row["population_size"] == 3
         assert row["augmentation"] is None and row["feature_erank"] > 1
     reset = _job(tmp_path, "sgd_reset").info
     assert reset["momentum_reset"] == child_steps(1079, 64, 3) == 5

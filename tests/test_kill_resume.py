@@ -97,17 +97,17 @@ def _make_run(kind, out):
     from deapnn.rundir import RunDir
     if kind == "gls":
         from deapnn.gls import GLSConfig
-        cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, pop=2, arms=[], seeds=[0])
+        cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, arms=[], seeds=[0])
         RunDir(out, {"command": "gls", "gls": asdict(cfg)})
         return out / "gls" / "seed0" / "checkpoint.pt"
     if kind == "nlfs":
         from deapnn.nlfs import NLFSConfig
-        cfg = NLFSConfig(dataset="iris", population=3, pool=4, cycles=2, sample_size=2, budget=5,
+        cfg = NLFSConfig(dataset="iris", population_size=3, pool=4, cycles=2, sample_size=2, budget=5,
                          seeds=0, top=1)
         RunDir.create(out, "nlfs", cfg, device="cpu")
         return out / "checkpoint.pt"
     from deapnn.evomal.config import EvoMALRunConfig
-    RunDir.create(out, "evomal", EvoMALRunConfig(dataset="iris", population=2, generations=1),
+    RunDir.create(out, "evomal", EvoMALRunConfig(dataset="iris", population_size=2, generations=1),
                   device="cpu")
     return out / "checkpoint.pt"
 
@@ -129,7 +129,7 @@ def test_resume_from_bad_checkpoint_is_one_line_exit_2(kind, tmp_path, capsys, m
         assert not os.path.exists(_Evil.marker), "code in a checkpoint was executed"
 
 
-NLFS = ["nlfs", "--dataset", "iris", "--population", "3", "--pool", "4", "--cycles", "8",
+NLFS = ["nlfs", "--dataset", "iris", "--population-size", "3", "--pool", "4", "--cycles", "8",
         "--sample-size", "2", "--budget", "30", "--seeds", "0", "--top", "1", "--device", "cpu",
         "--seed", "3", "--quiet"]
 
@@ -191,7 +191,7 @@ def test_exit_code_and_error_line_come_back_through_scoop(tmp_path):
 
 @pytest.mark.parametrize("command,section,bad", [
     ("gls", "gls", {"epochs": "many"}), ("gls", "gls", {"no_such_field": 1}),
-    ("nlfs", "nlfs", {"population": -3}), ("gls", "nlfs", {}),
+    ("nlfs", "nlfs", {"population_size": -3}), ("gls", "nlfs", {}),
 ])
 def test_resume_with_an_invalid_stored_config_is_one_line_exit_2(tmp_path, capsys, command,
                                                                   section, bad):

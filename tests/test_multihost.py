@@ -31,7 +31,7 @@ from test_scale import REPO, scoop_env
 SETUP = Path(__file__).resolve().parent / "multihost" / "setup_netns.sh"
 NS = "deapnn-mh"
 TIMEOUT = 300
-GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--pop", "2", "--compare", "none",
+GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "--compare", "none",
        "--batch-size", "32", "--device", "cpu", "--quiet"]
 
 

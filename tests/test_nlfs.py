@@ -103,7 +103,7 @@ def _tracing_map(limit=None, trace=None):
 
 def test_run_driver_resume_equals_uninterrupted(tmp_path):
     from deapnn.rundir import RunDir
-    cfg = NLFSConfig(population=4, pool=6, cycles=5, sample_size=2, budget=20, seeds=0, top=2)
+    cfg = NLFSConfig(population_size=4, pool=6, cycles=5, sample_size=2, budget=20, seeds=0, top=2)
     full = run_nlfs(cfg, RunDir(tmp_path / "a", {"nlfs": {}}), map_fn=map, log=lambda *a: None)
     rd = RunDir(tmp_path / "b", {"nlfs": {}})
     with pytest.raises(_Interrupt):                        # dies during the evolution phase
@@ -144,7 +144,7 @@ def test_cli_bad_input_fails_fast(argv, match):
 def test_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     args = _parser().parse_args(
-        ["nlfs", "--population", "3", "--pool", "4", "--cycles", "2", "--sample-size", "2",
+        ["nlfs", "--population-size", "3", "--pool", "4", "--cycles", "2", "--sample-size", "2",
          "--budget", "20", "--seeds", "2", "--final-steps", "20", "--top", "1",
          "--lr-grid", "1,2", "--out", str(out), "--quiet"])
     args.check(args)
@@ -164,7 +164,7 @@ def test_scale_report_uses_the_datasets_number_of_classes(tmp_path):
     from deapnn.losses.scale import scale_report
     out = tmp_path / "run"
     args = _parser().parse_args(
-        ["nlfs", "--dataset", "iris", "--population", "3", "--pool", "4", "--cycles", "1",
+        ["nlfs", "--dataset", "iris", "--population-size", "3", "--pool", "4", "--cycles", "1",
          "--sample-size", "2", "--budget", "10", "--seeds", "0", "--top", "1", "--no-tune",
          "--out", str(out), "--quiet"])
     args.check(args)
@@ -193,7 +193,7 @@ def test_reported_best_losses_are_distinct_phenotypes():
         LossGraph.from_expression("(y - yhat)^2").to_expression()]
 
 
-ELIM = dict(population=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=2, final_steps=20,
+ELIM = dict(population_size=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=2, final_steps=20,
             top=2, eliminate=True, sizes=[4, 2, 1], tune=False)     # the untuned final protocol
 
 
@@ -259,13 +259,13 @@ def test_config_constraints_are_declared_once_and_round_trip():
     from deapnn.config import ConfigError
     for bad, field in [(dict(budget=0), "budget"), (dict(cycles=-1), "cycles"),
                        (dict(sizes=[4, 6]), "sizes"),
-                       (dict(population=3, sample_size=5), "sample_size"),
-                       (dict(population=8, pool=4), "pool"), (dict(dataset="diabetes"), "dataset"),
+                       (dict(population_size=3, sample_size=5), "sample_size"),
+                       (dict(population_size=8, pool=4), "pool"), (dict(dataset="diabetes"), "dataset"),
                        (dict(final_model="nosuch"), "final_model")]:
         with pytest.raises(ConfigError) as info:
             NLFSConfig(**bad).validate()
         assert info.value.field == field, bad
-    cfg = NLFSConfig(population=4, pool=6, sample_size=2, eliminate=True, sizes=[4, 2, 1])
+    cfg = NLFSConfig(population_size=4, pool=6, sample_size=2, eliminate=True, sizes=[4, 2, 1])
     assert NLFSConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="lr"):
         SurrogateConfig(lr=0).validate()
@@ -289,8 +289,8 @@ def test_cli_defaults_are_the_config_defaults():
     from deapnn.commands.nlfs import COMMAND
     args = _parser().parse_args(["nlfs"])
     d = NLFSConfig()
-    assert COMMAND.config_of(args) == NLFSConfig(pool=2 * d.population, final_steps=3 * d.budget)
-    assert NLFSConfig().pool == 2 * d.population and d.final_steps == 3 * d.budget
+    assert COMMAND.config_of(args) == NLFSConfig(pool=2 * d.population_size, final_steps=3 * d.budget)
+    assert NLFSConfig().pool == 2 * d.population_size and d.final_steps == 3 * d.budget
 
 
 def test_nlfs_library_does_not_import_the_command_layer():
@@ -342,7 +342,7 @@ def test_nlfs_seeds_are_removed_worst_first():
     fits = [0.6, 0.9, 0.4, 0.8, 0.5, 0.7]
     pop = seed_population(_fake_pool(fits), 6)
     assert [i.fitness.values[0] for i in pop] == sorted(fits, reverse=True)
-    cfg = NLFSConfig(population=6, pool=6, cycles=6, sample_size=2, seeds=0)
+    cfg = NLFSConfig(population_size=6, pool=6, cycles=6, sample_size=2, seeds=0)
     states = []
     evolve(cfg, pop, _FixedEvaluator(0.1), map, checkpoint=lambda s, m: states.append(s))
     gone, alive = [], set(fits)
@@ -353,7 +353,7 @@ def test_nlfs_seeds_are_removed_worst_first():
     assert gone == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     # the previous order stays reachable: initial_age="ordered" ages the best seed first
     states = []
-    evolve(NLFSConfig(population=6, pool=6, cycles=1, sample_size=2, seeds=0,
+    evolve(NLFSConfig(population_size=6, pool=6, cycles=1, sample_size=2, seeds=0,
                       initial_age="ordered"),
            seed_population(_fake_pool(fits), 6, "ordered"), _FixedEvaluator(0.1), map,
            checkpoint=lambda s, m: states.append(s))
@@ -367,7 +367,7 @@ def test_nlfs_failed_children_are_discarded_by_default():
     from deapnn.nlfs.run import evolve, seed_population
     fits = [0.9, 0.8, 0.7, 0.6]
     failing = _FixedEvaluator(0.0, reason="pre-screen: val acc 0.05 < 0.15 after 10 steps")
-    cfg = NLFSConfig(population=4, pool=4, cycles=3, sample_size=2, seeds=0)
+    cfg = NLFSConfig(population_size=4, pool=4, cycles=3, sample_size=2, seeds=0)
     pop = seed_population(_fake_pool(fits), 4)
     before = [i.to_json() for i in pop]
     evo = evolve(cfg, pop, failing, map)
@@ -378,7 +378,7 @@ def test_nlfs_failed_children_are_discarded_by_default():
     assert [r["discarded"] for r in evo.logbook] == [0, 1, 1, 1]
     assert all(h.fitness.values[0] > 0 for h in evo.halloffame)
     failing = _FixedEvaluator(0.0, reason="pre-screen")
-    evo = evolve(NLFSConfig(population=4, pool=4, cycles=3, sample_size=2, seeds=0,
+    evo = evolve(NLFSConfig(population_size=4, pool=4, cycles=3, sample_size=2, seeds=0,
                             failed_child="insert"),
                  seed_population(_fake_pool(fits), 4), failing, map)
     assert sorted(i.fitness.values[0] for i in evo.population) == [0.0, 0.0, 0.0, 0.9]
@@ -433,7 +433,7 @@ def test_pool_rescore_stages_and_resume(tmp_path):
     re-scores the best P with the search's; a run killed during stage 2 resumes without
     re-scoring stage 1 and ends as the uninterrupted run."""
     from deapnn.rundir import RunDir
-    cfg = NLFSConfig(population=4, pool=6, cycles=2, sample_size=2, budget=20, seeds=0, top=2)
+    cfg = NLFSConfig(population_size=4, pool=6, cycles=2, sample_size=2, budget=20, seeds=0, top=2)
     assert cfg.rescore_count() == 4
     std = cfg.standard_surrogate()
     assert (std.noise, std.augment) == (0.0, None) and std.steps == cfg.surrogate().steps

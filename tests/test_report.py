@@ -25,12 +25,12 @@ def _deapnn(*argv):
 
 _COMMANDS = {
     "train": ["train", "--dataset", "iris", "--model", "mlp", "--epochs", 2],
-    "gls": ["gls", "--dataset", "iris", "--model", "mlp", "--pop", 2, "--epochs", 1,
+    "gls": ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", 2, "--epochs", 1,
             "--compare", "sgd", "--seeds", "0,1"],
-    "nlfs": ["nlfs", "--dataset", "iris", "--model", "mlp", "--population", 3, "--cycles", 3,
+    "nlfs": ["nlfs", "--dataset", "iris", "--model", "mlp", "--population-size", 3, "--cycles", 3,
              "--sample-size", 2, "--pool", 4, "--budget", 20, "--seeds", 2, "--final-steps", 20,
              "--top", 2, "--no-tune"],
-    "evomal": ["evomal", "--dataset", "diabetes", "--population", 4, "--generations", 1,
+    "evomal": ["evomal", "--dataset", "diabetes", "--population-size", 4, "--generations", 1,
                "--meta-steps", 2, "--fitness-steps", 30, "--rejection-steps", 100, "--seeds", 2,
                "--final-steps", 40, "--no-tune"],
 }

@@ -12,9 +12,10 @@ import pytest
 
 from deapnn.cli import main
 from deapnn.commands.common import EXIT_OK
-from deapnn.results import (CONFIG_FILE, LEGACY_RESULTS_FILE, MIGRATIONS, RESULTS_FILE,
-                            SCHEMA_VERSION, Summary, migrate, read_run, read_summary,
-                            stored_version, training_failures, tuned_trainings, without_version)
+from deapnn.results import (CONFIG_FILE, LEGACY_RESULTS_FILE, MIGRATIONS, RENAMED_SETTINGS,
+                            RESULTS_FILE, SCHEMA_VERSION, Summary, job_row, migrate, read_run,
+                            read_summary, stored_version, training_failures, tuned_trainings,
+                            without_version)
 from deapnn.rundir import RunDir, RunDirError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "rundirs")
@@ -115,8 +116,16 @@ def test_every_old_layout_migrates_to_the_current_one(name):
     assert config["schema_version"] == results["schema_version"] == SCHEMA_VERSION
     assert config["command"] == command and isinstance(config["config"], dict)
     added = {"gls": {"config": config["config"]}, "train": {"device": None}}.get(command, {})
-    assert without_version(results) == {**_json(os.path.join(FIXTURES, name, stored_name)),
-                                        **added}
+    expected = {**_json(os.path.join(FIXTURES, name, stored_name)), **added}
+    renamed = RENAMED_SETTINGS.get(command, {})          # the names version 1 unified
+    if command == "gls":
+        expected["results"] = [job_row(r) for r in expected["results"]]
+        assert all("pop" not in r and r["population_size"] for r in results["results"])
+    expected["config"] = {renamed.get(k, k): v for k, v in expected.get("config", {}).items()}
+    assert not set(renamed) & set(config["config"]) and set(renamed.values()) <= \
+        set(config["config"])
+    assert without_version(results) == {k: v for k, v in expected.items() if v != {}
+                                        or k != "config"}
     assert migrate(files) == files                          # the current layout stays as it is
 
 
@@ -124,14 +133,14 @@ def test_the_flat_layouts_split_settings_from_the_invocation():
     flat = _json(os.path.join(FIXTURES, "evomal_flat", CONFIG_FILE))
     config = migrate({CONFIG_FILE: flat})[CONFIG_FILE]
     assert config["device"] == "auto" and config["workers"] == 1 and config["out"] == "runs/evomal"
-    assert "device" not in config["config"] and config["config"]["population"] == 3
+    assert "device" not in config["config"] and config["config"]["population_size"] == 3
     train = {"command": "train", "dataset": "iris", "no_augment": True, "quiet": True}
     config = migrate({CONFIG_FILE: train})[CONFIG_FILE]
     assert config == {"command": "train", "config": {"dataset": "iris", "augment": False},
                       "quiet": True, "schema_version": SCHEMA_VERSION}
     named = {"command": "nlfs", "nlfs": {"population": 4}, "device": "cpu"}
     assert migrate({CONFIG_FILE: named})[CONFIG_FILE] == {
-        "command": "nlfs", "config": {"population": 4}, "device": "cpu",
+        "command": "nlfs", "config": {"population_size": 4}, "device": "cpu",
         "schema_version": SCHEMA_VERSION}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from deapnn.cli import main
 
-GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--pop", "2", "--epochs", "1",
+GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "--epochs", "1",
        "--compare", "none", "--seeds", "0", "--quiet"]
 
 

@@ -31,7 +31,7 @@ def _both(tmp_path, argv):
 
 def test_gls_workers_2_equals_serial(tmp_path):
     outs = _both(tmp_path, ["gls", "--dataset", "iris", "--model", "mlp", "--epochs", "1",
-                            "--pop", "2", "--seeds", "0,1", "--compare", "none",
+                            "--population-size", "2", "--seeds", "0,1", "--compare", "none",
                             "--batch-size", "32", "--device", "cpu", "--quiet"])
     key = lambda r: (r["arm"], r["seed"])                              # noqa: E731
     a, b = (json.loads((o / "results.json").read_text())["results"] for o, _, _ in outs.values())
@@ -47,7 +47,7 @@ def test_gls_workers_2_equals_serial(tmp_path):
 
 
 def test_evomal_workers_2_equals_serial(tmp_path):
-    outs = _both(tmp_path, ["evomal", "--dataset", "diabetes", "--population", "4",
+    outs = _both(tmp_path, ["evomal", "--dataset", "diabetes", "--population-size", "4",
                             "--generations", "1", "--meta-steps", "3", "--fitness-steps", "20",
                             "--rejection-steps", "50", "--final-steps", "20", "--seeds", "1",
                             "--hidden", "8", "--device", "cpu", "--quiet", "--seed", "2"])

@@ -65,12 +65,12 @@ def test_importing_every_deapnn_module_never_runs_a_local_operators_py(shadow):
 
 # --- (b) the commands, plainly and on SCOOP workers -----------------------------------------
 COMMANDS = {
-    "gls": ["--dataset", "iris", "--model", "mlp", "--pop", "2", "--epochs", "1",
+    "gls": ["--dataset", "iris", "--model", "mlp", "--population-size", "2", "--epochs", "1",
             "--compare", "none"],
-    "nlfs": ["--dataset", "iris", "--population", "3", "--pool", "4", "--cycles", "2",
+    "nlfs": ["--dataset", "iris", "--population-size", "3", "--pool", "4", "--cycles", "2",
              "--sample-size", "2", "--budget", "20", "--seeds", "1", "--final-steps", "20",
              "--no-tune"],
-    "evomal": ["--dataset", "diabetes", "--population", "2", "--generations", "1",
+    "evomal": ["--dataset", "diabetes", "--population-size", "2", "--generations", "1",
                "--meta-steps", "1", "--fitness-steps", "5", "--rejection-steps", "5",
                "--final-steps", "10", "--hidden", "4", "--seeds", "1", "--no-tune"],
 }

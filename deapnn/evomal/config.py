@@ -21,12 +21,13 @@ earlier behaviour (``rejection="before"``, ``fitness_seed="per_tree"``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 from deapnn.algorithms.evomal import variation_error
 from deapnn.comparison import TuningSettings
 from deapnn.config import (FLOAT32_MAX, ConfigError, Interval, Options, int_list, parse_list,
                            seed_constraint, setting)
+from deapnn.deprecation import former_name
 from deapnn.sgd import SGDSettings
 
 _POSITIVE = [Interval(float, 0, FLOAT32_MAX, "neither")]
@@ -196,7 +197,8 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
     are not stored in ``config.json`` (device) or not taken from it (``final_eval_every``) — a
     resumed run uses this command line's values (:meth:`for_invocation`). The final trainings
     are re-done when the evaluation grid differs from the stored ``final_runs.json``."""
-    population: int = setting(25, "population size", group=_SEARCH)
+    population_size: int = setting(25, "population size", group=_SEARCH,
+                                   aliases=("--population",))
     generations: int = setting(
         10, "populations evaluated, the initial one included (the paper: 50)", group=_SEARCH)
     cxpb: float = setting(0.7, "crossover probability", group=_SEARCH)
@@ -219,8 +221,12 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
            "/ 20); the early-stopped result picks the best-validation step. On --resume this "
            "flag is taken from the command line, not config.json", metavar="N",
         invocation=True, group="final comparison")
+    population: InitVar[int | None] = None   # former name of population_size (0.3.0: removed)
 
-    def __post_init__(self):
+    def __post_init__(self, population: int | None = None):
+        self.population_size = former_name(population, self.population_size,
+                                           "EvoMALRunConfig(population=)", "population_size=",
+                                           default=25)
         super().__post_init__()
         if isinstance(self.final_milestones, list):   # config.json stores the tuple as a list
             self.final_milestones = tuple(self.final_milestones)
@@ -232,7 +238,7 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
 
     _parameter_constraints = {
         **EvoMALConfig._parameter_constraints, **TuningSettings._parameter_constraints,
-        "population": [Interval(int, 2)],
+        "population_size": [Interval(int, 2)],
         "generations": [Interval(int, 1)],
         "cxpb": [Interval(float, 0, 1)], "mutpb": [Interval(float, 0, 1)],
         "elitism": [Interval(int, 0)],
@@ -250,8 +256,9 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
         why = variation_error(self.cxpb, self.mutpb)
         if why:
             raise ConfigError(why, "cxpb")
-        if self.elitism >= self.population:
-            raise ConfigError(f"elitism must be < population, got {self.elitism}", "elitism")
+        if self.elitism >= self.population_size:
+            raise ConfigError(f"elitism must be < population_size, got {self.elitism}",
+                              "elitism")
         if self.baselines:
             from deapnn.data import DATASETS
             spec = DATASETS.get(self.dataset)

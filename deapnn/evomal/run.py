@@ -184,7 +184,7 @@ def search(cfg: EvoMALRunConfig, data, rundir, resume_state: dict | None = None,
     cache_dataset(data, cfg.dataset, cfg.seed, cfg.root)  # in-process evaluations reuse it
     toolbox = make_toolbox(evaluator, tournsize=cfg.tournament, max_height=cfg.max_height,
                            map_fn=map_fn)
-    population = toolbox.population(cfg.population) if resume_state is None else []
+    population = toolbox.population(cfg.population_size) if resume_state is None else []
     archive = LossArchive(data.task, data.num_classes)
     hof = tools.HallOfFame(5, similar=lambda a, b: archive.key(a) == archive.key(b))
     bar = progress(cfg.generations, "evomal generations", unit="gen")

@@ -5,10 +5,11 @@ every T steps, T = a GLS child's steps per generation, and ``sgd_tuned``, SGD at
 rate of a small grid that scores best on the validation split; ``docs/faithfulness.md``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 from ..algorithms.gradient_lexicase import GLSLoopConfig
 from ..baseline import SGDRunConfig
+from ..deprecation import former_name
 from ..config import (Check, ConfigError, Interval, Options, parse_list, parse_seeds, seed_list,
                       setting, subset_of)
 
@@ -69,7 +70,9 @@ class GLSConfig(SGDRunConfig):
     are the multiples of ``lr`` the ``sgd_tuned`` arm tries."""
     epochs: int = setting(30, "the baselines' epochs; GLS runs epochs x (p+1) generations",
                           group="training")
-    pop: int = setting(4, "children per generation, p", group="GLS")
+    population_size: int = setting(4, "children per generation, p", group="GLS",
+                                   aliases=("--pop",))
+    pop: InitVar[int | None] = None      # former name of population_size (removed in 0.3.0)
     momentum_mode: str = setting("reset", "reset | inherit | none", group="GLS")
     init: str = setting("clone", "clone | independent (reference code)", group="GLS")
     selection_data: str = setting("clean", "clean | augmented (reference code)", group="GLS")
@@ -116,7 +119,7 @@ class GLSConfig(SGDRunConfig):
 
     _parameter_constraints = {
         **SGDRunConfig._parameter_constraints,
-        "pop": GLSLoopConfig._parameter_constraints["population_size"],
+        "population_size": GLSLoopConfig._parameter_constraints["population_size"],
         "momentum_mode": GLSLoopConfig._parameter_constraints["momentum_mode"],
         "init": GLSLoopConfig._parameter_constraints["init"],
         "selection_data": [Options(SELECTION_DATA)],
@@ -136,6 +139,11 @@ class GLSConfig(SGDRunConfig):
             isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < float("inf")
             for f in v), "a non-empty list of numbers > 0")],
     }
+
+    def __post_init__(self, pop: int | None = None) -> None:
+        self.population_size = former_name(pop, self.population_size, "GLSConfig(pop=)",
+                                           "population_size=", default=4)
+        super().__post_init__()
 
     def _check(self) -> None:
         """Beside the dataset/model/SGD checks: ``val_size`` leaves training examples."""
@@ -182,7 +190,7 @@ class GLSConfig(SGDRunConfig):
     def generations(self) -> int:
         """GLS generations = epochs · (p+1): (p+1)× the baseline's gradient compute, as in the
         reference code (Ding & Spector 2022, §4)."""
-        return self.epochs * (self.pop + 1)
+        return self.epochs * (self.population_size + 1)
 
 
 __all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "SELECTION_DATA", "CASE_METRICS", "TUNE_FACTORS"]

@@ -100,10 +100,10 @@ def child_steps(n_train: int, batch_size: int, pop: int) -> int:
 
 
 def regime(cfg: GLSConfig, n_train: int, dataset_augment: str | None = "registry") -> dict:
-    """The regime a comparison runs in, stored in every result row: ``pop``, a GLS child's
+    """The regime a comparison runs in, stored in every result row: ``population_size``, a GLS child's
     ``steps_per_child`` per generation, the ``augmentation`` SubGD and SGD apply (None: none),
     the lexicase ``case_metric`` and its ``epsilon``."""
-    return {"pop": cfg.pop, "steps_per_child": child_steps(n_train, cfg.batch_size, cfg.pop),
+    return {"population_size": cfg.population_size, "steps_per_child": child_steps(n_train, cfg.batch_size, cfg.population_size),
             "augmentation": cfg.augmentation_kind(dataset_augment),
             "case_metric": cfg.case_metric,
             "epsilon": cfg.epsilon}
@@ -224,6 +224,8 @@ def _stored_result(path: str, arm: str, seed: int) -> dict:
     def number(v, optional=False):
         return (v is None and optional) or (isinstance(v, (int, float))
                                             and not isinstance(v, bool))
+    from ..results import job_row
+    row = job_row(row)
     if not (isinstance(row, dict) and row.get("arm") == arm and row.get("seed") == seed
             and number(row.get("test_acc")) and number(row.get("val_acc"), True)
             and number(row.get("seconds")) and number(row.get("val_size", 0))):
@@ -239,7 +241,7 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
     device = get_device()
     torch.manual_seed(derive_seed(seed, "init"))
     model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
-    interval = cfg.eval_every or (cfg.pop + 1 if arm in ("gls", "random") else 1)
+    interval = cfg.eval_every or (cfg.population_size + 1 if arm in ("gls", "random") else 1)
     with restoring(ckpt_file):
         start = time.perf_counter() - float((resume or {}).get("elapsed", 0.0))
     best_file = os.path.join(out, "best_model.pt")
@@ -256,7 +258,7 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
             best = _best_so_far(list(checkpoint_logbook(resume)) if resume else [])
         tb.register("evaluate", accuracy_evaluator(data, best_file, best))
         model, logbook = eaGradientLexicase(
-            model, tb, ngen, cfg=cfg.train_config(ngen), population_size=cfg.pop,
+            model, tb, ngen, cfg=cfg.train_config(ngen), population_size=cfg.population_size,
             momentum_mode=cfg.momentum_mode, init=cfg.init, seed=seed, eval_interval=interval,
             checkpoint=save, resume_state=resume, progress=bar)
         records, diverged = [dict(r) for r in logbook], None
@@ -268,9 +270,9 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
         model, records, diverged, extra = _tuned_sgd(cfg, data, model, seed, out, device, bar,
                                                      interval)
     else:
-        epochs = cfg.epochs * (cfg.pop + 1 if arm == "sgd_matched" else 1)
+        epochs = cfg.epochs * (cfg.population_size + 1 if arm == "sgd_matched" else 1)
         bar = progress(epochs, f"{arm} seed {seed}", unit="epoch")
-        reset = child_steps(len(data.train), cfg.batch_size, cfg.pop) if arm == "sgd_reset" \
+        reset = child_steps(len(data.train), cfg.batch_size, cfg.population_size) if arm == "sgd_reset" \
             else None
         records, diverged = _sgd(model, data, cfg, epochs, cfg.lr, seed, device, interval, bar,
                                  save, resume, best_file, reset)

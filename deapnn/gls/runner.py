@@ -132,7 +132,7 @@ def regime_line(rows: list[dict]) -> str:
         return ""
     metric = r.get("case_metric", "error")
     eps = f", ε {r['epsilon']}" if r.get("epsilon") is not None else ""
-    return (f"regime: p={r.get('pop')}, {r['steps_per_child']} SGD steps per child per "
+    return (f"regime: p={r.get('population_size')}, {r['steps_per_child']} SGD steps per child per "
             f"generation, augmentation {r.get('augmentation') or 'none'}, lexicase on "
             f"per-case {metric}{eps}")
 
@@ -151,7 +151,7 @@ def format_table(summary: dict, cfg: GLSConfig, rows: list[dict] | None = None) 
     """The comparison as the text table ``deapnn gls`` prints (and ``summary.txt`` holds);
     ``rows`` (the result rows) add the regime line and the feature effective-rank and
     ``--diagnostics`` columns."""
-    lines = [f"{cfg.model} on {cfg.dataset}, p={cfg.pop}, {cfg.epochs} epochs "
+    lines = [f"{cfg.model} on {cfg.dataset}, p={cfg.population_size}, {cfg.epochs} epochs "
              f"(GLS: {cfg.generations()} generations){_validation_note(cfg)}",
              f"{'arm':<26} {'test accuracy':>20} {'seeds':>5} {'wall s':>8}  GLS − arm (paired)"]
     if rows:

@@ -6,10 +6,11 @@ surrogate training (§3.5), derived from it by :meth:`NLFSConfig.surrogate`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 from ..comparison import TuningSettings
 from ..config import Check, ConfigError, Interval, Options, parse_list, seed_constraint, setting
+from ..deprecation import former_name
 from ..sgd import SGDSettings
 
 
@@ -70,7 +71,8 @@ class NLFSConfig(SGDSettings, TuningSettings):
     dataset: str = setting("digits", "dataset (a classification one; see `deapnn datasets`)",
                            group="search")
     model: str = setting("mlp", "surrogate model (mlp, cnn, ...)", group="search")
-    population: int = setting(20, "population size P [paper: 100]", group="search")
+    population_size: int = setting(20, "population size P [paper: 100]", group="search",
+                                   aliases=("--population",))
     cycles: int = setting(200, "children to evaluate [paper: 4000]", group="search")
     sample_size: int = setting(5, "tournament sample S [paper: 20]", group="search")
     pool: int | None = setting(None, "random initial pool; the best P seed the population "
@@ -99,6 +101,7 @@ class NLFSConfig(SGDSettings, TuningSettings):
         "reference", "inputs of random genomes and mutations: as the reference (the root starts "
                      "on hidden nodes, binary inputs distinct, a toggle draws a new input) or "
                      "free (deapnn before): reference | free", group="search")
+    population: InitVar[int | None] = None   # former name of population_size (0.3.0: removed)
     pool_rescore: int | None = setting(
         None, "score the pool with the standard (un-augmented) surrogate and re-score its best "
               "N with the search's surrogate, as the reference does; 0: one stage "
@@ -109,7 +112,7 @@ class NLFSConfig(SGDSettings, TuningSettings):
     _parameter_constraints = {
         **SGDSettings._parameter_constraints, **TuningSettings._parameter_constraints,
         "dataset": [str], "model": [str],
-        "population": _positive_int(), "cycles": _count(), "sample_size": _positive_int(),
+        "population_size": _positive_int(), "cycles": _count(), "sample_size": _positive_int(),
         "pool": _positive_int(), "budget": _positive_int(), "batch": _positive_int(),
         "seed": seed_constraint(), "seeds": _count(), "final_steps": _positive_int(),
         "top": _positive_int(), "eliminate": [bool],
@@ -121,25 +124,28 @@ class NLFSConfig(SGDSettings, TuningSettings):
         "pool_rescore": [Interval(int, 0, None), None],
     }
 
-    def __post_init__(self) -> None:
-        if self.pool is None and isinstance(self.population, int):
-            self.pool = 2 * self.population
+    def __post_init__(self, population: int | None = None) -> None:
+        self.population_size = former_name(population, self.population_size,
+                                           "NLFSConfig(population=)", "population_size=",
+                                           default=20)
+        if self.pool is None and isinstance(self.population_size, int):
+            self.pool = 2 * self.population_size
         if self.final_steps is None and isinstance(self.budget, int):
             self.final_steps = 3 * self.budget
         super().__post_init__()
 
     def _check(self) -> None:
         super()._check()
-        if self.sample_size > self.population:
+        if self.sample_size > self.population_size:
             raise ConfigError(f"sample size {self.sample_size} exceeds the population "
-                              f"{self.population}", "sample_size")
-        if self.pool < self.population:
+                              f"{self.population_size}", "sample_size")
+        if self.pool < self.population_size:
             raise ConfigError(f"pool {self.pool} is smaller than the population "
-                              f"{self.population}", "pool")
+                              f"{self.population_size}", "pool")
         n = self.rescore_count()
-        if n and not self.population <= n <= self.pool:
+        if n and not self.population_size <= n <= self.pool:
             raise ConfigError(f"pool_rescore must be 0 (one stage) or between the population "
-                              f"{self.population} and the pool {self.pool}, got {n}",
+                              f"{self.population_size} and the pool {self.pool}, got {n}",
                               "pool_rescore")
         from ..data import DATASETS, dataset_names
         from ..models import check_model_input, model_names
@@ -172,7 +178,7 @@ class NLFSConfig(SGDSettings, TuningSettings):
         """How many of the best pool members the second pool stage re-scores: ``pool_rescore``,
         or the population size when it is None (Morgan & Hougen's implementation re-scores
         exactly the members it seeds, the best 100 of 1,000); 0: no second stage."""
-        return self.population if self.pool_rescore is None else self.pool_rescore
+        return self.population_size if self.pool_rescore is None else self.pool_rescore
 
     def standard_surrogate(self) -> SurrogateConfig:
         """The first pool stage's surrogate when the pool is re-scored: the search's surrogate

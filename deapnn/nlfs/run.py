@@ -287,7 +287,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
         ckpt.save("evolve", evo=state, mutation=mutation)
         if rundir is not None:
             rundir.write_logbook(state_logbook(state))
-    evo = evolve(cfg, seed_population(pool, cfg.population, cfg.initial_age), evaluator, map_fn,
+    evo = evolve(cfg, seed_population(pool, cfg.population_size, cfg.initial_age), evaluator, map_fn,
                  state=ckpt.part("evo"), mutation=ckpt.part("mutation"), progress=progress,
                  checkpoint=evolve_checkpoint)
     note(f"evolution: {cfg.cycles} children evaluated")

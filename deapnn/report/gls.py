@@ -6,6 +6,7 @@ import statistics
 
 from ..gls.config import ARM_TITLES as _TITLES
 from .basic import logbook_reasons
+from ..results import job_row
 from .document import (Report, code, finite, mean_std, num, plain, read_json, read_rows,
                        sample_std, seconds)
 
@@ -26,7 +27,7 @@ def _jobs(rep: Report, cfg: dict) -> list[dict]:
     for arm, seed in pairs:
         d = os.path.join(rep.run_dir, arm, f"seed{seed}")
         jobs.append({"arm": arm, "seed": seed, "dir": d,
-                     "result": read_json(os.path.join(d, "result.json")),
+                     "result": job_row(read_json(os.path.join(d, "result.json"))),
                      "rows": read_rows(os.path.join(d, "logbook.csv")),
                      "started": os.path.isdir(d)})
     return jobs
@@ -80,7 +81,7 @@ def _regime_section(rep: Report, cfg: dict, done: list[dict], summary: dict) -> 
     if not rows:
         return
     rep.heading("Regime, representation and diagnostics")
-    regimes = sorted({(r.get("pop"), r["steps_per_child"], r.get("augmentation"),
+    regimes = sorted({(r.get("population_size"), r["steps_per_child"], r.get("augmentation"),
                        r.get("case_metric", "error"), r.get("epsilon")) for r in rows}, key=str)
     rep.table(["p", "SGD steps per child per generation", "augmentation (SubGD, SGD)",
                "lexicase case metric", "ε"],
@@ -105,7 +106,7 @@ def _regime_section(rep: Report, cfg: dict, done: list[dict], summary: dict) -> 
              "paper's claim that GLS learns more diverse representations (Ding & Spector "
              "2022, analysis of the learned representations).")
     if any(k.startswith("diag_") for k, _ in keys):
-        pop = cfg.get("pop")
+        pop = cfg.get("population_size")
         chance = f"1/p = {1 / pop:.3f}" if isinstance(pop, int) and pop else "1/p"
         rep.para("Diagnostics (`--diagnostics`), shares of generations per job, mean ± std "
                  "over seeds: each training case is in exactly one child's SubGD slice, so "
@@ -122,7 +123,7 @@ def gls(rep: Report, config: dict, results) -> str:
     done = [j for j in jobs if j["result"]]
 
     rep.heading("Results")
-    pop, epochs = cfg.get("pop"), cfg.get("epochs")
+    pop, epochs = cfg.get("population_size"), cfg.get("epochs")
     gens = epochs * (pop + 1) if isinstance(pop, int) and isinstance(epochs, int) else "?"
     rep.para(f"{plain(cfg.get('model'))} on {plain(cfg.get('dataset'))}, p = {plain(pop)}, "
              f"{plain(epochs)} epochs (GLS: {gens} generations); test accuracy over seeds "

@@ -186,7 +186,7 @@ def nlfs(rep: Report, config: dict, results) -> str:
     # (an ``error``) are already in the logbook's ``errors`` column
     # (seeds share birth 0; runs from before the reference's aging — no ``initial_age`` in
     # their config — numbered them 0 .. P-1)
-    first_child = 1 if cfg.get("initial_age", "ordered") == "shared" else cfg.get("population", 0)
+    first_child = 1 if cfg.get("initial_age", "ordered") == "shared" else cfg.get("population_size", 0)
     alive = [(p.get("info") or {}) for p in ((state or {}).get("evo") or {}).get("population", [])
              if p.get("birth", 0) >= first_child]
     rescore = [i for i in (state or {}).get("rescore", {}).get("info", []) if isinstance(i, dict)]
