@@ -9,7 +9,7 @@ their constraints are declared once, on :class:`SGDRunConfig` (and
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from .checkpoint import StateError, restoring
 from .config import ConfigError, Options, seed_constraint, setting
@@ -95,16 +95,6 @@ class TrainRunConfig(SGDRunConfig):
             except (ValueError, KeyError, TypeError, OSError) as exc:
                 raise ConfigError(str(exc).strip("'\""), "loss") from None
 
-    @classmethod
-    def from_legacy(cls, stored: dict) -> "TrainRunConfig":
-        """The configuration of a run directory written before the one ``config.json`` layout
-        (the command line's flags at the top level, ``no_augment`` for ``augment``)."""
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in stored.items() if k in names}
-        if "no_augment" in stored:
-            values["augment"] = not stored["no_augment"]
-        return cls.from_dict(values)
-
 
 @dataclass
 class TrainSummary:
@@ -154,6 +144,7 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
     checkpoint is there continues from it, and the logbook, weights, ``results.json`` and curves
     are written. ``map_fn`` is unused (one training) and accepted for the runners' common shape;
     ``log`` is unused."""
+    cfg.validate()          # refused before any work, with the message of the config
     from .data import load_dataset
     from .models import build_model
     from .runtime import get_device, seed_everything

@@ -228,6 +228,37 @@ def _unified_names(files: dict) -> dict:
     return files
 
 
+#: settings added after the first run directories were written, with the value that makes a
+#: config.json written before them describe the run it made (``docs/faithfulness.md`` names
+#: each earlier behaviour): the untuned final comparison, NLFS's seeds aged best first, failed
+#: children inserted and free wiring, EvoMAL's screen before the local search with per-tree
+#: seeds
+EARLIER_BEHAVIOUR = {
+    "nlfs": {"tune": False, "initial_age": "ordered", "failed_child": "insert",
+             "wiring": "free"},
+    "evomal": {"tune": False},
+}
+
+
+def _earlier_behaviour(files: dict) -> dict:
+    """A setting a version-0 ``config.json`` lacks takes the value of the behaviour its run
+    had (:data:`EARLIER_BEHAVIOUR`); an EvoMAL configuration without ``rejection`` predates the
+    faithful protocol: rejection before the local search, per-tree seeds, 1,000 rejection
+    steps, and ``generations`` that counted the populations after the initial one (+1)."""
+    config = files[CONFIG_FILE]
+    command, block = config.get("command"), config.get("config")
+    if not isinstance(block, dict):
+        return files
+    block = {**EARLIER_BEHAVIOUR.get(command, {}), **block}
+    if command == "evomal" and "rejection" not in config["config"]:
+        block = {"rejection": "before", "fitness_seed": "per_tree", **block}
+        if isinstance(block.get("generations"), int):
+            block["generations"] += 1
+        if block.get("rejection_steps") is None:
+            block["rejection_steps"] = 1000
+    return {**files, CONFIG_FILE: {**config, "config": block}}
+
+
 #: ``(from_version, description, function)``: the steps that turn a run directory's JSON files
 #: (``{file name: JSON object}``) of ``from_version`` into the next version, in order
 #: (:func:`migrate`). A step leaves files already in its result's layout as they are.
@@ -244,6 +275,9 @@ MIGRATIONS = [
      _results_fields),
     (0, "one name per setting: gls pop, nlfs and evomal population become population_size "
         "(config.json, gls result rows)", _unified_names),
+    (0, "config.json: a setting added since the run was written takes the value of the "
+        "behaviour the run had (EARLIER_BEHAVIOUR; EvoMAL before the faithful rejection "
+        "protocol)", _earlier_behaviour),
 ]
 
 
@@ -310,5 +344,5 @@ def read_summary(run_dir: str, read=None):
 
 
 __all__ = ["Summary", "RESULTS_FILE", "CONFIG_FILE", "LEGACY_RESULTS_FILE", "SCHEMA_VERSION",
-           "MIGRATIONS", "RENAMED_SETTINGS", "job_row", "migrate", "stored_version", "read_run", "read_summary",
+           "MIGRATIONS", "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "job_row", "migrate", "stored_version", "read_run", "read_summary",
            "summary_class", "tuned_trainings", "training_failures", "without_version"]

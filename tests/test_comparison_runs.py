@@ -74,10 +74,14 @@ def test_old_config_json_reads_as_untuned():
     d = NLFSConfig().to_dict()
     for key in ("tune", "lr_grid", "tune_seeds", "baselines"):
         d.pop(key)
-    assert NLFSConfig.from_dict(d).tune is False and NLFSConfig().tune is True
+    from deapnn.results import CONFIG_FILE, migrate
+
+    def read_back(command, block):          # as a resumed run reads it: the migration table
+        return migrate({CONFIG_FILE: {"command": command, "config": block}})[CONFIG_FILE]["config"]
+    assert NLFSConfig.from_dict(read_back("nlfs", d)).tune is False and NLFSConfig().tune is True
     e = EvoMALRunConfig().to_dict()
     e.pop("tune")
-    assert EvoMALRunConfig.from_dict(e).tune is False
+    assert EvoMALRunConfig.from_dict(read_back("evomal", e)).tune is False
 
 
 @pytest.mark.parametrize("argv,flag", [

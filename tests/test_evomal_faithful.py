@@ -180,11 +180,18 @@ def test_config_options_are_validated_and_name_the_field():
     assert cfg.evaluation().rejection == "reference"
 
 
+def _read_back(block: dict) -> EvoMALRunConfig:
+    """A version-0 config.json's block, read as a resumed run reads it (the migration table)."""
+    from deapnn.results import CONFIG_FILE, migrate
+    files = migrate({CONFIG_FILE: {"command": "evomal", "config": block}})
+    return EvoMALRunConfig.from_dict(files[CONFIG_FILE]["config"])
+
+
 def test_config_json_written_before_the_options_resumes_with_the_earlier_behaviour():
     stored = EvoMALRunConfig(generations=3, rejection_steps=50).to_dict()
-    assert EvoMALRunConfig.from_dict(stored).generations == 3      # a current config.json
+    assert _read_back(stored).generations == 3      # a config.json with the options
     old = {k: v for k, v in stored.items() if k not in ("rejection", "fitness_seed")}
-    back = EvoMALRunConfig.from_dict(old)
+    back = _read_back(old)
     assert back.rejection == "before" and back.fitness_seed == "per_tree"
     assert back.generations == 4 and back.ngen() == 3 and back.rejection_steps == 50
 
@@ -194,7 +201,7 @@ def test_report_counts_the_populations_of_either_config_json():
     assert _evomal_populations(EvoMALRunConfig(generations=5).to_dict()) == 5
     old = {k: v for k, v in EvoMALRunConfig(generations=5).to_dict().items()
            if k not in ("rejection", "fitness_seed")}
-    assert _evomal_populations(old) == 6          # it counted generations after the initial one
+    assert _evomal_populations(_read_back(old).to_dict()) == 6   # it counted the ones after it
 
 
 # --- the reference's base-learner SGD and meta-testing schedule per dataset ----------------------
@@ -247,4 +254,4 @@ def test_stored_configuration_names_the_resolved_reference_settings():
     # a config.json written before these defaults (explicit values, no milestones) runs as before
     old = {k: v for k, v in cifar.items() if k != "final_milestones"}
     old.update(final_steps=10_000, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    assert EvoMALRunConfig.from_dict(old).milestones_of_final() == ()
+    assert _read_back(old).milestones_of_final() == ()

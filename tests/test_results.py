@@ -12,7 +12,8 @@ import pytest
 
 from deapnn.cli import main
 from deapnn.commands.common import EXIT_OK
-from deapnn.results import (CONFIG_FILE, LEGACY_RESULTS_FILE, MIGRATIONS, RENAMED_SETTINGS,
+from deapnn.results import (CONFIG_FILE, EARLIER_BEHAVIOUR, LEGACY_RESULTS_FILE, MIGRATIONS,
+                            RENAMED_SETTINGS,
                             RESULTS_FILE, SCHEMA_VERSION, Summary, job_row, migrate, read_run,
                             read_summary, stored_version, training_failures, tuned_trainings,
                             without_version)
@@ -140,7 +141,8 @@ def test_the_flat_layouts_split_settings_from_the_invocation():
                       "quiet": True, "schema_version": SCHEMA_VERSION}
     named = {"command": "nlfs", "nlfs": {"population": 4}, "device": "cpu"}
     assert migrate({CONFIG_FILE: named})[CONFIG_FILE] == {
-        "command": "nlfs", "config": {"population_size": 4}, "device": "cpu",
+        "command": "nlfs", "config": {**EARLIER_BEHAVIOUR["nlfs"], "population_size": 4},
+        "device": "cpu",
         "schema_version": SCHEMA_VERSION}
 
 

@@ -319,34 +319,6 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
             list(self.milestones_of_final())
         return d
 
-    #: the settings absent from a config.json written before them, with the values that
-    #: reproduce such a run: its rejection protocol and per-tree seeds, and its
-    #: ``generations`` that counted the generations after the initial population
-    PRE_FAITHFUL = {"rejection": "before", "fitness_seed": "per_tree"}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "EvoMALRunConfig":
-        """The stored configuration (see :meth:`Config.from_dict`). A ``config.json`` written
-        before the ``rejection`` setting existed describes a run made with the earlier
-        behaviour: it is read with :attr:`PRE_FAITHFUL` and ``generations + 1`` (the same
-        number of populations), so a resumed run continues as it started."""
-        if isinstance(data, dict) and "tune" not in data:
-            data = {**data, "tune": False}      # written before the tuned comparison: untuned
-        if isinstance(data, dict) and "rejection" not in data:
-            data = {**cls.PRE_FAITHFUL, **data}
-            if isinstance(data.get("generations"), int):
-                data["generations"] += 1
-            if data.get("rejection_steps") is None:
-                data["rejection_steps"] = 1000
-        return super().from_dict(data)
-
-    @classmethod
-    def from_legacy(cls, flat: dict) -> "EvoMALRunConfig":
-        """The configuration of a run directory written before the one ``config.json`` layout
-        (every command-line value at top level)."""
-        names = {f.name for f in dataclasses.fields(cls)} - set(cls.INVOCATION) - set(cls.TUNING)
-        return cls.from_dict({k: v for k, v in flat.items() if k in names})
-
 
 __all__ = ["EvoMALConfig", "EvoMALRunConfig", "REJECTIONS", "FITNESS_SEEDS", "MNIST_LIKE",
            "reference_rejection_steps"]

@@ -9,6 +9,7 @@ from dataclasses import InitVar, dataclass
 
 from ..algorithms.gradient_lexicase import GLSLoopConfig
 from ..baseline import SGDRunConfig
+from ..operators.gls import CASE_METRICS, LexicaseSettings
 from ..deprecation import former_name
 from ..config import (Check, ConfigError, Interval, Options, parse_list, parse_seeds, seed_list,
                       setting, subset_of)
@@ -18,8 +19,6 @@ ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+
               "random": "SubGD + random selection", "sgd_reset": "SGD, momentum reset",
               "sgd_tuned": "SGD, lr tuned on val"}
 SELECTION_DATA = ("clean", "augmented")
-#: per-case values lexicase compares: top-1 error (0/1, the paper's) or cross-entropy loss
-CASE_METRICS = ("error", "loss")
 #: the learning rates ``sgd_tuned`` tries, as multiples of ``lr``
 TUNE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -30,12 +29,6 @@ def _augmentation_ok(value) -> bool:
     return True
 
 
-def _epsilon_ok(value) -> bool:
-    return value is None or value == "auto" or (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-        and value == value and value != float("inf"))
-
-
 def _epsilon(text: str):
     if text == "auto":
         return text
@@ -43,11 +36,6 @@ def _epsilon(text: str):
         return float(text)
     except ValueError:
         raise ValueError(f"must be a number or auto, got {text!r}") from None
-
-
-def _semantics():
-    from ..operators.gls import SEMANTICS
-    return SEMANTICS
 
 
 @dataclass
@@ -123,17 +111,13 @@ class GLSConfig(SGDRunConfig):
         "momentum_mode": GLSLoopConfig._parameter_constraints["momentum_mode"],
         "init": GLSLoopConfig._parameter_constraints["init"],
         "selection_data": [Options(SELECTION_DATA)],
-        "semantics": [Options(_semantics())],
-        "chunk_size": [Interval(int, 1, None)],
-        "max_cases": [Interval(int, 1, None), None],
+        **LexicaseSettings._parameter_constraints,
         "eval_every": [Interval(int, 0, None)],
         "val_size": [Interval(int, 0, None), None],
         "arms": [subset_of(ARMS)],
         "seeds": [seed_list()],
         "augmentation": [Check(_augmentation_ok, "none, crop, crop_flip or shift, optionally "
                                                  "with :PADDING (e.g. crop:1)"), None],
-        "case_metric": [Options(CASE_METRICS)],
-        "epsilon": [Check(_epsilon_ok, "a finite number >= 0 or auto"), None],
         "diagnostics": [bool],
         "tune_factors": [Check(lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(
             isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < float("inf")
@@ -153,12 +137,8 @@ class GLSConfig(SGDRunConfig):
         if self.val_size is not None and pool is not None and self.val_size >= pool:
             raise ConfigError(f"val_size must be < {pool} (the training examples of "
                               f"{self.dataset}), got {self.val_size}", "val_size")
-        if self.epsilon is not None and self.case_metric != "loss":
-            raise ConfigError("epsilon needs case_metric loss (the 0/1 errors of the paper's "
-                              "lexicase have no use for it)", "epsilon")
-        if self.case_metric == "loss" and self.semantics == "reference":
-            raise ConfigError("case_metric loss needs semantics standard (the reference code's "
-                              "loop is defined on pass/fail only)", "case_metric")
+        LexicaseSettings(self.semantics, self.case_metric, self.epsilon, self.chunk_size,
+                         self.max_cases)
         if "sgd_tuned" in self.arms and self.val_size == 0:
             raise ConfigError("arm sgd_tuned chooses its learning rate on the validation split: "
                               "it needs val_size > 0", "arms")

@@ -242,6 +242,7 @@ def run_gls(cfg: GLSConfig, rundir, *, map_fn=None, progress=no_progress,
     ``map_fn`` runs the jobs (builtin ``map`` by default); ``progress`` is the progress-bar
     factory of every job (it travels with the job: pass a picklable one to SCOOP); ``log(text)``
     hears of every failed job."""
+    cfg.validate()          # refused before any work, with the message of the config
     jobs = make_jobs(cfg, rundir.path, progress)
     evaluations = run_jobs(jobs, map_fn)
     for ev in evaluations:

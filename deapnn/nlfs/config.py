@@ -165,15 +165,6 @@ class NLFSConfig(SGDSettings, TuningSettings):
             except ValueError as exc:
                 raise ConfigError(f"model {m} does not fit {self.dataset}: {exc}", name) from None
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "NLFSConfig":
-        """The stored configuration (:meth:`Config.from_dict`); a ``config.json`` written before
-        the tuned final comparison existed (no ``tune``) describes an untuned run and is read
-        with ``tune=False``, so a resumed run ends as it started."""
-        if isinstance(data, dict) and "tune" not in data:
-            data = {**data, "tune": False}
-        return super().from_dict(data)
-
     def rescore_count(self) -> int:
         """How many of the best pool members the second pool stage re-scores: ``pool_rescore``,
         or the population size when it is None (Morgan & Hougen's implementation re-scores

@@ -274,6 +274,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
     (also written to ``rundir``: results.json, logbook.csv, losses.json, probe_curves.png,
     elimination.json). ``progress``: a bar factory ``progress(total, desc, unit=...)``;
     ``log``: an optional callable told when each phase is done."""
+    cfg.validate()          # refused before any work, with the message of the config
     cfg.validate()
     map_fn = map_fn or get_map()
     note = log or (lambda *a: None)

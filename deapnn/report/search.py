@@ -184,9 +184,9 @@ def nlfs(rep: Report, config: dict, results) -> str:
     pool_info = [i for i in pool.get("info", []) if isinstance(i, dict)]
     # children still alive (born after the initial population); failures caught by the failsafe
     # (an ``error``) are already in the logbook's ``errors`` column
-    # (seeds share birth 0; runs from before the reference's aging — no ``initial_age`` in
-    # their config — numbered them 0 .. P-1)
-    first_child = 1 if cfg.get("initial_age", "ordered") == "shared" else cfg.get("population_size", 0)
+    # (seeds share birth 0; runs aged "ordered", as before the reference's aging, numbered
+    # them 0 .. P-1)
+    first_child = 1 if cfg.get("initial_age") == "shared" else cfg.get("population_size", 0)
     alive = [(p.get("info") or {}) for p in ((state or {}).get("evo") or {}).get("population", [])
              if p.get("birth", 0) >= first_child]
     rescore = [i for i in (state or {}).get("rescore", {}).get("info", []) if isinstance(i, dict)]
@@ -211,10 +211,10 @@ def nlfs(rep: Report, config: dict, results) -> str:
 
 # --- EvoMAL ------------------------------------------------------------------------------------------
 def _evomal_populations(config: dict) -> int:
-    """The populations an EvoMAL run evaluates: ``generations`` (the initial one included), or
-    ``generations + 1`` for a config.json written when it counted the generations after it."""
-    generations = int(config.get("generations", 0))
-    return generations if "rejection" in config else generations + 1
+    """The populations an EvoMAL run evaluates: ``generations``, the initial one included (a
+    config.json written when it counted the generations after it is migrated,
+    :data:`deapnn.results.MIGRATIONS`)."""
+    return int(config.get("generations", 0))
 
 
 def evomal(rep: Report, config: dict, result) -> str:
