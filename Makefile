@@ -25,9 +25,9 @@ demo: $(STAMP)
 	@echo "== Gradient Lexicase Selection vs SGD, cnn on digits (3 seeds)"
 	$(VENV)/bin/deapnn gls --dataset digits --model cnn --population-size 4 --epochs 10 --compare sgd --seeds 0,1,2 --out runs/demo/gls
 	@echo "== Neural loss function search on computational graphs (short run)"
-	$(VENV)/bin/deapnn nlfs --dataset digits --population-size 10 --pool 20 --cycles 40 --sample-size 3 --budget 150 --seeds 3 --final-steps 450 --out runs/demo/nlfs
+	$(VENV)/bin/deapnn nlfs --dataset digits --population-size 10 --pool 20 --cycles 40 --sample-size 3 --budget 150 --seeds 0-2 --final-steps 450 --out runs/demo/nlfs
 	@echo "== EvoMAL on diabetes (short run)"
-	$(VENV)/bin/deapnn evomal --dataset diabetes --population-size 6 --generations 2 --meta-steps 10 --fitness-steps 100 --rejection-steps 200 --final-steps 500 --hidden 32,32 --seeds 3 --out runs/demo/evomal
+	$(VENV)/bin/deapnn evomal --dataset diabetes --population-size 6 --generations 2 --meta-steps 10 --fitness-steps 100 --rejection-steps 200 --final-steps 500 --hidden 32,32 --seeds 0-2 --out runs/demo/evomal
 
 test: $(STAMP)
 	$(PY) -m pytest -q -rs tests

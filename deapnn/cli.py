@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 from .commands import compare, datasets, defaults, evomal, gls, nlfs, report, train
 from .commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
@@ -45,6 +46,20 @@ def _run_dir_of(args) -> str | None:
     return getattr(args, "resume", None) or getattr(args, "out", None)
 
 
+def _checked(args) -> None:
+    """``args.check(args)``; the deprecation warnings it raises (a former name or form deapnn
+    still accepts) are printed as one ``deapnn: warning:`` line each once it passed."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("default", category=DeprecationWarning, module=r"deapnn\b")
+        args.check(args)
+    from .runtime import running_under_scoop
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning) and not running_under_scoop():
+            print(f"deapnn: warning: {w.message}", file=sys.stderr)
+        elif not issubclass(w.category, DeprecationWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -52,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = _install(signal.SIGTERM, _on_sigterm)
     try:
         if getattr(args, "check", None):
-            args.check(args)
+            _checked(args)
         code = relaunch_under_scoop(args, argv) if hasattr(args, "workers") else None
         if code is not None:
             return code

@@ -37,7 +37,8 @@ import statistics
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .config import Check, Config, ConfigError, Interval, parse_list, setting
+from .config import (Check, Config, ConfigError, parse_list, parse_seed_indices, seed_indices,
+                     seed_list, setting)
 from .progress import no_progress
 from .runtime import derive_seed
 
@@ -69,8 +70,15 @@ class TuningSettings(Config):
         parse=lambda text: parse_grid(text),
         help="learning-rate multipliers of the tuned comparison, e.g. 1/4,1,4 "
              "[default: 1/8,1/4,1/2,1,2,4,8]")
-    tune_seeds: int = setting(DEFAULT_TUNE_SEEDS, "tuning seeds per grid point (validation "
-                                                  "split)", metavar="N", group="final comparison")
+    seeds: list = setting(
+        factory=lambda: list(range(5)), parse=parse_seed_indices, metavar="SEEDS",
+        group="final comparison",
+        help="seeds of the final comparison, e.g. 0-4 or 0,1,2 (each an index the training's "
+             "seed is derived from with the run seed; none: no final comparison)")
+    tune_seeds: list = setting(
+        factory=lambda: list(range(DEFAULT_TUNE_SEEDS)), parse=parse_seed_indices,
+        metavar="SEEDS", group="final comparison",
+        help="tuning seeds per grid point, on the validation split (as --seeds)")
     baselines: list = setting(
         factory=list, group="final comparison", metavar="NAME,...",
         parse=parse_list(str, "loss names", nonempty=True),
@@ -82,9 +90,16 @@ class TuningSettings(Config):
         "tune": [bool],
         "lr_grid": [Check(lambda v: grid_ok(v), "a non-empty list of distinct positive "
                                                 "learning-rate multipliers")],
-        "tune_seeds": [Interval(int, 1, None)],
+        "seeds": [seed_list(), Check(lambda v: v == [], "an empty list (none)")],
+        "tune_seeds": [seed_list()],
         "baselines": [Check(_loss_names, "a list of loss names (deapnn.losses.get)")],
     }
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        self.seeds = seed_indices(self.seeds, "seeds", owner)
+        self.tune_seeds = seed_indices(self.tune_seeds, "tune_seeds", owner)
+        super().__post_init__()
 
     def _check(self) -> None:
         """``final_model`` names a network; every baseline is a loss of the library."""
@@ -117,12 +132,12 @@ class Protocol:
     ``tune_seeds``, final ``seeds``, the run's seed (``run_seed``) the tuning and final seeds
     derive from, and the test metric (``metric``, ``higher_is_better``)."""
     lr: float
-    seeds: int
+    seeds: tuple
     run_seed: int
     metric: str
     higher_is_better: bool
     grid: tuple = DEFAULT_LR_GRID
-    tune_seeds: int = DEFAULT_TUNE_SEEDS
+    tune_seeds: tuple = tuple(range(DEFAULT_TUNE_SEEDS))
     extra: dict = field(default_factory=dict)    # shown settings: model, steps, ...
 
     def lrs(self) -> list[float]:
@@ -284,26 +299,26 @@ def tuned_comparison(arms: list, protocol: Protocol, trainer, context, *, map_fn
     higher = protocol.higher_is_better
     tune = [(job_key(arm, protocol.lr * m, tuning_seed(protocol.run_seed, i), "val"), arm,
              protocol.lr * m, tuning_seed(protocol.run_seed, i), "val")
-            for arm in arms for m in protocol.grid for i in range(protocol.tune_seeds)]
+            for arm in arms for m in protocol.grid for i in protocol.tune_seeds]
     _run(tune, trainer, context, results, map_fn=map_fn, chunk=chunk,
          bar=progress(len(tune), "tune lr", unit="training"), checkpoint=save)
     chosen = {}
     for arm in arms:
         val = {m: [results[job_key(arm, protocol.lr * m, tuning_seed(protocol.run_seed, i),
-                                   "val")]["metric"] for i in range(protocol.tune_seeds)]
+                                   "val")]["metric"] for i in protocol.tune_seeds]
                for m in protocol.grid}
         chosen[arm.name] = (*choose_lr(protocol, val), val)
     finals = []
     for arm in arms:
         for lr in dict.fromkeys([chosen[arm.name][1], protocol.lr]):
             finals += [(job_key(arm, lr, final_seed(protocol.run_seed, s), "test"), arm, lr,
-                        final_seed(protocol.run_seed, s), "test") for s in range(protocol.seeds)]
+                        final_seed(protocol.run_seed, s), "test") for s in protocol.seeds]
     _run(finals, trainer, context, results, map_fn=map_fn, chunk=chunk,
          bar=progress(len(finals), "final", unit="training"), checkpoint=save)
 
     def test_values(arm, lr):
         return [_score(results[job_key(arm, lr, final_seed(protocol.run_seed, s), "test")]
-                       ["metric"], higher) for s in range(protocol.seeds)]
+                       ["metric"], higher) for s in protocol.seeds]
     rows = []
     for arm in arms:
         m, lr, val = chosen[arm.name]
@@ -320,8 +335,14 @@ def tuned_comparison(arms: list, protocol: Protocol, trainer, context, *, map_fn
                                              higher_is_better=higher,
                                              of=f"{row['loss']} - {base['loss']} (untuned)")
     return {"protocol": "tuned", "metric": protocol.metric, "higher_is_better": higher,
-            "lr": protocol.lr, "grid": list(protocol.grid), "tune_seeds": protocol.tune_seeds,
-            "seeds": protocol.seeds, "baseline": base["loss"], **protocol.extra, "losses": rows}
+            "lr": protocol.lr, "grid": list(protocol.grid), "tune_seeds": list(protocol.tune_seeds),
+            "seeds": list(protocol.seeds), "baseline": base["loss"], **protocol.extra, "losses": rows}
+
+
+def seed_count(seeds) -> int:
+    """How many seeds a comparison record lists (a ``comparison.json`` that ``deapnn
+    compare`` wrote before version 1 stores the count itself)."""
+    return len(seeds) if isinstance(seeds, (list, tuple)) else int(seeds)
 
 
 def _p_text(p: dict) -> str:
@@ -337,9 +358,10 @@ def table_lines(record: dict, scale: dict | None = None) -> list[str]:
     grid = ",".join(multiplier_text(m) for m in record["grid"])
     better = "higher" if record["higher_is_better"] else "lower"
     extra = ", ".join(f"{k} {record[k]}" for k in ("model", "steps") if record.get(k) is not None)
-    lines = [f"tuned comparison: {record['metric']} ({better} is better), {record['seeds']} final "
-             f"seeds; lr chosen on validation from ×{{{grid}}} × {record['lr']:g} "
-             f"({record['tune_seeds']} tuning seed(s) each)" + (f"; {extra}" if extra else ""),
+    lines = [f"tuned comparison: {record['metric']} ({better} is better), "
+             f"{seed_count(record['seeds'])} final seeds; lr chosen on validation from "
+             f"×{{{grid}}} × {record['lr']:g} ({seed_count(record['tune_seeds'])} tuning seed(s) "
+             f"each)" + (f"; {extra}" if extra else ""),
              f"  {'loss':<22}{'lr':>9}  {'untuned':>16}  {'tuned':>16}  tuned − tuned "
              f"{record['baseline']} (paired)"]
     for row in record["losses"]:

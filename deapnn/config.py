@@ -182,6 +182,29 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def parse_seed_indices(text: str):
+    """Seed indices as :func:`parse_seeds` (``0-4``, ``0,1,2``), or ``none`` for none; a bare
+    single number is the former count form (``--seeds 5`` = ``0-4``), returned as an ``int``
+    for the configuration to convert with a deprecation warning (until
+    :data:`deapnn.deprecation.REMOVAL`)."""
+    text = str(text).strip()
+    if text in ("none", ""):
+        return []
+    if text.isdigit():
+        return int(text)
+    return parse_seeds(text)
+
+
+def seed_indices(value, name: str, owner: str) -> list[int]:
+    """A list of seed indices, or ``list(range(n))`` for the former count form ``n`` (an int),
+    with a deprecation warning naming ``owner``'s setting ``name``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        from .deprecation import warn_count
+        warn_count(owner, name, value)
+        return list(range(value))
+    return value
+
+
 def seed_constraint() -> list:
     """The constraint of a run seed: an integer in 0 .. :data:`SEED_MAX`."""
     return [Interval(int, 0, SEED_MAX)]
@@ -252,4 +275,4 @@ class Config:
 
 
 __all__ = ["FLOAT32_MAX", "SEED_MAX", "seed_constraint", "seed_list", "setting", "parse_list",
-           "parse_seeds", "Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]
+           "parse_seeds", "parse_seed_indices", "seed_indices", "Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]

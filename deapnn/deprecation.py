@@ -18,6 +18,26 @@ def renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
                   f"{REMOVAL})", DeprecationWarning, stacklevel=stacklevel)
 
 
+def warn_count(owner: str, name: str, count: int) -> None:
+    """Warn that a seed count ``name=count`` of ``owner`` is now a list of seeds."""
+    seeds = f"0-{count - 1}" if count else "none"
+    warnings.warn(f"{owner}: {name} as a count ({count}) is deprecated: give a list of seeds, "
+                  f"--{name.replace('_', '-')} {seeds} on the command line or "
+                  f"list(range({count})) (a count is refused from deapnn {REMOVAL})",
+                  DeprecationWarning, stacklevel=_caller_of_the_configuration())
+
+
+def _caller_of_the_configuration() -> int:
+    """The ``stacklevel`` that names the code which made the configuration: past this module
+    and the dataclass ``__init__`` / ``__post_init__`` chain (its depth depends on the class)."""
+    import sys
+    frame, level = sys._getframe(2), 2        # warn_count's caller: stacklevel 2
+    while frame is not None and frame.f_code.co_name in ("seed_indices", "__post_init__",
+                                                         "__init__"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def former_name(old_value, value, old: str, new: str, *, default):
     """The value of a renamed keyword: ``value`` (the new keyword's), or ``old_value`` with a
     warning when the former keyword was given; both given and different is a
@@ -34,4 +54,4 @@ def former_name(old_value, value, old: str, new: str, *, default):
     return old_value
 
 
-__all__ = ["REMOVAL", "renamed", "former_name"]
+__all__ = ["REMOVAL", "renamed", "former_name", "warn_count"]

@@ -97,7 +97,8 @@ def tuned_trainings(record: dict) -> list[tuple[str, float]]:
         if row["lr"] != record["lr"]:
             runs.append(("untuned", row["untuned"]["test"]))
         for which, values in runs:
-            jobs += [(f"final {row['loss']} {which} seed {s}", v) for s, v in enumerate(values)]
+            jobs += [(f"final {row['loss']} {which} seed {s}", v)
+                     for s, v in zip(record["seeds"], values)]
     return jobs
 
 
@@ -205,6 +206,19 @@ def _renamed(block, command: str):
     return {names.get(k, k): v for k, v in block.items()}
 
 
+#: settings that were seed counts and are lists of seed indices since version 1
+SEED_LISTS = ("seeds", "tune_seeds")
+
+
+def _seed_lists(block):
+    """A count ``n`` of seeds (``seeds``, ``tune_seeds``: nlfs, evomal, their comparison
+    records) → the seed indices ``[0 .. n-1]`` it meant."""
+    if not isinstance(block, dict):
+        return block
+    return {k: list(range(v)) if k in SEED_LISTS and isinstance(v, int)
+            and not isinstance(v, bool) else v for k, v in block.items()}
+
+
 def job_row(row, command: str = "gls"):
     """A GLS job's result row (``<arm>/seed<k>/result.json``) in the current layout: its
     regime's ``pop`` is ``population_size`` since version 1."""
@@ -216,14 +230,17 @@ def _unified_names(files: dict) -> dict:
     gls's result rows and in the configuration a ``results.json`` carries."""
     config = files[CONFIG_FILE]
     command = config.get("command")
-    files = {**files, CONFIG_FILE: {**config, "config": _renamed(config.get("config"), command)}}
+    files = {**files, CONFIG_FILE: {**config, "config": _seed_lists(
+        _renamed(config.get("config"), command))}}
     results = files.get(RESULTS_FILE)
     if isinstance(results, dict):
         results = dict(results)
         if command == "gls" and isinstance(results.get("results"), list):
             results["results"] = [job_row(r) for r in results["results"]]
         if "config" in results:         # the configuration a gls / nlfs summary carries
-            results["config"] = _renamed(results["config"], command)
+            results["config"] = _seed_lists(_renamed(results["config"], command))
+        if isinstance(results.get("tuned"), dict):   # a tuned comparison's record
+            results["tuned"] = _seed_lists(results["tuned"])
         files[RESULTS_FILE] = results
     return files
 
@@ -274,7 +291,8 @@ MIGRATIONS = [
     (0, "results.json: gls stores the run's configuration, train the device (null: unknown)",
      _results_fields),
     (0, "one name per setting: gls pop, nlfs and evomal population become population_size "
-        "(config.json, gls result rows)", _unified_names),
+        "(config.json, gls result rows); nlfs and evomal seeds and tune_seeds become lists of "
+        "seeds (a count n: 0 .. n-1)", _unified_names),
     (0, "config.json: a setting added since the run was written takes the value of the "
         "behaviour the run had (EARLIER_BEHAVIOUR; EvoMAL before the faithful rejection "
         "protocol)", _earlier_behaviour),
@@ -344,5 +362,5 @@ def read_summary(run_dir: str, read=None):
 
 
 __all__ = ["Summary", "RESULTS_FILE", "CONFIG_FILE", "LEGACY_RESULTS_FILE", "SCHEMA_VERSION",
-           "MIGRATIONS", "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "job_row", "migrate", "stored_version", "read_run", "read_summary",
+           "MIGRATIONS", "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "SEED_LISTS", "job_row", "migrate", "stored_version", "read_run", "read_summary",
            "summary_class", "tuned_trainings", "training_failures", "without_version"]

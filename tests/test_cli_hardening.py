@@ -24,7 +24,7 @@ TRAIN = ["train", "--dataset", "iris", "--model", "mlp", "--epochs", "1", "--qui
 GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "--epochs", "1",
        "--compare", "sgd", "--quiet"]
 EVOMAL = ["evomal", "--population-size", "2", "--generations", "1", "--meta-steps", "1",
-          "--fitness-steps", "2", "--rejection-steps", "1", "--seeds", "1", "--final-steps", "2",
+          "--fitness-steps", "2", "--rejection-steps", "1", "--seeds", "0-0", "--final-steps", "2",
           "--quiet"]
 NLFS = ["nlfs", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "--cycles", "1",
         "--quiet"]
@@ -353,7 +353,7 @@ def test_a_file_size_limit_mid_run_is_exit_1_not_torch_unexpected_pos(tmp_path):
 _RUNS = {
     "train": TRAIN,
     "gls": GLS + ["--seeds", "0,1"],
-    "nlfs": NLFS[:-1] + ["--sample-size", "2", "--pool", "3", "--budget", "10", "--seeds", "1",
+    "nlfs": NLFS[:-1] + ["--sample-size", "2", "--pool", "3", "--budget", "10", "--seeds", "0-0",
                          "--final-steps", "10", "--top", "1", "--quiet"],
     "evomal": EVOMAL[:-1] + ["--dataset", "diabetes", "--fitness-steps", "10",
                              "--rejection-steps", "20", "--final-steps", "10", "--quiet"],

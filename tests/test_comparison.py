@@ -28,7 +28,7 @@ def fake_trainer(context, spec, lr, seed, split):
 
 
 def _protocol(**kw):
-    return Protocol(**{"lr": 0.05, "seeds": 5, "run_seed": 3, "metric": "test accuracy",
+    return Protocol(**{"lr": 0.05, "seeds": [0, 1, 2, 3, 4], "run_seed": 3, "metric": "test accuracy",
                        "higher_is_better": True, **kw})
 
 
@@ -64,7 +64,7 @@ def test_picks_the_validation_optimum_never_looks_at_test_and_uses_disjoint_seed
 def test_lower_is_better_picks_the_minimum_and_counts_lower_as_a_win():
     def trainer(context, spec, lr, seed, split):
         return {"metric": abs(math.log2(lr / 0.01) - 1) + (0 if spec == "x" else 0.5)}
-    proto = Protocol(lr=0.01, seeds=3, run_seed=0, metric="test MSE", higher_is_better=False,
+    proto = Protocol(lr=0.01, seeds=[0, 1, 2], run_seed=0, metric="test MSE", higher_is_better=False,
                      grid=(0.5, 1.0, 2.0, 4.0))
     out = tuned_comparison([Arm("b", "y", "baseline"), Arm("f", "x")], proto, trainer, None)
     assert [r["lr"] for r in out["losses"]] == [0.02, 0.02]
@@ -75,14 +75,14 @@ def test_ties_go_to_the_configured_lr_and_failures_are_worst():
     proto = _protocol(grid=(0.5, 1.0, 2.0))
     assert choose_lr(proto, {0.5: [0.8], 1.0: [0.8], 2.0: [0.8]}) == (1.0, 0.05)
     assert choose_lr(proto, {0.5: [0.7], 1.0: [float("nan")], 2.0: [0.6]})[0] == 0.5
-    low = Protocol(lr=1.0, seeds=1, run_seed=0, metric="m", higher_is_better=False,
+    low = Protocol(lr=1.0, seeds=[0], run_seed=0, metric="m", higher_is_better=False,
                    grid=(0.5, 1.0, 2.0))
     assert choose_lr(low, {0.5: [float("inf")], 1.0: [3.0], 2.0: [2.0]})[0] == 2.0
 
 
 def test_resume_retrains_nothing_done_and_ends_as_the_uninterrupted_run():
     CALLS.clear()
-    full = tuned_comparison(ARMS, _protocol(seeds=2), fake_trainer, {"lr": 0.05})
+    full = tuned_comparison(ARMS, _protocol(seeds=[0, 1]), fake_trainer, {"lr": 0.05})
     n = len(CALLS)
     saved = {}
 
@@ -95,15 +95,15 @@ def test_resume_retrains_nothing_done_and_ends_as_the_uninterrupted_run():
         return fake_trainer(context, spec, lr, seed, split)
     CALLS.clear()
     with pytest.raises(Kill):
-        tuned_comparison(ARMS, _protocol(seeds=2), dying, {"lr": 0.05}, ident="x",
+        tuned_comparison(ARMS, _protocol(seeds=[0, 1]), dying, {"lr": 0.05}, ident="x",
                          checkpoint=lambda s: saved.update(json.loads(json.dumps(s))))
     assert len(saved["results"]) == 9
     CALLS.clear()
-    again = tuned_comparison(ARMS, _protocol(seeds=2), fake_trainer, {"lr": 0.05}, ident="x",
+    again = tuned_comparison(ARMS, _protocol(seeds=[0, 1]), fake_trainer, {"lr": 0.05}, ident="x",
                              state=saved)
     assert len(CALLS) == n - 9 and again == full
     CALLS.clear()          # another ident (other training settings): everything retrained
-    tuned_comparison(ARMS, _protocol(seeds=2), fake_trainer, {"lr": 0.05}, ident="y", state=saved)
+    tuned_comparison(ARMS, _protocol(seeds=[0, 1]), fake_trainer, {"lr": 0.05}, ident="y", state=saved)
     assert len(CALLS) == n
 
 
@@ -114,7 +114,7 @@ def test_paired_stats_and_table():
     q = paired_stats([0.9, 0.8, 0.7], [0.8, 0.8, 0.9], higher_is_better=False)
     assert (q["wins"], q["losses"]) == (1, 1) and q["wilcoxon_p"] is not None
     assert paired_stats([float("inf")], [1.0], higher_is_better=False) is None
-    out = tuned_comparison(ARMS, _protocol(seeds=2), fake_trainer, {"lr": 0.05})
+    out = tuned_comparison(ARMS, _protocol(seeds=[0, 1]), fake_trainer, {"lr": 0.05})
     text = "\n".join(table_lines(out))
     assert "base" in text and "(baseline)" in text and "W/" in text and "×{1/8,1/4" in text
 

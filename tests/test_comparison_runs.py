@@ -29,7 +29,7 @@ def _genome(expr):
 def test_nlfs_untuned_rows_are_the_untuned_protocol_and_transfer_changes_the_model():
     from deapnn.nlfs.compare import compare_final, compare_tuned
     torch.set_num_threads(1)
-    cfg = NLFSConfig(seeds=2, final_steps=20, lr_grid=[1.0, 2.0], population_size=4, pool=6,
+    cfg = NLFSConfig(seeds=[0, 1], final_steps=20, lr_grid=[1.0, 2.0], population_size=4, pool=6,
                      sample_size=2)
     found = [("nlfs_1", _genome("-(log(yhat) - y / yhat)"))]
     old, _ = compare_final(cfg, found, map)
@@ -39,14 +39,14 @@ def test_nlfs_untuned_rows_are_the_untuned_protocol_and_transfer_changes_the_mod
     for row in old:
         assert rows[row["loss"]]["untuned"]["test"] == row["test"]
     assert all(r["lr"] in (0.05, 0.1) for r in new["losses"]) and new["model"] == "mlp"
-    cnn = compare_tuned(NLFSConfig(**{**cfg.to_dict(), "final_model": "cnn", "seeds": 1,
+    cnn = compare_tuned(NLFSConfig(**{**cfg.to_dict(), "final_model": "cnn", "seeds": [0],
                                       "lr_grid": [1.0]}), found, map)
     assert cnn["model"] == "cnn"
     assert cnn["losses"][0]["untuned"]["test"] != rows["cross-entropy"]["untuned"]["test"][:1]
 
 
 EVO = dict(dataset="diabetes", population_size=4, generations=2, meta_steps=2, fitness_steps=10,
-           rejection_steps=5, hidden=(8,), seeds=2, final_steps=30, lr_grid=[0.5, 1.0])
+           rejection_steps=5, hidden=(8,), seeds=[0, 1], final_steps=30, lr_grid=[0.5, 1.0])
 
 
 def test_evomal_untuned_rows_are_the_untuned_protocol():
@@ -102,7 +102,7 @@ def nlfs_run(tmp_path_factory):
     from deapnn.nlfs.run import run_nlfs
     from deapnn.rundir import RunDir
     torch.set_num_threads(1)
-    cfg = NLFSConfig(population_size=3, pool=4, cycles=2, sample_size=2, budget=20, seeds=0,
+    cfg = NLFSConfig(population_size=3, pool=4, cycles=2, sample_size=2, budget=20, seeds=[],
                      final_steps=20, top=1)
     path = tmp_path_factory.mktemp("n") / "run"
     run_nlfs(cfg, RunDir.create(path, "nlfs", cfg))
@@ -119,7 +119,7 @@ def test_compare_a_finished_run_resumes_per_training(nlfs_run, monkeypatch, caps
             raise KeyboardInterrupt
         return real(*a)
     monkeypatch.setattr(nr, "tuned_job", counted)
-    argv = ["compare", str(nlfs_run), "--lr-grid", "1,2", "--seeds", "2", "--quiet"]
+    argv = ["compare", str(nlfs_run), "--lr-grid", "1,2", "--seeds", "0-1", "--quiet"]
     kill = True
     assert main(argv) == 130                      # interrupted after 4 finished trainings
     assert not (nlfs_run / "comparison.json").exists()
@@ -131,7 +131,7 @@ def test_compare_a_finished_run_resumes_per_training(nlfs_run, monkeypatch, caps
     # when another was chosen); the 4 finished before the kill are not redone
     finals = sum(2 * (1 if r["lr"] == 0.05 else 2) for r in record["losses"])
     assert len(calls) == 3 * 2 + finals - 4 and not set(first) & set(calls)
-    assert record["command"] == "nlfs" and record["seeds"] == 2 and record["grid"] == [1.0, 2.0]
+    assert record["command"] == "nlfs" and record["seeds"] == [0, 1] and record["grid"] == [1.0, 2.0]
     assert [r["loss"] for r in record["losses"]] == ["cross-entropy", "label-smoothed CE", "nlfs_1"]
     assert "nlfs_1" in record["scale"]
     out = capsys.readouterr().out
@@ -162,12 +162,12 @@ def test_evomal_run_is_tuned_by_default_and_reported(tmp_path, capsys):
     run = tmp_path / "evo"
     assert main(["evomal", "--dataset", "diabetes", "--population-size", "4", "--generations", "1",
                  "--meta-steps", "2", "--fitness-steps", "10", "--rejection-steps", "5",
-                 "--hidden", "8", "--seeds", "2", "--final-steps", "20", "--lr-grid", "1,2",
+                 "--hidden", "8", "--seeds", "0-1", "--final-steps", "20", "--lr-grid", "1,2",
                  "--out", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "tuned comparison: test MSE (lower is better)" in out and "MSE (early stopping)" in out
     result = json.loads((run / "results.json").read_text())
-    assert "final" not in result and result["tuned"]["seeds"] == 2
+    assert "final" not in result and result["tuned"]["seeds"] == [0, 1]
     assert [r["loss"] for r in result["tuned"]["losses"]] == ["MSE", "MSE (early stopping)",
                                                               "EvoMAL"]
     assert "EvoMAL" in result["scale"] and (run / "tuned_runs.json").exists()

@@ -14,7 +14,7 @@ from deapnn.commands import evomal
 from deapnn.commands.common import UsageError
 
 TINY = ["--dataset", "diabetes", "--population-size", "4", "--generations", "2", "--meta-steps", "3",
-        "--fitness-steps", "20", "--rejection-steps", "50", "--final-steps", "40", "--seeds", "3",
+        "--fitness-steps", "20", "--rejection-steps", "50", "--final-steps", "40", "--seeds", "0-2",
         "--hidden", "8", "--quiet"]
 ENTRY = ("import sys\nfrom deapnn.cli import _Parser\nfrom deapnn.commands import evomal\n"
          "p = _Parser(prog='deapnn'); s = p.add_subparsers(dest='command', parser_class=_Parser)\n"
@@ -30,7 +30,7 @@ def _parse(argv):
 @pytest.mark.parametrize("extra,match", [
     (["--inner-steps", "0"], "--inner-steps"), (["--dataset", "nope"], "unknown dataset 'nope'"),
     (["--population-size", "1"], "--population-size"), (["--cxpb", "0.9", "--mutpb", "0.5"], "cxpb"),
-    (["--model", "foo"], "unknown model 'foo'"), (["--seeds", "0"], "--seeds"),
+    (["--model", "foo"], "unknown model 'foo'"), (["--seeds", "none"], "--seeds"),
     (["--final-eval-every", "-1"], "--final-eval-every"),
     (["--rejection", "after"], "--rejection must be one of reference, before"),
     (["--fitness-seed", "tree"], "--fitness-seed must be one of common, per_tree"),

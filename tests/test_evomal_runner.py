@@ -12,7 +12,7 @@ from deapnn.evomal.config import EvoMALConfig, EvoMALRunConfig
 from deapnn.rundir import RunDir
 
 TINY = dict(dataset="diabetes", population_size=3, generations=2, meta_steps=2, fitness_steps=10,
-            rejection_steps=20, final_steps=20, seeds=2, hidden=(4,))
+            rejection_steps=20, final_steps=20, seeds=[0, 1], hidden=(4,))
 
 
 @pytest.mark.parametrize("field,value", [

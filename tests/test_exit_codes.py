@@ -60,7 +60,7 @@ def test_train_exit_1_when_the_training_diverged(tmp_path, monkeypatch, capsys):
 
 
 NLFS = ["nlfs", "--dataset", "iris", "--population-size", "3", "--pool", "4", "--cycles", "2",
-        "--sample-size", "2", "--budget", "10", "--seeds", "2", "--final-steps", "10",
+        "--sample-size", "2", "--budget", "10", "--seeds", "0-1", "--final-steps", "10",
         "--top", "1", "--no-tune", "--quiet"]
 
 
@@ -94,7 +94,7 @@ def test_nlfs_exit_1_when_the_search_found_no_loss(tmp_path, monkeypatch, capsys
 
 EVOMAL = ["evomal", "--dataset", "diabetes", "--population-size", "3", "--generations", "1",
           "--meta-steps", "2", "--fitness-steps", "10", "--rejection-steps", "10",
-          "--final-steps", "10", "--hidden", "4", "--seeds", "2", "--no-tune", "--quiet"]
+          "--final-steps", "10", "--hidden", "4", "--seeds", "0-1", "--no-tune", "--quiet"]
 
 
 def test_evomal_exit_3_when_a_final_training_diverged(tmp_path, monkeypatch, capsys):

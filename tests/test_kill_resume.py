@@ -103,7 +103,7 @@ def _make_run(kind, out):
     if kind == "nlfs":
         from deapnn.nlfs import NLFSConfig
         cfg = NLFSConfig(dataset="iris", population_size=3, pool=4, cycles=2, sample_size=2, budget=5,
-                         seeds=0, top=1)
+                         seeds=[], top=1)
         RunDir.create(out, "nlfs", cfg, device="cpu")
         return out / "checkpoint.pt"
     from deapnn.evomal.config import EvoMALRunConfig
@@ -130,7 +130,7 @@ def test_resume_from_bad_checkpoint_is_one_line_exit_2(kind, tmp_path, capsys, m
 
 
 NLFS = ["nlfs", "--dataset", "iris", "--population-size", "3", "--pool", "4", "--cycles", "8",
-        "--sample-size", "2", "--budget", "30", "--seeds", "0", "--top", "1", "--device", "cpu",
+        "--sample-size", "2", "--budget", "30", "--seeds", "none", "--top", "1", "--device", "cpu",
         "--seed", "3", "--quiet"]
 
 

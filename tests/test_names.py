@@ -54,3 +54,49 @@ def test_former_flag_warns_once_and_both_names_are_refused(cli, tmp_path, comman
     assert code == 2 and err == (f"deapnn: error: {old} and --population-size set the same "
                                  "setting: give --population-size only\n")
     assert not (tmp_path / "r").exists()
+
+
+# --- seeds: a list of seeds in every command --------------------------------------------------
+def test_seed_readers():
+    from deapnn.config import parse_seed_indices, parse_seeds
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7] and parse_seeds("4") == [4]
+    assert parse_seed_indices("0-4") == [0, 1, 2, 3, 4] and parse_seed_indices("none") == []
+    assert parse_seed_indices("3") == 3                  # the former count form, converted later
+
+
+@pytest.mark.parametrize("cls", [NLFSConfig, EvoMALRunConfig])
+def test_a_seed_count_is_the_former_form_of_the_list(cls):
+    with pytest.warns(DeprecationWarning, match=r"seeds as a count \(3\).*--seeds 0-2.*from deapnn 0\.3\.0"):
+        cfg = cls(seeds=3, tune_seeds=[0, 1])
+    assert cfg.seeds == [0, 1, 2] and cfg.tune_seeds == [0, 1]
+    assert cls(seeds=[2, 5]).seeds == [2, 5]
+    with pytest.raises(ConfigError, match="without repeats"):
+        cls(seeds=[1, 1])
+
+
+def test_the_command_line_takes_lists_and_warns_about_a_count(cli, tmp_path):
+    from deapnn.cli import build_parser
+    from deapnn.commands.nlfs import COMMAND
+    parse = build_parser().parse_args
+    assert COMMAND.config_of(parse(["nlfs", "--seeds", "0-2", "--tune-seeds", "0,1"])).seeds == \
+        [0, 1, 2]
+    assert COMMAND.config_of(parse(["nlfs", "--seeds", "none"])).seeds == []
+    code, out, err = cli("nlfs", "--seeds", "3", "--population-size", "0", "--out", tmp_path / "r")
+    assert code == 2 and err.count("\n") == 1 and "warning" not in err      # refused: no warning
+    code, out, err = cli("evomal", "--seeds", "2", "--population-size", "2", "--generations", "1",
+                         "--meta-steps", "1", "--fitness-steps", "2", "--rejection-steps", "1",
+                         "--final-steps", "2", "--hidden", "4", "--no-tune", "--quiet",
+                         "--out", tmp_path / "e")
+    assert code == 0, err
+    assert err.splitlines()[0] == ("deapnn: warning: EvoMALRunConfig: seeds as a count (2) is "
+                                   "deprecated: give a list of seeds, --seeds 0-1 on the command "
+                                   "line or list(range(2)) (a count is refused from deapnn 0.3.0)")
+
+
+def test_stored_seed_counts_read_as_lists():
+    from deapnn.results import CONFIG_FILE, RESULTS_FILE, migrate
+    files = migrate({CONFIG_FILE: {"command": "nlfs", "config": {"seeds": 3, "tune_seeds": 1}},
+                     RESULTS_FILE: {"tuned": {"seeds": 3, "tune_seeds": 1, "losses": []}}})
+    assert files[CONFIG_FILE]["config"]["seeds"] == [0, 1, 2]
+    assert files[CONFIG_FILE]["config"]["tune_seeds"] == [0]
+    assert files[RESULTS_FILE]["tuned"]["seeds"] == [0, 1, 2]

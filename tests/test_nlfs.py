@@ -103,7 +103,7 @@ def _tracing_map(limit=None, trace=None):
 
 def test_run_driver_resume_equals_uninterrupted(tmp_path):
     from deapnn.rundir import RunDir
-    cfg = NLFSConfig(population_size=4, pool=6, cycles=5, sample_size=2, budget=20, seeds=0, top=2)
+    cfg = NLFSConfig(population_size=4, pool=6, cycles=5, sample_size=2, budget=20, seeds=[], top=2)
     full = run_nlfs(cfg, RunDir(tmp_path / "a", {"nlfs": {}}), map_fn=map, log=lambda *a: None)
     rd = RunDir(tmp_path / "b", {"nlfs": {}})
     with pytest.raises(_Interrupt):                        # dies during the evolution phase
@@ -145,7 +145,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     args = _parser().parse_args(
         ["nlfs", "--population-size", "3", "--pool", "4", "--cycles", "2", "--sample-size", "2",
-         "--budget", "20", "--seeds", "2", "--final-steps", "20", "--top", "1",
+         "--budget", "20", "--seeds", "0-1", "--final-steps", "20", "--top", "1",
          "--lr-grid", "1,2", "--out", str(out), "--quiet"])
     args.check(args)
     assert args.func(args) == 0
@@ -165,7 +165,7 @@ def test_scale_report_uses_the_datasets_number_of_classes(tmp_path):
     out = tmp_path / "run"
     args = _parser().parse_args(
         ["nlfs", "--dataset", "iris", "--population-size", "3", "--pool", "4", "--cycles", "1",
-         "--sample-size", "2", "--budget", "10", "--seeds", "0", "--top", "1", "--no-tune",
+         "--sample-size", "2", "--budget", "10", "--seeds", "none", "--top", "1", "--no-tune",
          "--out", str(out), "--quiet"])
     args.check(args)
     assert args.func(args) == 0
@@ -193,7 +193,7 @@ def test_reported_best_losses_are_distinct_phenotypes():
         LossGraph.from_expression("(y - yhat)^2").to_expression()]
 
 
-ELIM = dict(population_size=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=2, final_steps=20,
+ELIM = dict(population_size=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=[0, 1], final_steps=20,
             top=2, eliminate=True, sizes=[4, 2, 1], tune=False)     # the untuned final protocol
 
 
@@ -232,7 +232,7 @@ def test_resume_after_kills_in_late_phases_skips_done_work(tmp_path, elim_run):
     cfg = NLFSConfig(**ELIM)
     full, _, trace = elim_run
     n_final = trace.count("_final_job")
-    assert n_final == 2 * cfg.seeds
+    assert n_final == 2 * len(cfg.seeds)
     total = len(trace)
     n_elim = 4 + 2                                         # sizes 4 -> 2 -> 1
     kill_elim = total - n_final - n_elim + 3               # 3rd candidate of round 1
@@ -342,7 +342,7 @@ def test_nlfs_seeds_are_removed_worst_first():
     fits = [0.6, 0.9, 0.4, 0.8, 0.5, 0.7]
     pop = seed_population(_fake_pool(fits), 6)
     assert [i.fitness.values[0] for i in pop] == sorted(fits, reverse=True)
-    cfg = NLFSConfig(population_size=6, pool=6, cycles=6, sample_size=2, seeds=0)
+    cfg = NLFSConfig(population_size=6, pool=6, cycles=6, sample_size=2, seeds=[])
     states = []
     evolve(cfg, pop, _FixedEvaluator(0.1), map, checkpoint=lambda s, m: states.append(s))
     gone, alive = [], set(fits)
@@ -353,7 +353,7 @@ def test_nlfs_seeds_are_removed_worst_first():
     assert gone == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     # the previous order stays reachable: initial_age="ordered" ages the best seed first
     states = []
-    evolve(NLFSConfig(population_size=6, pool=6, cycles=1, sample_size=2, seeds=0,
+    evolve(NLFSConfig(population_size=6, pool=6, cycles=1, sample_size=2, seeds=[],
                       initial_age="ordered"),
            seed_population(_fake_pool(fits), 6, "ordered"), _FixedEvaluator(0.1), map,
            checkpoint=lambda s, m: states.append(s))
@@ -367,7 +367,7 @@ def test_nlfs_failed_children_are_discarded_by_default():
     from deapnn.nlfs.run import evolve, seed_population
     fits = [0.9, 0.8, 0.7, 0.6]
     failing = _FixedEvaluator(0.0, reason="pre-screen: val acc 0.05 < 0.15 after 10 steps")
-    cfg = NLFSConfig(population_size=4, pool=4, cycles=3, sample_size=2, seeds=0)
+    cfg = NLFSConfig(population_size=4, pool=4, cycles=3, sample_size=2, seeds=[])
     pop = seed_population(_fake_pool(fits), 4)
     before = [i.to_json() for i in pop]
     evo = evolve(cfg, pop, failing, map)
@@ -378,7 +378,7 @@ def test_nlfs_failed_children_are_discarded_by_default():
     assert [r["discarded"] for r in evo.logbook] == [0, 1, 1, 1]
     assert all(h.fitness.values[0] > 0 for h in evo.halloffame)
     failing = _FixedEvaluator(0.0, reason="pre-screen")
-    evo = evolve(NLFSConfig(population_size=4, pool=4, cycles=3, sample_size=2, seeds=0,
+    evo = evolve(NLFSConfig(population_size=4, pool=4, cycles=3, sample_size=2, seeds=[],
                             failed_child="insert"),
                  seed_population(_fake_pool(fits), 4), failing, map)
     assert sorted(i.fitness.values[0] for i in evo.population) == [0.0, 0.0, 0.0, 0.9]
@@ -433,7 +433,7 @@ def test_pool_rescore_stages_and_resume(tmp_path):
     re-scores the best P with the search's; a run killed during stage 2 resumes without
     re-scoring stage 1 and ends as the uninterrupted run."""
     from deapnn.rundir import RunDir
-    cfg = NLFSConfig(population_size=4, pool=6, cycles=2, sample_size=2, budget=20, seeds=0, top=2)
+    cfg = NLFSConfig(population_size=4, pool=6, cycles=2, sample_size=2, budget=20, seeds=[], top=2)
     assert cfg.rescore_count() == 4
     std = cfg.standard_surrogate()
     assert (std.noise, std.augment) == (0.0, None) and std.steps == cfg.surrogate().steps

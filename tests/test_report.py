@@ -28,10 +28,10 @@ _COMMANDS = {
     "gls": ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", 2, "--epochs", 1,
             "--compare", "sgd", "--seeds", "0,1"],
     "nlfs": ["nlfs", "--dataset", "iris", "--model", "mlp", "--population-size", 3, "--cycles", 3,
-             "--sample-size", 2, "--pool", 4, "--budget", 20, "--seeds", 2, "--final-steps", 20,
+             "--sample-size", 2, "--pool", 4, "--budget", 20, "--seeds", "0-1", "--final-steps", 20,
              "--top", 2, "--no-tune"],
     "evomal": ["evomal", "--dataset", "diabetes", "--population-size", 4, "--generations", 1,
-               "--meta-steps", 2, "--fitness-steps", 30, "--rejection-steps", 100, "--seeds", 2,
+               "--meta-steps", 2, "--fitness-steps", 30, "--rejection-steps", 100, "--seeds", "0-1",
                "--final-steps", 40, "--no-tune"],
 }
 

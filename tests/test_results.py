@@ -13,7 +13,7 @@ import pytest
 from deapnn.cli import main
 from deapnn.commands.common import EXIT_OK
 from deapnn.results import (CONFIG_FILE, EARLIER_BEHAVIOUR, LEGACY_RESULTS_FILE, MIGRATIONS,
-                            RENAMED_SETTINGS,
+                            RENAMED_SETTINGS, SEED_LISTS,
                             RESULTS_FILE, SCHEMA_VERSION, Summary, job_row, migrate, read_run,
                             read_summary, stored_version, training_failures, tuned_trainings,
                             without_version)
@@ -89,7 +89,7 @@ def test_final_trainings_of_a_tuned_record_are_jobs():
     row = {"loss": "CE", "lr": 0.1, "tuned": {"test": [0.5, 0.6]}, "untuned": {"test": [0.5, 0.6]}}
     moved = {"loss": "found", "lr": 0.2, "tuned": {"test": [math.inf, 0.4]},
              "untuned": {"test": [0.3, float("nan")]}}
-    jobs = tuned_trainings({"lr": 0.1, "losses": [row, moved]})
+    jobs = tuned_trainings({"lr": 0.1, "seeds": [0, 1], "losses": [row, moved]})
     # the baseline's chosen lr is the configured one: its untuned trainings are the tuned ones
     assert [j for j, _ in jobs] == ["final CE tuned seed 0", "final CE tuned seed 1",
                                     "final found tuned seed 0", "final found tuned seed 1",
@@ -122,7 +122,9 @@ def test_every_old_layout_migrates_to_the_current_one(name):
     if command == "gls":
         expected["results"] = [job_row(r) for r in expected["results"]]
         assert all("pop" not in r and r["population_size"] for r in results["results"])
-    expected["config"] = {renamed.get(k, k): v for k, v in expected.get("config", {}).items()}
+    expected["config"] = {renamed.get(k, k): list(range(v)) if k in SEED_LISTS
+                          and isinstance(v, int) else v
+                          for k, v in expected.get("config", {}).items()}   # counts: lists
     assert not set(renamed) & set(config["config"]) and set(renamed.values()) <= \
         set(config["config"])
     assert without_version(results) == {k: v for k, v in expected.items() if v != {}

@@ -49,7 +49,7 @@ def test_gls_workers_2_equals_serial(tmp_path):
 def test_evomal_workers_2_equals_serial(tmp_path):
     outs = _both(tmp_path, ["evomal", "--dataset", "diabetes", "--population-size", "4",
                             "--generations", "1", "--meta-steps", "3", "--fitness-steps", "20",
-                            "--rejection-steps", "50", "--final-steps", "20", "--seeds", "1",
+                            "--rejection-steps", "50", "--final-steps", "20", "--seeds", "0-0",
                             "--hidden", "8", "--device", "cpu", "--quiet", "--seed", "2"])
     a, b = (json.loads((o / "results.json").read_text()) for o, _, _ in outs.values())
     assert a["best"] and a["best"][0]["fitness"] < float("inf")      # a real search happened

@@ -68,11 +68,11 @@ COMMANDS = {
     "gls": ["--dataset", "iris", "--model", "mlp", "--population-size", "2", "--epochs", "1",
             "--compare", "none"],
     "nlfs": ["--dataset", "iris", "--population-size", "3", "--pool", "4", "--cycles", "2",
-             "--sample-size", "2", "--budget", "20", "--seeds", "1", "--final-steps", "20",
+             "--sample-size", "2", "--budget", "20", "--seeds", "0-0", "--final-steps", "20",
              "--no-tune"],
     "evomal": ["--dataset", "diabetes", "--population-size", "2", "--generations", "1",
                "--meta-steps", "1", "--fitness-steps", "5", "--rejection-steps", "5",
-               "--final-steps", "10", "--hidden", "4", "--seeds", "1", "--no-tune"],
+               "--final-steps", "10", "--hidden", "4", "--seeds", "0-0", "--no-tune"],
 }
 RUNS = [(cmd, ()) for cmd in COMMANDS] + [("gls", ("--workers", "2"))]   # SCOOP: one, it is slow
 

@@ -32,7 +32,6 @@ def register(subparsers) -> None:
                     "(chosen on the validation split with tuning seeds), then is trained with "
                     "fresh seeds and scored on test. The search is not re-run.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished nlfs or evomal run directory")
-    p.add_argument("--seeds", type=int, default=None, help="final seeds [default: the run's]")
     # the tuned comparison's settings, as the searches declare them (the run's are the defaults)
     add_config_flags(p, TuningSettings, exclude=("tune",), title="comparison")
     p.add_argument("--out", metavar="FILE.json", default=None,
@@ -74,14 +73,12 @@ def load_run(args):
     if not found:
         raise UsageError(f"{args.run_dir}: the run found no loss to compare")
     values = {**given_values(TuningSettings, args), "tune": True}
-    if args.seeds is not None:
-        values["seeds"] = args.seeds
     try:
         cfg = dataclasses.replace(cfg, **values)
     except ConfigError as exc:
         raise config_usage_error(exc, flags_by_field(TuningSettings)) from None
-    if cfg.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {cfg.seeds}")
+    if not cfg.seeds:
+        raise UsageError("--seeds must list at least one seed (a comparison trains on them)")
     return rundir, kind, cfg, found
 
 

@@ -64,10 +64,11 @@ def schedule_note(milestones) -> str:
     return f" (lr × 0.1 at steps {', '.join(map(str, milestones))})" if milestones else ""
 
 
-def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eval_every: int,
+def train_final(best: dict, data, cfg: EvoMALConfig, seeds, steps: int, eval_every: int,
                 device, log=_quiet, done: dict | None = None, on_run=None,
                 milestones: tuple = ()) -> dict:
-    """Train fresh networks with the learned loss and with the baseline on ``seeds`` seeds;
+    """Train fresh networks with the learned loss and with the baseline on ``seeds`` (seed
+    indices, each deriving the training's seed from the run seed);
     test and validation error rate / MSE every ``eval_every`` steps. Returns per-loss results and
     curves. Each run reports ``test`` (after the last step) and ``test_es`` (at the step with the
     lowest validation metric, i.e. early stopping on the validation split, ``es_step``).
@@ -89,11 +90,12 @@ def train_final(best: dict, data, cfg: EvoMALConfig, seeds: int, steps: int, eva
     done = done or {}
     results = {}
     for name, loss in (("EvoMAL", learned), (baseline_name, baseline)):
-        runs = [dict(r) for r in done.get(name, [])][:seeds]
+        stored = {r["seed"]: dict(r) for r in done.get(name, []) if r.get("seed") in seeds}
+        runs = [stored[s] for s in seeds if s in stored]
         for r in runs:
             log(f"  {name:7s} seed {r['seed']}: test {r['test']:.4f}, early-stopped "
                 f"{r['test_es']:.4f} (stored)")
-        for s in range(len(runs), seeds):
+        for s in [s for s in seeds if s not in stored]:
             seed = derive_seed(cfg.seed, "final", s)
             network = cfg.final_network() if hasattr(cfg, "final_network") else cfg
             model = build_base_model(network, data, seed)
@@ -217,7 +219,7 @@ def compare_final(best: dict, data, cfg: EvoMALRunConfig, rundir, device, *,
         rundir.write_json(FINAL_FILE, partial)
 
     start = time.perf_counter()
-    log(f"\nfinal training: {steps} SGD steps{schedule_note(milestones)}, {cfg.seeds} seeds; "
+    log(f"\nfinal training: {steps} SGD steps{schedule_note(milestones)}, {len(cfg.seeds)} seeds; "
         f"test and validation {'error' if data.task == 'classification' else 'MSE'} every "
         f"{cfg.eval_every()} steps")
     results = train_final(best, data, cfg, cfg.seeds, steps, cfg.eval_every(), device,
@@ -309,10 +311,10 @@ def compare_tuned(best: dict, cfg: EvoMALRunConfig, task: str, *, state=None, ch
     ``state`` (``checkpoint(state)`` after every training)."""
     from deapnn.comparison import Protocol, tuned_comparison
     final = cfg.final_network()
-    protocol = Protocol(lr=cfg.lr, seeds=cfg.seeds, run_seed=cfg.seed,
+    protocol = Protocol(lr=cfg.lr, seeds=tuple(cfg.seeds), run_seed=cfg.seed,
                         metric=f"test {'error' if task == 'classification' else 'MSE'}",
                         higher_is_better=False, grid=tuple(cfg.lr_grid),
-                        tune_seeds=cfg.tune_seeds,
+                        tune_seeds=tuple(cfg.tune_seeds),
                         extra={"model": final.model, "steps": cfg.steps_of_final()})
     ident = {**final_recipe(cfg, cfg.eval_every()).to_dict(),
              "model": final.model, "hidden": list(final.hidden) if final.hidden else None,
@@ -347,7 +349,8 @@ def tuned_phase(best: dict, data, cfg: EvoMALRunConfig, rundir, *, progress=no_p
     start = time.perf_counter()
     log(f"\ntuned final comparison: {cfg.steps_of_final()} SGD steps"
         f"{schedule_note(cfg.milestones_of_final())}; lr grid "
-        f"{len(cfg.lr_grid)} × {cfg.tune_seeds} tuning seed(s) on validation, then {cfg.seeds} "
+        f"{len(cfg.lr_grid)} × {len(cfg.tune_seeds)} tuning seed(s) on validation, then "
+        f"{len(cfg.seeds)} "
         f"final seeds on test")
     tuned = compare_tuned(best, cfg, data.task, state=stored, progress=progress, log=log,
                           checkpoint=lambda s: rundir.write_json(TUNED_FILE, s))

@@ -207,7 +207,6 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
                            group=_SEARCH)
     tournament: int = setting(4, "tournament size", group=_SEARCH)
     max_height: int = setting(10, "tree height limit", group=_SEARCH)
-    seeds: int = setting(5, "seeds of the final training (>= 1)", group="final comparison")
     final_steps: int | None = setting(
         None, "SGD steps of the final training (default: the reference's, 150000 on "
               "cifar10/cifar100/svhn, else 10000)", group="final comparison")
@@ -245,7 +244,6 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
         "tournament": [Interval(int, 1)],
         # argument correction adds one level; deapnn.losses.tree.MAX_TREE_HEIGHT is 90
         "max_height": [Interval(int, 1, 89)],
-        "seeds": [Interval(int, 1)],
         "final_steps": [None, Interval(int, 0)],
         "final_milestones": [None, int_list(1, nonempty=False)],
         "final_eval_every": [Interval(int, 0)],
@@ -253,6 +251,9 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
 
     def _check(self) -> None:
         super()._check()
+        if not self.seeds:
+            raise ConfigError("seeds must list at least one seed (the final training is the "
+                              "run's result)", "seeds")
         why = variation_error(self.cxpb, self.mutpb)
         if why:
             raise ConfigError(why, "cxpb")

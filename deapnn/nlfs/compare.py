@@ -57,7 +57,7 @@ def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
     arms = [("cross-entropy", "ce")] + list(found)
     final = final_config(cfg)
     jobs = [(spec, final, derive_seed(cfg.seed, "final", s)) for _, spec in arms
-            for s in range(cfg.seeds)]
+            for s in cfg.seeds]
     keys = [[spec, seed] for spec, _, seed in jobs]
     results = list(state["results"]) if state and state.get("jobs") == keys else []
     step = max(1, cfg.batch)
@@ -67,7 +67,8 @@ def compare_final(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
             checkpoint({"jobs": keys, "results": list(results)})
     table = []
     for a, (label, _) in enumerate(arms):
-        accs = [r["test_acc"] for r in results[a * cfg.seeds:(a + 1) * cfg.seeds]]
+        n = len(cfg.seeds)
+        accs = [r["test_acc"] for r in results[a * n:(a + 1) * n]]
         done = [v for v in accs if math.isfinite(v)]
         sd = statistics.stdev(done) if len(done) > 1 else 0.0
         table.append({"loss": label, "mean": statistics.mean(done) if done else math.nan,
@@ -112,8 +113,8 @@ def compare_tuned(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
     ``state``."""
     from ..comparison import Protocol, tuned_comparison
     final = final_config(cfg)
-    protocol = Protocol(lr=final.lr, seeds=cfg.seeds, run_seed=cfg.seed, metric="test accuracy",
-                        higher_is_better=True, grid=tuple(cfg.lr_grid), tune_seeds=cfg.tune_seeds,
+    protocol = Protocol(lr=final.lr, seeds=tuple(cfg.seeds), run_seed=cfg.seed, metric="test accuracy",
+                        higher_is_better=True, grid=tuple(cfg.lr_grid), tune_seeds=tuple(cfg.tune_seeds),
                         extra={"model": final.model, "steps": final.steps})
     return tuned_comparison(comparison_arms(cfg.baselines, found), protocol, tuned_job, final,
                             map_fn=map_fn, state=state, checkpoint=checkpoint, progress=progress,

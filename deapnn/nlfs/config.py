@@ -81,7 +81,6 @@ class NLFSConfig(SGDSettings, TuningSettings):
     batch: int = setting(1, "children in flight per round [default: --workers]",
                          group="search")
     seed: int = setting(0, "run seed (python, numpy, torch)", group="run")
-    seeds: int = setting(5, "seeds for best-found vs CE (0 skips)", group="final comparison")
     final_steps: int | None = setting(None, "[default: 3x --budget]", group="final comparison")
     top: int = setting(3, "best losses to print and register", group="search")
     eliminate: bool = setting(False, "successive halving of the hall of fame on longer budgets "
@@ -114,7 +113,7 @@ class NLFSConfig(SGDSettings, TuningSettings):
         "dataset": [str], "model": [str],
         "population_size": _positive_int(), "cycles": _count(), "sample_size": _positive_int(),
         "pool": _positive_int(), "budget": _positive_int(), "batch": _positive_int(),
-        "seed": seed_constraint(), "seeds": _count(), "final_steps": _positive_int(),
+        "seed": seed_constraint(), "final_steps": _positive_int(),
         "top": _positive_int(), "eliminate": [bool],
         "sizes": [Check(_halving_sizes, "a list of at least 2 non-increasing integers >= 1")],
         "root": [str, None],

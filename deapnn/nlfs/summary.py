@@ -75,7 +75,7 @@ class NLFSSummary:
                          + (f"  rounds={'/'.join(f'{v:.4f}' for v in elim)}" if elim else "")
                          + f"  {e['expression']}")
         if self.comparison is not None:
-            lines.append(f"final comparison: test accuracy, {cfg.seeds} seeds, "
+            lines.append(f"final comparison: test accuracy, {len(cfg.seeds)} seeds, "
                          f"{cfg.final_steps} steps, model {cfg.final_model or cfg.model}")
             lines.append(f"  {'loss':<16}{'mean':>8}{'std':>8}  per seed")
             for row in self.comparison:

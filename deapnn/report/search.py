@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from ..comparison import seed_count
 from ..results import RESULTS_FILE
 from .basic import logbook_reasons
 from .document import (Report, code, column, file_span, finite, math_or_code, mean_std, num,
@@ -52,9 +53,11 @@ def tuned_section(rep: Report, tuned: dict, title: str = "Tuned comparison") -> 
         grid = ", ".join(multiplier_text(m) for m in tuned.get("grid", []))
         better = "higher" if tuned.get("higher_is_better") else "lower"
         rep.para(f"{title}: {plain(tuned.get('metric'))} ({better} is better) over "
-                 f"{plain(tuned.get('seeds'))} final seeds; each loss's learning rate chosen on "
+                 f"{seed_count(tuned.get('seeds', 0))} final seeds; each loss's learning rate "
+                 "chosen on "
                  f"the validation split from ×{{{grid}}} × {num(tuned.get('lr'))} with "
-                 f"{plain(tuned.get('tune_seeds'))} tuning seed(s) disjoint from the final seeds"
+                 f"{seed_count(tuned.get('tune_seeds', 0))} tuning seed(s) disjoint from the "
+                 "final seeds"
                  + (f"; model {plain(tuned['model'])}" if tuned.get("model") else "")
                  + (f", {plain(tuned['steps'])} steps" if tuned.get("steps") else "") + ".")
         base = plain(tuned.get("baseline"))
@@ -118,7 +121,7 @@ def nlfs(rep: Report, config: dict, results) -> str:
         rep.para("No `results.json` yet: the run has not finished (search: "
                  f"{max(len(rows) - 1, 0)} of {plain(cfg.get('cycles', '?'))} cycles logged).")
     elif comparison:
-        rep.para(f"Final comparison: test accuracy, {plain(cfg.get('seeds'))} seeds, "
+        rep.para(f"Final comparison: test accuracy, {len(cfg.get('seeds', []))} seeds, "
                  f"{plain(cfg.get('final_steps'))} SGD steps, model "
                  f"{plain(cfg.get('final_model') or cfg.get('model'))} on "
                  f"{plain(cfg.get('dataset'))}.")
@@ -128,7 +131,7 @@ def nlfs(rep: Report, config: dict, results) -> str:
     elif results.tuned:
         tuned_section(rep, results.tuned)
     else:
-        rep.para("No final comparison (run with `--seeds 0`, or no loss found).")
+        rep.para("No final comparison (run with `--seeds none`, or no loss found).")
     scale_section(rep, results.scale if results else None)
     comparison_files(rep)
 
@@ -231,7 +234,7 @@ def evomal(rep: Report, config: dict, result) -> str:
                  "the final comparison writes it).")
     elif final:
         rep.para(f"Final training: {plain(config.get('final_steps'))} SGD steps, "
-                 f"{plain(config.get('seeds'))} seeds, test {metric} on "
+                 f"{len(config.get('seeds', []))} seeds, test {metric} on "
                  f"{plain(config.get('dataset'))} (lower is better).")
         rep.table(["loss", f"test {metric} (mean ± std)", "per seed"],
                   [[code(name), mean_std(r["mean"], r["std"]),
