@@ -12,7 +12,9 @@ DOCS_STAMP := $(VENV)/.deapnn-docs-installed
 .PHONY: demo test lint bench docs clean
 
 # the modules mypy checks (`make lint`); extend this list as more of deapnn gains annotations
-MYPY_FILES := deapnn/config.py deapnn/sgd.py deapnn/deprecation.py deapnn/evaluation.py deapnn/algorithms/
+MYPY_FILES := deapnn/config.py deapnn/sgd.py deapnn/deprecation.py deapnn/evaluation.py deapnn/algorithms/ \
+	deapnn/operators/lexicase.py deapnn/operators/lexicase_engine.py deapnn/operators/lexicase_deap.py \
+	deapnn/operators/lexicase_util.py deapnn/operators/dalex.py
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

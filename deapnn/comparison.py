@@ -336,7 +336,8 @@ def tuned_comparison(arms: list, protocol: Protocol, trainer, context, *, map_fn
                                              of=f"{row['loss']} - {base['loss']} (untuned)")
     return {"protocol": "tuned", "metric": protocol.metric, "higher_is_better": higher,
             "lr": protocol.lr, "grid": list(protocol.grid), "tune_seeds": list(protocol.tune_seeds),
-            "seeds": list(protocol.seeds), "baseline": base["loss"], **protocol.extra, "losses": rows}
+            "seeds": list(protocol.seeds), "baseline": base["loss"], **protocol.extra,
+            "losses": rows}
 
 
 def seed_count(seeds) -> int:
@@ -346,7 +347,8 @@ def seed_count(seeds) -> int:
 
 
 def _p_text(p: dict) -> str:
-    ps = ", ".join(f"{label} p={p[k]:.3g}" for k, label in (("t_p", "t"), ("wilcoxon_p", "Wilcoxon"))
+    ps = ", ".join(f"{label} p={p[k]:.3g}"
+                   for k, label in (("t_p", "t"), ("wilcoxon_p", "Wilcoxon"))
                    if p.get(k) is not None)
     return (f"{p['mean']:+.4f} ± {p['std']:.4f}, {p['wins']}W/{p['ties']}T/{p['losses']}L"
             + (f" ({ps})" if ps else ""))

@@ -275,4 +275,5 @@ class Config:
 
 
 __all__ = ["FLOAT32_MAX", "SEED_MAX", "seed_constraint", "seed_list", "setting", "parse_list",
-           "parse_seeds", "parse_seed_indices", "seed_indices", "Config", "ConfigError", "Interval", "Options", "Check", "int_list", "subset_of"]
+           "parse_seeds", "parse_seed_indices", "seed_indices", "Config", "ConfigError", "Interval",
+           "Options", "Check", "int_list", "subset_of"]

@@ -6,6 +6,7 @@ A name renamed in this release keeps working until :data:`REMOVAL`, with a
 from __future__ import annotations
 
 import warnings
+from types import FrameType
 
 #: the release that removes every name deprecated in this one
 REMOVAL = "0.3.0"
@@ -31,7 +32,8 @@ def _caller_of_the_configuration() -> int:
     """The ``stacklevel`` that names the code which made the configuration: past this module
     and the dataclass ``__init__`` / ``__post_init__`` chain (its depth depends on the class)."""
     import sys
-    frame, level = sys._getframe(2), 2        # warn_count's caller: stacklevel 2
+    frame: FrameType | None = sys._getframe(2)
+    level = 2                                 # warn_count's caller: stacklevel 2
     while frame is not None and frame.f_code.co_name in ("seed_indices", "__post_init__",
                                                          "__init__"):
         frame, level = frame.f_back, level + 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -135,8 +135,8 @@ def train_with_loss(model, loss_fn: Callable, data, recipe: LossTraining, *, bat
     ``eval_steps``, ``evaluate(model, step)`` returns a tuple of metrics appended to the curve
     (with step 0 first when ``eval_at_start``); ``stop(step, metrics)`` may return a reason to stop
     there. Evaluation must draw no random numbers, so the trained network does not depend on
-    where it is evaluated. A non-finite training loss stops training before that step's update (reason
-    recorded); errors raised by the loss or the model propagate to the caller.
+    where it is evaluated. A non-finite training loss stops training before that step's update
+    (reason recorded); errors raised by the loss or the model propagate to the caller.
     """
     from .data import augment_batch
     recipe.validate()

@@ -362,5 +362,6 @@ def read_summary(run_dir: str, read=None):
 
 
 __all__ = ["Summary", "RESULTS_FILE", "CONFIG_FILE", "LEGACY_RESULTS_FILE", "SCHEMA_VERSION",
-           "MIGRATIONS", "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "SEED_LISTS", "job_row", "migrate", "stored_version", "read_run", "read_summary",
-           "summary_class", "tuned_trainings", "training_failures", "without_version"]
+           "MIGRATIONS", "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "SEED_LISTS", "job_row",
+           "migrate", "stored_version", "read_run", "read_summary", "summary_class",
+           "tuned_trainings", "training_failures", "without_version"]

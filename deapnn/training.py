@@ -5,9 +5,12 @@ a failure is data, recorded where the run's results are.
 """
 from __future__ import annotations
 
+# a module import: `from collections.abc import Callable` would make Callable (a class without a
+# docstring) a public name of this module (it has no __all__), which the API reference's docstring
+# check flags (docs/conf.py)
+import collections.abc
 import math
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +41,7 @@ class TrainResult:
     history: list = field(default_factory=list)   # per-epoch dicts from the eval callback
 
 
-def default_loss(task: str) -> Callable:
+def default_loss(task: str) -> collections.abc.Callable:
     """Cross-entropy for classification, MSE for regression."""
     return F.cross_entropy if task == "classification" else F.mse_loss
 
@@ -49,7 +52,7 @@ def batch_order(n: int, generator: torch.Generator | None) -> torch.Tensor:
 
 
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                y: torch.Tensor, loss_fn: Callable, batches, augment=None,
+                y: torch.Tensor, loss_fn: collections.abc.Callable, batches, augment=None,
                 generator: torch.Generator | None = None) -> tuple[float, str | None]:
     """Run SGD over the given index batches; return (mean loss, divergence reason or None).
 
@@ -67,7 +70,8 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
             xb = augment_batch(xb, augment, generator)
         loss = loss_fn(model(xb), yb)
         if not torch.isfinite(loss):
-            return (float(total) / max(count, 1)), f"non-finite loss {float(loss.detach())} at step {count}"
+            return ((float(total) / max(count, 1)),
+                    f"non-finite loss {float(loss.detach())} at step {count}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -80,10 +84,10 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
-          loss_fn: Callable | None = None, task: str = "classification", augment=None,
-          device: torch.device | None = None, seed: int = 0,
-          on_epoch: Callable[[int, float], dict | None] | None = None,
-          progress=None, checkpoint: Callable[[dict], None] | None = None,
+          loss_fn: collections.abc.Callable | None = None, task: str = "classification",
+          augment=None, device: torch.device | None = None, seed: int = 0,
+          on_epoch: collections.abc.Callable[[int, float], dict | None] | None = None,
+          progress=None, checkpoint: collections.abc.Callable[[dict], None] | None = None,
           resume_state: dict | None = None, momentum_reset: int | None = None) -> TrainResult:
     """Train ``model`` in place with SGD for ``cfg.epochs`` epochs (the SGD baseline loop).
 

@@ -53,8 +53,9 @@ def run_seed(task: dict) -> dict:
     cfg = TrainConfig(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=task["batch_size"],
                       schedule="cosine")
     start = time.perf_counter()
-    parent, logbook = eaGradientLexicase(parent, toolbox, ngen, cfg=cfg, population_size=task["pop"],
-                                         seed=task["seed"], eval_interval=task["eval_every"],
+    parent, logbook = eaGradientLexicase(parent, toolbox, ngen, cfg=cfg,
+                                         population_size=task["pop"], seed=task["seed"],
+                                         eval_interval=task["eval_every"],
                                          verbose=task["verbose"])
     return {"seed": task["seed"], "test_acc": logbook[-1]["test_acc"],
             "cases_examined_last": logbook[-1]["cases_examined"],

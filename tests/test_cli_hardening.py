@@ -200,7 +200,8 @@ def test_evomal_resume_takes_final_eval_every_but_not_the_search_flags(cli, tmp_
     COMMAND.check(args)
     assert COMMAND.configure(args)[1].final_eval_every == 5     # the invocation's, not stored
     args = parser.parse_args(["evomal", "--resume", str(run), "--population-size", "9"])
-    with pytest.raises(Exception, match=r"^--population-size 9 differs from the run's \d+: --resume"):
+    with pytest.raises(Exception,
+                       match=r"^--population-size 9 differs from the run's \d+: --resume"):
         COMMAND.check(args)
 
 

@@ -28,8 +28,8 @@ def fake_trainer(context, spec, lr, seed, split):
 
 
 def _protocol(**kw):
-    return Protocol(**{"lr": 0.05, "seeds": [0, 1, 2, 3, 4], "run_seed": 3, "metric": "test accuracy",
-                       "higher_is_better": True, **kw})
+    return Protocol(**{"lr": 0.05, "seeds": [0, 1, 2, 3, 4], "run_seed": 3,
+                       "metric": "test accuracy", "higher_is_better": True, **kw})
 
 
 ARMS = [Arm("base", "a", "baseline"), Arm("found", "b", "found")]
@@ -64,8 +64,8 @@ def test_picks_the_validation_optimum_never_looks_at_test_and_uses_disjoint_seed
 def test_lower_is_better_picks_the_minimum_and_counts_lower_as_a_win():
     def trainer(context, spec, lr, seed, split):
         return {"metric": abs(math.log2(lr / 0.01) - 1) + (0 if spec == "x" else 0.5)}
-    proto = Protocol(lr=0.01, seeds=[0, 1, 2], run_seed=0, metric="test MSE", higher_is_better=False,
-                     grid=(0.5, 1.0, 2.0, 4.0))
+    proto = Protocol(lr=0.01, seeds=[0, 1, 2], run_seed=0, metric="test MSE",
+                     higher_is_better=False, grid=(0.5, 1.0, 2.0, 4.0))
     out = tuned_comparison([Arm("b", "y", "baseline"), Arm("f", "x")], proto, trainer, None)
     assert [r["lr"] for r in out["losses"]] == [0.02, 0.02]
     assert out["losses"][1]["paired"]["wins"] == 3 and out["losses"][1]["paired"]["mean"] == -0.5
@@ -103,7 +103,8 @@ def test_resume_retrains_nothing_done_and_ends_as_the_uninterrupted_run():
                              state=saved)
     assert len(CALLS) == n - 9 and again == full
     CALLS.clear()          # another ident (other training settings): everything retrained
-    tuned_comparison(ARMS, _protocol(seeds=[0, 1]), fake_trainer, {"lr": 0.05}, ident="y", state=saved)
+    tuned_comparison(ARMS, _protocol(seeds=[0, 1]), fake_trainer, {"lr": 0.05}, ident="y",
+                     state=saved)
     assert len(CALLS) == n
 
 

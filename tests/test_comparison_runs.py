@@ -131,7 +131,8 @@ def test_compare_a_finished_run_resumes_per_training(nlfs_run, monkeypatch, caps
     # when another was chosen); the 4 finished before the kill are not redone
     finals = sum(2 * (1 if r["lr"] == 0.05 else 2) for r in record["losses"])
     assert len(calls) == 3 * 2 + finals - 4 and not set(first) & set(calls)
-    assert record["command"] == "nlfs" and record["seeds"] == [0, 1] and record["grid"] == [1.0, 2.0]
+    assert (record["command"] == "nlfs" and record["seeds"] == [0, 1]
+            and record["grid"] == [1.0, 2.0])
     assert [r["loss"] for r in record["losses"]] == ["cross-entropy", "label-smoothed CE", "nlfs_1"]
     assert "nlfs_1" in record["scale"]
     out = capsys.readouterr().out

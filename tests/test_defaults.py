@@ -19,10 +19,10 @@ DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 #: table heading prefix -> command
 SECTIONS = {"## Gradient Lexicase": "gls", "## NLFS": "nlfs", "## EvoMAL": "evomal"}
 #: flags each method's table must state (the settings that decide a result)
-REQUIRED = {"gls": {"--population-size", "--lr", "--schedule", "--momentum", "--weight-decay", "--nesterov",
-                    "--batch-size", "--epochs", "--init", "--momentum-mode"},
-            "nlfs": {"--population-size", "--sample-size", "--pool", "--cycles", "--lr", "--momentum",
-                     "--weight-decay", "--batch-size", "--schedule", "--budget"},
+REQUIRED = {"gls": {"--population-size", "--lr", "--schedule", "--momentum", "--weight-decay",
+                    "--nesterov", "--batch-size", "--epochs", "--init", "--momentum-mode"},
+            "nlfs": {"--population-size", "--sample-size", "--pool", "--cycles", "--lr",
+                     "--momentum", "--weight-decay", "--batch-size", "--schedule", "--budget"},
             "evomal": {"--population-size", "--generations", "--lr", "--momentum", "--nesterov",
                        "--weight-decay", "--batch-size", "--fitness-steps", "--final-steps",
                        "--final-milestones"}}
@@ -102,8 +102,8 @@ def test_a_default_changed_in_the_code_is_caught(monkeypatch):
 
 
 @pytest.mark.parametrize("command, dataset, expected", [
-    ("gls", None, {"--lr": "0.1", "--weight-decay": "0.0001", "--population-size": "4", "--compare": "sgd",
-                   "--seeds": "0", "--no-augment": "false", "--milestones": "",
+    ("gls", None, {"--lr": "0.1", "--weight-decay": "0.0001", "--population-size": "4",
+                   "--compare": "sgd", "--seeds": "0", "--no-augment": "false", "--milestones": "",
                    "--nesterov": "false"}),
     ("train", None, {"--weight-decay": "0.0005", "--seed": "0"}),
     ("nlfs", None, {"--lr": "0.05", "--pool": "40", "--final-steps": "900", "--no-tune": "false"}),

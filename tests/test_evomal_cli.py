@@ -13,9 +13,9 @@ from deapnn.cli import _Parser
 from deapnn.commands import evomal
 from deapnn.commands.common import UsageError
 
-TINY = ["--dataset", "diabetes", "--population-size", "4", "--generations", "2", "--meta-steps", "3",
-        "--fitness-steps", "20", "--rejection-steps", "50", "--final-steps", "40", "--seeds", "0-2",
-        "--hidden", "8", "--quiet"]
+TINY = ["--dataset", "diabetes", "--population-size", "4", "--generations", "2",
+        "--meta-steps", "3", "--fitness-steps", "20", "--rejection-steps", "50",
+        "--final-steps", "40", "--seeds", "0-2", "--hidden", "8", "--quiet"]
 ENTRY = ("import sys\nfrom deapnn.cli import _Parser\nfrom deapnn.commands import evomal\n"
          "p = _Parser(prog='deapnn'); s = p.add_subparsers(dest='command', parser_class=_Parser)\n"
          "evomal.register(s); a = p.parse_args(sys.argv[1:]); a.check(a); sys.exit(a.func(a))\n")
@@ -29,7 +29,8 @@ def _parse(argv):
 
 @pytest.mark.parametrize("extra,match", [
     (["--inner-steps", "0"], "--inner-steps"), (["--dataset", "nope"], "unknown dataset 'nope'"),
-    (["--population-size", "1"], "--population-size"), (["--cxpb", "0.9", "--mutpb", "0.5"], "cxpb"),
+    (["--population-size", "1"], "--population-size"),
+    (["--cxpb", "0.9", "--mutpb", "0.5"], "cxpb"),
     (["--model", "foo"], "unknown model 'foo'"), (["--seeds", "none"], "--seeds"),
     (["--final-eval-every", "-1"], "--final-eval-every"),
     (["--rejection", "after"], "--rejection must be one of reference, before"),
@@ -46,8 +47,8 @@ def test_faithfulness_flags_reach_the_configuration():
     cfg = evomal.COMMAND.configure(_parse(["evomal", *TINY]))[1]
     assert (cfg.rejection, cfg.fitness_seed, cfg.generations, cfg.ngen()) == \
         ("reference", "common", 2, 1)
-    cfg = evomal.COMMAND.configure(_parse(["evomal", *TINY, "--rejection", "before", "--fitness-seed",
-                                   "per_tree", "--generations", "3"]))[1]
+    cfg = evomal.COMMAND.configure(_parse(["evomal", *TINY, "--rejection", "before",
+                                           "--fitness-seed", "per_tree", "--generations", "3"]))[1]
     assert (cfg.rejection, cfg.fitness_seed, cfg.generations) == ("before", "per_tree", 3)
     cfg = evomal.COMMAND.configure(_parse(["evomal", "--dataset", "digits"]))[1]
     assert cfg.steps_of_rejection() == 100

@@ -118,7 +118,7 @@ def test_rejection_steps_default_to_the_reference_configuration():
     assert EvoMALConfig(dataset="digits", rejection_steps=7).steps_of_rejection() == 7
 
 
-# --- common random numbers -------------------------------------------------------------------------
+# --- common random numbers ------------------------------------------------------------------------
 def _fitness_draws(monkeypatch, cfg, trees):
     """For each tree: the fitness network's initial parameters, its batch seed and the local
     search's seed."""

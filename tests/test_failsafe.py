@@ -163,7 +163,8 @@ def test_gls_failing_job_is_a_failed_row_not_a_dead_comparison(monkeypatch, tmp_
             raise OOM
         return real(job)
     monkeypatch.setattr(gls_job, "_run_job", sometimes_oom)
-    cfg = gls.GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, arms=["sgd"], seeds=[0, 1])
+    cfg = gls.GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, arms=["sgd"],
+                        seeds=[0, 1])
     jobs = gls.make_jobs(cfg, str(tmp_path))
     results = list(map(gls.run_job, jobs))
     bad = [r for r in results if r.failed]
@@ -181,7 +182,8 @@ def test_gls_failing_job_is_a_failed_row_not_a_dead_comparison(monkeypatch, tmp_
 def test_gls_corrupt_checkpoint_is_the_runs_error(tmp_path):
     from deapnn import gls
     from deapnn.checkpoint import CheckpointError
-    cfg = gls.GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, arms=[], seeds=[0])
+    cfg = gls.GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, arms=[],
+                        seeds=[0])
     job = gls.make_jobs(cfg, str(tmp_path))[0]
     (tmp_path / "gls" / "seed0").mkdir(parents=True)
     (tmp_path / "gls" / "seed0" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")

@@ -120,9 +120,9 @@ def test_resumed_run_equals_uninterrupted_run(iris):
                 raise Stop
 
         try:
-            parent, book = eaGradientLexicase(parent, toolbox_for(iris), 6, cfg=cfg, population_size=3,
-                                              momentum_mode="inherit", seed=4, checkpoint=checkpoint,
-                                              resume_state=resume)
+            parent, book = eaGradientLexicase(parent, toolbox_for(iris), 6, cfg=cfg,
+                                              population_size=3, momentum_mode="inherit", seed=4,
+                                              checkpoint=checkpoint, resume_state=resume)
         except Stop:
             return None, None, saved["state"]
         return parent, book, saved["state"]
@@ -131,7 +131,9 @@ def test_resumed_run_equals_uninterrupted_run(iris):
     _, _, state = run(stop_after=2)
     resumed, book, _ = run(resume=state)
     assert states_equal(full.state_dict(), resumed.state_dict())
-    strip = lambda b: [{k: v for k, v in r.items() if not k.endswith("_time")} for r in b]
+    def strip(b):
+        return [{k: v for k, v in r.items() if not k.endswith("_time")} for r in b]
+
     assert strip(full_book) == strip(book)
 
 

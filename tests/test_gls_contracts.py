@@ -69,7 +69,8 @@ def test_toolbox_operators_satisfy_the_protocols(iris):
 
 
 @pytest.mark.parametrize("kw,field", [
-    ({"population_size": 1}, "population_size"), ({"momentum_mode": "keep"}, "momentum_mode"), ({"init": "x"}, "init"),
+    ({"population_size": 1}, "population_size"), ({"momentum_mode": "keep"}, "momentum_mode"),
+    ({"init": "x"}, "init"),
     ({"semantics": "loose"}, "semantics"), ({"chunk_size": 0}, "chunk_size"),
     ({"max_cases": 0}, "max_cases"), ({"arms": ["annealing"]}, "arms"), ({"seeds": []}, "seeds"),
     ({"lr": 0.0}, "lr"), ({"weight_decay": -1.0}, "weight_decay"), ({"dataset": "x"}, "dataset"),

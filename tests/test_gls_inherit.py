@@ -80,8 +80,8 @@ def test_two_generations_match_a_hand_computed_momentum_update():
 def test_children_hold_distinct_buffers_each_a_copy_of_the_previous_winners():
     cfg = TrainConfig(lr=0.1, momentum=0.9)
     log = []
-    eaGradientLexicase(_parent(), _toolbox(log), 2, cfg=cfg, population_size=P, momentum_mode="inherit",
-                       seed=0)
+    eaGradientLexicase(_parent(), _toolbox(log), 2, cfg=cfg, population_size=P,
+                       momentum_mode="inherit", seed=0)
     start, end = log[1]["start"], log[1]["end"]
     ptrs = {bufs[0].data_ptr() for bufs in end}
     assert len(ptrs) == P                              # p distinct tensors after SubGD
@@ -111,8 +111,8 @@ def test_inherit_with_subgd_gives_children_their_own_buffers():
 
     tb.register("mutate", mutate)
     tb.register("select", lambda children, k, *, rng, info=None: [children[1]])
-    eaGradientLexicase(parent, tb, 2, cfg=TrainConfig(lr=0.05), population_size=P, momentum_mode="inherit",
-                       seed=0)
+    eaGradientLexicase(parent, tb, 2, cfg=TrainConfig(lr=0.05), population_size=P,
+                       momentum_mode="inherit", seed=0)
     gen0_end, gen1_start, gen1_end = seen[1], seen[2], seen[3]
     for layer in range(4):
         assert len({bufs[layer].data_ptr() for bufs in gen1_end}) == P

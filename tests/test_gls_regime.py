@@ -84,8 +84,8 @@ def test_mnist1d_large_sizes_and_generator(large):
 
 def test_children_take_at_least_100_steps_per_generation_in_mnist1d_large(large):
     """Acceptance: p = 4, batch 64 on mnist1d_large — read from the logbook."""
-    cfg = GLSConfig(dataset="mnist1d_large", model="mlp", population_size=4, batch_size=64, epochs=1,
-                    lr=0.05).validate()
+    cfg = GLSConfig(dataset="mnist1d_large", model="mlp", population_size=4, batch_size=64,
+                    epochs=1, lr=0.05).validate()
     tb = gls_toolbox(large, cfg)
     torch.manual_seed(0)
     model = build_model("mlp", large.input_shape, large.num_classes)
@@ -99,7 +99,8 @@ def test_children_take_at_least_100_steps_per_generation_in_mnist1d_large(large)
 
 def test_augmentation_applies_to_subgd_batches_and_never_to_selection_cases():
     data = load_dataset("mnist1d", seed=0)
-    cfg = GLSConfig(dataset="mnist1d", model="mlp", population_size=3, augmentation="shift:4").validate()
+    cfg = GLSConfig(dataset="mnist1d", model="mlp", population_size=3,
+                    augmentation="shift:4").validate()
     tb = gls_toolbox(data, cfg)
     clean = {row.numpy().tobytes() for row in data.train.x}
     seen = {"mutate": [], "select": []}
@@ -286,7 +287,8 @@ def test_diagnostics_log_without_changing_the_run():
     data = load_dataset("digits", seed=0)
     runs = []
     for diagnostics in (False, True):
-        cfg = GLSConfig(dataset="digits", model="cnn", population_size=3, diagnostics=diagnostics).validate()
+        cfg = GLSConfig(dataset="digits", model="cnn", population_size=3,
+                        diagnostics=diagnostics).validate()
         torch.manual_seed(0)
         model = build_model("cnn", data.input_shape, data.num_classes)
         parent, logbook = eaGradientLexicase(model, gls_toolbox(data, cfg), 3,

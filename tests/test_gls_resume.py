@@ -93,7 +93,8 @@ def test_a_duplicated_job_waits_for_the_first_and_reuses_its_result(tmp_path, mo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(deapnn.gls.job, "eaGradientLexicase", counting)
-    cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, batch_size=16, arms=[])
+    cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, batch_size=16,
+                    arms=[])
     job = {"arm": "gls", "seed": 0, "dir": str(tmp_path / "gls" / "seed0"), "config": asdict(cfg)}
     results = [None, None]
 

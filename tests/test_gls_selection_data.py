@@ -54,7 +54,8 @@ def _selection_inputs(selection_data, ngen=3, seed=0):
 
     tb.register("mutate", no_training)
     SEEN.clear()
-    eaGradientLexicase(AlwaysWrong(), tb, ngen, cfg=TrainConfig(lr=0.1), population_size=2, seed=seed)
+    eaGradientLexicase(AlwaysWrong(), tb, ngen, cfg=TrainConfig(lr=0.1), population_size=2,
+                       seed=seed)
     per_gen = [torch.cat(SEEN[2 * g:2 * g + 2][:1]) for g in range(ngen)]   # child 0's batch
     assert len(SEEN) == 2 * ngen and all(len(b) == N for b in per_gen)
     return data, per_gen

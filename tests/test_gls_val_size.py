@@ -23,8 +23,8 @@ def run_cli(monkeypatch):
 
 
 def _run(run_cli, out, *extra):
-    code = run_cli("gls", "--dataset", "digits", "--model", "mlp", "--population-size", "2", "--epochs", "1",
-                   "--compare", "sgd", "--quiet", "--out", str(out), *extra)
+    code = run_cli("gls", "--dataset", "digits", "--model", "mlp", "--population-size", "2",
+                   "--epochs", "1", "--compare", "sgd", "--quiet", "--out", str(out), *extra)
     assert code == 0
     rows = json.loads((out / "results.json").read_text())["results"]
     config = json.loads((out / "config.json").read_text())["config"]

@@ -97,13 +97,14 @@ def _make_run(kind, out):
     from deapnn.rundir import RunDir
     if kind == "gls":
         from deapnn.gls import GLSConfig
-        cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, arms=[], seeds=[0])
+        cfg = GLSConfig(dataset="iris", model="mlp", epochs=1, population_size=2, arms=[],
+                        seeds=[0])
         RunDir(out, {"command": "gls", "gls": asdict(cfg)})
         return out / "gls" / "seed0" / "checkpoint.pt"
     if kind == "nlfs":
         from deapnn.nlfs import NLFSConfig
-        cfg = NLFSConfig(dataset="iris", population_size=3, pool=4, cycles=2, sample_size=2, budget=5,
-                         seeds=[], top=1)
+        cfg = NLFSConfig(dataset="iris", population_size=3, pool=4, cycles=2, sample_size=2,
+                         budget=5, seeds=[], top=1)
         RunDir.create(out, "nlfs", cfg, device="cpu")
         return out / "checkpoint.pt"
     from deapnn.evomal.config import EvoMALRunConfig

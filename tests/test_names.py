@@ -66,7 +66,8 @@ def test_seed_readers():
 
 @pytest.mark.parametrize("cls", [NLFSConfig, EvoMALRunConfig])
 def test_a_seed_count_is_the_former_form_of_the_list(cls):
-    with pytest.warns(DeprecationWarning, match=r"seeds as a count \(3\).*--seeds 0-2.*from deapnn 0\.3\.0"):
+    with pytest.warns(DeprecationWarning,
+                      match=r"seeds as a count \(3\).*--seeds 0-2.*from deapnn 0\.3\.0"):
         cfg = cls(seeds=3, tune_seeds=[0, 1])
     assert cfg.seeds == [0, 1, 2] and cfg.tune_seeds == [0, 1]
     assert cls(seeds=[2, 5]).seeds == [2, 5]

@@ -193,8 +193,9 @@ def test_reported_best_losses_are_distinct_phenotypes():
         LossGraph.from_expression("(y - yhat)^2").to_expression()]
 
 
-ELIM = dict(population_size=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=[0, 1], final_steps=20,
-            top=2, eliminate=True, sizes=[4, 2, 1], tune=False)     # the untuned final protocol
+# the untuned final protocol
+ELIM = dict(population_size=4, pool=6, cycles=4, sample_size=2, budget=20, seeds=[0, 1],
+            final_steps=20, top=2, eliminate=True, sizes=[4, 2, 1], tune=False)
 
 
 
@@ -260,7 +261,8 @@ def test_config_constraints_are_declared_once_and_round_trip():
     for bad, field in [(dict(budget=0), "budget"), (dict(cycles=-1), "cycles"),
                        (dict(sizes=[4, 6]), "sizes"),
                        (dict(population_size=3, sample_size=5), "sample_size"),
-                       (dict(population_size=8, pool=4), "pool"), (dict(dataset="diabetes"), "dataset"),
+                       (dict(population_size=8, pool=4), "pool"),
+                       (dict(dataset="diabetes"), "dataset"),
                        (dict(final_model="nosuch"), "final_model")]:
         with pytest.raises(ConfigError) as info:
             NLFSConfig(**bad).validate()
@@ -289,7 +291,8 @@ def test_cli_defaults_are_the_config_defaults():
     from deapnn.commands.nlfs import COMMAND
     args = _parser().parse_args(["nlfs"])
     d = NLFSConfig()
-    assert COMMAND.config_of(args) == NLFSConfig(pool=2 * d.population_size, final_steps=3 * d.budget)
+    assert COMMAND.config_of(args) == NLFSConfig(pool=2 * d.population_size,
+                                                 final_steps=3 * d.budget)
     assert NLFSConfig().pool == 2 * d.population_size and d.final_steps == 3 * d.budget
 
 

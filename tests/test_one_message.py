@@ -7,7 +7,6 @@ work) and from the command line (the line names the flag instead: ``--weight-dec
 ``weight_decay``). The bad values are generated from the constraints themselves, so a setting
 added later is covered without editing this file.
 """
-import dataclasses
 import importlib
 
 import pytest

@@ -44,7 +44,8 @@ def test_meta_gradient_matches_central_differences(k, momentum, nesterov, wd):
             vals = []
             for sign in (1, -1):
                 p = {n: t.clone().requires_grad_(True) for n, t in params.items()}
-                vals.append(float(_val(net, (w + sign * e).detach(), model, p, batches, val, cfg).detach()))
+                vals.append(float(_val(net, (w + sign * e).detach(), model, p, batches, val,
+                                       cfg).detach()))
             fd[i] = (vals[0] - vals[1]) / (2 * h)
     rel = float((grad - fd).norm() / fd.norm())
     assert fd.norm() > 1e-4 and rel < 1e-3, rel

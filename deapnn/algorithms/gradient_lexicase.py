@@ -86,9 +86,9 @@ def eaGradientLexicase(parent: torch.nn.Module, toolbox, ngen: int, *, cfg: Trai
     """Evolve ``parent``'s weights for ``ngen`` generations of Gradient Lexicase Selection.
 
     Per generation the parent is copied into ``population_size`` children, the children are
-    trained by ``toolbox.mutate`` (subset gradient descent) at the generation's learning rate, one child is
-    chosen by ``toolbox.select`` and becomes the parent (a diverged winner leaves the parent as it
-    was). Every random draw of generation ``g`` comes from generators seeded with
+    trained by ``toolbox.mutate`` (subset gradient descent) at the generation's learning rate,
+    one child is chosen by ``toolbox.select`` and becomes the parent (a diverged winner leaves
+    the parent as it was). Every random draw of generation ``g`` comes from generators seeded with
     ``derive_seed(seed, "gls", g)``, so a run resumed from a checkpoint ends bit-identical to an
     uninterrupted one on CPU.
 

@@ -152,5 +152,5 @@ def resume_conflicts(cls, stored, args) -> list[str]:
     return out
 
 
-__all__ = ["add_config_flags", "given_values", "warn_deprecated", "flag_of", "flags_by_field", "cli_fields",
-           "resume_conflicts"]
+__all__ = ["add_config_flags", "given_values", "warn_deprecated", "flag_of", "flags_by_field",
+           "cli_fields", "resume_conflicts"]

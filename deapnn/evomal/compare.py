@@ -186,7 +186,8 @@ def comparison_table(final: dict, metric: str, paired: dict | None = None,
               ("test_es", "es_", "at the best-validation step (early stopping)", paired_es)]
     lines = []
     for key, prefix, title, pair in blocks:
-        lines.append(f"{'loss':8s} {'test ' + metric + ' (mean ± std)':>28s}   per seed   [{title}]")
+        lines.append(f"{'loss':8s} {'test ' + metric + ' (mean ± std)':>28s}   "
+                     f"per seed   [{title}]")
         for name, res in final.items():
             per = " ".join(f"{v:.4f}" for v in res[key])
             lines.append(f"{name:8s} {res[prefix + 'mean']:>19.4f} ± {res[prefix + 'std']:.4f}   "
@@ -255,10 +256,11 @@ def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str
     """One training of the tuned comparison (:func:`deapnn.comparison.tuned_comparison`'s
     trainer): the final training of :func:`train_final` (network :meth:`final_network
     <deapnn.evomal.config.EvoMALRunConfig.final_network>`,
-    :func:`~deapnn.evomal.evaluator.final_recipe` at ``lr``) with the arm's loss from ``seed``. ``metric``: the ``split`` error rate / MSE after the last
-    step (∞ when training diverged) or, for ``spec["stop"] == "early"``, at the step with the
-    lowest validation metric (early stopping). ``split="val"`` evaluates the validation split
-    only; ``"test"`` the test and validation splits."""
+    :func:`~deapnn.evomal.evaluator.final_recipe` at ``lr``) with the arm's loss from ``seed``.
+    ``metric``: the ``split`` error rate / MSE after the last step (∞ when training diverged)
+    or, for ``spec["stop"] == "early"``, at the step with the lowest validation metric (early
+    stopping). ``split="val"`` evaluates the validation split only; ``"test"`` the test and
+    validation splits."""
     from deapnn.runtime import get_device, set_device
     if cfg.device:
         set_device(cfg.device)

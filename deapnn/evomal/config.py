@@ -267,7 +267,7 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
                 raise ConfigError(f"the library's losses (deapnn.losses.get) are classification "
                                   f"losses; {self.dataset} is {spec.task}", "baselines")
 
-    def final_network(self) -> "EvoMALConfig":
+    def final_network(self) -> EvoMALConfig:
         """The base-network settings of the final comparison: ``final_model`` in place of
         ``model`` when given (the transfer check)."""
         if not self.final_model or self.final_model == self.model:
@@ -304,7 +304,7 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
         """Steps between test/validation evaluations of the final training."""
         return self.final_eval_every or max(1, self.steps_of_final() // 20)
 
-    def for_invocation(self, **values) -> "EvoMALRunConfig":
+    def for_invocation(self, **values) -> EvoMALRunConfig:
         """This configuration with the invocation settings (:attr:`INVOCATION`) replaced."""
         unknown = set(values) - set(self.INVOCATION)
         if unknown:

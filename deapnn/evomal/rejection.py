@@ -70,7 +70,8 @@ def rejection_protocol(loss_fn, task: str, num_classes: int, n: int = 100, steps
     """The ``"before"`` protocol: optimise ``n`` seeded N(0, 1) predictions towards seeded
     random targets (class labels, or N(0, 1) values for regression) under ``loss_fn``."""
     if n < 1 or steps < 1:
-        raise ValueError(f"rejection protocol needs n >= 1 and steps >= 1, got n={n}, steps={steps}")
+        raise ValueError(f"rejection protocol needs n >= 1 and steps >= 1, "
+                         f"got n={n}, steps={steps}")
     gen = torch.Generator().manual_seed(seed)
     width = num_classes if task == "classification" else 1
     pred0 = torch.randn(n, width, generator=gen)

@@ -54,7 +54,8 @@ def make_toolbox(evaluate=None, pset=None, init_heights=(2, 4), mutation_depths=
     tb.register("population", tools.initRepeat, list, tb.individual)
     tb.register("parse", parse_individual, pset=pset)
     tb.register("mate", gp.cxOnePoint)
-    tb.register("mutate", mutUniformLoss, pset=pset, min_=mutation_depths[0], max_=mutation_depths[1])
+    tb.register("mutate", mutUniformLoss, pset=pset, min_=mutation_depths[0],
+                max_=mutation_depths[1])
     limit = heightLimit(max_height)
     tb.decorate("mate", limit)
     tb.decorate("mutate", limit)

@@ -100,10 +100,11 @@ def child_steps(n_train: int, batch_size: int, pop: int) -> int:
 
 
 def regime(cfg: GLSConfig, n_train: int, dataset_augment: str | None = "registry") -> dict:
-    """The regime a comparison runs in, stored in every result row: ``population_size``, a GLS child's
-    ``steps_per_child`` per generation, the ``augmentation`` SubGD and SGD apply (None: none),
-    the lexicase ``case_metric`` and its ``epsilon``."""
-    return {"population_size": cfg.population_size, "steps_per_child": child_steps(n_train, cfg.batch_size, cfg.population_size),
+    """The regime a comparison runs in, stored in every result row: ``population_size``, a GLS
+    child's ``steps_per_child`` per generation, the ``augmentation`` SubGD and SGD apply (None:
+    none), the lexicase ``case_metric`` and its ``epsilon``."""
+    return {"population_size": cfg.population_size,
+            "steps_per_child": child_steps(n_train, cfg.batch_size, cfg.population_size),
             "augmentation": cfg.augmentation_kind(dataset_augment),
             "case_metric": cfg.case_metric,
             "epsilon": cfg.epsilon}
@@ -272,8 +273,8 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
     else:
         epochs = cfg.epochs * (cfg.population_size + 1 if arm == "sgd_matched" else 1)
         bar = progress(epochs, f"{arm} seed {seed}", unit="epoch")
-        reset = child_steps(len(data.train), cfg.batch_size, cfg.population_size) if arm == "sgd_reset" \
-            else None
+        reset = (child_steps(len(data.train), cfg.batch_size, cfg.population_size)
+                 if arm == "sgd_reset" else None)
         records, diverged = _sgd(model, data, cfg, epochs, cfg.lr, seed, device, interval, bar,
                                  save, resume, best_file, reset)
         extra = {"momentum_reset": reset} if reset is not None else {}
@@ -281,8 +282,8 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
     # the final parent is reported, not the best (as the reference code, Ding & Spector 2022, §4)
     final = final_accuracy(data, model)
     result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
-              "val_size": len(data.val), "seconds": time.perf_counter() - start, "diverged": diverged,
-              "device": str(device), "host": socket.gethostname(), **extra,
+              "val_size": len(data.val), "seconds": time.perf_counter() - start,
+              "diverged": diverged, "device": str(device), "host": socket.gethostname(), **extra,
               **regime(cfg, len(data.train), data.augment),
               "feature_erank": feature_effective_rank(model, data.test.x)}
     rd = RunDir.open(out)

@@ -120,7 +120,8 @@ class LossGraph:
             raise GraphError(f"a loss graph has {N_HIDDEN + 1} nodes, got {len(self.nodes)}")
         for i, n in enumerate(self.nodes):
             if len(n) != 5:
-                raise GraphError(f"node {i} must be [unary, binary, is_binary, in_a, in_b], got {n}")
+                raise GraphError(f"node {i} must be [unary, binary, is_binary, in_a, in_b], "
+                                 f"got {n}")
             u, b, binary, a, c = n
             if not 0 <= u < N_UNARY:
                 raise GraphError(f"node {i}: unary op {u} out of range 0..{N_UNARY - 1}")
@@ -134,7 +135,8 @@ class LossGraph:
                     raise GraphError(f"node {i}: input slot {s} not allowed (valid: {ok})")
 
     def active_nodes(self) -> list[int]:
-        """Active node indices in evaluation order, root last (raises :class:`GraphError` on a cycle)."""
+        """Active node indices in evaluation order, root last (raises :class:`GraphError` on a
+        cycle)."""
         return active_order(self.nodes)
 
     def validate(self) -> None:
@@ -203,7 +205,8 @@ class LossGraph:
 
     @classmethod
     def from_json(cls, data, validate: bool = True, **kwargs):
-        """Genome from :meth:`to_json` text or its dict; ``validate`` rejects cycles / missing inputs."""
+        """Genome from :meth:`to_json` text or its dict; ``validate`` rejects cycles / missing
+        inputs."""
         if isinstance(data, (str, bytes)):
             try:
                 data = json.loads(data)
@@ -221,7 +224,7 @@ class LossGraph:
             g.validate()
         return g
 
-    def copy(self) -> "LossGraph":
+    def copy(self) -> LossGraph:
         """An independent copy of the genome."""
         return LossGraph(self.nodes, self.flip)
 
@@ -247,7 +250,8 @@ class LossGraph:
         return compile_key(self.key(), self.flip)[1]
 
     def raw_fn(self):
-        """The element-wise root ``f(y, ŷ) -> (N, C)`` without flip (what the integrity probe sees)."""
+        """The element-wise root ``f(y, ŷ) -> (N, C)`` without flip (what the integrity probe
+        sees)."""
         self.validate()
         return compile_key(self.key(), False)[0]
 
@@ -277,7 +281,8 @@ class LossGraph:
 
     @classmethod
     def from_expression(cls, text: str, **kwargs):
-        """Parse a formula written with the op names into a genome (see ``deapnn.losses.graph_expr``)."""
+        """Parse a formula written with the op names into a genome (see
+        ``deapnn.losses.graph_expr``)."""
         d = graph_expr.from_expression(text)
         return cls(d["nodes"], flip=d["flip"], **kwargs)
 

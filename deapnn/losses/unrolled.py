@@ -27,7 +27,8 @@ from deapnn.sgd import SGDSettings, scheduled_lr
 
 
 class UnrolledDivergence(FloatingPointError):
-    """A NaN/inf appeared during the unrolled local search (inner loss, task loss or meta-gradient)."""
+    """A NaN/inf appeared during the unrolled local search (inner loss, task loss or
+    meta-gradient)."""
 
 
 @dataclass
@@ -79,7 +80,8 @@ def task_loss_fn(task: str):
 
 def sgd_step(params: dict, grads, buffers: dict | None, lr: float, momentum: float = 0.0,
              nesterov: bool = False, weight_decay: float = 0.0) -> tuple[dict, dict | None]:
-    """One differentiable SGD step over a parameter dict (``torch.optim.SGD`` semantics, dampening 0).
+    """One differentiable SGD step over a parameter dict (``torch.optim.SGD`` semantics,
+    dampening 0).
 
     ``buffers`` are the momentum buffers (``None`` before the first step, where the buffer becomes
     the gradient, as in torch). Returns the new parameters and buffers; nothing is done in place.
@@ -113,7 +115,8 @@ def unrolled_validation_loss(meta_loss: nn.Module, meta_params: dict, model: nn.
         out = functional_call(model, state(params), (xb,), tie_weights=False)
         inner = meta_loss(out, yb) if direct else functional_call(meta_loss, meta_params, (out, yb))
         if not torch.isfinite(inner):
-            raise UnrolledDivergence(f"non-finite meta-loss {float(inner.detach())} at inner step {step}")
+            raise UnrolledDivergence(f"non-finite meta-loss {float(inner.detach())} "
+                                     f"at inner step {step}")
         grads = torch.autograd.grad(inner, [params[n] for n in names], create_graph=True)
         lr = scheduled_lr(cfg, step, cfg.inner_steps)
         params, momentum_bufs = sgd_step(params, grads, momentum_bufs, lr, cfg.momentum,
@@ -171,7 +174,8 @@ def local_search(meta_loss: nn.Module, model: nn.Module, train: tuple, val: tupl
     result = LocalSearchResult()
     for step in range(cfg.meta_steps):
         reinitialise(model, derive_seed(seed, "init", step))
-        params = {k: v.detach().to(device).requires_grad_(True) for k, v in model.named_parameters()}
+        params = {k: v.detach().to(device).requires_grad_(True)
+                  for k, v in model.named_parameters()}
         batches = []
         for _ in range(cfg.inner_steps):
             idx = _sample(len(x_tr), cfg.batch_size, gen).to(device)

@@ -113,8 +113,9 @@ def compare_tuned(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
     ``state``."""
     from ..comparison import Protocol, tuned_comparison
     final = final_config(cfg)
-    protocol = Protocol(lr=final.lr, seeds=tuple(cfg.seeds), run_seed=cfg.seed, metric="test accuracy",
-                        higher_is_better=True, grid=tuple(cfg.lr_grid), tune_seeds=tuple(cfg.tune_seeds),
+    protocol = Protocol(lr=final.lr, seeds=tuple(cfg.seeds), run_seed=cfg.seed,
+                        metric="test accuracy", higher_is_better=True, grid=tuple(cfg.lr_grid),
+                        tune_seeds=tuple(cfg.tune_seeds),
                         extra={"model": final.model, "steps": final.steps})
     return tuned_comparison(comparison_arms(cfg.baselines, found), protocol, tuned_job, final,
                             map_fn=map_fn, state=state, checkpoint=checkpoint, progress=progress,

@@ -136,10 +136,10 @@ def rescore_pool(pool: dict, n: int, evaluator, map_fn, *, chunk: int, state=Non
 
 def seed_population(pool: dict, size: int, initial_age: str = "shared") -> list:
     """The ``size`` fittest members of an evaluated pool (or of a :func:`rescore_pool` result) as
-    individuals (fitness and info set), best first. ``initial_age="shared"`` (Morgan & Hougen's implementation: every seeded member
-    starts at age 0) gives them one birth, so aging evolution removes the weakest seed first;
-    ``"ordered"`` numbers them best first (the fittest is then the oldest and dies first —
-    deapnn's behaviour before it followed the reference)."""
+    individuals (fitness and info set), best first. ``initial_age="shared"`` (Morgan & Hougen's
+    implementation: every seeded member starts at age 0) gives them one birth, so aging
+    evolution removes the weakest seed first; ``"ordered"`` numbers them best first (the fittest
+    is then the oldest and dies first — deapnn's behaviour before it followed the reference)."""
     order = sorted(range(len(pool["genomes"])), key=lambda i: -pool["fitness"][i])[:size]
     population = []
     for k, i in enumerate(order):
@@ -288,8 +288,8 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
         ckpt.save("evolve", evo=state, mutation=mutation)
         if rundir is not None:
             rundir.write_logbook(state_logbook(state))
-    evo = evolve(cfg, seed_population(pool, cfg.population_size, cfg.initial_age), evaluator, map_fn,
-                 state=ckpt.part("evo"), mutation=ckpt.part("mutation"), progress=progress,
+    evo = evolve(cfg, seed_population(pool, cfg.population_size, cfg.initial_age), evaluator,
+                 map_fn, state=ckpt.part("evo"), mutation=ckpt.part("mutation"), progress=progress,
                  checkpoint=evolve_checkpoint)
     note(f"evolution: {cfg.cycles} children evaluated")
     best, rounds = evo.halloffame, {}

@@ -1,11 +1,11 @@
 """DALex: diversely aggregated lexicase selection (Ni, Ding & Spector 2024, "DALex: Lexicase-like
 selection via diverse aggregation", EuroGP).
 
-For each selection event, importance scores ``I_c ~ N(0, std)`` are drawn for every case, turned into
-weights with a softmax, and the individual with the smallest weighted error sum is selected.  A large
-``std`` (the paper's "particularity pressure") concentrates the weight on a few cases and behaves like
-lexicase selection; a small one approaches selection on the mean error.  All k events are one matrix
-product ``softmax(I) @ errors.T``, done in batches to bound memory.
+For each selection event, importance scores ``I_c ~ N(0, std)`` are drawn for every case, turned
+into weights with a softmax, and the individual with the smallest weighted error sum is selected.  A
+large ``std`` (the paper's "particularity pressure") concentrates the weight on a few cases and
+behaves like lexicase selection; a small one approaches selection on the mean error.  All k events
+are one matrix product ``softmax(I) @ errors.T``, done in batches to bound memory.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _finite_errors(X):
     return E
 
 
-def dalex(errors, k, *, std=200.0, rng=None):
+def dalex(errors, k, *, std: float = 200.0, rng=None):
     """Select ``k`` row indices of ``errors`` (lower is better) by DALex (Ni, Ding & Spector 2024).
 
     For each selection event, importance scores ``I_c ~ N(0, std)`` are drawn for every case and
@@ -48,10 +48,10 @@ def dalex(errors, k, *, std=200.0, rng=None):
     Parameters
     ----------
     errors : array_like
-        (n_individuals, n_cases) numeric errors, lower is better. Non-finite errors keep the order of
-        :func:`deapnn.operators.lexicase.lexicase`: NaN and ``+inf`` count as worse than the worst
-        finite error of their case by the case's range plus one, ``-inf`` as better than the best by
-        as much.
+        (n_individuals, n_cases) numeric errors, lower is better. Non-finite errors keep the order
+        of :func:`deapnn.operators.lexicase.lexicase`: NaN and ``+inf`` count as worse than the
+        worst finite error of their case by the case's range plus one, ``-inf`` as better than the
+        best by as much.
     k : int
         Number of selections (>= 0).
     std : float, optional

@@ -1,7 +1,7 @@
 """Operators of Gradient Lexicase Selection (Ding & Spector, ICLR 2022, §3).
 
-* :func:`mutSubGD` — the mutation: subset gradient descent. One shuffled pass over the training
-  set; mini-batch ``b`` goes to child ``b mod p`` (§3.2), so the p children train on disjoint slices.
+* :func:`mutSubGD` — the mutation: subset gradient descent. One shuffled pass over the training set;
+  mini-batch ``b`` goes to child ``b mod p`` (§3.2), so the p children train on disjoint slices.
 * :func:`selGradientLexicase` — lexicase selection over single training cases with pass/fail =
   top-1 correct (§3.3), evaluated lazily: only the survivors are evaluated, on chunks of cases of
   growing size, and evaluation stops as soon as one survivor is left (the reference code evaluates
@@ -150,7 +150,8 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     if p < 1:
         raise ValueError("mutSubGD needs at least one child")
     if len(optimizers) != p:
-        raise ValueError(f"need one optimizer per child: {p} children, {len(optimizers)} optimizers")
+        raise ValueError(f"need one optimizer per child: {p} children, "
+                         f"{len(optimizers)} optimizers")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
         raise TypeError(f"mutSubGD: batch_size must be an integer >= 1, got {batch_size!r}")
     if batch_size < 1:

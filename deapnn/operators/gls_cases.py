@@ -35,7 +35,8 @@ def check_labels(op: str, y: torch.Tensor) -> int:
     if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise TypeError(f"{op}: y must hold integer class indices, got dtype {y.dtype}")
     if y.dim() != 1:
-        raise ValueError(f"{op}: y must be a 1-D tensor of class indices, got shape {tuple(y.shape)}")
+        raise ValueError(f"{op}: y must be a 1-D tensor of class indices, "
+                         f"got shape {tuple(y.shape)}")
     if len(y) == 0:
         raise ValueError(f"{op}: x and y are empty; selection needs at least one training case")
     lo, hi = torch.aminmax(y)

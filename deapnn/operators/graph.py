@@ -24,8 +24,8 @@ from .graph_integrity import IntegrityResult, checkIntegrity
 from .graph_phenotype import PopulationIndex, fingerprint, isDuplicate, samePhenotype
 
 #: The mutation operators, and the integrity and duplicate names re-exported for one import path.
-__all__ = ["mutGraph", "neighbourhood", "REFERENCE_COLUMNS", "checkIntegrity", "IntegrityResult", "isDuplicate",
-           "PopulationIndex", "fingerprint", "samePhenotype"]
+__all__ = ["mutGraph", "neighbourhood", "REFERENCE_COLUMNS", "checkIntegrity", "IntegrityResult",
+           "isDuplicate", "PopulationIndex", "fingerprint", "samePhenotype"]
 
 P_OP_CHANGE, P_REWIRE = 0.70, 0.15          # the rest (0.15) toggles unary <-> binary
 P_TOGGLE = 1.0 - P_OP_CHANGE - P_REWIRE

@@ -78,7 +78,8 @@ def probe_curve(genome_or_fn) -> np.ndarray:
 
 
 def analyse_curve(curve: np.ndarray) -> IntegrityResult:
-    """Apply the integrity rules (Morgan & Hougen 2024 §3.3) to a probe curve (see :func:`checkIntegrity`)."""
+    """Apply the integrity rules (Morgan & Hougen 2024 §3.3) to a probe curve (see
+    :func:`checkIntegrity`)."""
     curve = np.asarray(curve, dtype=np.float64)
     if not np.all(np.isfinite(curve)):
         return IntegrityResult(False, False, None, "non-finite values on the probe")

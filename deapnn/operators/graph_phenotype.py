@@ -145,8 +145,9 @@ def isDuplicate(genome: LossGraph, population, threshold: float = DUPLICATE_L2) 
 
 
 def samePhenotype(a: LossGraph, b: LossGraph, threshold: float = DUPLICATE_L2) -> bool:
-    """The duplicate relation (Morgan & Hougen 2024 §3.3) between two genomes: identical expression strings or
-    effective fingerprints within L2 ≤ ``threshold`` (use as a hall of fame's ``similar``)."""
+    """The duplicate relation (Morgan & Hougen 2024 §3.3) between two genomes: identical
+    expression strings or effective fingerprints within L2 ≤ ``threshold`` (use as a hall of
+    fame's ``similar``)."""
     try:
         if a.to_expression() == b.to_expression():
             return True

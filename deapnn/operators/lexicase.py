@@ -1,14 +1,14 @@
 """Fast, exact lexicase selection on an (individuals x cases) error matrix.
 
 Lexicase selection (Spector 2012, "Assessment of problem modality by differential performance of
-lexicase selection in genetic programming") picks each parent by filtering the population through the
-training cases in a fresh random order, keeping only the best on each case, until one candidate or no
-case remains, then choosing uniformly among the survivors.  epsilon-lexicase (La Cava, Spector &
-Danai 2016) keeps everyone within epsilon of the best; with ``epsilon="auto"`` epsilon is the median
-absolute deviation (MAD) of each case, computed over the whole population ("semi-dynamic", the
-default) or over the current pool ("dynamic", what ``deap.tools.selAutomaticEpsilonLexicase`` does;
-La Cava, Helmuth, Spector & Moore 2019 name the variants).  Down-sampled lexicase (Hernandez, Lalejini,
-Dolson & Ofria 2019) uses a random fraction of the cases for a whole call.
+lexicase selection in genetic programming") picks each parent by filtering the population through
+the training cases in a fresh random order, keeping only the best on each case, until one candidate
+or no case remains, then choosing uniformly among the survivors.  epsilon-lexicase (La Cava, Spector
+& Danai 2016) keeps everyone within epsilon of the best; with ``epsilon="auto"`` epsilon is the
+median absolute deviation (MAD) of each case, computed over the whole population ("semi-dynamic",
+the default) or over the current pool ("dynamic", what ``deap.tools.selAutomaticEpsilonLexicase``
+does; La Cava, Helmuth, Spector & Moore 2019 name the variants).  Down-sampled lexicase (Hernandez,
+Lalejini, Dolson & Ofria 2019) uses a random fraction of the cases for a whole call.
 
 Exactness and speed come from three observations, none of which changes the selection distribution:
 
@@ -19,16 +19,17 @@ Exactness and speed come from three observations, none of which changes the sele
 * identical error vectors share their fate on every case; selection runs on one representative per
   group and the chosen group yields a uniformly random member ("pre-selection de-duplication").
 * the first filtering step from the full population only depends on the case, so its survivors are
-  precomputed once per call ("is-elite" lists); the k selection events then run vectorised in batches
-  on small padded pools.  A pool that stops shrinking is finished exactly on its own sub-matrix.
+  precomputed once per call ("is-elite" lists); the k selection events then run vectorised in
+  batches on small padded pools.  A pool that stops shrinking is finished exactly on its own
+  sub-matrix.
 
 Order of errors (lower is better), the order DEAP's minimising fitnesses use:
 ``-inf < every finite value < +inf``, and NaN ranks worst, tied with ``+inf`` (DEAP's own lexicase
-crashes on NaN or lets it win, since every comparison with NaN is false).  So a ``-inf`` error wins its
-case, ``+inf`` and NaN never survive a case on which some pool member is lower, and a pool of only
-``+inf``/NaN keeps everyone.  Automatic epsilon (MAD) is computed from the finite values of a case.
-Integer errors of any dtype (bool, int8 ... uint64, sentinels like ``sys.maxsize``) are compared
-exactly; epsilon thresholds are float64.
+crashes on NaN or lets it win, since every comparison with NaN is false).  So a ``-inf`` error wins
+its case, ``+inf`` and NaN never survive a case on which some pool member is lower, and a pool of
+only ``+inf``/NaN keeps everyone.  Automatic epsilon (MAD) is computed from the finite values of a
+case. Integer errors of any dtype (bool, int8 ... uint64, sentinels like ``sys.maxsize``) are
+compared exactly; epsilon thresholds are float64.
 """
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ def _parse_epsilon(epsilon, epsilon_mode, m):
     return eps, False, False
 
 
-def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample=None, rng=None,
-             dedup=None):
+def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic",
+             downsample: float | None = None, rng=None, dedup=None):
     """Select ``k`` row indices of ``errors`` by lexicase selection (Spector 2012).
 
     Each selection event filters the population through the cases in a fresh random order, keeping
@@ -80,8 +81,8 @@ def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic", downsample
     Parameters
     ----------
     errors : array_like
-        (n_individuals, n_cases) numeric errors (float, any integer dtype or bool), lower is better; ``-inf`` is the best
-        error, ``+inf`` the worst, NaN ranks worst (tied with ``+inf``).
+        (n_individuals, n_cases) numeric errors (float, any integer dtype or bool), lower is better;
+        ``-inf`` is the best error, ``+inf`` the worst, NaN ranks worst (tied with ``+inf``).
     k : int
         Number of selection events (>= 0); ``k == 0`` returns an empty array (also from an empty
         population).
@@ -176,8 +177,8 @@ def case_mad(errors):
 
     References
     ----------
-    La Cava, Spector & Danai 2016, "Epsilon-lexicase selection for regression" (GECCO): the automatic
-    (MAD) epsilon.
+    La Cava, Spector & Danai 2016, "Epsilon-lexicase selection for regression" (GECCO): the
+    automatic (MAD) epsilon.
     """
     X = validate_errors(errors)
     return mad_columns(X, np.arange(X.shape[1]))
@@ -185,7 +186,8 @@ def case_mad(errors):
 
 def lexicase_filter(pool, errors_chunk, epsilon=None, *, epsilon_mode="dynamic",
                     return_consumed=False):
-    """Filter ``pool`` through the columns of ``errors_chunk`` in order (one lexicase event, lazily).
+    """Filter ``pool`` through the columns of ``errors_chunk`` in order (one lexicase event,
+    lazily).
 
     This is the streaming form of lexicase selection used when case errors are produced a chunk at a
     time (e.g. gradient lexicase selection, Ding & Spector 2022, evaluating mini-batches in a random
@@ -197,9 +199,9 @@ def lexicase_filter(pool, errors_chunk, epsilon=None, *, epsilon_mode="dynamic",
     pool : array_like
         1-D array of ``p`` candidate ids (any labels).
     errors_chunk : array_like
-        (p, c) errors of those candidates on the next ``c`` cases, *rows aligned with pool*, columns in
-        the order the cases are to be applied; lower is better, same order of non-finite values as
-        :func:`lexicase`.
+        (p, c) errors of those candidates on the next ``c`` cases, *rows aligned with pool*, columns
+        in the order the cases are to be applied; lower is better, same order of non-finite values
+        as :func:`lexicase`.
     epsilon : None, float, array_like or "auto", optional
         ``None`` (exact), a number or length-``c`` array (fixed epsilon), or ``"auto"`` (epsilon =
         MAD over the current pool for each case). ``"dynamic"`` is a deprecated alias of

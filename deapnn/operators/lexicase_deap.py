@@ -1,7 +1,7 @@
 """DEAP drop-in lexicase selection operators (``deap.tools`` signatures and semantics).
 
-Each wrapper builds the (individuals x cases) error matrix once per call and runs the exact, vectorised
-:func:`deapnn.operators.lexicase.lexicase` (or :func:`deapnn.operators.dalex.dalex`).
+Each wrapper builds the (individuals x cases) error matrix once per call and runs the exact,
+vectorised :func:`deapnn.operators.lexicase.lexicase` (or :func:`deapnn.operators.dalex.dalex`).
 
 **Per-case values.** By default they are ``ind.fitness.values``, one per case, with the sign of each
 weight honoured as DEAP does (weight > 0: maximised, so its error is ``-value``).  ``key=`` gives

@@ -6,6 +6,8 @@ selection distribution exactly that of textbook lexicase selection (Spector 2012
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from .lexicase_util import chunk_cols, clean, dynamic_keep, mad_1d, mad_columns, mad_rows
@@ -36,7 +38,7 @@ class Groups:
             return None
         inv = inv.reshape(-1)
         if not (Xi == Xi[first[inv]]).all():         # hash collision: exact grouping instead
-            seen = {}
+            seen: dict[bytes, int] = {}
             inv = np.fromiter((seen.setdefault(row.tobytes(), len(seen)) for row in Xi),
                               dtype=np.intp, count=n)
             if len(seen) == n:
@@ -102,7 +104,7 @@ class Engine:
         # cases=None: all columns in order (saves index arrays as long as the case set)
         self.cases = None if cases is None else np.asarray(cases)
         n = X.shape[0]
-        self.s = s = X.shape[1] if cases is None else self.cases.size
+        self.s = s = X.shape[1] if self.cases is None else self.cases.size
         self.fixed = eps
         self.eps_free = eps is None and not auto
         self.cache = np.full(X.shape[1], np.nan) if (auto and not dynamic) else None
@@ -116,7 +118,7 @@ class Engine:
         self.big = np.inf if X.dtype.kind == "f" else np.iinfo(X.dtype).max
         self.rows_ext = np.append(self.rows, self.rows[0])
         self.budget = max(X.nbytes // 3, 1 << 16)    # bytes of per-batch working arrays
-        self.Q = None
+        self.Q: np.ndarray | None = None     # the dense copy, built by _build_q
 
     def _ids(self, cpos):
         return cpos if self.cases is None else self.cases[cpos]
@@ -204,7 +206,7 @@ class Engine:
         """Survivors of each effective case from the full pool, padded with G: (n_eff, W0), sizes.
 
         Two chunked passes over ``Q`` (counts, then positions) keep temporaries small."""
-        Q, G = self.Q, self.G
+        Q, G = cast(np.ndarray, self.Q), self.G     # run() calls this after _build_q set Q
         step = chunk_cols(self.X, G)
         thr = Q[:, :G].min(1).astype(np.float64 if self.eps_pos is not None else Q.dtype)
         if self.eps_pos is not None:
@@ -263,6 +265,7 @@ class Engine:
     def _one(self):
         """One fixed-epsilon event on the lazy path (few events, many cases)."""
         rng, X, rows = self.rng, self.X, self.rows
+        draws: np.ndarray | tuple[()]                  # case ids, drawn 16 at a time
         pool, stall, draws, j = np.arange(self.G), 0, (), 0
         while pool.size > 1:
             if stall >= _STALL:
@@ -315,8 +318,8 @@ class Engine:
         while True:
             fin = sizes <= 1
             if fin.any():
-                i = np.flatnonzero(fin)
-                out[slots[i]] = self._member(pools[i].min(1))
+                done = np.flatnonzero(fin)
+                out[slots[done]] = self._member(pools[done].min(1))
             fb = ~fin & (stall >= _STALL)
             if used is not None:
                 fb |= ~fin & (2 * nused >= s)

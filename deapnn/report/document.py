@@ -143,7 +143,7 @@ def count_reasons(reasons) -> list[tuple[str, int, str]]:
     return [(k, n, example[k]) for k, n in counts.most_common()]
 
 
-# --- reading a run directory -------------------------------------------------------------------------
+# --- reading a run directory --------------------------------------------------------------------
 #: the files a report read, in order (:func:`last_read` names the one a failure concerns)
 _READ: list[str] = []
 
@@ -237,7 +237,7 @@ def file_span(run_dir: str, exclude: str = "report") -> float | None:
     return max(0.0, newest - start)
 
 
-# --- the document -----------------------------------------------------------------------------------
+# --- the document -------------------------------------------------------------------------------
 class Report:
     """Markdown lines plus the PNGs referenced (paths relative to the report's directory)."""
 

@@ -109,7 +109,7 @@ def comparison_files(rep: Report) -> None:
             tuned_section(rep, record, f"`deapnn compare` ({code(name)})")
 
 
-# --- NLFS --------------------------------------------------------------------------------------------
+# --- NLFS ---------------------------------------------------------------------------------------
 def nlfs(rep: Report, config: dict, results) -> str:
     """``results``: the run's :class:`~deapnn.nlfs.NLFSSummary` (None: not finished)."""
     cfg = config
@@ -212,7 +212,7 @@ def nlfs(rep: Report, config: dict, results) -> str:
         "incomplete (no results.json; `deapnn nlfs --resume` continues)"
 
 
-# --- EvoMAL ------------------------------------------------------------------------------------------
+# --- EvoMAL -------------------------------------------------------------------------------------
 def _evomal_populations(config: dict) -> int:
     """The populations an EvoMAL run evaluates: ``generations``, the initial one included (a
     config.json written when it counted the generations after it is migrated,
