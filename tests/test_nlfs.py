@@ -129,7 +129,7 @@ def _parser():
 
 
 @pytest.mark.parametrize("argv,match", [
-    ("--population 3 --sample-size 5", "sample size 5 exceeds the population 3"),
+    ("--population 3 --sample-size 5", "sample size 5 exceeds the population size 3"),
     ("--dataset nosuch", "unknown dataset"),
     ("--dataset diabetes", "classification"),
     ("--budget 0", "--budget"),

@@ -150,11 +150,11 @@ def test_bad_arguments_fail_fast():
     tb = make_toolbox()
     random.seed(0)
     pop = tb.population(n=3)
-    with pytest.raises(ValueError, match="smaller than the sample size"):
+    with pytest.raises(ValueError, match="sample size 4 exceeds the population size 3"):
         eaRegularizedEvolution(pop, tb, cycles=5, sample_size=4, verbose=False)
     with pytest.raises(ValueError, match="batch"):
         eaRegularizedEvolution(pop, tb, cycles=5, sample_size=2, batch=0, verbose=False)
-    with pytest.raises(ValueError, match="smaller than the sample size"):
+    with pytest.raises(ValueError, match="sample size 4 exceeds the population size 3"):
         selAgingTournament(pop, 4)
 
 

@@ -11,6 +11,7 @@ from dataclasses import InitVar, dataclass
 from ..comparison import TuningSettings
 from ..config import Check, ConfigError, Interval, Options, parse_list, seed_constraint, setting
 from ..deprecation import former_name
+from ..operators.aging import check_sample_size
 from ..sgd import SGDSettings
 
 
@@ -135,9 +136,7 @@ class NLFSConfig(SGDSettings, TuningSettings):
 
     def _check(self) -> None:
         super()._check()
-        if self.sample_size > self.population_size:
-            raise ConfigError(f"sample size {self.sample_size} exceeds the population "
-                              f"{self.population_size}", "sample_size")
+        check_sample_size(self.population_size, self.sample_size)
         if self.pool < self.population_size:
             raise ConfigError(f"pool {self.pool} is smaller than the population "
                               f"{self.population_size}", "pool")

@@ -14,14 +14,18 @@ from operator import attrgetter
 
 
 def check_sample_size(population_size: int, sample_size: int) -> None:
-    """Raise ``ValueError`` unless ``sample_size`` members can be sampled from a population of
-    ``population_size`` (1 <= S <= P): the one rule of the aging tournament's arguments, used by
-    :func:`selAgingTournament` and :func:`deapnn.algorithms.eaRegularizedEvolution`."""
-    if sample_size < 1:
-        raise ValueError(f"sample_size must be >= 1, got {sample_size}")
+    """Raise :class:`deapnn.config.ConfigError` (a ``ValueError``) naming ``sample_size`` unless
+    ``sample_size`` members can be sampled from a population of ``population_size``
+    (1 <= S <= P): the one rule of the aging tournament's arguments, used by
+    :func:`selAgingTournament`, :func:`deapnn.algorithms.eaRegularizedEvolution` and
+    ``deapnn.nlfs.NLFSConfig`` (one message from each)."""
+    from ..config import ConfigError
+    if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 1:
+        raise ConfigError(f"sample_size must be an integer >= 1, got {sample_size!r}",
+                          "sample_size")
     if population_size < sample_size:
-        raise ValueError(f"population of {population_size} is smaller than the sample size "
-                         f"{sample_size}")
+        raise ConfigError(f"sample size {sample_size} exceeds the population size "
+                          f"{population_size}", "sample_size")
 
 
 def selAgingTournament(individuals, sample_size: int, k: int = 1, fit_attr: str = "fitness"):
