@@ -11,9 +11,10 @@ import textwrap
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("torch", "torchvision", "sklearn")
 #: (code) the loaded deapnn modules outside deapnn.operators: ``operators`` is an alias of
-#: ``deapnn.operators``, so importing it loads the package deapnn, and nothing else of it
-OTHER_DEAPNN = ("[m for m in sys.modules "
-                "if m.startswith('deapnn.') and not m.startswith('deapnn.operators')]")
+#: ``deapnn.operators``, so importing it loads the package deapnn, and nothing else of it but
+#: deapnn.deprecation (the one removal version its deprecation messages name; stdlib only)
+OTHER_DEAPNN = ("[m for m in sys.modules if m.startswith('deapnn.') and not "
+                "m.startswith('deapnn.operators') and m != 'deapnn.deprecation']")
 
 
 def _python(code):

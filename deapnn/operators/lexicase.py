@@ -34,12 +34,12 @@ compared exactly; epsilon thresholds are float64.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
+from ..deprecation import REMOVAL
 from .lexicase_engine import Engine
-import warnings
-
 from .lexicase_util import (as_generator, check_population, clean, dynamic_keep, mad_columns,
                             validate_errors, validate_k)
 
@@ -245,7 +245,8 @@ def lexicase_filter(pool, errors_chunk, epsilon=None, *, epsilon_mode="dynamic",
     dyn = isinstance(epsilon, str)
     if dyn and epsilon == "dynamic":
         warnings.warn("lexicase_filter(epsilon='dynamic') is deprecated: use epsilon='auto' "
-                      "(MAD over the current pool)", DeprecationWarning, stacklevel=2)
+                      f"(MAD over the current pool; 'dynamic' is removed in deapnn {REMOVAL})",
+                      DeprecationWarning, stacklevel=2)
         epsilon = "auto"
     if dyn and epsilon != "auto":
         raise ValueError(f"epsilon must be None, a number, an array or 'auto', got {epsilon!r}")

@@ -37,6 +37,7 @@ import warnings
 
 import numpy as np
 
+from ..deprecation import REMOVAL
 from .dalex import dalex
 from .lexicase import lexicase
 from .lexicase_util import validate_k
@@ -156,10 +157,12 @@ def _rng(rng):
 
 
 def _renamed(old, new, old_value, new_value, default):
-    """Value of a renamed keyword: the new name wins; the old one warns (removed next release)."""
+    """Value of a renamed keyword: the new name wins; the old one warns (removed in
+    :data:`deapnn.deprecation.REMOVAL`)."""
     if old_value is None:
         return new_value
-    warnings.warn(f"{old}= is deprecated, use {new}=", DeprecationWarning, stacklevel=3)
+    warnings.warn(f"{old}= is deprecated, use {new}= (the old name is removed in deapnn "
+                  f"{REMOVAL})", DeprecationWarning, stacklevel=3)
     if new_value != default:
         raise TypeError(f"got both {old}= and {new}=")
     return old_value
