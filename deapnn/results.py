@@ -62,21 +62,30 @@ class Summary(Protocol):
         """The text the command prints on stdout for the run."""
 
 
+#: the configuration class and the summary class of each run command, as ``"module:name"``
+#: (imported when asked for, so reading one run type does not load every method)
+RUN_TYPES = {
+    "train": ("deapnn.baseline:TrainRunConfig", "deapnn.baseline:TrainSummary"),
+    "gls": ("deapnn.gls.config:GLSConfig", "deapnn.gls.runner:GLSSummary"),
+    "nlfs": ("deapnn.nlfs.config:NLFSConfig", "deapnn.nlfs.summary:NLFSSummary"),
+    "evomal": ("deapnn.evomal.config:EvoMALRunConfig", "deapnn.evomal.run:EvoMALSummary"),
+}
+
+
+def _load(path: str):
+    import importlib
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def config_class(command):
+    """The configuration class of ``command``'s runs (None for an unknown run type)."""
+    return _load(RUN_TYPES[command][0]) if command in RUN_TYPES else None
+
+
 def summary_class(command):
     """The :class:`Summary` class of ``command``'s results (None for a command without one)."""
-    if command == "train":
-        from .baseline import TrainSummary
-        return TrainSummary
-    if command == "gls":
-        from .gls.runner import GLSSummary
-        return GLSSummary
-    if command == "nlfs":
-        from .nlfs.summary import NLFSSummary
-        return NLFSSummary
-    if command == "evomal":
-        from .evomal.run import EvoMALSummary
-        return EvoMALSummary
-    return None
+    return _load(RUN_TYPES[command][1]) if command in RUN_TYPES else None
 
 
 def without_version(data: dict) -> dict:
@@ -361,7 +370,8 @@ def read_summary(run_dir: str, read=None):
                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
-__all__ = ["Summary", "RESULTS_FILE", "CONFIG_FILE", "LEGACY_RESULTS_FILE", "SCHEMA_VERSION",
-           "MIGRATIONS", "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "SEED_LISTS", "job_row",
-           "migrate", "stored_version", "read_run", "read_summary", "summary_class",
-           "tuned_trainings", "training_failures", "without_version"]
+__all__ = ["RUN_TYPES", "config_class", "summary_class", "Summary", "RESULTS_FILE",
+           "CONFIG_FILE", "LEGACY_RESULTS_FILE", "SCHEMA_VERSION", "MIGRATIONS",
+           "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "SEED_LISTS", "job_row", "migrate",
+           "stored_version", "read_run", "read_summary", "tuned_trainings", "training_failures",
+           "without_version"]

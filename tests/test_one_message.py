@@ -14,6 +14,7 @@ import pytest
 from deapnn.commands.defaults import CONFIGS
 from deapnn.commands.flags import cli_fields, flag_of
 from deapnn.config import ConfigError, Interval, Options
+from deapnn.results import config_class
 
 RUNNERS = {"gls": "deapnn.gls.runner:run_gls", "nlfs": "deapnn.nlfs.run:run_nlfs",
            "evomal": "deapnn.evomal.run:run_evomal", "train": "deapnn.baseline:run_train"}
@@ -40,7 +41,7 @@ def bad_value(constraints):
 
 def cases():
     for command in sorted(CONFIGS):
-        cls = _load(":".join(CONFIGS[command]))
+        cls = config_class(command)
         for field in cli_fields(cls):
             value = bad_value(cls._parameter_constraints.get(field.name, ()))
             if value is not None:

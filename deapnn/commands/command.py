@@ -31,9 +31,10 @@ def _load(path: str):
 
 @dataclass(frozen=True)
 class Command:
-    """A run command. ``config``/``runner``/``finish``: ``"module:name"`` import paths of its
-    configuration class, its runner ``(cfg, rundir, *, map_fn, progress, log) -> Summary``
-    and ``finish(summary, rundir, args) -> exit code`` (prints the summary); ``sections``:
+    """A run command (its configuration class: :data:`deapnn.results.RUN_TYPES`).
+    ``runner``/``finish``: ``"module:name"`` import paths of its runner
+    ``(cfg, rundir, *, map_fn, progress, log) -> Summary`` and of
+    ``finish(summary, rundir, args) -> exit code`` (prints the summary); ``sections``:
     help sections in display order; ``prepare(args, values)``: settings this invocation
     derives (e.g. NLFS's children in flight = ``--workers``); ``small_models``: one torch
     thread per process unless ``DEAPNN_THREADS`` says otherwise; ``quiet_workers``: no
@@ -42,7 +43,6 @@ class Command:
     name: str
     help: str
     description: str
-    config: str
     runner: str
     finish: str
     out_default: str | None = None
@@ -53,7 +53,8 @@ class Command:
 
     @property
     def config_class(self):
-        return _load(self.config)
+        from ..results import config_class
+        return config_class(self.name)
 
     # --- command line -------------------------------------------------------------------
     def register(self, subparsers) -> None:

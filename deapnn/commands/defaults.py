@@ -12,18 +12,10 @@ from __future__ import annotations
 
 import argparse
 
-#: command -> (module of its configuration class, class name)
-CONFIGS = {"gls": ("deapnn.gls.config", "GLSConfig"),
-           "nlfs": ("deapnn.nlfs.config", "NLFSConfig"),
-           "evomal": ("deapnn.evomal.config", "EvoMALRunConfig"),
-           "train": ("deapnn.baseline", "TrainRunConfig")}
+from ..results import RUN_TYPES, config_class
 
-
-def config_class(command: str):
-    """The configuration class of ``command``."""
-    import importlib
-    module, name = CONFIGS[command]
-    return getattr(importlib.import_module(module), name)
+#: the commands whose defaults it prints (the run types, :data:`deapnn.results.RUN_TYPES`)
+CONFIGS = tuple(sorted(RUN_TYPES))
 
 
 def _flags_of(command: str) -> dict[str, tuple[str, bool]]:
@@ -130,4 +122,4 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["CONFIGS", "config_class", "resolved_defaults", "defaults_lines", "text"]
+__all__ = ["CONFIGS", "resolved_defaults", "defaults_lines", "text"]

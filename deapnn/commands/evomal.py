@@ -32,7 +32,7 @@ COMMAND = Command(
                         "and compare it with MSE / CE",
     description="EvoMAL (Raymond et al. 2023): genetic programming over loss trees, each "
                 "turned into a meta-loss network trained by unrolled differentiation.",
-    config="deapnn.evomal.config:EvoMALRunConfig", runner="deapnn.evomal.run:run_evomal",
+    runner="deapnn.evomal.run:run_evomal",
     finish="deapnn.commands.evomal:finish", out_default="runs/evomal",
     sections=("search (reference defaults: Raymond et al. 2023, Table 2)", "evaluation",
               "SGD", "final comparison", "data", "run"),

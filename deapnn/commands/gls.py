@@ -16,7 +16,7 @@ COMMAND = Command(
     name="gls", help="Gradient Lexicase Selection vs SGD / matched SGD / random",
     description="Gradient Lexicase Selection (Ding & Spector 2022) against its comparison "
                 "arms, paired by seed.",
-    config="deapnn.gls.config:GLSConfig", runner="deapnn.gls.runner:run_gls",
+    runner="deapnn.gls.runner:run_gls",
     finish="deapnn.commands.gls:finish", out_default="runs/gls",
     sections=("data", "training", "SGD", "GLS", "run"), quiet_workers=True)
 register = COMMAND.register

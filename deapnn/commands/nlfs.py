@@ -26,7 +26,7 @@ COMMAND = Command(
     name="nlfs", help="evolve classification losses as computational graphs (NLFS)",
     description="Neural loss function search: aging evolution of loss graphs over y, yhat, "
                 "1, -1 with a regularised surrogate fitness (Morgan & Hougen 2024).",
-    config="deapnn.nlfs.config:NLFSConfig", runner="deapnn.nlfs.run:run_nlfs",
+    runner="deapnn.nlfs.run:run_nlfs",
     finish="deapnn.commands.nlfs:finish", out_default="runs/nlfs",
     sections=("search", "SGD", "final comparison", "data", "run"),
     prepare=children_in_flight, small_models=True)

@@ -15,6 +15,6 @@ COMMAND = Command(
     name="train", help="train the SGD baseline and report test accuracy",
     description="Train one network with SGD (optionally with a loss of the library or a loss "
                 "formula) and report its test score.",
-    config="deapnn.baseline:TrainRunConfig", runner="deapnn.baseline:run_train",
+    runner="deapnn.baseline:run_train",
     finish="deapnn.commands.train:finish", sections=("data", "training", "SGD", "run"))
 register = COMMAND.register

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ..results import CONFIG_FILE, migrate, read_summary
+from ..results import CONFIG_FILE, config_class, migrate, read_summary
 from ..rundir import RunDirError, atomic_write, check_no_links
 from .document import (Report, ReportError, code, forget_reads, last_read, one_line, read_json,
                        setting)
@@ -69,29 +69,12 @@ def load_summary(run_dir: str):
         raise ReportError(f"cannot report {run_dir}: {exc}") from None
 
 
-def _config_class(kind):
-    """The configuration class of a run type (None: unknown type)."""
-    if kind == "train":
-        from ..baseline import TrainRunConfig
-        return TrainRunConfig
-    if kind == "gls":
-        from ..gls import GLSConfig
-        return GLSConfig
-    if kind == "nlfs":
-        from ..nlfs.config import NLFSConfig
-        return NLFSConfig
-    if kind == "evomal":
-        from ..evomal.config import EvoMALRunConfig
-        return EvoMALRunConfig
-    return None
-
-
 def check_settings(path: str, kind, block: dict) -> None:
     """Each setting of a known run type's configuration block has its field's kind of value
     (number, string, true/false or list, or null): a tampered block is a :class:`ReportError`
     naming the file and the setting, not a crash while rendering."""
     import dataclasses
-    cls = _config_class(kind)
+    cls = config_class(kind)
     if cls is None:
         return
     number = (int, float)
