@@ -17,7 +17,7 @@ TINY = dict(dataset="diabetes", population_size=3, generations=2, meta_steps=2, 
 
 @pytest.mark.parametrize("field,value", [
     ("population_size", 1), ("generations", -1), ("cxpb", 1.5), ("elitism", 3), ("tournament", 0),
-    ("max_height", 0), ("seeds", 0), ("final_steps", -1), ("final_eval_every", -2),
+    ("max_height", 0), ("seeds", []), ("final_steps", -1), ("final_eval_every", -2),
     ("inner_steps", 0), ("meta_lr", 0.0), ("hidden", (0,)), ("fitness_steps", 1.5),
     ("momentum", 1.0), ("rejection_steps", 0),
 ])

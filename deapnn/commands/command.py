@@ -105,7 +105,7 @@ class Command:
         if getattr(args, "_conflicts", None):
             raise UsageError(args._conflicts[0])
         check_common(args)
-        self.configure(args)
+        args._configured = self.configure(args)     # run() uses it: made (and warned) once
         warn_deprecated(args)
 
     # --- the run ------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class Command:
             configure_worker_threads(None if os.environ.get("DEAPNN_THREADS") else 1)
         else:
             configure_worker_threads()
-        rundir, cfg = self.configure(args)
+        rundir, cfg = getattr(args, "_configured", None) or self.configure(args)
         if rundir is None and args.out:
             rundir = RunDir.create(args.out, self.name, cfg, device=args.device)
         quiet = args.quiet or (self.quiet_workers and args.workers > 1)
