@@ -93,7 +93,7 @@ def test_bad_input_is_one_line_exit_2_before_any_work(cli, tmp_path, argv, word)
      "argument --final-milestones: must list positive step numbers, got '0'"),
 ], ids=["gls seeds", "gls epsilon", "nlfs baselines", "evomal milestones"])
 def test_a_value_argparse_cannot_read_is_one_line_with_the_reason(cli, tmp_path, argv, message):
-    """The comma-list and number readers (commands.common.comma_list) fail as argparse's one
+    """The list and number readers (commands.common.argument_type) fail as argparse's one
     line naming the flag and saying why, not argparse's bare 'invalid parse value'."""
     code, out, err = cli(*argv, "--out", tmp_path / "run")
     lines = err.strip("\n").splitlines()

@@ -40,17 +40,6 @@ class UsageError(ValueError):
     """A bad command-line value: reported as one line, exit code 2, before any work starts."""
 
 
-def comma_list(kind, what: str, *, positive: bool = False, nonempty: bool = False,
-               skip: tuple = ()):
-    """An argparse ``type`` over :func:`deapnn.config.parse_list`: a bad value raises
-    ``argparse.ArgumentTypeError``, so argparse prints its one-line error naming the flag and
-    exits with 2 (a plain ``ValueError`` would be reported as ``invalid parse value`` without
-    this message)."""
-    from ..config import parse_list
-    return argument_type(parse_list(kind, what, positive=positive, nonempty=nonempty,
-                                    skip=skip))
-
-
 def argument_type(parse):
     """``parse`` as an argparse ``type``: its ``ValueError`` becomes argparse's one-line error
     naming the flag."""
@@ -86,15 +75,6 @@ def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None 
     g.add_argument("--eval-timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit of one evaluation; an overrun gives that individual the "
                         "worst fitness (reason in the logbook), the run goes on")
-
-
-def check_seed(value, flag: str = "--seed") -> None:
-    """A run seed, with the configurations' constraint and message
-    (:func:`deapnn.config.seed_constraint`)."""
-    from ..config import seed_constraint
-    (rule,) = seed_constraint()
-    if not rule.accepts(value):
-        raise UsageError(f"{flag} must be {rule.describe()}, got {value}")
 
 
 def check_device(name: str, *, local: bool = True) -> None:
