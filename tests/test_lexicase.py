@@ -310,3 +310,41 @@ def test_dalex_limits_and_ties():
     assert dalex(E, 0, std=1.0).shape == (0,)
     with pytest.raises(ValueError, match="std"):
         dalex(E, 3, std=0.0)
+
+
+# --- DALex does not depend on a constant offset of a case (issue 26) ---------------------------
+def test_dalex_is_invariant_to_a_constant_added_to_each_case():
+    from deapnn.operators import dalex
+    rng = np.random.default_rng(0)
+    errors = rng.integers(0, 5, size=(12, 30)).astype(float)
+    offsets = rng.integers(-10**6, 10**6, size=30).astype(float)   # exact in float64
+    for sign in (1.0, -1.0):                       # errors, and negated maximised values
+        base = sign * errors
+        plain = dalex(base, 500, rng=np.random.default_rng(1))
+        moved = dalex(base + offsets, 500, rng=np.random.default_rng(1))
+        assert np.array_equal(plain, moved)
+
+
+def test_seldalex_on_maximised_values_keeps_lexicase_like_tie_breaking():
+    """Four individuals, one all ones and dominating (maximised fitness): before the shift, the
+    wrapper's negated values let rounding erase the low-priority weights, and it picked the
+    dominating one 2,362 times in 4,000."""
+    import random
+
+    from deap import base, creator
+
+    from deapnn.operators import selDALex, selLexicase
+    if not hasattr(creator, "FitMax4"):
+        creator.create("FitMax4", base.Fitness, weights=(1.0,) * 4)
+        creator.create("IndMax4", list, fitness=creator.FitMax4)
+    values = [(1, 1, 0, 0), (0, 1, 1, 0), (0, 0, 0, 0), (1, 1, 1, 1)]
+    pop = []
+    for v in values:
+        ind = creator.IndMax4(v)
+        ind.fitness.values = v
+        pop.append(ind)
+    random.seed(0)
+    picks = selDALex(pop, 4000, rng=np.random.default_rng(0))
+    assert sum(p is pop[3] for p in selLexicase(pop, 4000)) == 4000
+    # DALex: the dominating one, but for weights that underflow to 0 (a tie broken at random)
+    assert sum(p is pop[3] for p in picks) >= 3990

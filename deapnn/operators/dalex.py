@@ -44,6 +44,10 @@ def dalex(errors, k, *, std: float = 200.0, rng=None):
 
     For each selection event, importance scores ``I_c ~ N(0, std)`` are drawn for every case and
     turned into weights with a softmax; the row with the smallest weighted error sum is selected.
+    Each case's errors are first shifted so that its best is 0: the weights sum to 1, so a
+    constant added to a case cannot change the selection, and the shift keeps it so in floating
+    point (with a large ``std`` the lower-priority weights are tiny, and an offset as large as
+    the errors themselves, e.g. negated maximised fitness values, rounded them away).
 
     Parameters
     ----------
@@ -93,6 +97,7 @@ def dalex(errors, k, *, std: float = 200.0, rng=None):
         out[:] = gen.integers(n, size=k)
         return out
     E = _finite_errors(X)
+    E -= E.min(axis=0, keepdims=True)           # best = 0 per case: offsets cannot matter
     B = max(1, min(k, (1 << 22) // max(n + m, 1)))
     for start in range(0, k, B):
         b = min(B, k - start)
