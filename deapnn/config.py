@@ -255,6 +255,20 @@ class Config:
     def _check(self) -> None:
         """Cross-field rules (override; raise :class:`ConfigError`)."""
 
+    @classmethod
+    def invocation_settings(cls) -> tuple[str, ...]:
+        """The fields declared ``setting(..., invocation=True)``: settings of an invocation, not
+        of the run, which a resumed run takes from its command line, not from config.json."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("invocation"))
+
+    def for_invocation(self, **values):
+        """This configuration with invocation settings (:meth:`invocation_settings`) replaced;
+        any other setting is a :class:`ConfigError`."""
+        unknown = set(values) - set(self.invocation_settings())
+        if unknown:
+            raise ConfigError(f"not an invocation setting: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **values)
+
     def to_dict(self) -> dict:
         """The configuration as plain data (``config.json``)."""
         return dataclasses.asdict(self)

@@ -72,7 +72,8 @@ RUN_TYPES = {
 }
 
 
-def _load(path: str):
+def import_object(path: str):
+    """The object a ``"module:name"`` path names (imported now)."""
     import importlib
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
@@ -80,12 +81,12 @@ def _load(path: str):
 
 def config_class(command):
     """The configuration class of ``command``'s runs (None for an unknown run type)."""
-    return _load(RUN_TYPES[command][0]) if command in RUN_TYPES else None
+    return import_object(RUN_TYPES[command][0]) if command in RUN_TYPES else None
 
 
 def summary_class(command):
     """The :class:`Summary` class of ``command``'s results (None for a command without one)."""
-    return _load(RUN_TYPES[command][1]) if command in RUN_TYPES else None
+    return import_object(RUN_TYPES[command][1]) if command in RUN_TYPES else None
 
 
 def without_version(data: dict) -> dict:
@@ -153,8 +154,8 @@ def _run_settings(command) -> set | None:
         return {f.name for f in dataclasses.fields(TrainRunConfig)} | former
     if command == "evomal":
         from .evomal.config import EvoMALRunConfig as C
-        return ({f.name for f in dataclasses.fields(C)} - set(C.INVOCATION) - set(C.TUNING)
-                | former)
+        return ({f.name for f in dataclasses.fields(C)} - set(C.invocation_settings())
+                - set(C.TUNING) | former)
     return None
 
 
@@ -370,7 +371,7 @@ def read_summary(run_dir: str, read=None):
                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
-__all__ = ["RUN_TYPES", "config_class", "summary_class", "Summary", "RESULTS_FILE",
+__all__ = ["RUN_TYPES", "config_class", "summary_class", "import_object", "Summary", "RESULTS_FILE",
            "CONFIG_FILE", "LEGACY_RESULTS_FILE", "SCHEMA_VERSION", "MIGRATIONS",
            "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "SEED_LISTS", "job_row", "migrate",
            "stored_version", "read_run", "read_summary", "tuned_trainings", "training_failures",

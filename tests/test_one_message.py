@@ -14,15 +14,12 @@ import pytest
 from deapnn.commands.defaults import CONFIGS
 from deapnn.commands.flags import cli_fields, flag_of
 from deapnn.config import ConfigError, Interval, Options
-from deapnn.results import config_class
-
-RUNNERS = {"gls": "deapnn.gls.runner:run_gls", "nlfs": "deapnn.nlfs.run:run_nlfs",
-           "evomal": "deapnn.evomal.run:run_evomal", "train": "deapnn.baseline:run_train"}
+from deapnn.results import config_class, import_object
 
 
-def _load(path):
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
+def runner(command):
+    """The runner the command runs (its ``Command``'s)."""
+    return import_object(importlib.import_module(f"deapnn.commands.{command}").COMMAND.runner)
 
 
 def bad_value(constraints):
@@ -71,7 +68,7 @@ def test_a_bad_value_is_one_message_from_python_the_runner_and_the_cli(cli, tmp_
     cfg = cls()
     object.__setattr__(cfg, field.name, value)       # changed after it was made
     with pytest.raises(ConfigError) as ran:
-        _load(RUNNERS[command])(cfg, None)
+        runner(command)(cfg, None)
     assert str(ran.value) == message
 
     code, out, err = cli(command, flag_of(field), str(value), "--out", tmp_path / "run")

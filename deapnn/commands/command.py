@@ -11,22 +11,16 @@ open-or-resume of the run directory and the exit code are the same code for all 
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import os
 import sys
 from dataclasses import dataclass
 from functools import partial
 from collections.abc import Callable
 
+from ..results import import_object
 from .common import UsageError, add_common_args, check_common, config_usage_error
 from .flags import (add_config_flags, flags_by_field, given_values, resume_conflicts,
                     warn_deprecated)
-
-
-def _load(path: str):
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -64,9 +58,11 @@ class Command:
         p.set_defaults(func=self.run, check=self.check)
 
     def _invocation(self, args) -> dict:
-        """The settings of this invocation: ``--device`` for a configuration with a device."""
-        names = {f.name for f in dataclasses.fields(self.config_class)}
-        return {"device": args.device} if "device" in names else {}
+        """The invocation settings typed on this command line, and ``--device`` for a
+        configuration with an invocation setting ``device``."""
+        names = self.config_class.invocation_settings()
+        values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+        return {**values, "device": args.device} if "device" in names else values
 
     def _values(self, args) -> dict:
         values = {**given_values(self.config_class, args), **self._invocation(args)}
@@ -85,11 +81,8 @@ class Command:
             if conflicts:
                 raise UsageError(f"{conflicts[0]}: --resume continues the run its config.json "
                                  f"defines; drop the flag, or start a new run with --out")
-            invocation = {**self._invocation(args), **{
-                f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-                if f.metadata.get("invocation") and hasattr(args, f.name)}}
             try:
-                return rundir, dataclasses.replace(cfg, **invocation) if invocation else cfg
+                return rundir, cfg.for_invocation(**self._invocation(args))
             except ConfigError as exc:
                 raise config_usage_error(exc, flags) from None
         try:
@@ -122,9 +115,9 @@ class Command:
         if rundir is None and args.out:
             rundir = RunDir.create(args.out, self.name, cfg, device=args.device)
         quiet = args.quiet or (self.quiet_workers and args.workers > 1)
-        summary = _load(self.runner)(cfg, rundir, map_fn=get_map(),
+        summary = import_object(self.runner)(cfg, rundir, map_fn=get_map(),
                                      progress=partial(progress, quiet=quiet), log=_log)
-        return _load(self.finish)(summary, rundir, args)
+        return import_object(self.finish)(summary, rundir, args)
 
 
 def _log(text: str) -> None:

@@ -10,8 +10,6 @@ for ``--dataset`` (default: the command's own default dataset).
 """
 from __future__ import annotations
 
-import argparse
-
 from ..results import RUN_TYPES, config_class
 
 #: the commands whose defaults it prints (the run types, :data:`deapnn.results.RUN_TYPES`)
@@ -19,27 +17,12 @@ CONFIGS = tuple(sorted(RUN_TYPES))
 
 
 def _flags_of(command: str) -> dict[str, tuple[str, bool]]:
-    """field -> (flag, inverted) from ``command``'s own parser: the flag whose destination is
-    the field (``--compare`` for ``arms`` through the command's ``FLAGS``), or a store-false
-    ``--no-X`` flag for a field ``X`` (inverted)."""
-    from ..cli import build_parser
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    out: dict[str, tuple[str, bool]] = {}
-    for action in sub.choices[command]._actions:
-        if not action.option_strings:
-            continue
-        flag, dest = action.option_strings[0], action.dest     # --nesterov of --[no-]nesterov
-        if not isinstance(action, argparse.BooleanOptionalAction):
-            flag = max(action.option_strings, key=len)
-        inverted = isinstance(action, argparse._StoreFalseAction) or (
-            dest.startswith("no_") and isinstance(action, argparse._StoreTrueAction))
-        field = dest[3:] if dest.startswith("no_") else dest
-        out.setdefault(field, (flag, inverted))
-    renamed = getattr(__import__(f"deapnn.commands.{command}", fromlist=["FLAGS"]), "FLAGS", {})
-    for field, flag in renamed.items():
-        out[field] = (flag, flag.startswith("--no-"))
-    return out
+    """field -> (flag, inverted): the flags the command generates from its configuration's
+    fields (:func:`deapnn.commands.flags.flags_by_field`); a ``--no-X`` flag of a boolean is
+    inverted (typed, it turns the setting off)."""
+    from .flags import flags_by_field
+    return {field: (flag, flag.startswith("--no-"))
+            for field, flag in flags_by_field(config_class(command)).items()}
 
 
 def text(value) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+import warnings
 
 from ..deprecation import REMOVAL
 from .common import argument_type
@@ -43,8 +43,8 @@ class _Deprecated(argparse.Action):
     :func:`warn_deprecated` once the command line is accepted) and a setting typed under two
     names (``args._conflicts``, refused by the command's check)."""
 
-    def __init__(self, option_strings, dest, aliases=(), wrapped=None, **kwargs):
-        self.aliases, self.wrapped = tuple(aliases), wrapped
+    def __init__(self, option_strings, dest, aliases=(), **kwargs):
+        self.aliases = tuple(aliases)
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -118,12 +118,11 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, *, groups: dict | Non
 
 
 def warn_deprecated(args) -> None:
-    """One ``deapnn: warning:`` line on stderr per former flag name typed (not again in the
-    SCOOP workers of a re-launched run)."""
-    from ..runtime import running_under_scoop
-    if not running_under_scoop():
-        for line in getattr(args, "_warnings", ()):
-            print(f"deapnn: warning: {line}", file=sys.stderr)
+    """A ``DeprecationWarning`` per former flag name typed; the command line prints each as one
+    ``deapnn: warning:`` line once it is accepted (``deapnn.cli``), as it does for every other
+    former name or form."""
+    for line in getattr(args, "_warnings", ()):
+        warnings.warn(line, DeprecationWarning, stacklevel=2)
 
 
 def given_values(cls, args) -> dict:

@@ -111,7 +111,7 @@ class EvoMALConfig(SGDSettings):
         metavar="|".join(FITNESS_SEEDS), group="evaluation")
     nonnegative: bool = setting(False, "softplus on the loss output",
                                 group=_SEARCH)
-    device: str | None = None            # the invocation's (--device), never stored
+    device: str | None = setting(None, invocation=True)   # --device's, never stored
     root: str | None = setting(None, "data directory for torchvision datasets", group="data")
     download: bool = setting(False, "let torchvision download missing files", group="data")
 
@@ -195,7 +195,8 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
 
     ``device`` and ``final_eval_every`` are settings of the invocation, not of the run: they
     are not stored in ``config.json`` (device) or not taken from it (``final_eval_every``) — a
-    resumed run uses this command line's values (:meth:`for_invocation`). The final trainings
+    resumed run uses this command line's values (:meth:`~deapnn.config.Config.for_invocation`).
+    The final trainings
     are re-done when the evaluation grid differs from the stored ``final_runs.json``."""
     population_size: int = setting(25, "population size", group=_SEARCH,
                                    aliases=("--population",))
@@ -230,8 +231,6 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
         if isinstance(self.final_milestones, list):   # config.json stores the tuple as a list
             self.final_milestones = tuple(self.final_milestones)
 
-    #: settings a resumed run takes from its command line, not from config.json
-    INVOCATION = ("device", "final_eval_every")
     #: settings of the tuned final comparison (absent from run directories written before it)
     TUNING = ("tune", "lr_grid", "tune_seeds", "baselines", "final_model")
 
@@ -303,13 +302,6 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
     def eval_every(self) -> int:
         """Steps between test/validation evaluations of the final training."""
         return self.final_eval_every or max(1, self.steps_of_final() // 20)
-
-    def for_invocation(self, **values) -> EvoMALRunConfig:
-        """This configuration with the invocation settings (:attr:`INVOCATION`) replaced."""
-        unknown = set(values) - set(self.INVOCATION)
-        if unknown:
-            raise ConfigError(f"not an invocation setting: {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **values).validate()
 
     def to_dict(self) -> dict:
         """The stored configuration (``config.json``): the device left out, the reference's

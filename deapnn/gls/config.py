@@ -9,7 +9,7 @@ from dataclasses import InitVar, dataclass
 
 from ..algorithms.gradient_lexicase import GLSLoopConfig
 from ..baseline import SGDRunConfig
-from ..operators.gls import CASE_METRICS, LexicaseSettings
+from ..operators.gls_cases import CASE_METRICS, LexicaseSettings
 from ..deprecation import former_name
 from ..config import (Check, ConfigError, Interval, Options, parse_list, parse_seeds, seed_list,
                       setting, subset_of)

@@ -18,57 +18,13 @@ from __future__ import annotations
 import math
 import numbers
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Check, Config, ConfigError, Interval, Options
-
-from .gls_cases import (check_cases, check_labels, cpu_inference_layout, loss_matrix,
-                        pass_matrix)
+from .gls_cases import (LexicaseSettings, check_cases, check_labels, cpu_inference_layout,
+                        loss_matrix, pass_matrix)
 from .lexicase import lexicase_filter
-
-SEMANTICS = ("standard", "reference")
-#: the per-case values lexicase compares (top-1 error, 0 or 1, the paper's; or cross-entropy loss)
-CASE_METRICS = ("error", "loss")
-
-
-def _epsilon_ok(value) -> bool:
-    return value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)
-                               and 0 <= value < float("inf"))
-
-
-@dataclass
-class LexicaseSettings(Config):
-    """The settings of :func:`selGradientLexicase` with their constraints, declared once:
-    ``deapnn.gls.GLSConfig`` reuses them, so a bad value is the same message from the
-    operator, the configuration and the command line (Ding & Spector 2022, §3.3; the loss /
-    ε variant beyond the paper, ``docs/faithfulness.md``)."""
-    semantics: str = "standard"
-    case_metric: str = "error"
-    epsilon: float | str | None = None
-    chunk_size: int = 8
-    max_cases: int | None = None
-
-    _parameter_constraints = {
-        "semantics": [Options(SEMANTICS)],
-        "case_metric": [Options(CASE_METRICS)],
-        "epsilon": [Check(_epsilon_ok, "a finite number >= 0 or auto"), None],
-        "chunk_size": [Interval(int, 1, None)],
-        "max_cases": [Interval(int, 1, None), None],
-    }
-
-    def _check(self) -> None:
-        super()._check()
-        if self.epsilon is not None and self.case_metric != "loss":
-            raise ConfigError("epsilon needs case_metric loss (the 0/1 errors of the paper's "
-                              "lexicase have no use for it)", "epsilon")
-        if self.case_metric == "loss" and self.semantics == "reference":
-            raise ConfigError("case_metric loss needs semantics standard (the reference code's "
-                              "loop is defined on pass/fail only)", "case_metric")
-
 
 def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=F.cross_entropy,
              batch_size: int = 64, generator: torch.Generator | None = None, augment=None,

@@ -3,16 +3,60 @@
 Input checks shared by :func:`~deapnn.operators.gls.mutSubGD` and
 :func:`~deapnn.operators.gls.selGradientLexicase`, and the per-case matrices that lexicase selection
 filters on: :func:`pass_matrix` (0 where a child's top-1 prediction is right, the paper's
-pass/fail) and :func:`loss_matrix` (per-case cross-entropy, the ε-lexicase variant).
+pass/fail) and :func:`loss_matrix` (per-case cross-entropy, the ε-lexicase variant); the
+settings of the selection with their constraints (:class:`LexicaseSettings`).
 :func:`cpu_inference_layout` runs CPU convolutions channels-last while selecting.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..config import Check, Config, ConfigError, Interval, Options
+
+#: the lexicase loops of selGradientLexicase (standard lexicase, or the reference code's)
+SEMANTICS = ("standard", "reference")
+#: the per-case values lexicase compares (top-1 error, 0 or 1, the paper's; or cross-entropy loss)
+CASE_METRICS = ("error", "loss")
+
+
+def _epsilon_ok(value) -> bool:
+    return value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                               and 0 <= value < float("inf"))
+
+
+@dataclass
+class LexicaseSettings(Config):
+    """The settings of :func:`~deapnn.operators.gls.selGradientLexicase` with their constraints:
+    ``deapnn.gls.GLSConfig`` reuses them, so a bad value is the same message from the
+    operator, the configuration and the command line (Ding & Spector 2022, §3.3; the loss /
+    ε variant beyond the paper, ``docs/faithfulness.md``)."""
+    semantics: str = "standard"
+    case_metric: str = "error"
+    epsilon: float | str | None = None
+    chunk_size: int = 8
+    max_cases: int | None = None
+
+    _parameter_constraints = {
+        "semantics": [Options(SEMANTICS)],
+        "case_metric": [Options(CASE_METRICS)],
+        "epsilon": [Check(_epsilon_ok, "a finite number >= 0 or auto"), None],
+        "chunk_size": [Interval(int, 1, None)],
+        "max_cases": [Interval(int, 1, None), None],
+    }
+
+    def _check(self) -> None:
+        super()._check()
+        if self.epsilon is not None and self.case_metric != "loss":
+            raise ConfigError("epsilon needs case_metric loss (the 0/1 errors of the paper's "
+                              "lexicase have no use for it)", "epsilon")
+        if self.case_metric == "loss" and self.semantics == "reference":
+            raise ConfigError("case_metric loss needs semantics standard (the reference code's "
+                              "loop is defined on pass/fail only)", "case_metric")
 
 
 def check_cases(op: str, x, y) -> None:
