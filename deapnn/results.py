@@ -36,7 +36,7 @@ CONFIG_FILE = "config.json"
 #: ``<arm>/seed<k>/result.json`` is a job record, not the run's results, and keeps its name)
 LEGACY_RESULTS_FILE = "result.json"
 #: the layout of ``config.json`` and ``results.json`` this deapnn writes
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @runtime_checkable
@@ -286,6 +286,34 @@ def _earlier_behaviour(files: dict) -> dict:
     return {**files, CONFIG_FILE: {**config, "config": block}}
 
 
+#: settings added in version 2 (issue 22, the second faithfulness pass), with the value of the
+#: behaviour a version-1 run had: EvoMAL's PyTorch-default initialisation and fingerprint
+#: archive key; NLFS's children diverged after the pre-screen treated as failed and two-bend
+#: probe curves flipped when they end falling
+EARLIER_BEHAVIOUR_2 = {
+    "evomal": {"init": "pytorch", "archive_key": "fingerprint"},
+    "nlfs": {"diverged_child": "failed", "flip_rule": "end"},
+}
+#: the MLP's hidden sizes a run without ``init`` used when its ``hidden`` was unset (the
+#: model's default then; EvoMAL's default is now the reference's 1000×1000)
+EARLIER_MLP_HIDDEN = [256, 256]
+
+
+def _earlier_behaviour_2(files: dict) -> dict:
+    """A setting a version-1 ``config.json`` lacks takes the value of the behaviour its run had
+    (:data:`EARLIER_BEHAVIOUR_2`); an EvoMAL MLP without ``init`` and ``hidden`` had the
+    MLP's earlier default width (:data:`EARLIER_MLP_HIDDEN`)."""
+    config = files[CONFIG_FILE]
+    command, block = config.get("command"), config.get("config")
+    if not isinstance(block, dict):
+        return files
+    new = {**EARLIER_BEHAVIOUR_2.get(command, {}), **block}
+    if command == "evomal" and "init" not in block and block.get("hidden") is None \
+            and block.get("model", "mlp") == "mlp":
+        new["hidden"] = list(EARLIER_MLP_HIDDEN)
+    return {**files, CONFIG_FILE: {**config, "config": new}}
+
+
 #: ``(from_version, description, function)``: the steps that turn a run directory's JSON files
 #: (``{file name: JSON object}``) of ``from_version`` into the next version, in order
 #: (:func:`migrate`). A step leaves files already in its result's layout as they are.
@@ -306,6 +334,10 @@ MIGRATIONS = [
     (0, "config.json: a setting added since the run was written takes the value of the "
         "behaviour the run had (EARLIER_BEHAVIOUR; EvoMAL before the faithful rejection "
         "protocol)", _earlier_behaviour),
+    (1, "config.json: a setting added in version 2 takes the value of the behaviour the run had "
+        "(EARLIER_BEHAVIOUR_2: EvoMAL's PyTorch-default initialisation, its 256x256 MLP and "
+        "fingerprint archive key; NLFS's diverged children treated as failed and two-bend "
+        "curves flipped by their end)", _earlier_behaviour_2),
 ]
 
 
@@ -373,6 +405,7 @@ def read_summary(run_dir: str, read=None):
 
 __all__ = ["RUN_TYPES", "config_class", "summary_class", "import_object", "Summary", "RESULTS_FILE",
            "CONFIG_FILE", "LEGACY_RESULTS_FILE", "SCHEMA_VERSION", "MIGRATIONS",
-           "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "SEED_LISTS", "job_row", "migrate",
+           "RENAMED_SETTINGS", "EARLIER_BEHAVIOUR", "EARLIER_BEHAVIOUR_2", "SEED_LISTS", "job_row",
+           "migrate",
            "stored_version", "read_run", "read_summary", "tuned_trainings", "training_failures",
            "without_version"]

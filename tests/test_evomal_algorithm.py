@@ -25,8 +25,22 @@ def fake_evaluate(text):
                       {"reason": None, "tree": text})
 
 
-def test_archive_equivalences_and_rejected_entries():
+def test_archive_by_tree_keys_the_exact_tree_and_old_states_by_fingerprint():
     arch = LossArchive("classification", num_classes=4)
+    assert arch.by == "tree"
+    arch.add("add(y, fx)", {"fitness": 0.5})
+    assert "add(fx, y)" not in arch and arch.get("add(fx, y)") is None and arch.misses == 1
+    assert arch.get("add(y, fx)")["fitness"] == 0.5 and arch.hits == 1
+    assert LossArchive.from_state(arch.state()).by == "tree"
+    old = arch.state()                       # a checkpoint written before the key was chosen
+    del old["by"]
+    assert LossArchive.from_state(old).by == "fingerprint"
+    with pytest.raises(ValueError, match="built with"):
+        arch.load_state(old)
+
+
+def test_archive_equivalences_and_rejected_entries():
+    arch = LossArchive("classification", num_classes=4, by="fingerprint")
     arch.add("add(y, fx)", {"fitness": 0.5})
     assert "add(fx, y)" in arch and arch.key("add(y, fx)") == arch.key("add(fx, y)")
     assert arch.get("add(fx, y)")["fitness"] == 0.5 and arch.hits == 1
@@ -34,7 +48,7 @@ def test_archive_equivalences_and_rejected_entries():
     assert arch.key("sub(y, fx)") != arch.key("sub(fx, y)")
     assert arch.key("add(y, fx)") == arch.key("add(add(fx, 1), sub(y, 1))")
     assert arch.key("fx") == arch.key("abs(fx)")        # fx is a probability: same loss
-    reg = LossArchive("regression")
+    reg = LossArchive("regression", by="fingerprint")
     assert reg.key("fx") != reg.key("abs(fx)")
     arch.add("sign(add(y, fx))", {"fitness": float("inf"), "reason": "rejected"})
     assert arch.rejected() == 1 and arch.get("sign(add(fx, y))")["reason"] == "rejected"
@@ -48,7 +62,7 @@ def _run(ngen, seed=0, checkpoint=None, resume_state=None, pop_size=12):
     tb = make_toolbox(fake_evaluate, map_fn=map)
     pop = tb.population(pop_size)
     hof = tools.HallOfFame(3)
-    arch = LossArchive("classification", num_classes=3)
+    arch = LossArchive("classification", num_classes=3, by="fingerprint")
     pop, log = eaEvoMAL(pop, tb, ngen, stats=fitness_stats(), halloffame=hof, verbose=False,
                         archive=arch, checkpoint=checkpoint, resume_state=resume_state)
     return pop, log, hof, arch

@@ -80,3 +80,30 @@ def test_nan_in_local_search_rejects_candidate_and_run_continues():
     assert log[0]["rejected"] == 2 and log[0]["min"] < float("inf")
     assert len(log) == 2 and any(ind.fitness.values[0] < float("inf") for ind in pop)
     assert arch.get("square(sub(y, fx))")["reason"].startswith("local search diverged")
+
+
+def test_archive_gives_each_tree_its_own_local_search_and_a_hit_equals_a_fresh_evaluation():
+    """Raymond et al. 2023 §4.6 / the reference's ``ea.py`` cache by tree string: trees that
+    compute the same function before the local search (one output fingerprint) get their own
+    edge weights, so they are evaluated separately; a repeated tree is a hit, and with the
+    common fitness seed its fitness is exactly what a fresh evaluation gives."""
+    calls = []
+    ev = EvoMALEvaluator(_cfg(), _data())
+
+    def evaluate(text):
+        calls.append(text)
+        return ev(text)
+    trees = ("square(sub(y, fx))", "mul(1, square(sub(y, fx)))",
+             "square(sub(mul(y, 1), fx))", "square(sub(y, fx))")
+    assert len({LossArchive("regression", by="fingerprint").key(t) for t in trees}) == 1
+    tb = make_toolbox(evaluate, map_fn=map)
+    pop = [tb.parse(t) for t in trees]
+    arch = LossArchive("regression")
+    pop, log = eaEvoMAL(pop, tb, 0, stats=fitness_stats(), verbose=False, archive=arch)
+    assert calls == list(trees[:3]) and log[0]["nevals"] == 3     # the repeat waits for it
+    assert arch.get(trees[3])["fitness"] == pop[0].fitness.values[0] and arch.hits == 1
+    fitness = [ind.fitness.values[0] for ind in pop]
+    assert len(set(fitness[:3])) == 3                      # three local searches, three results
+    assert fitness[3] == fitness[0]
+    fresh = EvoMALEvaluator(_cfg(), _data())
+    assert [fresh(t).fitness for t in trees[:3]] == fitness[:3]

@@ -217,12 +217,31 @@ def test_sgd_settings_default_to_the_reference_configuration_of_the_dataset():
     assert (recipe.momentum, recipe.nesterov, recipe.weight_decay) == (0.0, False, 0.0)
     search = mnist.local_search_config()
     assert (search.momentum, search.nesterov, search.weight_decay) == (0.0, False, 0.0)
-    for name in ("digits", "diabetes", "cifar10", "svhn"):     # tabular / CIFAR / SVHN configs
+    for name in ("digits", "mnist1d", "fashion_mnist"):        # MNIST's stand-ins
+        assert _sgd(EvoMALConfig(dataset=name)) == (0.0, False, 0.0)
+    for name in ("diabetes", "wine", "cifar10", "svhn"):       # tabular / CIFAR / SVHN configs
         assert _sgd(EvoMALConfig(dataset=name)) == (0.9, True, 5e-4)
     # explicit settings win; Nesterov left to the default follows the momentum
     assert _sgd(EvoMALConfig(dataset="mnist", momentum=0.5)) == (0.5, False, 0.0)
-    assert _sgd(EvoMALConfig(dataset="digits", momentum=0.0)) == (0.0, False, 5e-4)
-    assert _sgd(EvoMALConfig(dataset="digits", weight_decay=0.0)) == (0.9, True, 0.0)
+    assert _sgd(EvoMALConfig(dataset="diabetes", momentum=0.0)) == (0.0, False, 5e-4)
+    assert _sgd(EvoMALConfig(dataset="diabetes", weight_decay=0.0)) == (0.9, True, 0.0)
+
+
+def test_every_dataset_takes_all_its_settings_from_one_reference_configuration():
+    """A dataset's base-learner SGD, rejection steps and meta-testing schedule all come from
+    one of the reference's configuration files (digits used to get MNIST's 100 rejection
+    steps with the CIFAR configuration's SGD)."""
+    from deapnn.data import DATASETS
+    from deapnn.evomal.config import REFERENCE_CONFIGURATIONS, reference_configuration
+    for name in DATASETS:
+        run = EvoMALRunConfig(dataset=name)
+        settings = (run.momentum, run.nesterov, run.weight_decay, run.steps_of_rejection(),
+                    run.steps_of_final(), run.milestones_of_final())
+        matches = [key for key, ref in REFERENCE_CONFIGURATIONS.items()
+                   if settings == (ref.momentum, ref.nesterov, ref.weight_decay,
+                                   ref.rejection_steps, ref.final_steps, ref.final_milestones)]
+        assert matches == [key for key, ref in REFERENCE_CONFIGURATIONS.items()
+                           if ref is reference_configuration(name)], name
 
 
 def test_final_training_defaults_to_the_reference_meta_testing_schedule():

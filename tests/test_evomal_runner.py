@@ -102,7 +102,7 @@ def test_archive_hits_and_misses_have_one_meaning():
     tb = make_toolbox(evaluate, map_fn=map)
     # equivalent trees inside one generation: one evaluation, the others wait for it
     pop = [tb.parse(t) for t in ("add(y, fx)", "add(fx, y)", "mul(y, fx)", "add(y, fx)")]
-    archive = LossArchive()
+    archive = LossArchive(by="fingerprint")
     pop, log = eaEvoMAL(pop, tb, 3, archive=archive)
     assert archive.misses == len(calls) == sum(r["nevals"] for r in log)
     assert archive.hits == sum(r["cached"] for r in log)

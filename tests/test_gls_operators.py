@@ -140,12 +140,57 @@ def test_chunked_lazy_selection_matches_exact_lexicase_distribution():
     assert chisquare(observed[mask], expected[mask]).pvalue > 1e-4   # fixed seed: deterministic
 
 
-def test_reference_semantics_case_failed_by_all_gives_a_uniform_pick_over_all_children():
-    # Every child fails case 0, so the reference loop empties its pool on the first case examined.
-    table = np.ones((3, 4), dtype=bool)
-    table[:, 0] = False
-    table[0, 1:] = True
-    table[1:, 1:] = False   # standard semantics would always pick child 0
+def reference_select(table, order, fallback):
+    """A literal port of the reference code's ``select`` (``lexi.py`` L180–L208) on a pass table
+    (``table[i, case]`` True = child i correct), cases in ``order``, ``fallback`` being its
+    ``np.random.randint(0, pop_size)`` draw. Returns (winner, cases consumed)."""
+    selection = list(range(table.shape[0]))
+    selected = fallback
+    used = 0
+    for case in order:
+        used += 1
+        for child_idx in selection:          # removing from the list being iterated, as there
+            if not table[child_idx, case]:
+                selection.remove(child_idx)
+        if len(selection) == 1:
+            selected = selection[0]
+        if len(selection) <= 1:
+            break
+    return selected, used
+
+
+def test_reference_semantics_match_a_literal_port_of_the_reference_loop():
+    gen = np.random.default_rng(2022)
+    for trial in range(150):
+        p, n = int(gen.integers(1, 7)), int(gen.integers(1, 40))
+        # from almost-always-correct children (late training: long ties) to near chance
+        table = gen.random((p, n)) < gen.choice([0.3, 0.7, 0.95, 0.99])
+        if trial % 5 == 0:
+            table[:, gen.integers(n)] = False           # a case every child fails
+        models, x, y = table_population(table)
+        draws = np.random.default_rng(trial)
+        fallback = int(draws.integers(p))            # deapnn draws the fallback first, as lexi.py
+        winner, used = reference_select(table, draws.permutation(n), fallback)
+        for chunk in (1, 3, 8):
+            info = {}
+            chosen, = selGradientLexicase(models, 1, x=x, y=y, rng=np.random.default_rng(trial),
+                                          semantics="reference", chunk_size=chunk, info=info)
+            assert chosen is models[winner], (trial, chunk)
+            if p > 1:
+                assert info["cases_examined"] == used and min(info["survivors_per_chunk"]) >= 1
+
+
+def test_reference_semantics_a_case_all_four_fail_keeps_children_1_and_3():
+    # lexi.py L189–L194: child 0 is removed, so child 1 is never examined on that case; child 2
+    # is removed, child 3 skipped. The pool never empties (docs/faithfulness.md, tie semantics).
+    from operators.gls import _reference_filter
+    pool, used = _reference_filter([0, 1, 2, 3], np.ones((4, 1), dtype=np.uint8))
+    assert (pool, used) == ([1, 3], 1)
+    assert _reference_filter([0, 1, 2], np.ones((3, 5), dtype=np.uint8)) == ([1], 1)
+    # Children 0, 1, 2 have the same record, 3 fails case 1. Whatever the case order, the
+    # reference keeps child 1 alone (case 0 first: [1, 3], then case 1 removes 3; case 1 first:
+    # [0, 1, 2], then case 0 keeps 1). Standard lexicase: a uniform pick among 0, 1, 2.
+    table = np.array([[0, 1], [0, 1], [0, 1], [0, 0]], dtype=bool)
     models, x, y = table_population(table)
     counts_std, counts_ref = Counter(), Counter()
     for s in range(300):
@@ -153,8 +198,21 @@ def test_reference_semantics_case_failed_by_all_gives_a_uniform_pick_over_all_ch
                                                      rng=np.random.default_rng(s))[0])] += 1
         counts_ref[models.index(selGradientLexicase(models, 1, x=x, y=y, semantics="reference",
                                                     rng=np.random.default_rng(s))[0])] += 1
-    assert counts_std == Counter({0: 300})
-    assert len(counts_ref) == 3 and min(counts_ref.values()) > 50
+    assert counts_ref == Counter({1: 300})
+    assert sorted(counts_std) == [0, 1, 2] and min(counts_std.values()) > 60
+
+
+def test_reference_semantics_cases_run_out_gives_a_uniform_pick_over_all_children():
+    # One case, failed by all four: the pool is [1, 3] when the cases run out, and the reference
+    # falls back on its draw over *all* children (lexi.py L184), removed ones included.
+    models, x, y = table_population(np.zeros((4, 1), dtype=bool))
+    counts = Counter()
+    for s in range(400):
+        info = {}
+        counts[models.index(selGradientLexicase(models, 1, x=x, y=y, semantics="reference",
+                                                rng=np.random.default_rng(s), info=info)[0])] += 1
+        assert info["survivors_per_chunk"] == [2] and info["deciding_case"] is None
+    assert sorted(counts) == [0, 1, 2, 3] and min(counts.values()) > 60
 
 
 def test_selection_ignores_diverged_children_and_rejects_bad_arguments():

@@ -18,7 +18,7 @@ SMALL_CASES = [
 
 def test_model_names_cover_the_issue():
     assert set(model_names()) >= {"mlp", "cnn", "vgg19_bn", "resnet18", "mobilenetv2", "resnet50",
-                                  "densenet121", "senet18", "efficientnetb0"}
+                                  "densenet121", "senet18", "efficientnetb0", "mobilenetv2_paper"}
 
 
 @pytest.mark.parametrize("name,shape,classes", SMALL_CASES)
@@ -40,7 +40,7 @@ def test_cnn_picks_1d_or_2d_by_shape():
     assert convs((1, 8, 8), torch.nn.Conv2d) and not convs((1, 8, 8), torch.nn.Conv1d)
 
 
-@pytest.mark.parametrize("name", ["vgg19_bn", "resnet18", "mobilenetv2"])
+@pytest.mark.parametrize("name", ["vgg19_bn", "resnet18", "mobilenetv2", "mobilenetv2_paper"])
 def test_cifar_models_output_shape(name):
     torch.manual_seed(0)
     model = build_model(name, (3, 32, 32), 7).eval()
@@ -72,6 +72,7 @@ def test_unknown_model_lists_valid_names():
     ("vgg19_bn", (1, 40)),
     ("resnet18", (30,)),
     ("mobilenetv2", (3, 32)),
+    ("mobilenetv2_paper", (3, 32)),
     ("vgg19_bn", (1, 28, 28)),      # VGG's five poolings need >= 32x32
     ("mlp", ()),
     ("mlp", (0,)),
@@ -97,9 +98,11 @@ def test_same_seed_same_initial_weights():
 
 
 # Parameter counts of the reference code's CIFAR models (ld-ing/gradient-lexicase, models/:
-# ResNet50, DenseNet121, SENet18, EfficientNetB0 built with num_classes=10 and 100), computed
-# once by running those files with this project's torch; our own implementations must match.
+# ResNet50, DenseNet121, SENet18, EfficientNetB0, MobileNetV2 built with num_classes=10 and 100),
+# computed once by running those files with this project's torch; our own implementations must
+# match.
 REFERENCE_PARAMETERS = {
+    "mobilenetv2": {10: 2_296_922, 100: 2_412_212},
     "resnet50": {10: 23_520_842, 100: 23_705_252},
     "densenet121": {10: 6_956_298, 100: 7_048_548},
     "senet18": {10: 11_260_354, 100: 11_306_524},
@@ -134,3 +137,86 @@ def test_densenet121_needs_8x8_images():
     with pytest.raises(ValueError, match="densenet121"):
         build_model("densenet121", (3, 7, 7), 10)
     build_model("densenet121", (1, 8, 8), 10)
+
+
+# The reference code's MobileNetV2 (models/mobilenetv2.py), block by block: (in, expanded, out
+# channels, stride, 1×1 conv + BN shortcut). Every block keeps its expansion conv (block 0 has
+# t = 1: 32 → 32); stride-1 blocks that change channels get a conv shortcut. Read off that file
+# and checked against it by loading its state_dict and comparing outputs.
+REFERENCE_MBV2_BLOCKS = [
+    (32, 32, 16, 1, True), (16, 96, 24, 1, True), (24, 144, 24, 1, False),
+    (24, 144, 32, 2, False), (32, 192, 32, 1, False), (32, 192, 32, 1, False),
+    (32, 192, 64, 2, False), (64, 384, 64, 1, False), (64, 384, 64, 1, False),
+    (64, 384, 64, 1, False), (64, 384, 96, 1, True), (96, 576, 96, 1, False),
+    (96, 576, 96, 1, False), (96, 576, 160, 2, False), (160, 960, 160, 1, False),
+    (160, 960, 160, 1, False), (160, 960, 320, 1, True)]
+
+
+def test_mobilenetv2_is_the_reference_network_layer_for_layer():
+    model = build_model("mobilenetv2", (3, 32, 32), 10)
+    sd = model.state_dict()
+    assert sd["conv1.weight"].shape == (32, 3, 3, 3) and sd["bn1.weight"].shape == (32,)
+    assert len(model.layers) == len(REFERENCE_MBV2_BLOCKS)
+    for i, (cin, hidden, cout, stride, conv_shortcut) in enumerate(REFERENCE_MBV2_BLOCKS):
+        block = model.layers[i]
+        assert sd[f"layers.{i}.conv1.weight"].shape == (hidden, cin, 1, 1)
+        assert sd[f"layers.{i}.conv2.weight"].shape == (hidden, 1, 3, 3)
+        assert block.conv2.stride == (stride, stride) and block.conv2.groups == hidden
+        assert sd[f"layers.{i}.conv3.weight"].shape == (cout, hidden, 1, 1)
+        shortcut = [k for k in sd if k.startswith(f"layers.{i}.shortcut.")]
+        if conv_shortcut:
+            assert sd[f"layers.{i}.shortcut.0.weight"].shape == (cout, cin, 1, 1)
+            assert sd[f"layers.{i}.shortcut.1.weight"].shape == (cout,)
+        else:
+            assert shortcut == []
+    assert sd["conv2.weight"].shape == (1280, 320, 1, 1) and sd["linear.weight"].shape == (10, 1280)
+    assert len(sd) == 344                 # the reference's state_dict: same keys, so it loads
+    # stride-1 blocks add their shortcut (identity when the channels are kept), stride 2 none
+    def main_path(b, x):
+        return b.bn3(b.conv3(torch.relu(b.bn2(b.conv2(torch.relu(b.bn1(b.conv1(x))))))))
+
+    model.eval()
+    x = torch.randn(1, 24, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model.layers[2](x) - x, main_path(model.layers[2], x), atol=1e-6)
+        assert torch.equal(model.layers[3](x), main_path(model.layers[3], x))
+
+
+def test_mobilenetv2_paper_follows_sandler_et_al():
+    model = build_model("mobilenetv2_paper", (3, 32, 32), 10)
+    assert sum(p.numel() for p in model.parameters()) == 2_236_682
+    assert build_model("mobilenetv2_paper", (3, 32, 32), 100).head.out_features == 100
+    blocks = [m for m in model.modules() if hasattr(m, "use_residual")]
+    assert len(blocks) == len(REFERENCE_MBV2_BLOCKS)
+    first = [m for m in blocks[0].block if isinstance(m, torch.nn.Conv2d)]
+    # t = 1: no expansion conv, the block starts with the depthwise conv on the stem's 32 channels
+    assert [(c.in_channels, c.out_channels, c.groups) for c in first] == [(32, 32, 32), (32, 16, 1)]
+    for block, (cin, hidden, cout, stride, _) in zip(blocks[1:], REFERENCE_MBV2_BLOCKS[1:]):
+        convs = [m for m in block.block if isinstance(m, torch.nn.Conv2d)]
+        assert [(c.in_channels, c.out_channels) for c in convs] == [
+            (cin, hidden), (hidden, hidden), (hidden, cout)]
+        assert convs[1].groups == hidden and convs[1].stride == (stride, stride)
+    # residual only when the stride is 1 and the channels are kept; never a conv shortcut
+    assert [b.use_residual for b in blocks] == [s == 1 and ci == co
+                                                for ci, _, co, s, _ in REFERENCE_MBV2_BLOCKS]
+    assert not any(hasattr(b, "shortcut") for b in blocks)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 2 + 3 * 17 - 1
+
+
+@pytest.mark.parametrize("name,clip", [("mobilenetv2", False), ("mobilenetv2_paper", True)])
+def test_mobilenetv2_activations_reference_relu_paper_relu6(name, clip):
+    # Every BatchNorm shifted by +100: an activation's output is ~100 under ReLU and 6 under
+    # ReLU6; the depthwise convs and the classifier read activation outputs.
+    model = build_model(name, (3, 32, 32), 10).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.constant_(m.bias, 100.0)
+    maxima = []
+    readers = [m for m in model.modules()
+               if isinstance(m, torch.nn.Linear) or getattr(m, "groups", 1) > 1]
+    for m in readers:
+        m.register_forward_pre_hook(lambda _m, args: maxima.append(float(args[0].max())))
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    assert len(maxima) == 18
+    assert (max(maxima) <= 6.0) if clip else (min(maxima) > 6.0)

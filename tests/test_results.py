@@ -12,8 +12,8 @@ import pytest
 
 from deapnn.cli import main
 from deapnn.commands.common import EXIT_OK
-from deapnn.results import (CONFIG_FILE, EARLIER_BEHAVIOUR, LEGACY_RESULTS_FILE, MIGRATIONS,
-                            RENAMED_SETTINGS, SEED_LISTS,
+from deapnn.results import (CONFIG_FILE, EARLIER_BEHAVIOUR, EARLIER_BEHAVIOUR_2,
+                            LEGACY_RESULTS_FILE, MIGRATIONS, RENAMED_SETTINGS, SEED_LISTS,
                             RESULTS_FILE, SCHEMA_VERSION, Summary, job_row, migrate, read_run,
                             read_summary, stored_version, training_failures, tuned_trainings,
                             without_version)
@@ -76,7 +76,7 @@ def test_jobs_of_the_loss_searches():
 def test_train_summary_fields_and_failure():
     from deapnn.baseline import TrainSummary
     ok = TrainSummary("mse", 0.25, 3.0, False, None, "cpu")
-    assert ok.to_dict() == {"schema_version": 1, "test_mse": 0.25, "seconds": 3.0,
+    assert ok.to_dict() == {"schema_version": SCHEMA_VERSION, "test_mse": 0.25, "seconds": 3.0,
                             "diverged": False, "reason": None, "device": "cpu"}
     assert TrainSummary.from_dict(ok.to_dict()) == ok and ok.failures == [] and ok.jobs == 1
     bad = dataclasses.replace(ok, diverged=True, reason="non-finite loss at epoch 2")
@@ -143,15 +143,40 @@ def test_the_flat_layouts_split_settings_from_the_invocation():
                       "quiet": True, "schema_version": SCHEMA_VERSION}
     named = {"command": "nlfs", "nlfs": {"population": 4}, "device": "cpu"}
     assert migrate({CONFIG_FILE: named})[CONFIG_FILE] == {
-        "command": "nlfs", "config": {**EARLIER_BEHAVIOUR["nlfs"], "population_size": 4},
+        "command": "nlfs", "config": {**EARLIER_BEHAVIOUR["nlfs"],
+                                      **EARLIER_BEHAVIOUR_2["nlfs"], "population_size": 4},
         "device": "cpu",
         "schema_version": SCHEMA_VERSION}
 
 
+def test_a_version_1_evomal_run_keeps_the_networks_and_archive_it_had():
+    """Version 2 made the reference's Xavier initialisation, 1000x1000 MLP and exact-tree
+    archive EvoMAL's defaults; a version-1 config.json lacks those settings and means the
+    behaviour of its run."""
+    from deapnn.evomal.config import EvoMALRunConfig
+    v1 = {"command": "evomal", "schema_version": 1,
+          "config": {"dataset": "diabetes", "model": "mlp", "hidden": None, "seeds": [0]}}
+    config = migrate({CONFIG_FILE: v1})[CONFIG_FILE]
+    block = config["config"]
+    assert config["schema_version"] == SCHEMA_VERSION == 2
+    assert (block["init"], block["archive_key"], block["hidden"]) == \
+        ("pytorch", "fingerprint", [256, 256])
+    cfg = EvoMALRunConfig(**block)
+    assert cfg.hidden_of_model() == (256, 256) and cfg.init == "pytorch"
+    sized = migrate({CONFIG_FILE: {**v1, "config": {**v1["config"], "hidden": [8]}}})
+    assert sized[CONFIG_FILE]["config"]["hidden"] == [8]
+    cnn = migrate({CONFIG_FILE: {**v1, "config": {**v1["config"], "model": "cnn"}}})
+    assert cnn[CONFIG_FILE]["config"]["hidden"] is None
+    # a version-2 configuration is read as written
+    fresh = EvoMALRunConfig(dataset="diabetes").to_dict()
+    now = migrate({CONFIG_FILE: {"command": "evomal", "schema_version": 2, "config": fresh}})
+    assert now[CONFIG_FILE]["config"] == fresh and fresh["hidden"] == [1000, 1000]
+
+
 def test_a_results_json_a_resumed_old_run_wrote_wins_over_result_json():
     config = {"command": "train", "config": {}}
-    new = {"schema_version": 1, "test_accuracy": 0.9, "seconds": 1.0, "diverged": False,
-           "reason": None, "device": "cpu"}
+    new = {"schema_version": SCHEMA_VERSION, "test_accuracy": 0.9, "seconds": 1.0,
+           "diverged": False, "reason": None, "device": "cpu"}
     files = migrate({CONFIG_FILE: config, LEGACY_RESULTS_FILE: {"test_accuracy": 0.1},
                      RESULTS_FILE: new})
     assert files[RESULTS_FILE] == new and LEGACY_RESULTS_FILE not in files

@@ -6,9 +6,10 @@ tree independently undergoes crossover with probability ``cxpb`` (``toolbox.mate
 other selected tree, first child kept), else mutation with probability ``mutpb``
 (``toolbox.mutate``), else reproduction — the reference's variation scheme (Table 2: 0.7 / 0.25).
 Offspring are repaired with ``toolbox.correct``. Evaluation goes through
-``toolbox.map(toolbox.evaluate, tree_strings)``; an archive keyed by output fingerprint
-(:class:`deapnn.losses.archive.LossArchive`, §4.6 "Filters") skips every tree equivalent to one
-already evaluated, rejected ones included, and de-duplicates within a generation.
+``toolbox.map(toolbox.evaluate, tree_strings)``; an archive
+(:class:`deapnn.losses.archive.LossArchive`, §4.6 "Filters"; keyed by the exact tree as the
+reference, or by output fingerprint) skips every tree whose key was evaluated already, rejected
+ones included, and de-duplicates within a generation.
 
 ``toolbox.evaluate(tree_string)`` returns a :class:`deapnn.evaluation.Evaluation` (or a plain
 fitness tuple); its info, fitness and error are kept in the archive as one record (the tree
@@ -120,8 +121,9 @@ def eaEvoMAL(population, toolbox, ngen: int, cxpb: float = 0.7, mutpb: float = 0
     undergoes crossover with probability ``cxpb`` (``toolbox.mate`` with a random other selected
     tree, first child kept), else mutation with probability ``mutpb`` (``toolbox.mutate``), else
     reproduction; offspring are repaired with ``toolbox.correct``. Evaluation goes through
-    ``toolbox.map(toolbox.evaluate, tree_strings)``; the archive (keyed by output fingerprint)
-    skips every tree equivalent to one already evaluated, rejected ones included.
+    ``toolbox.map(toolbox.evaluate, tree_strings)``; the archive skips every tree whose key
+    (the exact tree by default, or its output fingerprint) was evaluated already, rejected ones
+    included.
 
     Parameters
     ----------

@@ -18,8 +18,10 @@ an ``error``, a ``reason`` in its info (a failed pre-screen, a diverging trainin
 non-finite fitness — is mutated again from the **same parent** (no new tournament), up to
 ``attempts`` evaluations in all [7], and then discarded: the population is unchanged for that
 cycle (``failed_child="discard"``).  ``failed_child="insert"`` inserts it like any child
-(one attempt).  The logbook counts ``remutated`` (extra attempts), ``discarded`` and
-``inserted_failed`` per round.
+(one attempt).  A child marked ``diverged`` in its info without a ``reason`` was scored, not
+failed (NLFS: its best validation accuracy before the training turned non-finite) and is
+inserted.  The logbook counts ``remutated`` (extra attempts), ``discarded``,
+``inserted_failed`` and ``diverged_inserted`` per round.
 
 Parallelism: Real et al. run the cycle loop asynchronously on many workers.  Here ``batch=W``
 keeps W children in flight per round: W parents are sampled from the current population, W
@@ -90,6 +92,10 @@ def child_failed(ind, evaluation) -> bool:
     :func:`deapnn.evaluation.assign` turned into the worst value)."""
     return (evaluation.failed or bool(evaluation.info.get("reason"))
             or not all(math.isfinite(v) for v in ind.fitness.values))
+
+
+def _diverged(ind) -> bool:         # marked by its evaluation, scored (not failed)
+    return bool((getattr(ind, "info", None) or {}).get("diverged"))
 
 
 def _select_one(toolbox, population, sample_size):
@@ -199,9 +205,12 @@ def _breed(toolbox, parents, next_birth, failed_child, attempts):
     children = [_make_child(toolbox, p, next_birth + k) for k, p in enumerate(parents)]
     evaluations, errors = _evaluate(toolbox, children)
     failed = [child_failed(c, e) for c, e in zip(children, evaluations)]
-    counts = {"nevals": len(children), "remutated": 0, "discarded": 0, "inserted_failed": 0}
+    counts = {"nevals": len(children), "remutated": 0, "discarded": 0, "inserted_failed": 0,
+              "diverged_inserted": 0}
     if failed_child == "insert":
         counts["inserted_failed"] = sum(failed)
+        counts["diverged_inserted"] = sum(not f and _diverged(c)
+                                          for c, f in zip(children, failed))
         return children, counts, errors
     for _ in range(attempts - 1):
         redo = [k for k, f in enumerate(failed) if f]
@@ -215,7 +224,9 @@ def _breed(toolbox, parents, next_birth, failed_child, attempts):
         for k, child, ev in zip(redo, again, evaluations):
             children[k], failed[k] = child, child_failed(child, ev)
     counts["discarded"] = sum(failed)
-    return [c for c, f in zip(children, failed) if not f], counts, errors
+    children = [c for c, f in zip(children, failed) if not f]
+    counts["diverged_inserted"] = sum(map(_diverged, children))
+    return children, counts, errors
 
 
 def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
@@ -286,8 +297,9 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         The final population (the same list).
     logbook : deap.tools.Logbook
         Per round: ``cycle``, ``nevals`` (evaluations, re-mutations included), the ``stats``
-        fields, ``remutated``, ``discarded``, ``inserted_failed``, ``failed`` (evaluation errors)
-        and, when there are some, ``errors``.
+        fields, ``remutated``, ``discarded``, ``inserted_failed``, ``diverged_inserted``
+        (children inserted although their evaluation marked them ``diverged``), ``failed``
+        (evaluation errors) and, when there are some, ``errors``.
 
     Raises
     ------
@@ -367,7 +379,8 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
             halloffame.update(population)
         cycle = 0
         record(logbook, cycle, errors, {"nevals": len(invalid), "remutated": 0,
-                                        "discarded": 0, "inserted_failed": 0})
+                                        "discarded": 0, "inserted_failed": 0,
+                                        "diverged_inserted": 0})
 
     while cycle < cycles:
         w = min(batch, cycles - cycle)

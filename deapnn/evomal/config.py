@@ -28,6 +28,8 @@ from deapnn.comparison import TuningSettings
 from deapnn.config import (FLOAT32_MAX, ConfigError, Interval, Options, int_list, parse_list,
                            seed_constraint, setting)
 from deapnn.deprecation import former_name
+from deapnn.losses.archive import ARCHIVE_KEYS
+from deapnn.models.init import INITS
 from deapnn.sgd import SGDSettings
 
 _POSITIVE = [Interval(float, 0, FLOAT32_MAX, "neither")]
@@ -41,39 +43,66 @@ REJECTIONS = ("reference", "before")
 #: fitness seeds: "common" — every candidate evaluated with the same seed (common random
 #: numbers, the reference code's); "per_tree" — a seed derived from the tree string
 FITNESS_SEEDS = ("common", "per_tree")
-#: datasets whose reference rejection protocol takes 100 Adam steps (the reference's MNIST
-#: configuration, and the MNIST-like stand-ins); every other dataset takes 1,000
-MNIST_LIKE = ("mnist", "fashion_mnist", "digits", "mnist1d")
+@dataclass(frozen=True)
+class ReferenceConfiguration:
+    """One of the EvoMAL reference code's dataset configurations
+    (``experiments/resources/configurations/*.yaml``): the base learner's SGD (``base_*`` and
+    ``testing_*`` momentum, Nesterov, weight decay; lr 0.01 and batch 128 in all), the rejection
+    protocol's Adam steps (``filter_gradient_steps``) and the meta-testing schedule
+    (``testing_gradient_steps``, ``testing_milestones``, ×0.1 at each)."""
+    files: str
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    rejection_steps: int
+    final_steps: int
+    final_milestones: tuple
 
 
-#: datasets whose reference configuration trains the base network with plain SGD (``base_*``
-#: and ``testing_*`` momentum 0, no Nesterov, weight decay 0: its MNIST configuration); every
-#: other dataset uses momentum 0.9, Nesterov and weight decay 5e-4 (its tabular, CIFAR and SVHN
-#: configurations)
-PLAIN_SGD = ("mnist",)
-#: datasets whose reference meta-testing runs 150,000 steps with the learning rate × 0.1 at
-#: steps 100,000 and 135,000 (its CIFAR-10, CIFAR-100 and SVHN configurations); every other
-#: dataset runs 10,000 steps at a constant learning rate
-LONG_FINAL = ("cifar10", "cifar100", "svhn")
+#: the reference's configurations, by the name :data:`DATASET_CONFIGURATION` maps to
+REFERENCE_CONFIGURATIONS = {
+    "mnist": ReferenceConfiguration("mnist_config.yaml", 0.0, False, 0.0, 100, 10_000, ()),
+    "tabular": ReferenceConfiguration("diabetes_config.yaml, boston_config.yaml, "
+                                      "california_config.yaml", 0.9, True, 5e-4, 1000, 10_000, ()),
+    "cifar": ReferenceConfiguration("cifar10_config.yaml, cifar100_config.yaml, "
+                                    "svhn_config.yaml", 0.9, True, 5e-4, 1000, 150_000,
+                                    (100_000, 135_000)),
+}
+#: the reference configuration of each dataset: its own where the reference has one, MNIST's
+#: for the MNIST-like stand-ins (fashion_mnist, digits, mnist1d, mnist1d_large); every other
+#: dataset (the tabular ones: diabetes, iris, wine, breast_cancer) takes the tabular one
+DATASET_CONFIGURATION = {"mnist": "mnist", "fashion_mnist": "mnist", "digits": "mnist",
+                         "mnist1d": "mnist", "mnist1d_large": "mnist", "cifar10": "cifar",
+                         "cifar100": "cifar", "svhn": "cifar"}
+#: the reference's MLP (``experiments/resources/models/mlp.py``: two hidden layers of
+#: ``hidden_dim=1000``, which no configuration overrides)
+REFERENCE_HIDDEN = (1000, 1000)
+
+
+def reference_configuration(dataset: str) -> ReferenceConfiguration:
+    """The reference configuration ``dataset`` takes (:data:`DATASET_CONFIGURATION`)."""
+    return REFERENCE_CONFIGURATIONS[DATASET_CONFIGURATION.get(dataset, "tabular")]
 
 
 def reference_sgd(dataset: str) -> tuple[float, bool, float]:
     """The reference's base-learner SGD ``(momentum, nesterov, weight_decay)`` for ``dataset``
-    (Raymond et al. 2023 code configurations): ``(0, False, 0)`` for MNIST, else
-    ``(0.9, True, 5e-4)``."""
-    return (0.0, False, 0.0) if dataset in PLAIN_SGD else (0.9, True, 5e-4)
+    (Raymond et al. 2023 code configurations): ``(0, False, 0)`` in the MNIST configuration,
+    else ``(0.9, True, 5e-4)``."""
+    ref = reference_configuration(dataset)
+    return ref.momentum, ref.nesterov, ref.weight_decay
 
 
 def reference_final_schedule(dataset: str) -> tuple[int, tuple]:
     """The reference's meta-testing ``(steps, milestones)`` for ``dataset``: 150,000 steps with
-    milestones (100,000, 135,000) for CIFAR-10/100 and SVHN, else 10,000 steps and none."""
-    return (150_000, (100_000, 135_000)) if dataset in LONG_FINAL else (10_000, ())
+    milestones (100,000, 135,000) in the CIFAR/SVHN configuration, else 10,000 steps and none."""
+    ref = reference_configuration(dataset)
+    return ref.final_steps, ref.final_milestones
 
 
 def reference_rejection_steps(dataset: str) -> int:
-    """The reference's rejection-protocol steps for ``dataset`` (``filter_gradient_steps`` of
-    its configurations: 100 for MNIST, 1,000 for every other dataset)."""
-    return 100 if dataset in MNIST_LIKE else 1000
+    """The reference's rejection-protocol steps for ``dataset`` (``filter_gradient_steps``: 100
+    in the MNIST configuration, 1,000 in every other one)."""
+    return reference_configuration(dataset).rejection_steps
 
 
 @dataclass
@@ -87,9 +116,12 @@ class EvoMALConfig(SGDSettings):
     model: str = setting("mlp", "base network (mlp, cnn, ...)",
                          group=_SEARCH)
     hidden: tuple | None = setting(
-        None, "MLP hidden sizes, e.g. 64,64", parse=parse_list(int, "layer sizes", positive=True,
-                                                              nonempty=True),
-        group=_SEARCH)
+        None, "MLP hidden sizes, e.g. 256,256 (default: the reference's 1000,1000)",
+        parse=parse_list(int, "layer sizes", positive=True, nonempty=True), group=_SEARCH)
+    init: str = setting(
+        "xavier", "initialisation of every base network: 'xavier' (Xavier-uniform weights, zero "
+                  "biases: the reference's) or 'pytorch' (each layer's default)",
+        metavar="|".join(INITS), group=_SEARCH)
     meta_steps: int = setting(250, "local-search meta-steps", group="evaluation")
     inner_steps: int = setting(1, "unrolled inner SGD steps K (>= 1)", group="evaluation")
     meta_lr: float = setting(1e-3, "local-search Adam learning rate", group="evaluation")
@@ -119,6 +151,7 @@ class EvoMALConfig(SGDSettings):
         **SGDSettings._parameter_constraints,
         "dataset": [str], "seed": seed_constraint(), "model": [str],
         "hidden": [None, int_list(1)],
+        "init": [Options(INITS)],
         "meta_steps": [Interval(int, 0)],
         "inner_steps": [Interval(int, 1)],
         "meta_lr": _POSITIVE, "rejection_lr": _POSITIVE,
@@ -167,6 +200,13 @@ class EvoMALConfig(SGDSettings):
                 raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: "
                                   f"{exc}", "model") from None
 
+    def hidden_of_model(self) -> tuple | None:
+        """The MLP's hidden sizes: ``hidden``, or when None the reference's
+        (:data:`REFERENCE_HIDDEN`); None for any other model."""
+        if self.model != "mlp":
+            return None
+        return tuple(self.hidden) if self.hidden is not None else REFERENCE_HIDDEN
+
     def steps_of_rejection(self) -> int:
         """The rejection protocol's Adam steps: ``rejection_steps``, or when None the
         reference's for the dataset (:func:`reference_rejection_steps`)."""
@@ -179,13 +219,14 @@ class EvoMALConfig(SGDSettings):
         from deapnn.losses.unrolled import LocalSearchConfig
         return LocalSearchConfig(**self.sgd().to_dict(), meta_steps=self.meta_steps,
                                  inner_steps=self.inner_steps, meta_lr=self.meta_lr,
-                                 val_batch_size=self.batch_size)
+                                 val_batch_size=self.batch_size, init=self.init)
 
     def to_dict(self) -> dict:
         """The configuration as plain data (the SGD settings resolved when it was made, so a
         stored configuration says what was run)."""
         d = super().to_dict()
-        d["hidden"] = list(self.hidden) if self.hidden is not None else None
+        hidden = self.hidden_of_model()
+        d["hidden"] = list(hidden) if hidden is not None else None
         return d
 
 
@@ -208,6 +249,11 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
                            group=_SEARCH)
     tournament: int = setting(4, "tournament size", group=_SEARCH)
     max_height: int = setting(10, "tree height limit", group=_SEARCH)
+    archive_key: str = setting(
+        "tree", "what the fitness archive keys by: 'tree' (the exact tree, the reference's: a "
+                "tree's local search is its own) or 'fingerprint' (outputs on probe inputs: "
+                "equivalent trees share one evaluation)", metavar="|".join(ARCHIVE_KEYS),
+        group=_SEARCH)
     final_steps: int | None = setting(
         None, "SGD steps of the final training (default: the reference's, 150000 on "
               "cifar10/cifar100/svhn, else 10000)", group="final comparison")
@@ -243,6 +289,7 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
         "tournament": [Interval(int, 1)],
         # argument correction adds one level; deapnn.losses.tree.MAX_TREE_HEIGHT is 90
         "max_height": [Interval(int, 1, 89)],
+        "archive_key": [Options(ARCHIVE_KEYS)],
         "final_steps": [None, Interval(int, 0)],
         "final_milestones": [None, int_list(1, nonempty=False)],
         "final_eval_every": [Interval(int, 0)],
@@ -313,5 +360,6 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
         return d
 
 
-__all__ = ["EvoMALConfig", "EvoMALRunConfig", "REJECTIONS", "FITNESS_SEEDS", "MNIST_LIKE",
-           "reference_rejection_steps"]
+__all__ = ["EvoMALConfig", "EvoMALRunConfig", "REJECTIONS", "FITNESS_SEEDS",
+           "REFERENCE_CONFIGURATIONS", "DATASET_CONFIGURATION", "REFERENCE_HIDDEN",
+           "reference_configuration", "reference_rejection_steps"]

@@ -33,14 +33,22 @@ from deapnn.evomal.rejection import reference_rejection, rejection_protocol
 from deapnn.runtime import derive_seed
 
 def build_base_model(cfg: EvoMALConfig, data, seed: int):
-    """A freshly initialised base network (seeded, global RNG untouched)."""
+    """A freshly initialised base network (seeded, global RNG untouched): ``cfg.model`` (the MLP
+    with :meth:`~deapnn.evomal.config.EvoMALConfig.hidden_of_model`, by default the reference's
+    1000×1000) initialised with ``cfg.init`` (by default the reference's ``reset()``:
+    Xavier-uniform weights, zero biases). Every network EvoMAL trains is built here: the
+    local search's template, the rejection network, the fitness and the final trainings."""
+    from deapnn.models.init import initialise
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if cfg.hidden is not None and cfg.model == "mlp":
+        hidden = cfg.hidden_of_model()
+        if hidden is not None:
             from deapnn.models.small import MLP
-            return MLP(data.input_shape, data.num_classes, hidden=tuple(cfg.hidden))
-        from deapnn.models import build_model
-        return build_model(cfg.model, data.input_shape, data.num_classes)
+            model = MLP(data.input_shape, data.num_classes, hidden=hidden)
+        else:
+            from deapnn.models import build_model
+            model = build_model(cfg.model, data.input_shape, data.num_classes)
+        return model if cfg.init == "pytorch" else initialise(model, cfg.init)
 
 
 def training_recipe(cfg: EvoMALConfig, steps: int, eval_every: int = 0,

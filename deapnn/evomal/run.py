@@ -139,7 +139,7 @@ def best_formulas(halloffame, archive: LossArchive, k: int = 5) -> list[dict]:
             simple = str(to_sympy(ind))
         except Exception as exc:  # sympy trouble never stops a report
             simple = f"<sympy: {type(exc).__name__}>"
-        # the archive may have evaluated an equivalent tree: weights belong to that one
+        # a fingerprint archive may have evaluated an equivalent tree: weights belong to it
         rows.append({"tree": str(ind), "fitness": float(ind.fitness.values[0]),
                      "evaluated": record.get("tree", str(ind)),
                      "learned": record.get("expression", str(ind)), "sympy": simple,
@@ -151,7 +151,7 @@ def best_formulas(halloffame, archive: LossArchive, k: int = 5) -> list[dict]:
 def search_text(summary: EvoMALSummary, seconds: float) -> str:
     """The search's summary lines: counts, then the best formulas (learned weights, sympy)."""
     lines = [f"\nsearch: {seconds:.0f} s; {summary.evaluations} evaluations, "
-             f"{summary.archive_hits} archive hits (equivalent trees not re-evaluated)",
+             f"{summary.archive_hits} archive hits (trees not re-evaluated)",
              f"best learned losses (validation {summary.metric}; archive: {summary.archive_size} "
              f"distinct, {summary.rejected} rejected/failed):"]
     for i, row in enumerate(summary.best, 1):
@@ -185,7 +185,7 @@ def search(cfg: EvoMALRunConfig, data, rundir, resume_state: dict | None = None,
     toolbox = make_toolbox(evaluator, tournsize=cfg.tournament, max_height=cfg.max_height,
                            map_fn=map_fn)
     population = toolbox.population(cfg.population_size) if resume_state is None else []
-    archive = LossArchive(data.task, data.num_classes)
+    archive = LossArchive(data.task, data.num_classes, by=cfg.archive_key)
     hof = tools.HallOfFame(5, similar=lambda a, b: archive.key(a) == archive.key(b))
     bar = progress(cfg.generations, "evomal generations", unit="gen")
     bar.update(resume_state["generation"] + 1 if resume_state else 0)

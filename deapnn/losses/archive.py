@@ -1,14 +1,17 @@
-"""Archive of evaluated loss trees, keyed by what the loss computes rather than how it is spelt.
+"""Archive of evaluated loss trees (Raymond et al. 2023, TPAMI, arXiv 2209.08907, §4.6 "Filters").
 
-Raymond et al. 2023 (TPAMI, arXiv 2209.08907) §4.6 "Filters": the reference caches fitness by the
-exact expression string, so ``add(y, fx)`` and ``add(fx, y)`` are trained twice, and rejected
-trees are re-trained. Here a tree's key is an *output fingerprint*: the tree is evaluated in
-float64 on a fixed, seeded set of probe inputs drawn from the task's domain (classification:
-one-hot y and softmax fx; regression: standard-normal y and fx), the outputs are rounded to
-``digits`` significant digits and hashed. Algebraically equal trees (commutativity, ``sub(y, y)``
-= 0, ``abs(fx)`` = ``fx`` when fx is a probability…) share a key; rejected and failed candidates are
-stored like any other, so they are never re-evaluated. :func:`to_sympy` gives a readable canonical
-form for reports.
+The reference caches fitness by the exact expression string (``ea.py``), and an evaluation's
+result is determined by the exact tree: the local search gives every edge of *that* tree its own
+weight, so two trees that compute the same function before the local search (``add(y, fx)`` and
+``add(fx, y)``, ``mul(1, fx)`` and ``fx``) can learn different losses and score differently.
+``by="tree"`` (the default) keys by the tree string, so the archive returns exactly what
+re-evaluating the tree would (with the common fitness seed). ``by="fingerprint"`` keys by an
+*output fingerprint* — the tree evaluated in float64 on a fixed, seeded set of probe inputs from
+the task's domain (classification: one-hot y and softmax fx; regression: standard-normal y and
+fx), rounded to ``digits`` significant digits and hashed — so algebraically equal trees share one
+evaluation (fewer evaluations; an equivalent tree inherits another's fitness). Either way rejected
+and failed candidates are stored like any other and never re-evaluated (the reference re-trains
+them). :func:`to_sympy` gives a readable canonical form for reports.
 
 Everything stored is plain data (str/float/int/bool/lists), so :meth:`LossArchive.state` goes
 straight into a checkpoint. A stored record is an evaluation's ``info`` plus its ``fitness`` (and
@@ -40,8 +43,15 @@ def evaluation_of(record: dict) -> Evaluation:
     return Evaluation((float(record["fitness"]),), info, record.get("error"))
 
 
+#: what an archive keys its records by: "tree" — the exact tree string (the reference's; the
+#: key determines the result); "fingerprint" — the tree's outputs on probe inputs (equivalent
+#: trees share one evaluation)
+ARCHIVE_KEYS = ("tree", "fingerprint")
+
+
 class LossArchive:
-    """Fitness cache keyed by :meth:`key` (an output fingerprint on probe inputs).
+    """Fitness cache keyed by :meth:`key`: the tree string (``by="tree"``) or an output
+    fingerprint on probe inputs (``by="fingerprint"``).
 
     ``record`` values are dicts of plain data (e.g. ``{"fitness": float, "reason": str|None,
     "weights": [...], "expression": str, "tree": str}``, see ``record_of``).
@@ -52,7 +62,10 @@ class LossArchive:
     """
 
     def __init__(self, task: str = "classification", num_classes: int = 3, n_probe: int = 64,
-                 digits: int = 6, seed: int = 0, pset=None):
+                 digits: int = 6, seed: int = 0, pset=None, by: str = "tree"):
+        if by not in ARCHIVE_KEYS:
+            raise ValueError(f"unknown archive key {by!r}; valid: {', '.join(ARCHIVE_KEYS)}")
+        self.by = by
         self.task, self.num_classes, self.digits = task, int(num_classes), int(digits)
         self.n_probe, self.seed = int(n_probe), int(seed)
         self.pset = pset or default_pset()
@@ -72,8 +85,11 @@ class LossArchive:
         self._fingerprints: dict[str, str] = {}   # tree string -> key (memo)
 
     def key(self, tree) -> str:
-        """The fingerprint of ``tree`` (a PrimitiveTree or its string)."""
+        """The key of ``tree`` (a PrimitiveTree or its string): the tree string itself, or its
+        output fingerprint (``by="fingerprint"``)."""
         text = tree if isinstance(tree, str) else str(tree)
+        if self.by == "tree":
+            return text
         found = self._fingerprints.get(text)
         if found is None:
             fn = gp.compile(str(as_tree(tree, self.pset)), self.pset)
@@ -115,21 +131,23 @@ class LossArchive:
     def state(self) -> dict:
         """Checkpoint-safe snapshot (plain data only)."""
         return {"task": self.task, "num_classes": self.num_classes, "digits": self.digits,
-                "n_probe": self.n_probe, "seed": self.seed, "entries": dict(self.entries),
+                "n_probe": self.n_probe, "seed": self.seed, "by": self.by,
+                "entries": dict(self.entries),
                 "hits": self.hits, "misses": self.misses}
 
     @classmethod
     def from_state(cls, state: dict, pset=None) -> LossArchive:
-        """The archive that :meth:`state` saved (trees parsed with ``pset``)."""
+        """The archive that :meth:`state` saved (trees parsed with ``pset``; a state saved
+        before the archive had a ``by`` was keyed by fingerprint)."""
         archive = cls(state["task"], state["num_classes"], state["n_probe"], state["digits"],
-                      state["seed"], pset)
+                      state["seed"], pset, state.get("by", "fingerprint"))
         return archive.load_state(state)
 
     def load_state(self, state: dict) -> LossArchive:
         """Restore a :meth:`state` snapshot in place (its probe settings must match this one's)."""
-        mine = (self.task, self.num_classes, self.n_probe, self.digits, self.seed)
+        mine = (self.task, self.num_classes, self.n_probe, self.digits, self.seed, self.by)
         theirs = (state["task"], state["num_classes"], state["n_probe"], state["digits"],
-                  state["seed"])
+                  state["seed"], state.get("by", "fingerprint"))
         if mine != theirs:
             raise ValueError(f"archive state was built with {theirs}, this archive with {mine}")
         self.entries = dict(state["entries"])

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from deapnn.config import FLOAT32_MAX, ConfigError, Interval
+from deapnn.config import FLOAT32_MAX, ConfigError, Interval, Options
+from deapnn.models.init import INITS, initialise
 from deapnn.runtime import derive_seed
 from deapnn.sgd import SGDSettings, scheduled_lr
 
@@ -37,12 +38,15 @@ class LocalSearchConfig(SGDSettings):
     MNIST configurations): ``meta_steps`` Adam steps at ``meta_lr`` on the edge weights, each
     unrolling ``inner_steps`` (K) SGD steps of the base network with the
     :class:`~deapnn.sgd.SGDSettings` (lr at inner step k: :func:`~deapnn.sgd.scheduled_lr` over
-    the K steps; constant by default), validated on a batch of ``val_batch_size``.
+    the K steps; constant by default), validated on a batch of ``val_batch_size``; the base
+    network re-drawn every meta-step with ``init`` (:func:`deapnn.models.init.initialise`:
+    the reference's Xavier-uniform weights and zero biases by default).
     ``inner_lr`` is the former name of ``lr`` (deprecated, removed in 0.3.0)."""
     meta_steps: int = 250
     inner_steps: int = 1
     meta_lr: float = 1e-3
     val_batch_size: int = 128
+    init: str = "xavier"
     inner_lr: InitVar[float | None] = None
 
     #: the reference code's base learner in its diabetes configuration (SGD lr 0.01, momentum
@@ -56,6 +60,7 @@ class LocalSearchConfig(SGDSettings):
         "inner_steps": [Interval(int, 1, None)],
         "meta_lr": [Interval(float, 0, FLOAT32_MAX, closed="neither")],
         "val_batch_size": [Interval(int, 1, None)],
+        "init": [Options(INITS)],
     }
 
     def __post_init__(self, inner_lr: float | None = None) -> None:
@@ -125,16 +130,15 @@ def unrolled_validation_loss(meta_loss: nn.Module, meta_params: dict, model: nn.
     return task_loss_fn(task)(functional_call(model, state(params), (xv,), tie_weights=False), yv)
 
 
-def reinitialise(model: nn.Module, seed: int) -> None:
-    """Re-draw every sub-module's parameters (``reset_parameters``) from a seeded CPU RNG, leaving
-    the global RNG untouched (a fresh base network per meta-step, EvoMAL Algorithm 1)."""
+def reinitialise(model: nn.Module, seed: int, init: str = "xavier") -> None:
+    """Re-draw every parameter of ``model`` with ``init`` (:func:`deapnn.models.init.initialise`)
+    from a seeded CPU RNG, leaving the global RNG untouched (a fresh base network per
+    meta-step, EvoMAL Algorithm 1; the reference's ``reset()``)."""
     with torch.random.fork_rng(devices=[]):
         # the CPU generator only: torch.manual_seed would also queue lazy seeding of every
         # accelerator backend, which costs more than a small model's whole re-initialisation
         torch.default_generator.manual_seed(seed)
-        for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        initialise(model, init)
 
 
 @dataclass
@@ -173,7 +177,7 @@ def local_search(meta_loss: nn.Module, model: nn.Module, train: tuple, val: tupl
     buffers = {k: v for k, v in run_model.named_buffers()}
     result = LocalSearchResult()
     for step in range(cfg.meta_steps):
-        reinitialise(model, derive_seed(seed, "init", step))
+        reinitialise(model, derive_seed(seed, "init", step), cfg.init)
         params = {k: v.detach().to(device).requires_grad_(True)
                   for k, v in model.named_parameters()}
         batches = []

@@ -3,16 +3,18 @@
 Small models for the embedded datasets (``mlp``, ``cnn`` with 2-D and 1-D variants) and the
 CIFAR-style 32×32 architectures of the GLS paper's experiments (Ding & Spector 2022, §4):
 ``vgg19_bn``, ``resnet18``, ``resnet50``, ``densenet121``, ``mobilenetv2``, ``senet18``,
-``efficientnetb0``.
+``efficientnetb0``, plus ``mobilenetv2_paper`` (MobileNetV2 as Sandler et al. define it;
+``mobilenetv2`` is the reference code's variant, see ``deapnn.models.mobilenetv2``).
 """
 from __future__ import annotations
 
 from torch import nn
 
 from .small import CNN1d, CNN2d, MLP
-from .cifar import MobileNetV2, ResNet18, ResNet50, StagedResNet, VGG19BN
+from .cifar import ResNet18, ResNet50, StagedResNet, VGG19BN
 from .densenet import DenseNet121
 from .efficientnet import EfficientNetB0
+from .mobilenetv2 import MobileNetV2, MobileNetV2Paper
 from .senet import SENet18
 
 
@@ -53,6 +55,7 @@ _INPUT_CHECKS = {
     # three 2×2 average poolings between the dense blocks need at least 8×8
     "densenet121": _check_image("densenet121", 8),
     "mobilenetv2": _check_image("mobilenetv2"),
+    "mobilenetv2_paper": _check_image("mobilenetv2_paper"),
     "senet18": _check_image("senet18"),
     "efficientnetb0": _check_image("efficientnetb0"),
 }
@@ -66,6 +69,7 @@ MODELS = {
     "resnet50": _image32(ResNet50),
     "densenet121": _image32(DenseNet121),
     "mobilenetv2": _image32(MobileNetV2),
+    "mobilenetv2_paper": _image32(MobileNetV2Paper),
     "senet18": _image32(SENet18),
     "efficientnetb0": _image32(EfficientNetB0),
 }
@@ -97,5 +101,5 @@ def build_model(name: str, input_shape, num_classes: int) -> nn.Module:
 
 
 __all__ = ["build_model", "check_model_input", "model_names", "MODELS", "MLP", "CNN1d", "CNN2d",
-           "VGG19BN", "ResNet18", "ResNet50", "DenseNet121", "MobileNetV2", "SENet18",
-           "EfficientNetB0", "StagedResNet"]
+           "VGG19BN", "ResNet18", "ResNet50", "DenseNet121", "MobileNetV2",
+           "MobileNetV2Paper", "SENet18", "EfficientNetB0", "StagedResNet"]

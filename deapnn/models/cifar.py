@@ -1,6 +1,6 @@
 """CIFAR-style (32×32 input) architectures used in the GLS experiments (Ding & Spector 2022, §4):
-VGG19-BN, ResNet18, ResNet50 and MobileNetV2 with a 3×3 stride-1 stem instead of the ImageNet
-stem (DenseNet121, SENet18 and EfficientNetB0 are in their own modules)."""
+VGG19-BN, ResNet18 and ResNet50 with a 3×3 stride-1 stem instead of the ImageNet stem
+(DenseNet121, MobileNetV2, SENet18 and EfficientNetB0 are in their own modules)."""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -114,45 +114,3 @@ class ResNet50(StagedResNet):
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__(in_channels, num_classes, Bottleneck,
                          ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)))
-
-
-class InvertedResidual(nn.Module):
-    def __init__(self, cin, cout, expansion, stride):
-        super().__init__()
-        hidden = cin * expansion
-        self.use_residual = stride == 1 and cin == cout
-        self.block = nn.Sequential(
-            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
-            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
-            nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
-            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = self.block(x)
-        return x + out if self.use_residual else out
-
-
-# (expansion, out channels, repeats, stride); strides of the first two stages set to 1 for 32×32.
-_MBV2 = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-         (6, 160, 3, 2), (6, 320, 1, 1)]
-
-
-class MobileNetV2(nn.Module):
-    """MobileNetV2 (Sandler et al. 2018) adapted to 32×32 inputs (stride-1 stem)."""
-
-    def __init__(self, in_channels: int, num_classes: int):
-        super().__init__()
-        layers = [nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32),
-                  nn.ReLU6(inplace=True)]
-        c = 32
-        for t, cout, n, s in _MBV2:
-            for i in range(n):
-                layers.append(InvertedResidual(c, cout, t, s if i == 0 else 1))
-                c = cout
-        layers += [nn.Conv2d(c, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6(inplace=True),
-                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(1280, num_classes)
-
-    def forward(self, x):
-        return self.head(self.features(x))

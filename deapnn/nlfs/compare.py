@@ -119,7 +119,14 @@ def compare_tuned(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
                         extra={"model": final.model, "steps": final.steps})
     return tuned_comparison(comparison_arms(cfg.baselines, found), protocol, tuned_job, final,
                             map_fn=map_fn, state=state, checkpoint=checkpoint, progress=progress,
-                            chunk=max(1, cfg.batch), ident=final.to_dict(), log=log)
+                            chunk=max(1, cfg.batch), ident=_ident(final), log=log)
+
+
+def _ident(final: SurrogateConfig) -> dict:
+    """The trainings' identity for resuming: the final training without ``diverged_fitness``,
+    which changes no metric compared (a diverged training's best-validation accuracy and
+    weights are the same either way), so a run from before that setting resumes its results."""
+    return {k: v for k, v in final.to_dict().items() if k != "diverged_fitness"}
 
 
 def scale_reports(found: list, num_classes: int) -> dict:

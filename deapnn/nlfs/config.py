@@ -12,6 +12,7 @@ from ..comparison import TuningSettings
 from ..config import Check, ConfigError, Interval, Options, parse_list, seed_constraint, setting
 from ..deprecation import former_name
 from ..operators.aging import check_sample_size
+from ..operators.graph_integrity import FLIP_RULES
 from ..sgd import SGDSettings
 
 
@@ -36,6 +37,12 @@ SURROGATE_SGD = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay":
                  "batch_size": 64, "schedule": "cosine", "milestones": (), "gamma": 0.1}
 
 
+#: what a surrogate training that turns non-finite after passing its pre-screen scores
+DIVERGED_FITNESS = ("best", "zero")
+#: NLFSConfig.diverged_child -> SurrogateConfig.diverged_fitness
+_DIVERGED = {"insert": "best", "failed": "zero"}
+
+
 @dataclass
 class SurrogateConfig(SGDSettings):
     """Budget and regularisation of one surrogate training run (Morgan & Hougen 2024 §3.5)."""
@@ -49,6 +56,9 @@ class SurrogateConfig(SGDSettings):
     prescreen_threshold: float | None = None   # default 1.5 / num_classes
     seed: int = 0
     root: str | None = None
+    # a training turning non-finite after its pre-screen: "best" validation accuracy so far
+    # (Morgan & Hougen's implementation) or "zero" (a failure: deapnn before)
+    diverged_fitness: str = "best"
 
     SGD_DEFAULTS = SURROGATE_SGD
 
@@ -60,6 +70,7 @@ class SurrogateConfig(SGDSettings):
         "augment": [str, None], "prescreen_steps": _count(),
         "prescreen_threshold": [Interval(float), None],
         "seed": seed_constraint(), "root": [str, None],
+        "diverged_fitness": [Options(DIVERGED_FITNESS)],
     }
 
 
@@ -101,6 +112,16 @@ class NLFSConfig(SGDSettings, TuningSettings):
         "reference", "inputs of random genomes and mutations: as the reference (the root starts "
                      "on hidden nodes, binary inputs distinct, a toggle draws a new input) or "
                      "free (deapnn before): reference | free", group="search")
+    diverged_child: str = setting(
+        "insert", "a child whose training turns non-finite after passing the pre-screen: insert "
+                  "it with its best validation accuracy so far, as the reference does, or treat "
+                  "it as a failed child (--failed-child; deapnn before): insert | failed",
+        group="search")
+    flip_rule: str = setting(
+        "start", "integrity check: a probe curve with two bends is flipped when it starts "
+                 "rising (its third step), as the reference (start), or when it ends falling "
+                 "(end, deapnn before); monotone and one-bend curves alike: start | end",
+        group="search")
     population: InitVar[int | None] = None   # former name of population_size (0.3.0: removed)
     pool_rescore: int | None = setting(
         None, "score the pool with the standard (un-augmented) surrogate and re-score its best "
@@ -121,6 +142,8 @@ class NLFSConfig(SGDSettings, TuningSettings):
         "failed_child": [Options(("discard", "insert"))],
         "initial_age": [Options(("shared", "ordered"))],
         "wiring": [Options(("reference", "free"))],
+        "diverged_child": [Options(tuple(_DIVERGED))],
+        "flip_rule": [Options(FLIP_RULES)],
         "pool_rescore": [Interval(int, 0, None), None],
     }
 
@@ -177,11 +200,14 @@ class NLFSConfig(SGDSettings, TuningSettings):
 
     def surrogate(self) -> SurrogateConfig:
         """The surrogate training of the search (§3.5): ``budget`` steps, evaluated 4 times (at
-        most every 50 steps), pre-screened after a quarter of the budget (at most 50 steps)."""
+        most every 50 steps), pre-screened after a quarter of the budget (at most 50 steps); a
+        divergence after the pre-screen keeps the best accuracy so far unless
+        ``diverged_child="failed"``."""
         return SurrogateConfig(**self.sgd().to_dict(), dataset=self.dataset, model=self.model,
                                steps=self.budget, seed=self.seed, root=self.root,
                                eval_every=max(1, min(50, self.budget // 4)),
-                               prescreen_steps=min(50, self.budget // 4))
+                               prescreen_steps=min(50, self.budget // 4),
+                               diverged_fitness=_DIVERGED[self.diverged_child])
 
 
 __all__ = ["NLFSConfig", "SurrogateConfig"]

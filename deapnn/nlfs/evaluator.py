@@ -4,8 +4,12 @@ A candidate loss trains a small network for a fixed step budget **with regularis
 augmentation** (weight decay, Gaussian input noise, the dataset's crop augmentation when it has
 one): the paper found that losses selected without regularisation transferred poorly to large
 regularised models.  Fitness = best validation accuracy seen during the budget.  Early abort
-(fitness 0, reason recorded): a non-finite loss, or a short pre-screen whose validation accuracy
-stays below a threshold.
+(fitness 0, reason recorded): a short pre-screen whose validation accuracy stays below a
+threshold, or a loss that turns non-finite before passing it.  A training that turns non-finite
+*after* passing the pre-screen stops there and scores its best validation accuracy so far, marked
+``diverged`` (Morgan & Hougen's implementation: ``TerminateOnNaN``, then ``nanmax`` of the
+validation accuracies; ``SurrogateConfig.diverged_fitness="zero"`` scores it 0 as a failure,
+deapnn's behaviour before).
 
 Each evaluation seeds its own RNGs from ``derive_seed(run_seed, genome expression)``, so the result
 does not depend on which worker runs it or in which order; :class:`SurrogateEvaluator` is a
@@ -40,8 +44,13 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
     """Train ``cfg.model`` on ``cfg.dataset`` with ``loss_fn`` for ``cfg.steps`` SGD steps
     (:func:`surrogate_recipe`, through :func:`deapnn.loss_training.train_with_loss`).
 
-    Returns ``{"fitness", "val_acc", "steps", "reason"[, "error"][, "test_acc"]}``: ``fitness``
-    is the best validation accuracy, 0 on divergence, a failed pre-screen or an error;
+    Returns ``{"fitness", "val_acc", "steps", "reason"[, "diverged"][, "error"][,
+    "test_acc"]}``: ``fitness`` is the best validation accuracy, 0 on a failed pre-screen, a
+    divergence before the pre-screen passed, or an error (``reason`` says why). A divergence
+    (a non-finite loss or validation accuracy) after the pre-screen passed — with no pre-screen,
+    after a first evaluation — stops the training: with ``cfg.diverged_fitness="best"`` it keeps
+    the best validation accuracy so far, ``reason`` None and ``diverged`` saying where; with
+    ``"zero"`` it scores 0 with the ``reason``;
     ``test_acc`` (when ``test``) is the test accuracy of the best-validation weights: 0 when the
     training stopped (divergence) before any, NaN when it failed (``error``) before any — no
     measurement, a failed job of the final comparison (:mod:`deapnn.results`). Never raises for
@@ -62,6 +71,9 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
     threshold = cfg.prescreen_threshold if cfg.prescreen_threshold is not None \
         else 1.5 / ds.num_classes
     best = {"acc": 0.0, "state": None}
+    # ``passed``: an evaluation at or after the pre-screen went through (a later divergence
+    # keeps the best accuracy); ``prescreen``: the stop was the pre-screen's
+    seen = {"passed": False, "prescreen": False}
 
     def stop(step, metrics):
         acc = metrics[0]
@@ -72,7 +84,9 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
             if test:
                 best["state"] = copy.deepcopy(model.state_dict())
         if step == cfg.prescreen_steps and acc < threshold:
+            seen["prescreen"] = True
             return f"pre-screen: val acc {acc:.3f} < {threshold:.3f} after {step} steps"
+        seen["passed"] = seen["passed"] or step >= cfg.prescreen_steps
         return None
 
     error = None
@@ -86,8 +100,14 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
         from ..failsafe import describe
         reason = error = describe(exc)          # frees the CUDA cache after an OOM
         done = 0
-    out = {"fitness": 0.0 if reason else best["acc"], "val_acc": best["acc"], "steps": done,
-           "reason": reason}
+    # the only other early stop of train_with_loss is a non-finite training loss
+    diverged = reason if reason and not error and not seen["prescreen"] else None
+    scored = bool(diverged) and seen["passed"] and best["acc"] > 0 \
+        and cfg.diverged_fitness == "best"
+    out = {"fitness": best["acc"] if scored or not reason else 0.0, "val_acc": best["acc"],
+           "steps": done, "reason": None if scored else reason}
+    if scored:
+        out["diverged"] = diverged
     if error:
         out["error"] = error
     if test:
@@ -104,8 +124,9 @@ class SurrogateEvaluator:
 
     Picklable (holds a :class:`SurrogateConfig`); accepts a :class:`LossGraph` individual, its
     JSON text or dict.  ``info`` holds ``reason`` (None when fine; why the loss scored 0),
-    ``val_acc``, ``steps`` and ``expression``; ``error`` is set only when the training itself
-    failed (an exception, an out-of-memory, a timeout), and is then also the ``reason``.
+    ``val_acc``, ``steps``, ``expression`` and, when the training turned non-finite after the
+    pre-screen and kept its best accuracy, ``diverged``; ``error`` is set only when the training
+    itself failed (an exception, an out-of-memory, a timeout), and is then also the ``reason``.
     """
 
     def __init__(self, config: SurrogateConfig | None = None, **overrides):

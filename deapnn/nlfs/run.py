@@ -78,25 +78,25 @@ def _counted(mutate, stats: dict):
     return counted
 
 
-def random_pool(seed: int, n: int, wiring: str = "reference") -> dict:
+def random_pool(seed: int, n: int, wiring: str = "reference", flip_rule: str = "start") -> dict:
     """The unevaluated random pool of a run: ``n`` integrity-passing genomes (JSON, ``wiring``
-    as :meth:`LossGraph.random`), no two with the same phenotype (expression or fingerprint,
-    Morgan & Hougen 2024 §3.3), so the seeded population holds no duplicates. Seeds the global
-    RNGs with ``seed`` first."""
+    as :meth:`LossGraph.random`, ``flip_rule`` as ``checkIntegrity``), no two with the same
+    phenotype (expression or fingerprint, Morgan & Hougen 2024 §3.3), so the seeded population
+    holds no duplicates. Seeds the global RNGs with ``seed`` first."""
     seed_everything(seed)
     rng = random.Random(derive_seed(seed, "pool"))
     index, out = PopulationIndex(), []
     for _ in range(200 * n):
         if len(out) == n:
             break
-        g = random_individual(rng, wiring=wiring)
+        g = random_individual(rng, wiring=wiring, flip_rule=flip_rule)
         fp, expr = fingerprint(g), g.to_expression()
         if index.contains(fp, expr):
             continue
         index.add(fp, expr)
         out.append(g.to_json())
     while len(out) < n:                 # (practically unreachable) allow duplicates
-        out.append(random_individual(rng, wiring=wiring).to_json())
+        out.append(random_individual(rng, wiring=wiring, flip_rule=flip_rule).to_json())
     return {"genomes": out, "fitness": [], "info": []}
 
 
@@ -159,7 +159,8 @@ def evolve(cfg: NLFSConfig, population: list, evaluator, map_fn, *, state=None, 
     mutation)`` after every round."""
     if state is None:
         seed_everything(derive_seed(cfg.seed, "evolve"))
-    toolbox = make_toolbox(evaluator, population, map_fn, wiring=cfg.wiring)
+    toolbox = make_toolbox(evaluator, population, map_fn, wiring=cfg.wiring,
+                           flip_rule=cfg.flip_rule)
     mutstats = dict(MUTATION_STATS, **(mutation or {}))
     toolbox.register("mutate", _counted(toolbox.mutate, mutstats))
     # one entry per phenotype: no two reported losses share a probe-curve fingerprint
@@ -182,7 +183,7 @@ def evolve(cfg: NLFSConfig, population: list, evaluator, map_fn, *, state=None, 
         failed_child=cfg.failed_child)
     bar.close()
     children = {k: sum(int(r.get(k, 0)) for r in logbook[1:])
-                for k in ("remutated", "discarded", "inserted_failed")}
+                for k in ("remutated", "discarded", "inserted_failed", "diverged_inserted")}
     return Evolution(population, list(logbook), list(hof), {**mutstats, **children})
 
 
@@ -259,8 +260,9 @@ def scored_pool(cfg: NLFSConfig, ckpt: _Checkpoint, evaluator, map_fn, progress)
     pool the population is seeded from."""
     n, chunk = cfg.rescore_count(), max(8, 4 * cfg.batch)
     first = guarded_evaluator(cfg.standard_surrogate()) if n else evaluator
-    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool, cfg.wiring), first,
-                         map_fn, chunk=chunk, progress=progress,
+    pool = evaluate_pool(ckpt.part("pool") or random_pool(cfg.seed, cfg.pool, cfg.wiring,
+                                                          cfg.flip_rule),
+                         first, map_fn, chunk=chunk, progress=progress,
                          checkpoint=lambda p: ckpt.save("pool", pool=p))
     if not n or (ckpt.part("evo") is not None and ckpt.part("rescore") is None):
         return pool         # (a run from before the second stage resumes its evolution)

@@ -18,8 +18,9 @@ class NLFSSummary:
     config: NLFSConfig
     best: list                     # entries: name, expression, fitness, latex, genome[,
     #                                elimination]
-    mutation: dict                 # mutation counters (children, failed, drifted, rejections) and
-    #                                failed children (remutated, discarded, inserted_failed)
+    mutation: dict                 # mutation counters (children, failed, drifted, rejections),
+    #                                failed children (remutated, discarded, inserted_failed) and
+    #                                children diverged after the pre-screen (diverged_inserted)
     comparison: list | None = None  # final comparison rows: loss, mean, std, test (per seed)
     paired: dict | None = None     # found − CE per seed: diff, mean_diff, wins, ties, losses
     tuned: dict | None = None      # the tuned comparison (deapnn.comparison; default protocol)
@@ -100,6 +101,9 @@ class NLFSSummary:
         if "discarded" in m:
             lines.append(f"failed children ({cfg.failed_child}): {m['remutated']} re-mutated, "
                          f"{m['discarded']} discarded, {m['inserted_failed']} inserted")
+        if "diverged_inserted" in m:
+            lines.append(f"children diverged after the pre-screen ({cfg.diverged_child}): "
+                         f"{m['diverged_inserted']} inserted with their best accuracy so far")
         if not self.best:
             lines.append("no loss found")
         return "\n".join(lines)

@@ -31,14 +31,14 @@ class LossIndividual(LossGraph):
         self.fitness = FitnessMax()
 
 
-def random_individual(rng=None, max_tries: int = 100_000,
-                      wiring: str = "reference") -> LossIndividual:
-    """A random valid genome that passes the integrity check (its ``flip`` set by the check);
-    ``wiring``: see :meth:`LossGraph.random`."""
+def random_individual(rng=None, max_tries: int = 100_000, wiring: str = "reference",
+                      flip_rule: str = "start") -> LossIndividual:
+    """A random valid genome that passes the integrity check (its ``flip`` set by the check,
+    ``flip_rule`` as :func:`checkIntegrity`); ``wiring``: see :meth:`LossGraph.random`."""
     rng = rng or random
     for _ in range(max_tries):
         g = LossIndividual.random(rng, wiring=wiring)
-        res = checkIntegrity(g)
+        res = checkIntegrity(g, flip_rule)
         if res.accept:
             g.flip = res.flip
             return g
@@ -54,19 +54,21 @@ def encode(ind) -> str:
 
 
 def make_toolbox(evaluate, population: list, map_fn=None, max_tries: int = 2500,
-                 wiring: str = "reference") -> base.Toolbox:
+                 wiring: str = "reference", flip_rule: str = "start") -> base.Toolbox:
     """Toolbox for :func:`deapnn.algorithms.regularized.eaRegularizedEvolution`.
 
     ``population`` is the live list the algorithm changes in place: ``mutate`` rejects children
     that duplicate any current member (fingerprint L2 ≤ 0.01 or identical expression).
-    ``wiring`` chooses how random genomes and mutations pick inputs (:func:`mutGraph`).
+    ``wiring`` chooses how random genomes and mutations pick inputs, ``flip_rule`` how the
+    integrity check orients a curve with two bends (:func:`mutGraph`).
     """
     tb = base.Toolbox()
-    tb.register("individual", random_individual, wiring=wiring)
+    tb.register("individual", random_individual, wiring=wiring, flip_rule=flip_rule)
     tb.register("evaluate", evaluate)
     tb.register("map", map_fn or get_map())
     tb.register("clone", copy.deepcopy)
-    tb.register("mutate", mutGraph, population=population, max_tries=max_tries, wiring=wiring)
+    tb.register("mutate", mutGraph, population=population, max_tries=max_tries, wiring=wiring,
+                flip_rule=flip_rule)
     tb.register("select", selAgingTournament)
     tb.register("encode", encode)
     tb.register("decode", decode)

@@ -136,10 +136,13 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     return tuple(children)
 
 
-def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int, bool]:
-    """The reference code's loop (a replication option): a child failing a case is removed
-    from the list *while iterating over it*, which skips the next child on that case; a case that
-    every remaining child fails empties the pool. Returns (pool, cases used, emptied)."""
+def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int]:
+    """The reference code's loop (a replication option; docs/faithfulness.md, GLS tie
+    semantics): on each case (column of ``errors``, in order) a failing child is removed from the
+    list *while iterating over it*, so the child after it is not examined on that case and stays.
+    The pool therefore never empties: the first child either passes or shields the second (a
+    case all four children fail leaves children 1 and 3). Stops as soon as one child is left;
+    ``pool`` must hold at least two children. Returns (pool, cases used)."""
     for j in range(errors.shape[1]):
         row = {c: r for r, c in enumerate(pool)}
         alive = list(pool)
@@ -149,10 +152,10 @@ def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int, bool]:
                 alive.pop(i)
             i += 1
         pool = alive
-        if len(pool) <= 1:
-            return pool, j + 1, len(pool) == 0
+        if len(pool) == 1:
+            return pool, j + 1
         errors = errors[[row[c] for c in pool]]
-    return pool, errors.shape[1], False
+    return pool, errors.shape[1]
 
 
 def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Tensor,
@@ -200,9 +203,10 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     semantics : {"standard", "reference"}, optional
         ``"standard"`` (default): a case that every survivor fails removes nobody; if the cases
         run out, pick uniformly among the survivors. ``"reference"`` replicates the reference
-        code: its list-removal loop, a case failed by every survivor empties the pool, and then
-        (or when the cases run out) a child drawn uniformly from *all* children before selection
-        began wins.
+        code's loop: a failing child is removed from the list being iterated, so the next child
+        skips that case (a case every survivor fails keeps every second one, e.g. children 1
+        and 3 of four; the pool never empties), and when the cases run out with several
+        survivors, a child drawn uniformly from *all* children before selection began wins.
     augment : str, optional
         An augmentation kind of :func:`deapnn.data.augment_batch` (default none): the cases are
         augmented images, freshly drawn at every call, as in the reference code, whose selection
@@ -346,7 +350,7 @@ def selRandomChild(children, k: int = 1, *, rng: np.random.Generator, info: dict
 def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch_size, semantics,
                 info, layout, case_metric="error", epsilon=None, label_max=-1):
     n = len(models)
-    fallback = int(rng.integers(n))   # reference: the winner when the pool empties or cases run out
+    fallback = int(rng.integers(n))   # reference: the winner when the cases run out, drawn first
     pool = [i for i in range(n) if not getattr(models[i], "diverged", None)]
     order = torch.from_numpy(rng.permutation(len(x)))
     examined, survivors, start, size, decider = 0, [], 0, chunk_size, None
@@ -366,11 +370,8 @@ def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch
                              f"cases must be NaN-free")
         errors = matrix([models[i] for i in pool], layout(xb), y[idx], eval_batch_size, label_max)
         if semantics == "reference":
-            pool, used, emptied = _reference_filter(pool, errors)
+            pool, used = _reference_filter(pool, errors)
             examined += used
-            if emptied:
-                survivors.append(0)
-                break
             if len(pool) == 1:
                 decider = int(idx[used - 1])
         else:

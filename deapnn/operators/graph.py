@@ -20,7 +20,7 @@ from deapnn.losses.graph import (LossGraph, N_BINARY, N_SLOTS, N_UNARY, P_HIDDEN
                                  GraphError, allowed_inputs, active_order, check_wiring,
                                  random_node, reached_inputs, Y, YHAT)
 
-from .graph_integrity import IntegrityResult, checkIntegrity
+from .graph_integrity import IntegrityResult, check_flip_rule, checkIntegrity
 from .graph_phenotype import PopulationIndex, fingerprint, isDuplicate, samePhenotype
 
 #: The mutation operators, and the integrity and duplicate names re-exported for one import path.
@@ -154,7 +154,7 @@ def _drift(nodes, active, rng, wiring: str = "reference"):
 
 def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool = True,
              dedupe: bool = True, rng=None, on_failure: str = "keep", drift: bool = True,
-             max_drifts: int = 200, wiring: str = "reference"):
+             max_drifts: int = 200, wiring: str = "reference", flip_rule: str = "start"):
     """Mutate a :class:`~deapnn.losses.LossGraph` in place (Morgan & Hougen 2024 §3.2).
 
     Pick an active node; with p = 0.70 change its op to a different op of the same arity, with
@@ -203,6 +203,9 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
         as Morgan & Hougen's implementation (a new input the node does not read yet; the toggle
         keeps the old input first or second, or drops either, 50/50), ``"free"`` as deapnn did
         before (the toggle reuses the stored second input).
+    flip_rule : {"start", "end"}, optional
+        How :func:`checkIntegrity` orients a child whose probe curve has two bends (default
+        ``"start"``, the reference's rule; ``"end"`` as deapnn did before).
 
     Returns
     -------
@@ -237,6 +240,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
     if on_failure not in ("keep", "raise"):
         raise ValueError(f"on_failure must be 'keep' or 'raise', got {on_failure!r}")
     check_wiring(wiring)
+    check_flip_rule(flip_rule)
     rng = rng or _random
     parent = [list(n) for n in individual.nodes]
     active = active_order(parent)
@@ -272,7 +276,7 @@ def mutGraph(individual, population=(), max_tries: int = 2500, integrity: bool =
             tries += 1
             child = LossGraph(nodes, individual.flip)
             if integrity:
-                res = checkIntegrity(child)
+                res = checkIntegrity(child, flip_rule)
                 if not res.accept:
                     rejects["integrity"] += 1
                     continue

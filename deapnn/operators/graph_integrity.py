@@ -4,6 +4,16 @@
 (non-finite, flat, optimum near p = 0.5, too many bends); it decides whether the loss must be
 negated ("flip") and returns the normalised probe curve, the phenotype fingerprint that
 :mod:`deapnn.operators.graph_phenotype` compares.
+
+Orientation (§3.3 and Morgan & Hougen's ``Loss.check_integrity``): a monotone curve is flipped
+when it decreases, a U kept and an inverted U flipped — the paper's cases. A curve with two
+bends, which the paper does not name, is oriented as the reference orients every curve that is
+not strictly monotone, by its slope at the start (the third step's, flat steps taking the slope
+before them): flipped when it rises (an up-down-up curve is flipped, a down-up-down one kept;
+``flip_rule="start"``). ``flip_rule="end"`` (deapnn before) flips it when it ends falling
+instead. Monotone curves with a flat step, and a U or an inverted U bending within the first
+three steps, follow the paper, not the reference's slope at the start
+(``docs/faithfulness.md``).
 """
 from __future__ import annotations
 
@@ -21,6 +31,11 @@ CENTRE = (0.49, 0.51)
 MAX_FLAT = 10
 MAX_SIGN_CHANGES = 2
 FLAT_RTOL, FLAT_ATOL = 1e-9, 1e-12
+#: the rules orienting a curve with two bends, by its slope at the start (the reference's) or
+#: at the end
+FLIP_RULES = ("start", "end")
+#: the step whose slope is "the slope at the start" (the reference's ``t[2]``)
+START_STEP = 2
 
 
 class IntegrityResult(NamedTuple):
@@ -77,9 +92,23 @@ def probe_curve(genome_or_fn) -> np.ndarray:
     return out.expand(PROBE_ROWS).numpy().astype(np.float64, copy=True)
 
 
-def analyse_curve(curve: np.ndarray) -> IntegrityResult:
+def _slope_at(d: np.ndarray, flat: np.ndarray, step: int) -> float:
+    """The sign of step ``step``; a flat step takes the sign of the nearest non-flat step before
+    it, circularly (the reference fills zero signs with ``np.roll(t, 1)``)."""
+    before = np.flatnonzero(~flat[:step + 1])
+    return float(np.sign(d[before[-1]] if len(before) else d[np.flatnonzero(~flat)[-1]]))
+
+
+def check_flip_rule(flip_rule: str) -> None:
+    """Raise ``ValueError`` unless ``flip_rule`` is one of :data:`FLIP_RULES`."""
+    if flip_rule not in FLIP_RULES:
+        raise ValueError(f"flip_rule must be one of {', '.join(FLIP_RULES)}, got {flip_rule!r}")
+
+
+def analyse_curve(curve: np.ndarray, flip_rule: str = "start") -> IntegrityResult:
     """Apply the integrity rules (Morgan & Hougen 2024 §3.3) to a probe curve (see
     :func:`checkIntegrity`)."""
+    check_flip_rule(flip_rule)
     curve = np.asarray(curve, dtype=np.float64)
     if not np.all(np.isfinite(curve)):
         return IntegrityResult(False, False, None, "non-finite values on the probe")
@@ -101,9 +130,13 @@ def analyse_curve(curve: np.ndarray) -> IntegrityResult:
     if changes > MAX_SIGN_CHANGES:
         return IntegrityResult(False, False, None,
                                f"slope changes sign {changes} times (> {MAX_SIGN_CHANGES})")
-    # increasing -> keep; decreasing -> flip; U (down then up) -> keep; inverted U -> flip:
-    # i.e. flip exactly when the curve ends going down, so the loss grows as p (wrong class) -> 1.
-    flip = bool(signs[-1] < 0)
+    # increasing -> keep; decreasing -> flip; U (down then up) -> keep; inverted U -> flip (the
+    # paper's shapes); two bends: "start" flips when the third step rises (the reference's t[2],
+    # flat steps taking the slope before them), "end" when the last step falls (deapnn before)
+    if changes == 2 and flip_rule == "start":
+        flip = bool(_slope_at(d, flat, START_STEP) > 0)
+    else:
+        flip = bool(signs[-1] < 0)
     shape = {0: "monotone", 1: "U" if signs[0] < 0 else "inverted U"}.get(changes, "two-bend")
     eff = -curve if flip else curve
     span = eff.max() - eff.min()
@@ -112,28 +145,33 @@ def analyse_curve(curve: np.ndarray) -> IntegrityResult:
 
 
 @lru_cache(maxsize=4096)
-def _integrity_cached(key) -> IntegrityResult:
+def _integrity_cached(key, flip_rule: str) -> IntegrityResult:
     try:
-        return analyse_curve(probe_curve(compile_key(key, False)[0]))
+        curve = probe_curve(compile_key(key, False)[0])
     except (RuntimeError, ValueError) as exc:      # e.g. an op rejecting float64 input
         return IntegrityResult(False, False, None, f"probe failed: {exc}")
+    return analyse_curve(curve, flip_rule)
 
 
-def checkIntegrity(genome_or_fn) -> IntegrityResult:
+def checkIntegrity(genome_or_fn, flip_rule: str = "start") -> IntegrityResult:
     """Integrity check of a loss (Morgan & Hougen 2024 §3.3).
 
     The raw loss is evaluated on a 1,000-row two-class probe ŷ = [p, 1−p], y = [0, 1] with
     p from 1e-7 to 1−1e-7 (float64; the loss of a row is the sum over both classes). Rejected:
     non-finite values; argmin or argmax at p ∈ [0.49, 0.51]; a flat curve or more than 10 flat
     steps (``|Δ| ≤ 1e-12 + 1e-9·|value|``); more than 2 slope sign changes. Accepted with
-    ``flip`` when the curve ends decreasing (monotone decreasing, inverted U), without when it
-    ends increasing (monotone increasing, U).
+    ``flip`` for a decreasing monotone curve and an inverted U, without for an increasing one and
+    a U; a curve with two bends is flipped when it starts rising (``flip_rule="start"``, the
+    reference's rule: the slope at the third step) or when it ends falling (``"end"``, deapnn
+    before).
 
     Parameters
     ----------
     genome_or_fn : LossGraph or callable
         A :class:`~deapnn.losses.LossGraph` (results cached per active structure) or a callable
         ``f(y, ŷ)`` returning ``(N, 2)`` element-wise or ``(N,)`` per-row losses.
+    flip_rule : {"start", "end"}, optional
+        Orientation of a curve with two bends (default ``"start"``, see the module docstring).
 
     Returns
     -------
@@ -149,20 +187,24 @@ def checkIntegrity(genome_or_fn) -> IntegrityResult:
     True
     >>> checkIntegrity(lambda y, yhat: (y - yhat) ** 2).reason
     'monotone'
+    >>> up_down_up = lambda y, yhat: (yhat ** 3 / 3 - yhat ** 2 / 2 + 0.16 * yhat)[:, :1]
+    >>> checkIntegrity(up_down_up).reason, checkIntegrity(up_down_up, flip_rule="end").reason
+    ('two-bend, flipped', 'two-bend')
 
     References
     ----------
     Morgan & Hougen 2024, "Neural loss function evolution for large-scale image classifier
     convolutional neural networks" (arXiv 2403.08793), §3.3 (integrity check).
     """
+    check_flip_rule(flip_rule)
     if isinstance(genome_or_fn, LossGraph):
         try:
             key = genome_or_fn.key()
         except GraphError as exc:
             return IntegrityResult(False, False, None, f"invalid genome: {exc}")
-        return _integrity_cached(key)
+        return _integrity_cached(key, flip_rule)
     try:
         curve = probe_curve(genome_or_fn)
     except (RuntimeError, ValueError, TypeError) as exc:
         return IntegrityResult(False, False, None, f"probe failed: {exc}")
-    return analyse_curve(curve)
+    return analyse_curve(curve, flip_rule)

@@ -175,7 +175,7 @@ def nlfs(rep: Report, config: dict, results) -> str:
     rep.image("probe_curves.png", "best losses vs cross-entropy on the probe")
     rep.heading("Search progress", 3)
     _progress(rep, rows, "cycle", ["nevals", "max", "mean", "zeros", "remutated", "discarded",
-                                   "inserted_failed"])
+                                   "inserted_failed", "diverged_inserted"])
 
     rep.heading("Timings")
     _timings(rep, rows, "cycle")
@@ -206,8 +206,11 @@ def nlfs(rep: Report, config: dict, results) -> str:
     rep.para("A failed candidate gets fitness 0 (the logbook's `zeros` column counts them in "
              "the population); a failed child is re-mutated and then discarded (logbook "
              "`remutated`, `discarded`) or, with `--failed-child insert`, inserted (logbook "
-             "`inserted_failed`); the reasons of children that aged out are kept only when the "
-             "evaluation itself failed (logbook `errors`).")
+             "`inserted_failed`); a child whose training turned non-finite after the pre-screen "
+             "is inserted with its best validation accuracy so far (logbook "
+             "`diverged_inserted`; with `--diverged-child failed` it is a failed child); the "
+             "reasons of children that aged out are kept only when the evaluation itself failed "
+             "(logbook `errors`).")
     return "complete" if results is not None else \
         "incomplete (no results.json; `deapnn nlfs --resume` continues)"
 
