@@ -5,16 +5,24 @@ written with ``torch.save`` to a temporary file in the same directory, flushed, 
 over the old one, so a kill at any moment leaves either the previous or the new checkpoint.
 It is read back with ``torch.load(weights_only=True)``: no arbitrary object is unpickled, so a
 tampered file cannot execute code; a truncated or tampered file raises :class:`CheckpointError`.
+
+A checkpoint is bound to its run: it stores :func:`config_hash` of the configuration that defines
+the run (``config.json``'s ``"config"`` block, the invocation's settings left out), and a
+checkpoint of another run (copied, or left by a run of other settings) is refused when it is
+loaded. A checkpoint written before the binding (no hash) is accepted as before.
 """
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
 from contextlib import contextmanager
-import tempfile
 import time
 
 import torch
+
+from .safefs import FileKindError, atomic_write, make_dirs, open_binary
 
 
 class CheckpointError(RuntimeError):
@@ -58,6 +66,22 @@ FORMAT = "deapnn-checkpoint-1"
 STALE_SECONDS = 60.0
 
 
+def config_hash(command, block: dict, part: str | None = None) -> str:
+    """The identity of a run (or of ``part`` of it, e.g. one GLS job ``"gls/seed0"``): the
+    SHA-256 of its ``command`` and defining configuration ``block`` (``config.json``'s
+    ``"config"``, in the current layout) without the invocation's settings
+    (:meth:`deapnn.config.Config.invocation_settings`: they may change on ``--resume``)."""
+    from .results import config_class
+    cls = config_class(command) if isinstance(command, str) else None
+    skip = set(cls.invocation_settings()) if cls is not None else set()
+    plain = json.loads(json.dumps(block, default=str))      # as config.json stores it
+    defining = {k: v for k, v in plain.items() if k not in skip} if isinstance(plain, dict) \
+        else plain
+    text = json.dumps({"command": command, "config": defining, "part": part}, sort_keys=True,
+                      separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _remove_stale_temporaries(directory: str) -> None:
     """Delete temporary files left by writers killed mid-write (older than a minute)."""
     now = time.time()
@@ -69,34 +93,21 @@ def _remove_stale_temporaries(directory: str) -> None:
             pass
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Atomically write ``state`` to ``path`` (write to a temporary file, fsync, rename)."""
+def save_checkpoint(path: str | os.PathLike, state: dict, run: str | None = None) -> None:
+    """Atomically write ``state`` to ``path`` (write to a temporary file, fsync, rename);
+    ``run``: the :func:`config_hash` of the run it belongs to (checked by
+    :func:`load_checkpoint`)."""
+    from .results import SCHEMA_VERSION
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    _remove_stale_temporaries(directory)
-    blob = serialize({"format": FORMAT, "state": state})
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".ckpt-", dir=directory)
+    try:        # below a run directory: created and written without following links
+        make_dirs(directory)
     except OSError as exc:
         raise write_error(exc, path) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise write_error(exc, path) from None
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _remove_stale_temporaries(directory)
+    bound = {"run": run, "schema_version": SCHEMA_VERSION} if run is not None else {}
+    blob = serialize({"format": FORMAT, "state": state, **bound})
+    atomic_write(path, lambda fh: fh.write(blob), fsync=True, prefix=".ckpt-")
 
 
 def serialize(obj) -> bytes:
@@ -116,16 +127,33 @@ def write_error(exc: OSError, path: str) -> OSError:
     return type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(path))
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` without executing any code."""
+def load_checkpoint(path: str | os.PathLike, run: str | None = None) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` without executing any code. With
+    ``run`` (this run's :func:`config_hash`), a checkpoint bound to another run is a
+    :class:`CheckpointError`; one without a hash (written before the binding) or hashed in an
+    older layout of the configuration is accepted."""
+    from .results import SCHEMA_VERSION
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"no checkpoint at {path}")
+    try:        # a regular file (a FIFO would block), never through a link (RunDirError)
+        fh = open_binary(path)
+    except FileKindError as exc:
+        raise CheckpointError(f"checkpoint {path} is {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable: {exc.strerror}") from None
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        with fh:
+            blob = torch.load(fh, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, disallowed global, bad magic...
         raise CheckpointError(f"checkpoint {path} is corrupt or unsafe: {type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a {FORMAT} file")
+    stored = blob.get("run")
+    if run is not None and stored is not None and stored != run \
+            and blob.get("schema_version") == SCHEMA_VERSION:
+        raise CheckpointError(f"checkpoint {path} belongs to another run: it was written for "
+                              "another configuration than this run's config.json; move it "
+                              "away to restart that part of the run")
     return blob["state"]

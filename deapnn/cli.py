@@ -1,19 +1,33 @@
-"""The ``deapnn`` command line."""
+"""The ``deapnn`` command line.
+
+Importing it is cheap: :func:`main` installs the SIGTERM/SIGHUP handlers (:mod:`deapnn.signals`)
+before it imports the commands (and torch with them), so a signal during start-up ends the
+command in one line like any other.
+"""
 from __future__ import annotations
 
 import argparse
 import errno
-import os
 import signal
 import sys
-import threading
 import warnings
 
-from .commands import compare, datasets, defaults, evomal, gls, nlfs, report, train
-from .commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
-                              UsageError, relaunch_under_scoop)
+from . import signals
+from .commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError,
+                              relaunch_under_scoop)
+from .parallel import SettingError, check_environment
+from .signals import Terminated  # noqa: F401 - deapnn.cli.Terminated, as before
 
-COMMANDS = [datasets, defaults, train, gls, nlfs, evomal, report, compare]
+
+def _commands() -> list:
+    from .commands import compare, datasets, defaults, evomal, gls, nlfs, report, train
+    return [datasets, defaults, train, gls, nlfs, evomal, report, compare]
+
+
+def __getattr__(name):
+    if name == "COMMANDS":       # the command modules, imported when first asked for
+        return _commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,22 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "Selection, neural loss function search (NLFS) and EvoMAL.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for command in COMMANDS:
+    for command in _commands():
         command.register(sub)
     return parser
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived (a batch system pre-empting the job): unwound like Ctrl-C, so every
-    atomic write in progress is finished or abandoned (its temporary file removed)."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
-def _run_dir_of(args) -> str | None:
-    return getattr(args, "resume", None) or getattr(args, "out", None)
 
 
 def _checked(args) -> None:
@@ -60,27 +61,40 @@ def _checked(args) -> None:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, program: bool | None = None) -> int:
+    """Run a ``deapnn`` command line; its exit code. ``program`` (default: ``argv`` is None, as
+    the ``deapnn`` script calls it): this command is the whole process, whose signal handlers
+    stay to its end (a signal once the outcome is decided is ignored); otherwise the previous
+    handlers are put back."""
+    program = argv is None if program is None else program
+    previous = signals.install()            # first: before the commands import torch
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    previous = _install(signal.SIGTERM, _on_sigterm)
+    args = None
     try:
+        args = build_parser().parse_args(argv)
         if getattr(args, "check", None):
             _checked(args)
+        check_environment()
         code = relaunch_under_scoop(args, argv) if hasattr(args, "workers") else None
         if code is not None:
             return code
         return args.func(args)
-    except (UsageError, FileNotFoundError) as exc:
+    except (UsageError, SettingError, FileNotFoundError) as exc:
         print(f"deapnn: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        signals.freeze()
         print("deapnn: interrupted" + _resume_hint(args), file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Terminated:
-        print("deapnn: terminated" + _resume_hint(args), file=sys.stderr)
-        return EXIT_TERMINATED
+    except Terminated as exc:
+        signals.freeze()
+        reason = signals.stop_reason()       # stopped from inside (deapnn.heartbeat): why
+        if reason:
+            print(f"deapnn: error: {reason}" + _resume_hint(args), file=sys.stderr)
+            return EXIT_FAILED
+        name = "" if exc.signum == signal.SIGTERM else f" ({exc.name})"
+        print(f"deapnn: terminated{name}" + _resume_hint(args), file=sys.stderr)
+        return exc.exit_code
     except OSError as exc:    # the environment failed: disk full, read-only, size limit...
         print(f"deapnn: error: {os_error_line(exc)}" + _resume_hint(args), file=sys.stderr)
         return EXIT_FAILED
@@ -92,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         raise
     finally:
-        _install(signal.SIGTERM, previous)
+        if program:
+            signals.exiting()
+        else:
+            signals.restore(previous)
 
 
 #: errors of a system call the environment refused, and what to do about them
@@ -116,17 +133,8 @@ def os_error_line(exc: OSError) -> str:
 
 
 def _resume_hint(args) -> str:
-    run_dir = _run_dir_of(args)
-    if run_dir and getattr(args, "command", None) != "report" and os.path.isdir(run_dir):
-        return f", resume with --resume {run_dir}"
-    return ""
-
-
-def _install(signum, handler):
-    """Set a signal handler where Python allows it (the main thread); return the old one."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signum, handler)
+    from .commands.common import resume_hint
+    return resume_hint(args)
 
 
 if __name__ == "__main__":

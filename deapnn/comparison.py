@@ -37,8 +37,8 @@ import statistics
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .config import (Check, Config, ConfigError, parse_list, parse_seed_indices, seed_indices,
-                     seed_list, setting)
+from .config import (FLOAT32_MAX, Check, Config, ConfigError, parse_list, parse_seed_indices,
+                     seed_indices, seed_list, setting)
 from .progress import no_progress
 from .runtime import derive_seed
 
@@ -114,6 +114,11 @@ class TuningSettings(Config):
                 get(name)
             except ValueError as exc:
                 raise ConfigError(f"baseline {exc}", "baselines") from None
+        lr = getattr(self, "lr", None)          # the configured lr the grid multiplies
+        if isinstance(lr, (int, float)) and self.tune and lr * max(self.lr_grid) > FLOAT32_MAX:
+            raise ConfigError(f"lr_grid must hold multipliers <= {FLOAT32_MAX / lr:.4g} with "
+                              f"lr {lr} (the learning rate must stay a float32), got "
+                              f"{max(self.lr_grid):g}", "lr_grid")
 
 
 @dataclass
@@ -166,9 +171,12 @@ def parse_grid(text: str) -> list[float]:
         try:
             value = float(Fraction(part))
         except (ValueError, ZeroDivisionError):
-            raise ValueError(f"not a number or fraction: {part!r}") from None
-        if not value > 0 or not math.isfinite(value):
-            raise ValueError(f"learning-rate multipliers must be positive, got {part!r}")
+            raise ValueError(f"not a number or fraction: {part[:40]!r}") from None
+        except OverflowError:           # 1e400: no float holds it
+            value = math.inf
+        if not value > 0 or not value <= FLOAT32_MAX:
+            raise ValueError(f"learning-rate multipliers must be positive and at most "
+                             f"{FLOAT32_MAX:.4g} (the largest float32), got {part[:40]!r}")
         out.append(value)
     if not out:
         raise ValueError("no learning-rate multiplier given")
@@ -283,6 +291,17 @@ def _run(jobs: list, trainer, context, results: dict, *, map_fn, chunk: int, bar
     bar.close()
 
 
+def check_state(state) -> dict:
+    """``state`` if it is a stored state of :func:`tuned_comparison` (``{"ident": ...,
+    "results": {key: {"metric": ..., ...}}}``); else ``ValueError`` saying what does not fit."""
+    if not isinstance(state, dict) or set(state) != {"ident", "results"} \
+            or not isinstance(state["results"], dict):
+        raise ValueError('not a comparison state {"ident": ..., "results": {...}}')
+    if not all(isinstance(r, dict) and "metric" in r for r in state["results"].values()):
+        raise ValueError("a stored training of the comparison has no metric")
+    return state
+
+
 def tuned_comparison(arms: list, protocol: Protocol, trainer, context, *, map_fn=map,
                      state: dict | None = None, checkpoint=None, progress=no_progress,
                      chunk: int = 1, ident=None, log=None) -> dict:
@@ -386,4 +405,4 @@ def table_lines(record: dict, scale: dict | None = None) -> list[str]:
 
 __all__ = ["Arm", "Protocol", "DEFAULT_LR_GRID", "DEFAULT_TUNE_SEEDS", "tuning_seed",
            "final_seed", "parse_grid", "grid_ok", "multiplier_text", "job_key", "choose_lr",
-           "paired_stats", "tuned_comparison", "table_lines"]
+           "paired_stats", "check_state", "tuned_comparison", "table_lines"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 from typing import ClassVar
 
 
@@ -23,6 +24,15 @@ SEED_MAX = 2**32 - 1
 #: The largest float32. A learning rate or weight decay above it cannot reach a float32 kernel
 #: (torch fails with "value cannot be converted to type float without overflow").
 FLOAT32_MAX = 3.4028234663852886e38
+
+#: The most seeds one setting lists, each a whole run or training. A range such as
+#: ``0-1000000000000000000`` is refused before it is materialised.
+SEEDS_MAX = 10_000
+
+#: The largest size (batch size, layer width) a setting takes. torch reads sizes as 64-bit
+#: integers and fails on larger ones ("Overflow when unpacking long long"); no dataset or
+#: network comes near it.
+SIZE_MAX = 2**31 - 1
 
 
 class ConfigError(ValueError):
@@ -135,15 +145,19 @@ def _describe(constraint) -> str:
     return constraint.describe()
 
 
-def int_list(low: int | None = None, *, distinct: bool = False, nonempty: bool = True) -> Check:
-    """A list of integers (each ``>= low``), optionally non-empty and without repeats."""
+def int_list(low: int | None = None, *, distinct: bool = False, nonempty: bool = True,
+             high: int | None = None) -> Check:
+    """A list of integers (each ``>= low`` and ``<= high``), optionally non-empty and without
+    repeats."""
     def ok(value):
         return (isinstance(value, (list, tuple)) and (len(value) > 0 or not nonempty)
                 and all(isinstance(v, int) and not isinstance(v, bool)
-                        and (low is None or v >= low) for v in value)
+                        and (low is None or v >= low) and (high is None or v <= high)
+                        for v in value)
                 and (not distinct or len(set(value)) == len(value)))
+    bounds = [f">= {low}"] * (low is not None) + [f"<= {high}"] * (high is not None)
     words = ("a non-empty " if nonempty else "a ") + "list of integers" + \
-        (f" >= {low}" if low is not None else "") + (" without repeats" if distinct else "")
+        (" " + " and ".join(bounds) if bounds else "") + (" without repeats" if distinct else "")
     return Check(ok, words)
 
 
@@ -165,18 +179,22 @@ def parse_list(kind, what: str, *, positive: bool = False, nonempty: bool = Fals
 
 
 def parse_seeds(text: str) -> list[int]:
-    """Seeds as ``0,1,2``, a range ``0-4`` (both ends included) or a mix (``0-2,7``)."""
+    """Seeds as ``0,1,2``, a range ``0-4`` (both ends included) or a mix (``0-2,7``); at most
+    :data:`SEEDS_MAX` of them (counted before a range is materialised)."""
     seeds: list[int] = []
     for part in (t.strip() for t in str(text).split(",")):
         if not part:
             continue
         low, sep, high = part.partition("-")
         try:
-            seeds += list(range(int(low), int(high) + 1)) if sep and low else [int(part)]
+            first, last = (int(low), int(high)) if sep and low else (int(part), int(part))
         except ValueError:
             raise ValueError(f"must be seeds like 0,1,2 or a range 0-4, got {text!r}") from None
-        if sep and low and int(high) < int(low):
+        if last < first:
             raise ValueError(f"must be seeds like 0,1,2 or a range 0-4 (low-high), got {text!r}")
+        if len(seeds) + last - first + 1 > SEEDS_MAX:
+            raise ValueError(f"must list at most {SEEDS_MAX} seeds, got {_shortened(text)}")
+        seeds += range(first, last + 1)
     if not seeds:
         raise ValueError(f"must list at least one seed, got {text!r}")
     return seeds
@@ -195,10 +213,18 @@ def parse_seed_indices(text: str):
     return parse_seeds(text)
 
 
+def _shortened(text: str, limit: int = 60) -> str:
+    """``repr(text)``, its middle elided beyond ``limit`` characters (an error stays one short
+    line whatever was typed)."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit // 2] + "..." + text[-limit // 2:])
+
+
 def seed_indices(value, name: str, owner: str) -> list[int]:
     """A list of seed indices, or ``list(range(n))`` for the former count form ``n`` (an int),
-    with a deprecation warning naming ``owner``'s setting ``name``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    with a deprecation warning naming ``owner``'s setting ``name``; a count above
+    :data:`SEEDS_MAX` is returned as it is, for the constraint to refuse (never materialised)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= SEEDS_MAX:
         from .deprecation import warn_count
         warn_count(owner, name, value)
         return list(range(value))
@@ -211,13 +237,14 @@ def seed_constraint() -> list:
 
 
 def seed_list(*, distinct: bool = True) -> Check:
-    """A non-empty list of run seeds, each in 0 .. :data:`SEED_MAX` (without repeats)."""
+    """A non-empty list of at most :data:`SEEDS_MAX` run seeds, each in 0 .. :data:`SEED_MAX`
+    (without repeats)."""
     def ok(value):
-        return (isinstance(value, (list, tuple)) and len(value) > 0
+        return (isinstance(value, (list, tuple)) and 0 < len(value) <= SEEDS_MAX
                 and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEED_MAX
                         for v in value)
                 and (not distinct or len(set(value)) == len(value)))
-    return Check(ok, f"a non-empty list of integers in 0..{SEED_MAX}"
+    return Check(ok, f"a non-empty list of at most {SEEDS_MAX} integers in 0..{SEED_MAX}"
                  + (" without repeats" if distinct else ""))
 
 
@@ -229,6 +256,50 @@ def subset_of(values, *, distinct: bool = True) -> Check:
         return (isinstance(value, (list, tuple)) and all(v in values for v in value)
                 and (not distinct or len(set(value)) == len(value)))
     return Check(ok, "a list of " + ", ".join(values) + (" without repeats" if distinct else ""))
+
+
+def available_memory() -> int | None:
+    """Bytes a new run may use on this host: ``MemAvailable`` of ``/proc/meminfo`` (else the
+    physical memory), less when the process's cgroup has a lower limit; None when unknown
+    (nothing is then refused)."""
+    found = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            found = next((int(line.split()[1]) * 1024 for line in fh
+                          if line.startswith("MemAvailable:")), None)
+    except (OSError, ValueError, IndexError):
+        pass
+    if found is None:
+        try:
+            found = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            return None
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit, encoding="ascii") as fh, open(usage, encoding="ascii") as fu:
+                text, used = fh.read().strip(), int(fu.read())
+        except (OSError, ValueError):
+            continue
+        if text.isdigit() and int(text) < 2**60:
+            found = min(found, max(int(text) - used, 0))
+    return found
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def network_parameters(model: str, input_shape, num_classes: int) -> int:
+    """The parameters of network ``model`` for ``input_shape`` and ``num_classes``, counted on
+    torch's meta device (nothing is allocated; milliseconds)."""
+    import torch
+
+    from .models import build_model
+    with torch.device("meta"):
+        net = build_model(model, input_shape, num_classes)
+    return sum(p.numel() for p in net.parameters())
 
 
 @dataclasses.dataclass
@@ -254,6 +325,29 @@ class Config:
 
     def _check(self) -> None:
         """Cross-field rules (override; raise :class:`ConfigError`)."""
+
+    def memory_needs(self) -> list[tuple[str, float, str]]:
+        """``(field, bytes, what)``: a lower estimate of the memory one process of the run
+        holds at once, with the setting that sets it (override; none by default)."""
+        return []
+
+    def check_resources(self, workers: int = 1, available: int | None = None):
+        """Refuse (:class:`ConfigError` naming the setting) a run that cannot fit this host:
+        :meth:`memory_needs` for ``workers`` processes at once against ``available`` bytes
+        (default: :func:`available_memory`). Called before a run starts, by the command line
+        and the runners, never when a configuration is made: a worker re-making the
+        configuration of a running run must not refuse it for the memory the run holds.
+        Returns ``self``."""
+        available = available_memory() if available is None else available
+        if available is None:
+            return self
+        for name, need, what in self.memory_needs():
+            if need * workers > available:
+                each = f" each, {workers} processes at once" if workers > 1 else ""
+                raise ConfigError(f"{what} would need about {_gib(need)} of memory{each}, "
+                                  f"more than the {_gib(available)} this host has available",
+                                  name)
+        return self
 
     @classmethod
     def invocation_settings(cls) -> tuple[str, ...]:
@@ -288,6 +382,7 @@ class Config:
         return cls(**data).validate()
 
 
-__all__ = ["FLOAT32_MAX", "SEED_MAX", "seed_constraint", "seed_list", "setting", "parse_list",
+__all__ = ["FLOAT32_MAX", "SEED_MAX", "SEEDS_MAX", "SIZE_MAX", "available_memory",
+           "network_parameters", "seed_constraint", "seed_list", "setting", "parse_list",
            "parse_seeds", "parse_seed_indices", "seed_indices", "Config", "ConfigError", "Interval",
            "Options", "Check", "int_list", "subset_of"]

@@ -23,7 +23,6 @@ Limits of the timeout (``SIGALRM`` through ``signal.setitimer``):
 """
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -66,13 +65,11 @@ def describe(exc: BaseException) -> str:
 
 
 def default_timeout() -> float | None:
-    """Per-evaluation time limit in seconds from ``DEAPNN_EVAL_TIMEOUT`` (``--eval-timeout``)."""
-    text = os.environ.get("DEAPNN_EVAL_TIMEOUT", "")
-    try:
-        value = float(text) if text else None
-    except ValueError:
-        return None
-    return value if value and value > 0 else None
+    """Per-evaluation time limit in seconds from ``DEAPNN_EVAL_TIMEOUT`` (``--eval-timeout``;
+    unset or 0: none). A value that is not a number >= 0 is
+    :class:`deapnn.parallel.SettingError` naming the variable, never silently no limit."""
+    from .parallel import env_setting
+    return env_setting("DEAPNN_EVAL_TIMEOUT") or None
 
 
 def can_time_out() -> bool:

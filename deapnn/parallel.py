@@ -13,14 +13,22 @@ run going instead:
 * results are put back in input order, and every evaluation seeds itself from the run seed and
   the individual's identity (:func:`deapnn.runtime.derive_seed`), so the result is the serial
   ``map``'s whichever process evaluated what;
-* when no evaluation has finished for ``timeout`` seconds (``--worker-timeout``, default one
-  hour) while futures are out, the workers are presumed lost: the origin says so on stderr,
-  evaluates the outstanding items itself and runs the rest of the run's evaluations in this
-  process (a dead broker would lose every later future too). The run finishes with the result
-  it would have had; ``--resume`` with ``--workers`` after stopping it brings the workers back.
+* when a worker is known to be gone (under ``deapnn ... --workers N``, the supervisor of
+  :mod:`deapnn.heartbeat` says so within a second of its process ending, or
+  :data:`deapnn.heartbeat.SILENT_AFTER` seconds after its host stopped answering), or when no
+  evaluation has finished for ``timeout`` seconds (``--worker-timeout``, default one hour: a
+  worker alive but stuck) while futures are out, the pool is given up: the origin says so in one
+  line on stderr, evaluates the outstanding items itself and runs the rest of the run's
+  evaluations in this process (SCOOP's broker dies at its next send to a dead worker, losing
+  every later future too). The run finishes with the result it would have had; ``--resume``
+  with ``--workers`` after stopping it brings the workers back.
+
+Also home of the environment variables of parallel evaluation (:data:`ENV_SETTINGS`), checked
+up front by the command line (:func:`check_environment`: one line naming the variable, exit 2).
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -32,15 +40,54 @@ TIMEOUT_ENV = "DEAPNN_WORKER_TIMEOUT"
 _POLL_MS = 100
 
 
+class SettingError(ValueError):
+    """An environment variable deapnn reads holds a value it cannot use."""
+
+
+#: variable -> (type, lowest value accepted, whether that value itself is excluded, meaning)
+ENV_SETTINGS = {
+    TIMEOUT_ENV: (float, 0, True, "seconds (> 0) without an evaluation from the SCOOP workers"),
+    "DEAPNN_EVAL_TIMEOUT": (float, 0, False, "seconds one evaluation may take (>= 0, 0: no limit)"),
+    "DEAPNN_THREADS": (int, 1, False, "torch threads per process (an integer >= 1)"),
+    "DEAPNN_WORKER_SLOT": (int, 0, False, "this worker's slot on its host (an integer >= 0)"),
+    "SCOOP_WORKER_SLOT": (int, 0, False, "this worker's slot on its host (an integer >= 0)"),
+    "DEAPNN_FAKE_GPUS": (int, 0, False, "a simulated GPU count (an integer >= 0)"),
+}
+
+
+def env_setting(name: str):
+    """The value of environment variable ``name`` of :data:`ENV_SETTINGS` (None when unset or
+    empty); :class:`SettingError` naming it when it holds anything else."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    kind, low, excluded, meaning = ENV_SETTINGS[name]
+    try:
+        value = kind(text)
+        good = math.isfinite(value) and (value > low if excluded else value >= low)
+    except (ValueError, OverflowError):
+        good = False
+    if not good:
+        raise SettingError(f"environment variable {name}={text[:40]!r}: expected {meaning}")
+    return value
+
+
+def check_environment() -> None:
+    """Every variable of :data:`ENV_SETTINGS` that is set holds a usable value (see
+    :func:`env_setting`)."""
+    for name in ENV_SETTINGS:
+        env_setting(name)
+
+
 def worker_timeout() -> float:
     """The lost-worker bound in force: ``$DEAPNN_WORKER_TIMEOUT`` or
     :data:`DEFAULT_WORKER_TIMEOUT`."""
-    text = os.environ.get(TIMEOUT_ENV)
-    return float(text) if text else DEFAULT_WORKER_TIMEOUT
+    value = env_setting(TIMEOUT_ENV)
+    return DEFAULT_WORKER_TIMEOUT if value is None else value
 
 
 class WorkersLost(RuntimeError):
-    """Raised inside :class:`ScoopMap` when the remote workers stopped answering."""
+    """Raised inside :class:`ScoopMap` when the pool is lost: a worker gone, or none answering."""
 
 
 class ScoopMap:
@@ -56,7 +103,7 @@ class ScoopMap:
         self.lost = False              # set once: from then on everything runs here
         self._log = log or (lambda text: print(text, file=sys.stderr, flush=True))
 
-    # -- SCOOP plumbing (kept in three small methods: the only use of SCOOP internals) ---------
+    # -- SCOOP plumbing (kept in these small methods: the only use of SCOOP internals) -------
     @staticmethod
     def _remote_workers() -> int:
         import scoop
@@ -66,6 +113,13 @@ class ScoopMap:
     def _submit(func, args):
         from scoop import futures
         return futures.submit(func, *args)
+
+    @staticmethod
+    def _gone(said: bool = False) -> str | None:
+        """What the run's supervisor said about a worker that is gone (None: nothing);
+        ``said``: this map says so."""
+        from .heartbeat import lost_worker
+        return lost_worker(said)
 
     @staticmethod
     def _pump(futs, wait_ms: int) -> None:
@@ -80,6 +134,8 @@ class ScoopMap:
     # -- the map ------------------------------------------------------------------------------
     def __call__(self, func, *iterables):
         items = list(zip(*iterables))
+        if not self.lost and self._gone():
+            self._give_up(WorkersLost(self._gone()), 0)
         remote = 0 if self.lost else self._remote_workers()
         if remote == 0 or len(items) <= 1:
             return [func(*args) for args in items]
@@ -115,10 +171,14 @@ class ScoopMap:
                         errors[i] = exc
                     last_progress = time.monotonic()
                     self._pump(out, 0)
+                    if self._gone():
+                        raise WorkersLost(self._gone())
                     if collect():
                         last_progress = time.monotonic()
                     continue
                 self._pump(out, _POLL_MS)
+                if self._gone():
+                    raise WorkersLost(self._gone())
                 if collect():
                     last_progress = time.monotonic()
                 elif time.monotonic() - last_progress > self.timeout:
@@ -141,10 +201,12 @@ class ScoopMap:
     def _give_up(self, why, outstanding: int) -> None:
         self.lost = True
         reason = str(why) or "the SCOOP pool shut down (a worker exited unexpectedly)"
-        self._log(f"deapnn: warning: {reason} (--worker-timeout; a worker died?): evaluating "
-                  f"the {outstanding} outstanding item(s) and the rest of this run in the origin "
-                  "process. Results are unchanged; to get the workers back, stop the run and "
-                  "`--resume` it with --workers")
+        if self._gone(said=True) is None:
+            reason += " (--worker-timeout; a worker died?)"
+        what = f"the {outstanding} outstanding item(s) and " if outstanding else ""
+        self._log(f"deapnn: warning: {reason}: evaluating {what}the rest of this run in the "
+                  "origin process. Results are unchanged; to get the workers back, stop the run "
+                  "and `--resume` it with --workers")
 
 
 _SHARED: ScoopMap | None = None

@@ -61,6 +61,12 @@ def claim_slot(directory: str | None = None, max_slots: int = 4096) -> int:
     there is no stale claim to clean up and no shared scheduler is needed: the SCOOP workers of
     one host (of every run of this user on it) get distinct slots 0, 1, 2, … . Idempotent: a
     process claims once and keeps its slot. Without ``fcntl`` (Windows) the slot is 0.
+
+    The lock directory lives in a temporary directory other users share, so it is private: made
+    with mode 0700, and one (or the per-user ``deapnn-slots-<uid>`` above it) that is a
+    symbolic link, belongs to another user or can be written by others is refused with a
+    ``PermissionError`` naming it. Lock files are opened in it with ``O_NOFOLLOW`` (never
+    through a link) and only when they are regular files.
     """
     global _SLOT, _SLOT_FH
     if _SLOT is not None:
@@ -70,22 +76,78 @@ def claim_slot(directory: str | None = None, max_slots: int = 4096) -> int:
     except ImportError:                      # pragma: no cover - non-POSIX
         _SLOT = 0
         return _SLOT
-    directory = directory or slot_directory()
-    os.makedirs(directory, exist_ok=True)
-    for i in range(max_slots):
-        fh = open(os.path.join(directory, f"slot{i}.lock"), "a+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:                      # held by a live process: try the next slot
-            fh.close()
-            continue
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")          # for people looking at the directory
-        fh.flush()
-        _SLOT, _SLOT_FH = i, fh
-        return i
+    if directory is None:
+        directory = slot_directory()
+        os.close(_private_directory(os.path.dirname(directory)))     # deapnn-slots-<uid>
+    dir_fd = _private_directory(directory)
+    try:
+        for i in range(max_slots):
+            fd = _open_slot_file(f"slot{i}.lock", dir_fd, directory)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:                  # held by a live process: try the next slot
+                os.close(fd)
+                continue
+            os.set_blocking(fd, True)
+            fh = os.fdopen(fd, "r+")
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")      # for people looking at the directory
+            fh.flush()
+            _SLOT, _SLOT_FH = i, fh
+            return i
+    finally:
+        os.close(dir_fd)
     raise RuntimeError(f"no free worker slot among {max_slots} in {directory}")
+
+
+def _private_directory(path: str) -> int:
+    """A descriptor on the directory ``path`` (made with mode 0700 when missing), opened
+    without following a link; ``PermissionError`` naming it when it is a link, is not this
+    user's or others can write in it."""
+    import errno
+    import stat
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    refuse = ("deapnn keeps its worker slot locks in a directory only you can write; remove "
+              "it or set DEAPNN_SLOT_DIR to one")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        if os.path.islink(path):
+            raise PermissionError(errno.EPERM, f"a symbolic link: {refuse}", path) from None
+        raise
+    info = os.fstat(fd)
+    uid = os.geteuid()
+    if info.st_uid != uid or info.st_mode & 0o022:
+        os.close(fd)
+        why = (f"owned by uid {info.st_uid}, not {uid}" if info.st_uid != uid
+               else f"writable by others (mode {stat.S_IMODE(info.st_mode):o})")
+        raise PermissionError(errno.EPERM, f"{why}: {refuse}", path)
+    return fd
+
+
+def _open_slot_file(name: str, dir_fd: int, directory: str) -> int:
+    """``name`` in the lock directory, created if absent (mode 0600), never through a link and
+    only a regular file (a planted FIFO is refused, not waited on)."""
+    import errno
+    import stat
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PermissionError(errno.ELOOP, "a symbolic link, not a slot lock file; remove "
+                                  "it", path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PermissionError(errno.EPERM, "not a regular file, not a slot lock file; remove "
+                              "it", path)
+    return fd
 
 
 def release_slot() -> None:
@@ -102,9 +164,10 @@ def worker_slot() -> int:
     ``DEAPNN_WORKER_SLOT`` (or ``SCOOP_WORKER_SLOT``) when set; under SCOOP the slot this
     worker claims with :func:`claim_slot` (distinct per live worker on the host); 0 otherwise.
     """
+    from .parallel import env_setting
     for var in ("DEAPNN_WORKER_SLOT", "SCOOP_WORKER_SLOT"):
-        if var in os.environ:
-            return int(os.environ[var])
+        if env_setting(var) is not None:
+            return env_setting(var)
     if running_under_scoop():
         return claim_slot()
     return 0
@@ -112,9 +175,10 @@ def worker_slot() -> int:
 
 def cuda_device_count() -> int:
     """Number of visible CUDA devices (``DEAPNN_FAKE_GPUS`` simulates a count for tests)."""
-    fake = os.environ.get("DEAPNN_FAKE_GPUS")
+    from .parallel import env_setting
+    fake = env_setting("DEAPNN_FAKE_GPUS")
     if fake is not None:
-        return int(fake)
+        return fake
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
@@ -166,8 +230,9 @@ def configure_worker_threads(n: int | None = None) -> int:
     Returns the thread count in force.
     """
     if n is None:
-        env = os.environ.get("DEAPNN_THREADS")
-        n = int(env) if env else (1 if running_under_scoop() else torch.get_num_threads())
+        from .parallel import env_setting
+        env = env_setting("DEAPNN_THREADS")
+        n = env if env is not None else (1 if running_under_scoop() else torch.get_num_threads())
     if n != torch.get_num_threads():
         torch.set_num_threads(max(1, n))
     return torch.get_num_threads()

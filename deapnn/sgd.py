@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .config import (FLOAT32_MAX, Check, Config, ConfigError, Interval, Options, parse_list,
-                     setting)
+from .config import (FLOAT32_MAX, SIZE_MAX, Check, Config, ConfigError, Interval, Options,
+                     parse_list, setting)
 
 #: the learning-rate schedules (cosine from lr to 0, step with × gamma at each milestone, and
 #: constant)
@@ -82,10 +82,10 @@ class SGDSettings(Config):
         "momentum": [Interval(float, 0, 1, closed="left")],
         "nesterov": [bool],
         "weight_decay": [Interval(float, 0, FLOAT32_MAX)],
-        "batch_size": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, SIZE_MAX)],
         "schedule": [Options(SCHEDULES)],
         "milestones": [Check(_milestones_ok, "a list of numbers > 0")],
-        "gamma": [Interval(float, 0, None, closed="neither")],
+        "gamma": [Interval(float, 0, FLOAT32_MAX, closed="neither")],
     }
 
     def sgd_defaults(self) -> dict[str, Any]:
@@ -105,6 +105,13 @@ class SGDSettings(Config):
         super()._check()
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0", "nesterov")
+        k = len(self.milestones)
+        if self.schedule == "step" and k and self.gamma > 1 and \
+                math.log(self.lr) + k * math.log(self.gamma) > math.log(FLOAT32_MAX):
+            most = math.exp((math.log(FLOAT32_MAX) - math.log(self.lr)) / k)
+            raise ConfigError(f"gamma must be <= {most:.4g} with lr {self.lr} and {k} "
+                              f"milestone(s) (the learning rate must stay a float32), got "
+                              f"{self.gamma}", "gamma")
 
     def to_dict(self) -> dict:
         """The configuration as plain data (``milestones`` as a list, as JSON stores it)."""

@@ -1,5 +1,6 @@
 """Python API hardening (issue 14): bad data raises a TypeError/ValueError naming the argument and
 the valid range instead of returning picks, losses or genomes computed from garbage."""
+import copy
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from deapnn.evomal.config import EvoMALRunConfig
 from deapnn.losses import library
 from deapnn.losses.graph import GraphError, LossGraph
 from deapnn.losses.graph_expr import MAX_FORMULA_DEPTH
+from deapnn.losses.metaloss import MetaLossNetwork
 from deapnn.losses.tree import MAX_TREE_HEIGHT, TreeLoss, parse_tree
 from operators.gls import mutSubGD, selGradientLexicase
 
@@ -46,6 +48,12 @@ SELECT_CASES = [
     ("numpy x", lambda: _x().numpy(), _y, {}, TypeError,
      r"x must be a torch\.Tensor, got numpy\.ndarray"),
     ("numpy y", _x, lambda: _y().numpy(), {}, TypeError, r"y must be a torch\.Tensor"),
+    # issue 23: torch's RuntimeError from inside the forward pass, before
+    ("float64 x", lambda: _x().double(), _y, {}, TypeError,
+     r"x must have the models' dtype torch\.float32, got torch\.float64"),
+    ("int x", lambda: _x().long(), _y, {}, TypeError, r"x must be a floating-point tensor"),
+    ("wrong feature count", lambda: torch.randn(N, D + 1), _y, {}, ValueError,
+     r"x holds cases of shape \(5,\), which the models do not take"),
 ]
 
 
@@ -88,6 +96,17 @@ MUTATE_CASES = [
     ("batch_size -1", {"batch_size": -1}, ValueError, r"batch_size must be an integer >= 1"),
     ("batch_size 2.5", {"batch_size": 2.5}, TypeError, r"batch_size must be an integer >= 1"),
     ("numpy x", {"x": _x().numpy()}, TypeError, r"x must be a torch\.Tensor"),
+    # issue 23: torch's IndexError/RuntimeError from inside training, before
+    ("labels above the output width", {"y": _y() + C}, ValueError,
+     r"mutSubGD: y holds class indices up to 5.*valid labels are 0\.\.2"),
+    ("negative labels", {"y": _y() - C}, ValueError, r"mutSubGD: y must hold class indices >= 0"),
+    ("float labels", {"y": _y().float()}, TypeError, r"mutSubGD: y must hold integer class"),
+    ("(N, 1) labels", {"y": _y()[:, None]}, ValueError, r"y must be a 1-D tensor"),
+    ("float64 x", {"x": _x().double()}, TypeError,
+     r"mutSubGD: x must have the models' dtype torch\.float32, got torch\.float64"),
+    ("int x", {"x": _x().long()}, TypeError, r"mutSubGD: x must be a floating-point tensor"),
+    ("wrong feature count", {"x": torch.randn(N, D + 1)}, ValueError,
+     r"mutSubGD: x holds cases of shape \(5,\), which the models do not take"),
 ]
 
 
@@ -95,6 +114,30 @@ MUTATE_CASES = [
 def test_mutSubGD_rejects_bad_arguments(case, kw, exc, match):
     with pytest.raises(exc, match=match):
         _mutate(**kw)
+
+
+def test_mutSubGD_checks_leave_the_children_untouched():
+    """The checks (one min/max of y, one eval-mode forward of one case) change neither the
+    children, nor their mode, nor the global RNG: a checked call trains as before."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(D, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, C))
+    children = [copy.deepcopy(model) for _ in range(2)]
+    before = [copy.deepcopy(c.state_dict()) for c in children]
+    with pytest.raises(ValueError, match="valid labels are 0..2"):
+        mutSubGD(children, _x(), _y() + C, optimizers=[torch.optim.SGD(c.parameters(), lr=0.1)
+                                                        for c in children], batch_size=8)
+    assert all(c.training for c in children)
+    for c, state in zip(children, before):
+        assert all(torch.equal(v, state[k]) for k, v in c.state_dict().items())
+
+
+def test_mutSubGD_with_its_own_loss_takes_other_targets():
+    """A custom ``loss_fn`` defines its targets: the class-index checks are the default loss's."""
+    children = _models(2)
+    opts = [torch.optim.SGD(c.parameters(), lr=0.1) for c in children]
+    out = mutSubGD(children, _x(), torch.randn(N, C), optimizers=opts, batch_size=8,
+                   loss_fn=nn.functional.mse_loss)
+    assert all(np.isfinite(c.train_loss) for c in out)
 
 
 def test_mutSubGD_one_batch_per_child_is_enough():
@@ -121,6 +164,50 @@ def test_TreeLoss_integer_targets_still_give_cross_entropy():
     out, target = torch.randn(4, C), torch.tensor([0, 1, 2, 1])
     ce = torch.nn.functional.cross_entropy(out, target)
     assert torch.allclose(TreeLoss(CE_TREE)(out, target), ce, atol=1e-5)
+
+
+# issue 23: torch's RuntimeError (one_hot, reshape, broadcast) or a silent wrong loss, before
+LOSS_CASES = [
+    ("label above the classes", lambda: (torch.randn(4, C), torch.tensor([0, 1, 5, 1])),
+     "classification", ValueError, r"target must hold class indices in 0\.\.2.*from 0 to 5"),
+    ("negative label", lambda: (torch.randn(4, C), torch.tensor([0, -1, 2, 1])),
+     "classification", ValueError, r"target must hold class indices in 0\.\.2.*from -1"),
+    ("label 2 for one output", lambda: (torch.randn(4, 1), torch.tensor([0, 1, 2, 1])),
+     "classification", ValueError, r"target must hold labels in \[0, 1\] for one output"),
+    ("fewer labels than outputs", lambda: (torch.randn(4, 1), torch.tensor([0, 1, 1])),
+     "classification", ValueError, r"target must hold 4 labels"),
+    ("empty batch", lambda: (torch.randn(0, C), torch.tensor([], dtype=torch.long)),
+     "classification", ValueError, r"output must hold at least one case, got shape \(0, 3\)"),
+    ("integer output", lambda: (torch.ones(4, C, dtype=torch.long), torch.tensor([0, 1, 2, 1])),
+     "classification", TypeError, r"output must be a floating-point tensor"),
+    ("numpy output", lambda: (np.zeros((4, C), np.float32), torch.tensor([0, 1, 2, 1])),
+     "classification", TypeError, r"output must be a torch\.Tensor, got ndarray"),
+    ("regression, 5 targets for 4 outputs", lambda: (torch.randn(4, 1), torch.randn(5)),
+     "regression", ValueError, r"target must hold one value per output value.*got shape \(5,\)"),
+    ("regression, (2, 2) targets for 4 outputs", lambda: (torch.randn(4, 1), torch.randn(2, 2)),
+     "regression", ValueError, r"got shape \(2, 2\)"),
+    ("regression, empty batch", lambda: (torch.randn(0, 1), torch.randn(0)),
+     "regression", ValueError, r"output must hold at least one case"),
+]
+TREES = {"classification": CE_TREE, "regression": "square(sub(y, fx))"}
+
+
+@pytest.mark.parametrize("cls", [TreeLoss, MetaLossNetwork], ids=["TreeLoss", "MetaLossNetwork"])
+@pytest.mark.parametrize("case,batch,task,exc,match", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_loss_trees_reject_a_batch_they_cannot_take(cls, case, batch, task, exc, match):
+    output, target = batch()
+    with pytest.raises(exc, match=match):
+        cls(TREES[task], task=task)(output, target)
+
+
+@pytest.mark.parametrize("cls", [TreeLoss, MetaLossNetwork], ids=["TreeLoss", "MetaLossNetwork"])
+def test_loss_trees_still_take_valid_batches(cls):
+    out = torch.randn(4, C)
+    assert torch.isfinite(cls(CE_TREE)(out, torch.tensor([0, 1, 2, 2])))
+    assert torch.isfinite(cls(CE_TREE)(torch.randn(4, 1), torch.tensor([0.0, 1.0, 0.5, 1.0])))
+    reg = cls(TREES["regression"], task="regression")
+    for target in (torch.randn(4), torch.randn(4, 1)):
+        assert torch.isfinite(reg(torch.randn(4, 1), target))
 
 
 def _chain(height):

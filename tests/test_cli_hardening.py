@@ -270,6 +270,7 @@ def test_train_resume_of_a_checkpoint_with_wrong_contents_is_one_line(cli, tmp_p
                                                                       state):
     run = tmp_path / "run"
     shutil.copytree(train_run, run)
+    (run / "results.json").unlink()       # unfinished: a finished run resumed reads nothing
     _replace_checkpoint(run / "checkpoint.pt", state)
     line = one_line(*cli("train", "--resume", run, "--quiet"))
     assert str(run / "checkpoint.pt") in line
@@ -284,6 +285,7 @@ def test_train_resume_of_a_checkpoint_with_wrong_contents_is_one_line(cli, tmp_p
 def test_gls_resume_of_a_tampered_job_result_is_one_line(cli, tmp_path, gls_run, result):
     run = tmp_path / "run"
     shutil.copytree(gls_run, run)
+    (run / "results.json").unlink()       # unfinished: a finished run resumed reads nothing
     (run / "gls" / "seed0" / "result.json").write_text(result)
     line = one_line(*cli("gls", "--resume", run, "--quiet"))
     assert str(run / "gls" / "seed0" / "result.json") in line
@@ -297,6 +299,7 @@ def test_gls_resume_of_a_job_checkpoint_with_wrong_contents_is_one_line(cli, tmp
     run = tmp_path / "run"
     shutil.copytree(gls_run, run)
     job = run / "gls" / "seed0"
+    (run / "results.json").unlink()       # unfinished: a finished run resumed reads nothing
     (job / "result.json").unlink()
     _replace_checkpoint(job / "checkpoint.pt", state)
     line = one_line(*cli("gls", "--resume", run, "--quiet"))

@@ -159,6 +159,24 @@ def test_compare_refuses_what_it_cannot_compare(tmp_path, nlfs_run, capsys):
         assert len(err.splitlines()) == 1 and "error" in err, (argv, err)
 
 
+@pytest.mark.parametrize("argv, flag", [
+    (["--device", "cuda"], "--device cuda: CUDA is not available"),
+    (["--device", "cuda:abc"], "--device: unknown device 'cuda:abc'"),
+    (["--device", "cuda:0"], "--device cuda:0: CUDA is not available"),
+    (["--lr-grid", "1e400"], "--lr-grid"), (["--lr-grid", "1,1e40"], "--lr-grid"),
+    (["--seeds", "0-1000000000000000000"], "--seeds")])
+def test_compare_refuses_a_device_or_value_that_cannot_work(nlfs_run, monkeypatch, capsys,
+                                                            argv, flag):
+    """Issue 23: a traceback (RuntimeError, torch's device error, OverflowError) or trainings
+    that all fail, before; one line naming the flag now, nothing written."""
+    monkeypatch.setenv("DEAPNN_FAKE_GPUS", "0")         # a CPU host, whatever this one has
+    before = sorted(p.name for p in nlfs_run.iterdir())
+    assert main(["compare", str(nlfs_run), *argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag in err, err
+    assert sorted(p.name for p in nlfs_run.iterdir()) == before
+
+
 def test_evomal_run_is_tuned_by_default_and_reported(tmp_path, capsys):
     run = tmp_path / "evo"
     assert main(["evomal", "--dataset", "diabetes", "--population-size", "4", "--generations", "1",

@@ -128,7 +128,9 @@ def test_resume_reuses_finished_final_runs(tmp_path, capsys):
                                    final["test_es"]):
         assert len(val) == 21 and step == min(val, key=lambda p: p[1])[0]    # 40 steps / 20
         assert es == dict(test)[step]
-    # a finer evaluation grid on resume retrains; evaluation never changes the trained networks
+    # a finer evaluation grid on resume retrains (an unfinished run: a finished one is not
+    # changed, tests/test_resume_semantics.py); evaluation never changes the trained networks
+    (out / "results.json").unlink()
     args = _parse(["evomal", "--resume", str(out), "--quiet", "--final-eval-every", "4"])
     args.check(args)
     assert args.func(args) == 0

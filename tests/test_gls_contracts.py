@@ -60,10 +60,11 @@ def test_selrandomchild_draws_as_the_generator_says():
 
 
 def test_toolbox_operators_satisfy_the_protocols(iris):
-    tb = gls_toolbox(iris, GLSConfig(dataset="iris", model="mlp"), device=torch.device("cpu"))
+    tb = gls_toolbox(iris, GLSConfig(dataset="iris", model="mlp", batch_size=16),
+                     device=torch.device("cpu"))
     assert isinstance(tb.mutate, GLSMutate) and isinstance(tb.select, GLSSelect)
     assert isinstance(tb.evaluate, GLSEvaluate) and isinstance(tb.model, GLSModelFactory)
-    rand = gls_toolbox(iris, GLSConfig(dataset="iris", model="mlp"), "random",
+    rand = gls_toolbox(iris, GLSConfig(dataset="iris", model="mlp", batch_size=16), "random",
                        device=torch.device("cpu"))
     assert rand.select.func is selRandomChild and tb.select.func is selGradientLexicase
 

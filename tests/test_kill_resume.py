@@ -28,6 +28,7 @@ from deapnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from deapnn.cli import main
 
 from test_scale import REPO, run_group, scoop_env
+from test_supervised import _session
 
 N_KILLS = 16
 SIZE = 1_500_000               # float32s per tensor: ~12 MB a checkpoint, a write takes a while
@@ -158,7 +159,12 @@ def test_nlfs_scoop_run_killed_then_resumed_equals_serial(tmp_path):
            and time.time() < deadline):
         time.sleep(0.02)
     alive = proc.poll() is None
-    os.killpg(proc.pid, signal.SIGKILL)              # launcher, origin, workers, broker
+    os.killpg(proc.pid, signal.SIGKILL)              # deapnn, launcher, origin, workers, broker
+    for pid in _session(proc.pid):                   # at once, as a crash of the machine would
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait()
     stopped = _nlfs_cycle(killed / "checkpoint.pt")
     assert alive and 2 <= stopped < 8, f"not killed mid-search (cycle {stopped})"

@@ -243,6 +243,7 @@ def test_resume_reads_every_old_configuration():
 def test_a_resumed_old_train_run_finishes_in_the_current_layout(tmp_path, capsys):
     run = _copy("train_v0", tmp_path)
     migrated = read_run(str(run))[CONFIG_FILE]
+    os.remove(run / LEGACY_RESULTS_FILE)    # unfinished (a finished run resumed is a no-op)
     assert main(["train", "--resume", str(run), "--quiet", "--device", "cpu"]) == EXIT_OK
     assert capsys.readouterr().out.startswith("test accuracy: ")
     assert not (run / LEGACY_RESULTS_FILE).exists()
@@ -254,6 +255,7 @@ def test_a_resumed_old_train_run_finishes_in_the_current_layout(tmp_path, capsys
 def test_a_resumed_old_gls_run_reads_its_jobs_back(tmp_path, capsys):
     run = _copy("gls_v0", tmp_path)
     table = _summary("gls_v0").render()
+    os.remove(run / RESULTS_FILE)           # unfinished (a finished run resumed is a no-op)
     assert main(["gls", "--resume", str(run), "--quiet"]) == EXIT_OK   # every job finished
     assert capsys.readouterr().out == f"{table}\nrun directory: {run}\n"
     assert _json(run / CONFIG_FILE)["schema_version"] == SCHEMA_VERSION

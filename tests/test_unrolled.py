@@ -88,7 +88,9 @@ def test_local_search_reduces_task_loss_and_is_seeded():
     assert len(res.losses) == 30 and res.losses == res2.losses and res.weights == res2.weights
     assert net.weight_list() == res.weights and res.weights != [1.0] * net.n_edges
     # the weights grew the effective learning rate: later meta-steps reach a lower task loss
-    assert sum(res.losses[-5:]) < sum(res.losses[:5])
+    # (thirds of the run: each meta-step starts from a freshly drawn network, so single steps
+    # are noisy)
+    assert min(res.weights) > 1 and sum(res.losses[-10:]) < 0.9 * sum(res.losses[:10])
 
 
 def test_bad_k_and_config():

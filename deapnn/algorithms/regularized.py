@@ -44,6 +44,7 @@ from deap import tools
 
 from ..operators.aging import check_sample_size, replaceOldest, selAgingTournament
 
+from ..checkpoint import restoring
 from ..evaluation import assign
 from ..runtime import rng_state, set_rng_state
 from .support import (failure_fields, logbook_records, map_evaluations, plain,
@@ -175,17 +176,19 @@ def state_logbook(state: dict) -> list:
 
 def _restore(state, population, halloffame, decode):
     """Put the run stored in ``state`` back: population (in place), hall of fame, RNGs;
-    return ``(logbook, cycle, next_birth)``."""
-    if state.get("format") not in (STATE_FORMAT, *OLD_STATE_FORMATS):
-        raise ValueError("resume state is not a regularized-evolution state")
-    population[:] = [_decode_ind(r, decode) for r in state["population"]]
-    if halloffame is not None:
-        restore_halloffame(halloffame, [_decode_ind(r, decode) for r in state["halloffame"]])
-    book = state["logbook"]
-    logbook = restore_logbook(book if isinstance(book, dict) else
-                              {"header": state.get("header"), "records": book})
-    set_rng_state(state["rng"])
-    return logbook, state["cycle"], state["next_birth"]
+    return ``(logbook, cycle, next_birth)``. A state of the wrong shape raises
+    :class:`~deapnn.checkpoint.StateError`."""
+    with restoring():
+        if state.get("format") not in (STATE_FORMAT, *OLD_STATE_FORMATS):
+            raise ValueError("resume state is not a regularized-evolution state")
+        population[:] = [_decode_ind(r, decode) for r in state["population"]]
+        if halloffame is not None:
+            restore_halloffame(halloffame, [_decode_ind(r, decode) for r in state["halloffame"]])
+        book = state["logbook"]
+        logbook = restore_logbook(book if isinstance(book, dict) else
+                                  {"header": state.get("header"), "records": book})
+        set_rng_state(state["rng"])
+        return logbook, int(state["cycle"]), int(state["next_birth"])
 
 
 def _make_child(toolbox, parent, birth):

@@ -8,6 +8,11 @@ open-or-resume of the run directory and the exit code are the same code for all 
         that equals the stored value is accepted, one that differs is refused)
       → runner(cfg, rundir, map_fn=, progress=, log=) → summary
       → summary printed, exit code from its failures (0, 3 some jobs failed, 1 all did)
+
+The runner runs holding the run directory's lock (:meth:`deapnn.rundir.RunDir.locked`: a second
+process is refused). ``--resume`` of a finished run (its ``results.json`` stored; for GLS, with
+no failed job, which ``--resume`` retries) runs nothing and changes nothing: it reprints the
+stored summary and exits with its code.
 """
 from __future__ import annotations
 
@@ -32,8 +37,9 @@ class Command:
     help sections in display order; ``prepare(args, values)``: settings this invocation
     derives (e.g. NLFS's children in flight = ``--workers``); ``small_models``: one torch
     thread per process unless ``DEAPNN_THREADS`` says otherwise; ``quiet_workers``: no
-    progress bars with several SCOOP workers. A configuration field named ``device`` takes
-    ``--device``."""
+    progress bars with several SCOOP workers; ``retries_failures``: ``--resume`` of a run whose
+    stored summary has failed jobs runs them again (GLS) instead of reprinting it. A
+    configuration field named ``device`` takes ``--device``."""
     name: str
     help: str
     description: str
@@ -44,6 +50,7 @@ class Command:
     prepare: Callable | None = None
     small_models: bool = False
     quiet_workers: bool = False
+    retries_failures: bool = False
 
     @property
     def config_class(self):
@@ -99,13 +106,23 @@ class Command:
             raise UsageError(args._conflicts[0])
         check_common(args)
         args._configured = self.configure(args)     # run() uses it: made (and warned) once
+        self.check_resources(args, args._configured[1])
         warn_deprecated(args)
+
+    def check_resources(self, args, cfg) -> None:
+        """The run fits this host (:meth:`deapnn.config.Config.check_resources`: the memory
+        of ``--workers`` processes here, one with ``--hostfile``), before anything is written;
+        else the one-line error naming the flag that sets it."""
+        from ..config import ConfigError
+        try:
+            cfg.check_resources(workers=1 if args.hostfile else args.workers)
+        except ConfigError as exc:
+            raise config_usage_error(exc, flags_by_field(self.config_class)) from None
 
     # --- the run ------------------------------------------------------------------------
     def run(self, args) -> int:
-        from ..progress import progress
         from ..rundir import RunDir
-        from ..runtime import configure_worker_threads, get_map, set_device
+        from ..runtime import configure_worker_threads, set_device
         set_device(args.device)
         if self.small_models:
             configure_worker_threads(None if os.environ.get("DEAPNN_THREADS") else 1)
@@ -114,10 +131,48 @@ class Command:
         rundir, cfg = getattr(args, "_configured", None) or self.configure(args)
         if rundir is None and args.out:
             rundir = RunDir.create(args.out, self.name, cfg, device=args.device)
+        if rundir is None:          # nothing kept (train without --out): nothing to lock
+            return self._run(cfg, None, args)
+        with rundir.locked():
+            stored = self.finished(rundir, args) if args.resume else None
+            if stored is not None:
+                print(f"deapnn: {rundir.path} holds a finished run: its stored results "
+                      "follow (nothing was run or changed)", file=sys.stderr, flush=True)
+                return import_object(self.finish)(stored, rundir, args)
+            return self._run(cfg, rundir, args)
+
+    def _run(self, cfg, rundir, args) -> int:
+        from ..progress import progress
+        from ..runtime import get_map
         quiet = args.quiet or (self.quiet_workers and args.workers > 1)
         summary = import_object(self.runner)(cfg, rundir, map_fn=get_map(),
                                      progress=partial(progress, quiet=quiet), log=_log)
         return import_object(self.finish)(summary, rundir, args)
+
+    def finished(self, rundir, args):
+        """The stored :class:`~deapnn.results.Summary` of the finished run in ``rundir``, or
+        None when it has not finished (no ``results.json``; GLS: a failed job to retry). A
+        ``results.json`` that does not hold the run's summary, or an invocation setting typed
+        with a value other than the run's (evomal's ``--final-eval-every``: it would change
+        the stored results), is refused in one line."""
+        from ..results import read_summary
+        from ..rundir import RunDirError
+        try:
+            summary = read_summary(rundir.path)
+        except ValueError as exc:
+            raise RunDirError(f"cannot resume {rundir.path}: {exc}; move it away to finish "
+                              "the run again") from None
+        if summary is None or (self.retries_failures and summary.failures):
+            return None
+        stored = rundir.stored(self.name, self.config_class)
+        flags = flags_by_field(self.config_class)
+        for name in self.config_class.invocation_settings():
+            if name != "device" and hasattr(args, name) \
+                    and getattr(args, name) != getattr(stored, name):
+                raise UsageError(f"{flags.get(name, name)}: {rundir.path} holds a finished "
+                                 "run, whose stored results it would change; drop the flag to "
+                                 "print them, or start a new run with --out")
+        return summary
 
 
 def _log(text: str) -> None:

@@ -36,6 +36,25 @@ def report_failures(summary, resume_dir: str | None = None) -> int:
     return EXIT_PARTIAL
 
 
+def resume_hint(args) -> str:
+    """How to continue a run stopped by a signal or a failed write, as the end of the line that
+    says so: ``, resume with --resume DIR`` when DIR holds a run (its ``config.json``: a run
+    whose start failed holds none); for ``deapnn compare``, which has no ``--resume``, to run it
+    again when its finished trainings were kept; else nothing."""
+    command = getattr(args, "command", None)
+    if command == "compare":
+        state = getattr(args, "state_file", None)
+        if state and os.path.isfile(state):
+            return (", run the same deapnn compare again to continue (its finished trainings "
+                    f"are kept in {state})")
+        return ""
+    run_dir = getattr(args, "resume", None) or getattr(args, "out", None)
+    if command != "report" and hasattr(args, "resume") and run_dir \
+            and os.path.isfile(os.path.join(run_dir, "config.json")):
+        return f", resume with --resume {run_dir}"
+    return ""
+
+
 class UsageError(ValueError):
     """A bad command-line value: reported as one line, exit code 2, before any work starts."""
 
@@ -71,7 +90,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None 
     g.add_argument("--hostfile", default=None, help="SCOOP hosts file for multi-host runs")
     g.add_argument("--worker-timeout", type=float, default=None, metavar="SECONDS",
                    help="with --workers: after SECONDS without any evaluation coming back from "
-                        "the SCOOP workers (one died), evaluate the rest here; default 3600")
+                        "the SCOOP workers (one is stuck), evaluate the rest here; default 3600 "
+                        "(a worker that died is known within seconds)")
     g.add_argument("--eval-timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit of one evaluation; an overrun gives that individual the "
                         "worst fitness (reason in the logbook), the run goes on")
@@ -196,9 +216,6 @@ def check_positive(value, what: str, *, allow_zero: bool = False) -> None:
         raise UsageError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
-#: first argument of scoop_entry.py: where the origin writes the command's exit code (SCOOP's
-#: launcher exits 0 whatever its program returned, so the code travels through a file)
-EXIT_FILE_FLAG = "--deapnn-exit-file"
 #: commands with nothing to spread over workers: --workers is accepted and ignored
 SERIAL_COMMANDS = ("train",)
 #: the script SCOOP runs as ``__main__`` on every worker: located, never imported here, because
@@ -207,14 +224,16 @@ SERIAL_COMMANDS = ("train",)
 SCOOP_ENTRY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scoop_entry.py")
 
 
-def scoop_command(args, argv: list[str], exit_file: str) -> list[str]:
-    """``python -m scoop -n N [--hostfile F] scoop_entry.py --deapnn-exit-file X <argv>``."""
-    cmd = [sys.executable, "-m", "scoop", "-n", str(args.workers)]
+def scoop_command(args, argv: list[str], supervisor: str) -> list[str]:
+    """``python -m deapnn.commands.scoop_launch -n N [--hostfile F] scoop_entry.py
+    --deapnn-supervisor PORT:TOKEN <argv>`` (``scoop_launch``: SCOOP's launcher, see there)."""
+    from ..heartbeat import FLAG
+    cmd = [sys.executable, "-m", "deapnn.commands.scoop_launch", "-n", str(args.workers)]
     if getattr(args, "quiet", False):
         cmd.append("-q")                  # no SCOOP launcher INFO lines either
     if args.hostfile:
         cmd += ["--hostfile", os.path.abspath(args.hostfile)]
-    return cmd + [SCOOP_ENTRY, EXIT_FILE_FLAG, exit_file, *argv]
+    return cmd + [SCOOP_ENTRY, FLAG, supervisor, *argv]
 
 
 def relaunch_under_scoop(args, argv: list[str]) -> int | None:
@@ -224,8 +243,11 @@ def relaunch_under_scoop(args, argv: list[str]) -> int | None:
     Its stdout/stderr are this process's. Without ``--hostfile`` the N workers run on this host
     (batch-system host lists in the environment are ignored then, so a job step asking for N
     workers gets N local ones); with it, SCOOP spreads them over the listed hosts, the origin on
-    the first (the exit-code file is then written in the current directory, which SCOOP expects
-    to be the same shared path on every host).
+    the first. The run is supervised (:func:`deapnn.commands.supervise.run_supervised`): every
+    way out of it ends its processes, here and on the other hosts; a dead worker is known in
+    seconds; a signal to this process ends the run through its origin, which says so in one
+    line; the exit code comes back over the supervisor's connection (nothing is written to
+    disk).
     """
     from ..runtime import running_under_scoop, scoop_launch_env
     if args.workers <= 1 or running_under_scoop():
@@ -234,35 +256,7 @@ def relaunch_under_scoop(args, argv: list[str]) -> int | None:
         print(f"deapnn: --workers has no effect on `{args.command}` (one training); running it "
               "here", file=sys.stderr)
         return None
-    import subprocess
-    import tempfile
-    env = scoop_launch_env(local=not args.hostfile)
-    fd, exit_file = tempfile.mkstemp(prefix=".deapnn-exit-",
-                                     dir=os.getcwd() if args.hostfile else None)
-    os.close(fd)
-    try:
-        child = subprocess.Popen(scoop_command(args, argv, exit_file), env=env)
-        try:
-            rc = child.wait()
-        except BaseException:          # Ctrl-C or SIGTERM here: stop the SCOOP run as well
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            raise
-        try:
-            with open(exit_file, encoding="utf-8") as fh:
-                text = fh.read().strip()
-        except OSError:
-            text = ""
-        if text:
-            return int(text)
-        print(f"deapnn: error: the SCOOP run ended without an exit status (launcher exit {rc}); "
-              "see the messages above", file=sys.stderr)
-        return rc or 1
-    finally:
-        try:
-            os.unlink(exit_file)
-        except OSError:
-            pass
+    from .supervise import run_supervised
+    return run_supervised(lambda supervisor: scoop_command(args, argv, supervisor),
+                          scoop_launch_env(local=not args.hostfile), local=not args.hostfile,
+                          hint=lambda: resume_hint(args))

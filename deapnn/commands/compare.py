@@ -9,8 +9,12 @@ Reads the run's ``config.json`` and best losses from its ``results.json`` (any v
 learned weights), trains them with the run's final training and writes ``comparison.json``
 (``comparison-<final model>.json`` with ``--final-model``) into the run directory; every
 finished training is kept in ``<output>.state.json``, so a killed comparison resumes where it
-stopped. Also home of the flags every loss search shares for its final comparison
-(generated from :class:`~deapnn.comparison.TuningSettings`).
+stopped. The output and its state file are checked before any training. ``comparison.json``
+records its ``"settings"`` (the run's configuration hash and the comparison's settings): a
+finished comparison run again with the same settings is reprinted, not retrained. The run
+directory's lock is held throughout (:meth:`deapnn.rundir.RunDir.locked`). Also home of the
+flags every loss search shares for its final comparison (generated from
+:class:`~deapnn.comparison.TuningSettings`).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import os
 from functools import partial
 
 from ..comparison import TuningSettings
-from .common import UsageError, config_usage_error
+from .common import UsageError, check_device, config_usage_error
 from .flags import add_config_flags, flags_by_field, given_values
 
 
@@ -103,33 +107,89 @@ def output_path(args, rundir) -> str:
                        + ".json")
 
 
+def state_path(out: str) -> str:
+    """Where the finished trainings of the comparison written to ``out`` are kept."""
+    return os.path.splitext(out)[0] + ".state.json"
+
+
+def check_output(path: str, flag: str | None) -> None:
+    """``path`` (the comparison or its state file) can be written: a regular file or none, in
+    an existing directory this process may write in (checked before any training)."""
+    where = f"{flag} {path}" if flag else path
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+        raise UsageError(f"{where}: exists and is not a regular file; choose another --out")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{where}: {parent} is not an existing directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{where}: cannot write in {parent} (permission denied or read-only "
+                         "file system)")
+
+
 def check(args) -> None:
-    from ..runtime import VALID_DEVICES
-    if args.device.split(":")[0] not in VALID_DEVICES:
-        raise UsageError(f"unknown device {args.device!r}; valid: {', '.join(VALID_DEVICES)} "
-                         f"or cuda:N")
+    check_device(args.device)          # the comparison trains here: the device must exist
     if args.out is not None and not args.out.endswith(".json"):
         raise UsageError(f"--out must name a .json file, got {args.out!r}")
-    load_run(args)
+    rundir = load_run(args)[0]
+    out = output_path(args, rundir)
+    for path in (out, state_path(out)):
+        check_output(path, "--out" if args.out else None)
+
+
+def _stored(path: str, check_record=None):
+    """The JSON object in ``path`` (None when absent), checked by ``check_record``; a file
+    that is not one is :class:`UsageError` naming it (nothing is overwritten)."""
+    from ..rundir import read_json_object
+    if not os.path.exists(path):
+        return None
+    try:
+        data = read_json_object(path)
+        return check_record(data) if check_record else data
+    except ValueError as exc:
+        raise UsageError(f"{path} is {exc}; move it away to compare again") from None
+
+
+def settings_of(rundir, cfg) -> dict:
+    """What a comparison's results depend on: the run (its configuration's hash) and the
+    tuned comparison's settings (stored in ``comparison.json`` as ``"settings"``)."""
+    tuning = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TuningSettings)}
+    return json.loads(json.dumps({"run": rundir.identity(), "tuning": tuning}, default=str))
 
 
 def run(args) -> int:
-    from ..comparison import table_lines
-    from ..progress import progress
-    from ..rundir import atomic_write
     from ..runtime import configure_worker_threads, set_device
     set_device(args.device)
-    configure_worker_threads(int(os.environ.get("DEAPNN_THREADS", "1")))
+    from ..parallel import env_setting
+    configure_worker_threads(env_setting("DEAPNN_THREADS") or 1)
     rundir, kind, cfg, found = load_run(args)
     out = output_path(args, rundir)
-    state_file = os.path.splitext(out)[0] + ".state.json"
-    state = None
-    if os.path.exists(state_file):
-        with open(state_file, encoding="utf-8") as fh:
-            state = json.load(fh)
+    args.state_file = state_path(out)       # named by the hint of a stopped comparison
+    with rundir.locked():
+        settings = settings_of(rundir, cfg)
+        done = _stored(out)
+        if done is not None and done.get("settings") == settings:
+            from ..comparison import table_lines
+            try:
+                lines = table_lines(done, done.get("scale"))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise UsageError(f"{out} does not hold a comparison ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]}); move it away to compare again") from None
+            for line in lines:
+                print(line, flush=True)
+            print(f"unchanged: {out} (a finished comparison with these settings; nothing was "
+                  "trained)")
+            return 0
+        return _compare(args, rundir, kind, cfg, found, out, settings)
+
+
+def _compare(args, rundir, kind, cfg, found, out, settings) -> int:
+    from ..comparison import check_state, table_lines
+    from ..progress import progress
+    from ..rundir import atomic_write
+    state = _stored(args.state_file, check_state)
 
     def save(s):
-        atomic_write(state_file, lambda fh: json.dump(s, fh), mode="w")
+        atomic_write(args.state_file, lambda fh: json.dump(s, fh), mode="w")
 
     bar = partial(progress, quiet=args.quiet)
     from ..data import DATASETS
@@ -144,7 +204,8 @@ def run(args) -> int:
         record = compare_tuned(found[0], cfg, spec.task, state=state, checkpoint=save,
                                progress=bar, log=print)
         scale = scale_reports(found, spec.task, spec.num_classes, cfg.nonnegative)
-    record = {**record, "run": rundir.path, "command": kind, "scale": scale}
+    record = {**record, "run": rundir.path, "command": kind, "scale": scale,
+              "settings": settings}
     atomic_write(out, lambda fh: (json.dump(record, fh, indent=2, sort_keys=True, default=str),
                                   fh.write("\n")), mode="w")
     for line in table_lines(record, scale):

@@ -17,6 +17,6 @@ COMMAND = Command(
     description="Gradient Lexicase Selection (Ding & Spector 2022) against its comparison "
                 "arms, paired by seed.",
     runner="deapnn.gls.runner:run_gls",
-    finish="deapnn.commands.gls:finish", out_default="runs/gls",
+    finish="deapnn.commands.gls:finish", out_default="runs/gls", retries_failures=True,
     sections=("data", "training", "SGD", "GLS", "run"), quiet_workers=True)
 register = COMMAND.register

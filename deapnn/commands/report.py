@@ -19,6 +19,11 @@ def register(subparsers) -> None:
 
 def check(args) -> None:
     from ..report import ReportError, load_config
+    from ..rundir import RunDirError, refuse_run_dir_link
+    try:
+        refuse_run_dir_link(args.run_dir)
+    except RunDirError as exc:
+        raise UsageError(str(exc)) from None
     try:
         load_config(args.run_dir)
     except ReportError as exc:
@@ -43,5 +48,6 @@ def run(args) -> int:
         path = write_report(args.run_dir, args.out)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
-    print(path)
+    from ..report.document import printable
+    print(printable(path))      # a path that is not UTF-8 printed with \xNN escapes
     return 0

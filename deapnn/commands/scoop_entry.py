@@ -1,10 +1,13 @@
 """Entry script that SCOOP runs when ``deapnn ... --workers N`` re-launches itself.
 
-``python -m scoop -n N scoop_entry.py --deapnn-exit-file FILE <deapnn argv>``: the origin runs
-the command (``__main__``) and writes its exit code to FILE, because SCOOP's launcher exits 0
-whatever the program returned (and prints a traceback for ``sys.exit``). Every other worker
-imports this module, which only applies the run's ``--device`` so remote workers, which get no
-environment from the origin, evaluate on the same kind of device.
+``python -m scoop -n N scoop_entry.py --deapnn-supervisor PORT:TOKEN <deapnn argv>``: every SCOOP
+process of the run first attaches to the supervisor in the deapnn process that started it
+(:mod:`deapnn.heartbeat`: it exits when that process is gone or unreachable). The origin then runs
+the command (``__main__``), its SIGTERM/SIGHUP handlers installed first, and reports its exit
+code to the supervisor, because SCOOP's launcher exits 0 whatever the program returned (and
+prints a traceback for ``sys.exit``). Every other worker imports this module, which also applies
+the run's ``--device`` so remote workers, which get no environment from the origin, evaluate on
+the same kind of device.
 """
 import os
 import sys
@@ -17,12 +20,12 @@ _ROOT = os.path.dirname(os.path.dirname(_HERE))
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
 
-EXIT_FLAG = "--deapnn-exit-file"
+SUPERVISOR_FLAG = "--deapnn-supervisor"      # deapnn.heartbeat.FLAG (not imported: see below)
 
 
 def _split(argv):
-    """(exit file or None, the deapnn argv)."""
-    if len(argv) >= 2 and argv[0] == EXIT_FLAG:
+    """(the supervisor's PORT:TOKEN or None, the deapnn argv)."""
+    if len(argv) >= 2 and argv[0] == SUPERVISOR_FLAG:
         return argv[1], argv[2:]
     return None, argv
 
@@ -41,9 +44,10 @@ def _apply_device(argv) -> None:
 
 def _run(argv) -> int:
     import traceback
-    from deapnn.cli import main
+    from deapnn.signals import Terminated
     try:
-        code = main(argv)
+        from deapnn.cli import main
+        code = main(argv, program=True)
     except SystemExit as exc:        # argparse errors and friends
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, (int, type(None))):
@@ -51,6 +55,9 @@ def _run(argv) -> int:
     except KeyboardInterrupt:
         print("deapnn: interrupted", file=sys.stderr)
         code = 130
+    except Terminated as exc:        # before the command's own handling began
+        print(f"deapnn: terminated ({exc.name})", file=sys.stderr)
+        code = exc.exit_code
     except BaseException:            # noqa: BLE001 - reported, then turned into an exit code
         traceback.print_exc()
         code = 1
@@ -59,14 +66,20 @@ def _run(argv) -> int:
     return int(code or 0)
 
 
-_EXIT_FILE, _ARGV = _split(sys.argv[1:])
+_SUPERVISOR, _ARGV = _split(sys.argv[1:])
 
 if __name__ == "__main__":
+    from deapnn import heartbeat, signals
+    signals.install()                 # first: a TERM from now on ends the run in one line
+    if _SUPERVISOR:
+        heartbeat.attach(_SUPERVISOR, origin=True)
     _code = _run(_ARGV)
-    if _EXIT_FILE:
-        with open(_EXIT_FILE, "w", encoding="utf-8") as _fh:
-            _fh.write(f"{_code}\n")
+    if _SUPERVISOR:
+        heartbeat.report_exit(_code)
     elif _code:                       # run by hand under scoop without the flag
         print(f"deapnn: exit status {_code}", file=sys.stderr)
 else:
+    if _SUPERVISOR:
+        from deapnn import heartbeat
+        heartbeat.attach(_SUPERVISOR, origin=False)
     _apply_device(_ARGV)

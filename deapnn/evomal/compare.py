@@ -42,14 +42,16 @@ def _quiet(text: str) -> None:
     """The default ``log``: drop the line."""
 
 
-def stored_runs(rundir, name: str, resuming: bool) -> dict | None:
+def stored_runs(rundir, name: str, resuming: bool, check=None) -> dict | None:
     """The trainings a resumed run stored in ``rundir``'s ``name`` (None when not resuming or
-    there are none); a file that is not a JSON object is the run's error, naming the file."""
+    there are none); a file that is not a JSON object (or that ``check`` refuses with a
+    ``ValueError``) is the run's error, naming the file."""
     path = rundir.file(name)
     if not resuming or not os.path.exists(path):
         return None
     try:
-        return read_json_object(path)
+        data = read_json_object(path)
+        return check(data) if check is not None else data
     except ValueError as exc:
         raise RunDirError(f"cannot resume {rundir.path}: {name} is {exc}") from None
 
@@ -347,7 +349,8 @@ def tuned_phase(best: dict, data, cfg: EvoMALRunConfig, rundir, *, progress=no_p
     ``tuned_runs.json`` at once and reused by a resumed run. Returns the comparison and the
     seconds this invocation spent."""
     cache_dataset(data, cfg.dataset, cfg.seed, cfg.root)   # the trainings reuse the loaded data
-    stored = stored_runs(rundir, TUNED_FILE, resuming)
+    from deapnn.comparison import check_state
+    stored = stored_runs(rundir, TUNED_FILE, resuming, check_state)
     start = time.perf_counter()
     log(f"\ntuned final comparison: {cfg.steps_of_final()} SGD steps"
         f"{schedule_note(cfg.milestones_of_final())}; lr grid "

@@ -21,12 +21,13 @@ earlier behaviour (``rejection="before"``, ``fitness_seed="per_tree"``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import InitVar, dataclass
 
 from deapnn.algorithms.evomal import variation_error
 from deapnn.comparison import TuningSettings
-from deapnn.config import (FLOAT32_MAX, ConfigError, Interval, Options, int_list, parse_list,
-                           seed_constraint, setting)
+from deapnn.config import (FLOAT32_MAX, SIZE_MAX, ConfigError, Interval, Options, int_list,
+                           network_parameters, parse_list, seed_constraint, setting)
 from deapnn.deprecation import former_name
 from deapnn.losses.archive import ARCHIVE_KEYS
 from deapnn.models.init import INITS
@@ -150,7 +151,7 @@ class EvoMALConfig(SGDSettings):
     _parameter_constraints = {
         **SGDSettings._parameter_constraints,
         "dataset": [str], "seed": seed_constraint(), "model": [str],
-        "hidden": [None, int_list(1)],
+        "hidden": [None, int_list(1, high=SIZE_MAX)],
         "init": [Options(INITS)],
         "meta_steps": [Interval(int, 0)],
         "inner_steps": [Interval(int, 1)],
@@ -206,6 +207,30 @@ class EvoMALConfig(SGDSettings):
         if self.model != "mlp":
             return None
         return tuple(self.hidden) if self.hidden is not None else REFERENCE_HIDDEN
+
+    def memory_needs(self) -> list[tuple[str, float, str]]:
+        """One base network trained by unrolled differentiation (§4.5): its float32 weights
+        four times (weights, gradients, SGD momentum, the unrolled step's updated copy) and, for
+        the MLP, its activations twice (forward and backward) for the larger of a batch and
+        the rejection protocol's rows; measured peaks are higher (about 6x and 3x)."""
+        from deapnn.data import DATASETS
+        spec = DATASETS.get(self.dataset)
+        hidden = self.hidden_of_model()
+        if spec is None:
+            return []
+        if hidden is None:
+            n, width = network_parameters(self.model, spec.input_shape, spec.num_classes), 0
+        else:
+            widths = [math.prod(spec.input_shape), *hidden, spec.num_classes]
+            n = sum(a * b + b for a, b in zip(widths, widths[1:]))
+            width = sum(widths[1:])
+        weights = 4 * 4 * n
+        activations = 2 * 4 * width * max(self.batch_size, self.rejection_samples)
+        what = f"a base network of {n:,} parameters" + (
+            f" and batches of {self.batch_size} through its {width:,} units" if width else "")
+        name = "hidden" if self.hidden is not None else \
+            "batch_size" if activations > weights else "model"
+        return [(name, weights + activations, what)]
 
     def steps_of_rejection(self) -> int:
         """The rejection protocol's Adam steps: ``rejection_steps``, or when None the

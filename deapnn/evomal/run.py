@@ -235,7 +235,9 @@ def run_evomal(cfg: EvoMALRunConfig, rundir, *, map_fn=None, progress=no_progres
     is the one of an uninterrupted run. ``map_fn`` evaluates a generation (default: SCOOP when
     running under it, else ``map``); ``progress(total, desc, unit=...)`` makes the progress
     bar; ``log(text)`` receives the run's progress lines (default: dropped)."""
-    cfg.validate()          # refused before any work, with the message of the config
+    # refused before any work, with the message of the config; a run that cannot fit
+    # this host's memory too
+    cfg.validate().check_resources()
     from deapnn.data import load_dataset
     from deapnn.runtime import get_device, seed_everything, set_device
     log = log or _quiet

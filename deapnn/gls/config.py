@@ -9,10 +9,10 @@ from dataclasses import InitVar, dataclass
 
 from ..algorithms.gradient_lexicase import GLSLoopConfig
 from ..baseline import SGDRunConfig
-from ..operators.gls_cases import CASE_METRICS, LexicaseSettings
+from ..operators.gls_cases import CASE_METRICS, MAX_CHUNK_SIZE, LexicaseSettings
 from ..deprecation import former_name
-from ..config import (Check, ConfigError, Interval, Options, parse_list, parse_seeds, seed_list,
-                      setting, subset_of)
+from ..config import (Check, ConfigError, Interval, Options, network_parameters, parse_list,
+                      parse_seeds, seed_list, setting, subset_of)
 
 ARMS = ("gls", "sgd", "sgd_matched", "random", "sgd_reset", "sgd_tuned")
 ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
@@ -112,6 +112,8 @@ class GLSConfig(SGDRunConfig):
         "init": GLSLoopConfig._parameter_constraints["init"],
         "selection_data": [Options(SELECTION_DATA)],
         **LexicaseSettings._parameter_constraints,
+        # run_gls selects with selGradientLexicase's default largest chunk
+        "chunk_size": [Interval(int, 1, MAX_CHUNK_SIZE)],
         "eval_every": [Interval(int, 0, None)],
         "val_size": [Interval(int, 0, None), None],
         "arms": [subset_of(ARMS)],
@@ -137,6 +139,15 @@ class GLSConfig(SGDRunConfig):
         if self.val_size is not None and pool is not None and self.val_size >= pool:
             raise ConfigError(f"val_size must be < {pool} (the training examples of "
                               f"{self.dataset}), got {self.val_size}", "val_size")
+        if pool is not None:        # SubGD gives every child mini-batches of its own (§3.2)
+            most = pool - (self.val_size or 0)
+            batches = -(-most // self.batch_size)
+            if self.population_size > batches:
+                raise ConfigError(
+                    f"population_size must be <= {batches}, the mini-batches of an epoch "
+                    f"({self.dataset}: at most {most} training examples in batches of "
+                    f"{self.batch_size}; each child trains on batches of its own), got "
+                    f"{self.population_size}", "population_size")
         LexicaseSettings(self.semantics, self.case_metric, self.epsilon, self.chunk_size,
                          self.max_cases)
         if "sgd_tuned" in self.arms and self.val_size == 0:
@@ -153,6 +164,18 @@ class GLSConfig(SGDRunConfig):
             except ValueError as exc:
                 raise ConfigError(f"augmentation {kind} does not fit dataset {self.dataset}: "
                                   f"{exc}", "augmentation") from None
+
+    def memory_needs(self) -> list[tuple[str, float, str]]:
+        """The children of a generation, each with its weights, gradients and (unless
+        ``momentum_mode`` is none or momentum 0) momentum buffers, as float32, and the parent;
+        activations and the data come on top."""
+        from ..data import DATASETS
+        spec = DATASETS[self.dataset]
+        n = network_parameters(self.model, spec.input_shape, spec.num_classes)
+        copies = 2 if self.momentum == 0 or self.momentum_mode == "none" else 3
+        need = 4 * n * (copies * self.population_size + 1)
+        return [("population_size", need, f"{self.population_size} children of {n:,} "
+                                          f"parameters")]
 
     def augmentation_kind(self, dataset_default: str | None = "registry") -> str | None:
         """The augmentation SubGD and the SGD arms apply (never selection, unless

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import fcntl
 import json
 import os
 import socket
@@ -18,14 +17,15 @@ import torch
 
 from ..algorithms import eaGradientLexicase
 from ..algorithms.gradient_lexicase import checkpoint_logbook
-from ..checkpoint import (CheckpointError, StateError, load_checkpoint, restoring,
+from ..checkpoint import (CheckpointError, StateError, config_hash, load_checkpoint, restoring,
                           save_checkpoint)
 from ..data import load_dataset
 from ..evaluation import Evaluation
 from ..failsafe import describe, time_limit
 from ..models import build_model
 from ..progress import no_progress
-from ..rundir import RunDir, atomic_write, check_no_links, open_lock, save_weights
+from ..rundir import RunDir, RunDirError, atomic_write, check_no_links, lock_directory, save_weights
+from ..safefs import FileKindError, guard, make_dirs, read_text
 from ..runtime import derive_seed, get_device, seed_everything
 from ..training import train
 from .config import GLSConfig
@@ -51,20 +51,24 @@ def run_job(job: dict) -> Evaluation:
     ``job["timeout"]`` seconds gives an Evaluation with ``error`` (the reason) whose row has
     ``error`` and no accuracy, and the other jobs of the comparison go on; it writes no
     ``result.json``, so a resumed run retries it from its last checkpoint. A corrupt checkpoint
-    is the run's error, not the job's (:class:`~deapnn.checkpoint.CheckpointError` propagates).
+    is the run's error, not the job's (:class:`~deapnn.checkpoint.CheckpointError` propagates),
+    and so is a symbolic link planted in the run directory (:class:`~deapnn.rundir.RunDirError`:
+    the job's directory and files are reached from the run directory, ``job["root"]``, without
+    following links, :mod:`deapnn.safefs`; nothing is written or read through one).
     """
     started = time.perf_counter()
+    guard(job.get("root") or os.path.dirname(os.path.dirname(job["dir"])))
     try:
         with time_limit(job.get("timeout")):
             row = _run_job(job)
         return Evaluation((row["test_acc"],), row)
-    except CheckpointError:
+    except (CheckpointError, RunDirError):
         raise
     except Exception as exc:
         reason = describe(exc)
         logbook = os.path.join(job["dir"], "logbook.csv")
         try:      # an empty logbook keeps the run's plots and reports working
-            os.makedirs(job["dir"], exist_ok=True)
+            make_dirs(job["dir"])
             if not os.path.lexists(logbook):
                 atomic_write(logbook, lambda fh: None)
         except OSError:
@@ -78,11 +82,10 @@ def _run_job(job: dict) -> dict:
     # SCOOP may resend a future that runs for long ("Lost track of future ... Resending it"):
     # a second copy of a job waits for the first on the job directory's lock and then reads its
     # result instead of training the same thing twice in the same directory.
-    os.makedirs(job["dir"], exist_ok=True)
+    make_dirs(job["dir"])
     check_no_links(job["dir"])
-    lock = open_lock(os.path.join(job["dir"], ".lock"))
+    lock = lock_directory(job["dir"], wait=True)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
         return _run_job_locked(job)
     finally:
         os.close(lock)       # closing drops the flock
@@ -152,7 +155,7 @@ def _sgd(model, data, cfg, epochs, lr, seed, device, interval, bar, save, resume
     return res.history, res.reason
 
 
-def _tuned_sgd(cfg, data, model, seed, out, device, bar, interval):
+def _tuned_sgd(cfg, data, model, seed, out, device, bar, interval, run=None):
     """The ``sgd_tuned`` control: SGD for ``cfg.epochs`` epochs from the same initial weights at
     every learning rate ``lr · f`` (``f`` in ``cfg.tune_factors``), each in ``lr<i>/`` with its
     own checkpoints; the one with the best final validation accuracy (the first of a tie, in
@@ -165,29 +168,29 @@ def _tuned_sgd(cfg, data, model, seed, out, device, bar, interval):
         sub = os.path.join(out, f"lr{i}")
         trial_file = os.path.join(sub, "trial.pt")
         if os.path.exists(trial_file):
-            trial = load_checkpoint(trial_file)
+            trial = load_checkpoint(trial_file, run)
             bar.update(cfg.epochs)
         else:
             ckpt = os.path.join(sub, "checkpoint.pt")
-            resume = load_checkpoint(ckpt) if os.path.exists(ckpt) else None
+            resume = load_checkpoint(ckpt, run) if os.path.exists(ckpt) else None
             model.load_state_dict(init)
             started = time.perf_counter() - (resume or {}).get("elapsed", 0.0)
 
             def save(state, ckpt=ckpt, started=started):
                 state["elapsed"] = time.perf_counter() - started
-                save_checkpoint(ckpt, state)
+                save_checkpoint(ckpt, state, run)
 
             records, reason = _sgd(model, data, cfg, cfg.epochs, lr, seed, device, interval, bar,
                                    save, resume, None)
             val = None if reason else final_accuracy(data, model)["val_acc"]
             trial = {"lr": lr, "val_acc": val, "reason": reason, "history": records,
                      "model": model.state_dict()}
-            save_checkpoint(trial_file, trial)
+            save_checkpoint(trial_file, trial, run)
         trials.append({k: v for k, v in trial.items() if k != "model"})
         trials[-1]["file"] = trial_file
     scored = [t for t in trials if t["val_acc"] is not None]
     best = max(scored, key=lambda t: t["val_acc"]) if scored else trials[0]
-    model.load_state_dict(load_checkpoint(best["file"])["model"])
+    model.load_state_dict(load_checkpoint(best["file"], run)["model"])
     save_weights(os.path.join(out, "best_model.pt"), model.state_dict())
     records = [dict(r, lr=best["lr"]) for r in best["history"]]
     return model, records, best["reason"], {
@@ -202,12 +205,13 @@ def _run_job_locked(job: dict) -> dict:
     if os.path.exists(result_file):
         return _stored_result(result_file, arm, seed)
     ckpt_file = os.path.join(out, "checkpoint.pt")
-    resume = load_checkpoint(ckpt_file) if os.path.exists(ckpt_file) else None
+    run = config_hash("gls", job["config"], f"{arm}/seed{seed}")     # binds its checkpoints
+    resume = load_checkpoint(ckpt_file, run) if os.path.exists(ckpt_file) else None
     if resume is not None and not isinstance(resume, dict):
         raise CheckpointError(f"checkpoint {ckpt_file} does not hold a job's state; move it "
                               "away to re-run the job")
     try:
-        return _train_job(cfg, arm, seed, out, progress, resume, ckpt_file)
+        return _train_job(cfg, arm, seed, out, progress, resume, ckpt_file, run)
     except StateError as exc:       # raised by the loops' restoring: name this job's checkpoint
         raise exc.at(ckpt_file) from None
 
@@ -215,10 +219,11 @@ def _run_job_locked(job: dict) -> dict:
 def _stored_result(path: str, arm: str, seed: int) -> dict:
     """The ``result.json`` of a finished job, checked: a file that is not this job's result
     row (another arm or seed, a missing or non-numeric accuracy) is the run's error."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            row = json.load(fh)
-    except (OSError, ValueError) as exc:
+    try:      # a regular file of bounded size, never through a link
+        row = json.loads(read_text(path))
+    except FileKindError as exc:
+        raise CheckpointError(f"{path} is {exc}; delete it to re-run the job") from None
+    except (OSError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{path} is unreadable ({exc}); delete it to re-run the job") \
             from None
 
@@ -235,7 +240,7 @@ def _stored_result(path: str, arm: str, seed: int) -> dict:
     return row
 
 
-def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
+def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file, run=None) -> dict:
     seed_everything(seed)
     data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=seed,
                         val_size=cfg.val_size)
@@ -249,7 +254,7 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
 
     def save(state):
         state["elapsed"] = time.perf_counter() - start
-        save_checkpoint(ckpt_file, state)
+        save_checkpoint(ckpt_file, state, run)
 
     if arm in ("gls", "random"):
         ngen = cfg.generations()
@@ -269,7 +274,7 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file) -> dict:
     elif arm == "sgd_tuned":
         bar = progress(cfg.epochs * len(cfg.tune_factors), f"{arm} seed {seed}", unit="epoch")
         model, records, diverged, extra = _tuned_sgd(cfg, data, model, seed, out, device, bar,
-                                                     interval)
+                                                     interval, run)
     else:
         epochs = cfg.epochs * (cfg.population_size + 1 if arm == "sgd_matched" else 1)
         bar = progress(epochs, f"{arm} seed {seed}", unit="epoch")

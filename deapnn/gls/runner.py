@@ -8,6 +8,7 @@ learning rate tuned on the validation split (``sgd_tuned``).
 """
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass
 
@@ -60,11 +61,12 @@ class GLSSummary:
 
 
 def make_jobs(cfg: GLSConfig, out: str, progress=no_progress) -> list[dict]:
-    """One picklable job per seed × arm, GLS first (``timeout``: ``--eval-timeout`` per job,
-    or None; ``progress``: the progress-bar factory each job uses)."""
+    """One picklable job per seed × arm, GLS first (``root``: the run directory, from which the
+    job reaches its directory ``dir`` without following links; ``timeout``: ``--eval-timeout``
+    per job, or None; ``progress``: the progress-bar factory each job uses)."""
     from ..failsafe import default_timeout
     arms = ["gls"] + [a for a in cfg.arms if a != "gls"]
-    return [{"arm": arm, "seed": seed, "dir": os.path.join(out, arm, f"seed{seed}"),
+    return [{"arm": arm, "seed": seed, "dir": os.path.join(out, arm, f"seed{seed}"), "root": out,
              "config": cfg.to_dict(), "progress": progress, "timeout": default_timeout()}
             for seed in cfg.seeds for arm in arms]
 
@@ -214,17 +216,26 @@ def write_outputs(rundir, summary: GLSSummary, jobs: list[dict]) -> None:
 
 
 def plot(rundir, jobs: list[dict]) -> None:
-    """Mean validation accuracy and train loss per arm against gradient compute (epochs)."""
+    """Mean validation accuracy and train loss per arm against gradient compute (epochs); a
+    logbook that cannot be read (a NUL byte, extra fields: not as a job writes it) is a
+    :class:`~deapnn.rundir.RunDirError` naming it."""
     from ..plots import plot_curves
-    from ..rundir import read_logbook
+    from ..rundir import RunDirError, read_logbook
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
     for key, name, ylabel in (("val_acc", "accuracy.png", "validation accuracy"),
                               ("train_loss", "loss.png", "train loss")):
         series = {}
         for arm in dict.fromkeys(j["arm"] for j in jobs):
             curves = []
             for job in (j for j in jobs if j["arm"] == arm):
-                rows = [r for r in read_logbook(os.path.join(job["dir"], "logbook.csv"))
-                        if r.get(key) is not None]
+                path = os.path.join(job["dir"], "logbook.csv")
+                try:
+                    rows = [r for r in read_logbook(path)
+                            if number(r.get(key)) and number(r.get("compute_epochs"))]
+                except (ValueError, csv.Error) as exc:
+                    raise RunDirError(f"cannot read {path}: {exc}") from None
                 curves.append({r["compute_epochs"]: r[key] for r in rows})
             xs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
             if xs:
@@ -242,7 +253,9 @@ def run_gls(cfg: GLSConfig, rundir, *, map_fn=None, progress=no_progress,
     ``map_fn`` runs the jobs (builtin ``map`` by default); ``progress`` is the progress-bar
     factory of every job (it travels with the job: pass a picklable one to SCOOP); ``log(text)``
     hears of every failed job."""
-    cfg.validate()          # refused before any work, with the message of the config
+    # refused before any work, with the message of the config; a run that cannot fit
+    # this host's memory too
+    cfg.validate().check_resources()
     jobs = make_jobs(cfg, rundir.path, progress)
     evaluations = run_jobs(jobs, map_fn)
     for ev in evaluations:

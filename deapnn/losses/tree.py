@@ -255,23 +255,63 @@ def correctArguments(tree, pset: gp.PrimitiveSet | None = None, rng=random):
 
 
 # ----------------------------------------------------------------- loss semantics (§4.3)
+def _check_batch(output, target) -> None:
+    """``output`` a floating tensor of at least one case, ``target`` a tensor (else
+    ``TypeError``/``ValueError`` naming the argument)."""
+    for name, value in (("output", output), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if not output.dtype.is_floating_point:
+        raise TypeError(f"output must be a floating-point tensor (scores), got dtype "
+                        f"{output.dtype}")
+    if output.dim() == 0 or output.shape[0] == 0:
+        raise ValueError(f"output must hold at least one case, got shape {tuple(output.shape)}")
+
+
+def _check_range(target: torch.Tensor, high, what: str) -> None:
+    """Every value of ``target`` in ``0..high`` — checked for a CPU target only (one
+    min/max), never where it would synchronise an accelerator at every training step."""
+    if target.device.type != "cpu":
+        return
+    found = torch.aminmax(target)
+    lo, hi = found.min.item(), found.max.item()
+    if lo < 0 or hi > high:
+        raise ValueError(f"target must hold {what}, got values from {lo:g} to {hi:g}")
+
+
 def loss_inputs(output: torch.Tensor, target: torch.Tensor, task: str):
     """``(y, fx)`` for the tree: classification → (one-hot, softmax) [sigmoid for one output];
-    regression → the raw ``(N, 1)`` tensors (a ``(N,)`` target is viewed as the output's shape)."""
+    regression → the raw ``(N, 1)`` tensors (a ``(N,)`` target is viewed as the output's shape).
+
+    ``TypeError``/``ValueError`` naming ``output`` or ``target`` for a batch the loss cannot
+    take: no case, scores that are not floating point, targets of another count or shape, and
+    (on the CPU) class indices outside ``0..C-1`` (labels outside [0, 1] for one output)."""
+    _check_batch(output, target)
+    n = output.shape[0]
     if task == "classification":
         if output.dim() != 2:
             raise ValueError("classification output must be (N, C) logits, "
                              f"got {tuple(output.shape)}")
         if output.shape[1] == 1:
+            if target.numel() != n or target.dtype.is_complex:
+                raise ValueError(f"target must hold {n} labels in [0, 1] for one output, got a "
+                                 f"{target.dtype} tensor of shape {tuple(target.shape)}")
+            _check_range(target, 1, "labels in [0, 1] for one output")
             return target.reshape(output.shape).to(output.dtype), torch.sigmoid(output)
         if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool \
                 or target.shape != output.shape[:1]:
             raise ValueError(f"classification targets must be integer class indices of shape "
-                             f"({output.shape[0]},), got a {target.dtype} tensor of shape "
+                             f"({n},), got a {target.dtype} tensor of shape "
                              f"{tuple(target.shape)}")
-        return F.one_hot(target.long(), output.shape[1]).to(output.dtype), torch.softmax(output, 1)
+        classes = output.shape[1]
+        _check_range(target, classes - 1, f"class indices in 0..{classes - 1} (the output's "
+                                          f"{classes} scores)")
+        return F.one_hot(target.long(), classes).to(output.dtype), torch.softmax(output, 1)
     if task == "regression":
-        if target.shape != output.shape and target.numel() == output.numel():
+        if target.dim() == 0 or target.shape[0] != n or target.numel() != output.numel():
+            raise ValueError(f"target must hold one value per output value, shape "
+                             f"{tuple(output.shape)} or ({n},), got shape {tuple(target.shape)}")
+        if target.shape != output.shape:
             target = target.reshape(output.shape)
         return target.to(output.dtype), output
     raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")

@@ -20,6 +20,7 @@ from deap import tools
 from ..operators.graph_phenotype import PopulationIndex, fingerprint, samePhenotype
 
 from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution, state_logbook
+from ..checkpoint import StateError
 from ..evaluation import as_evaluation
 from ..losses.graph import LossGraph
 from ..plots import save_figure
@@ -28,6 +29,7 @@ from ..runtime import derive_seed, get_map, seed_everything
 from .compare import compare_final, compare_tuned, scale_reports
 from .config import NLFSConfig
 from .evaluator import guarded_evaluator
+from .state import Checkpoint as _Checkpoint
 from .summary import NLFSSummary
 from .toolbox import LossIndividual, decode, make_toolbox, random_individual
 
@@ -44,23 +46,6 @@ class Evolution:
     logbook: list
     halloffame: list               # best first, pairwise distinct phenotypes
     mutation: dict
-
-
-class _Checkpoint:
-    """The run's one checkpoint file: each phase's part is kept, so a resume skips the phases
-    already done; ``save(phase, **parts)`` rewrites it with the parts given replaced."""
-
-    def __init__(self, rundir):
-        self.rundir = rundir
-        self.state = (rundir.load_checkpoint() if rundir is not None else None) or {}
-
-    def part(self, name):
-        return self.state.get(name)
-
-    def save(self, phase: str, **parts) -> None:
-        self.state = {**{k: v for k, v in self.state.items() if k != "phase"}, **parts}
-        if self.rundir is not None:
-            self.rundir.save_checkpoint({"phase": phase, **self.state})
 
 
 def _counted(mutate, stats: dict):
@@ -281,7 +266,7 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
     map_fn = map_fn or get_map()
     note = log or (lambda *a: None)
     evaluator = guarded_evaluator(cfg.surrogate())     # failure (timeout, OOM...) is data
-    ckpt = _Checkpoint(rundir)
+    ckpt = _Checkpoint(rundir, cfg)         # a stored state that is not this run's: refused
     pool = scored_pool(cfg, ckpt, evaluator, map_fn, progress)
     note(f"pool: {cfg.pool} losses evaluated"
          + (f" (best {cfg.rescore_count()} re-scored)" if cfg.rescore_count() else ""))
@@ -290,9 +275,12 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
         ckpt.save("evolve", evo=state, mutation=mutation)
         if rundir is not None:
             rundir.write_logbook(state_logbook(state))
-    evo = evolve(cfg, seed_population(pool, cfg.population_size, cfg.initial_age), evaluator,
-                 map_fn, state=ckpt.part("evo"), mutation=ckpt.part("mutation"), progress=progress,
-                 checkpoint=evolve_checkpoint)
+    try:
+        evo = evolve(cfg, seed_population(pool, cfg.population_size, cfg.initial_age), evaluator,
+                     map_fn, state=ckpt.part("evo"), mutation=ckpt.part("mutation"),
+                     progress=progress, checkpoint=evolve_checkpoint)
+    except StateError as exc:       # raised by the loop's restoring: name the checkpoint
+        raise exc.at(rundir.file(rundir.CHECKPOINT)) if rundir is not None else exc from None
     note(f"evolution: {cfg.cycles} children evaluated")
     best, rounds = evo.halloffame, {}
     if cfg.eliminate and len(best) > 1:

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .gls_cases import (LexicaseSettings, check_cases, check_labels, cpu_inference_layout,
-                        loss_matrix, pass_matrix)
+from .gls_cases import (MAX_CHUNK_SIZE, LexicaseSettings, check_cases, check_labels,
+                        check_model_takes, check_x, cpu_inference_layout, loss_matrix,
+                        pass_matrix)
 from .lexicase import lexicase_filter
 
 def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=F.cross_entropy,
@@ -74,10 +75,13 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
     Raises
     ------
     TypeError
-        When ``x`` or ``y`` is not a tensor, or ``batch_size`` is not an integer.
+        When ``x`` or ``y`` is not a tensor, ``x`` not of the children's floating dtype, ``y``
+        not integer class indices (default ``loss_fn``) or ``batch_size`` not an integer.
     ValueError
         With no child, not one optimizer per child, ``batch_size`` < 1, ``len(x) != len(y)``,
-        or fewer mini-batches than children (some child would get no step).
+        fewer mini-batches than children (some child would get no step), cases the children do
+        not take, or (default ``loss_fn``) labels outside the children's outputs. Checked once
+        per call: one min/max of ``y`` and one forward pass of one case.
 
     Examples
     --------
@@ -119,6 +123,8 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
                          f"{n_batches} mini-batch(es), fewer than the {p} children, so some "
                          f"children would get no training step; need len(x) > "
                          f"(children - 1) * batch_size = {(p - 1) * batch_size}")
+    label_max = check_labels("mutSubGD", y) if loss_fn is F.cross_entropy else -1
+    check_model_takes("mutSubGD", children[0], x, label_max)
     device = x.device
     batches = torch.randperm(len(x), generator=generator).split(batch_size)
     child_generators = [None] * p
@@ -160,7 +166,7 @@ def _reference_filter(pool: list, errors: np.ndarray) -> tuple[list, int]:
 
 def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Tensor,
                         rng: np.random.Generator | None = None, chunk_size: int = 8,
-                        max_chunk_size: int = 4096, max_cases: int | None = None,
+                        max_chunk_size: int = MAX_CHUNK_SIZE, max_cases: int | None = None,
                         eval_batch_size: int | None = None, semantics: str = "standard",
                         augment: str | None = None, case_metric: str = "error", epsilon=None,
                         info: dict | None = None):
@@ -190,7 +196,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     chunk_size : int, optional
         The first chunk of cases evaluated at once (default 8).
     max_chunk_size : int, optional
-        The largest chunk (default 4096).
+        The largest chunk (default :data:`~deapnn.operators.gls_cases.MAX_CHUNK_SIZE`, 4096).
     max_cases : int, optional
         Bound on the cases one event may examine (default: all). With a bound the event is
         lexicase on a random down-sample of that many cases (down-sampled lexicase, Hernandez et
@@ -237,12 +243,13 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
     Raises
     ------
     TypeError
-        When ``x`` or ``y`` is not a tensor (numpy arrays are not converted), or ``y`` is not
-        integer class indices.
+        When ``x`` or ``y`` is not a tensor (numpy arrays are not converted), ``x`` is not of
+        the models' floating dtype, or ``y`` is not integer class indices.
     ValueError
         On an empty population, a negative ``k``, invalid chunk sizes or ``max_cases``, or an
         unknown or inconsistent ``semantics`` / ``case_metric`` / ``epsilon``; on empty ``x``,
-        ``len(x) != len(y)``, labels outside the models' outputs, or NaN in an examined case.
+        ``len(x) != len(y)``, cases the models do not take, labels outside the models'
+        outputs, or NaN in an examined case.
 
     Examples
     --------
@@ -277,6 +284,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
         raise ValueError("cannot select from an empty population")
     check_cases("selGradientLexicase", x, y)
     label_max = check_labels("selGradientLexicase", y)
+    check_x("selGradientLexicase", individuals[0], x)     # feature count: at the first forward
     rng = rng if rng is not None else np.random.default_rng()
     if eval_batch_size is None:
         eval_batch_size = 2048 if x.device.type == "cuda" else 256

@@ -22,6 +22,9 @@ from ..config import Check, Config, ConfigError, Interval, Options
 SEMANTICS = ("standard", "reference")
 #: the per-case values lexicase compares (top-1 error, 0 or 1, the paper's; or cross-entropy loss)
 CASE_METRICS = ("error", "loss")
+#: the largest chunk of cases :func:`~deapnn.operators.gls.selGradientLexicase` evaluates at once
+#: by default (its ``max_chunk_size``), so the bound of a GLS run's first chunk (``chunk_size``)
+MAX_CHUNK_SIZE = 4096
 
 
 def _epsilon_ok(value) -> bool:
@@ -90,15 +93,53 @@ def check_labels(op: str, y: torch.Tensor) -> int:
     return hi
 
 
-def forward_checked(model, xb: torch.Tensor, label_max: int) -> torch.Tensor:
+def check_x(op: str, model, x: torch.Tensor) -> None:
+    """``x`` is a floating tensor of ``model``'s parameters' dtype, on their device (any of the
+    children: they share one architecture); else ``TypeError``/``ValueError`` naming ``x``."""
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{op}: x must be a floating-point tensor, got dtype {x.dtype}")
+    param = next(iter(model.parameters()), None)
+    if param is not None and x.dtype != param.dtype:
+        raise TypeError(f"{op}: x must have the models' dtype {param.dtype}, got {x.dtype} "
+                        f"(convert it with x.to({param.dtype}))")
+    if param is not None and x.device != param.device:
+        raise ValueError(f"{op}: x must be on the models' device {param.device}, got {x.device}")
+
+
+def forward_checked(model, xb: torch.Tensor, label_max: int,
+                    op: str = "selGradientLexicase") -> torch.Tensor:
     """``model(xb)`` (N, C) logits, checking that every label ``<= label_max`` is a class
-    (``label_max < 0``: no check)."""
-    out = model(xb)
+    (``label_max < 0``: no check); cases the model does not take (torch's ``RuntimeError``,
+    e.g. a wrong feature count) are a ``ValueError`` naming ``x``. Shapes only: no device
+    synchronisation."""
+    try:
+        out = model(xb)
+    except RuntimeError as exc:
+        text = str(exc).strip()
+        if isinstance(exc, torch.OutOfMemoryError) or "allocate" in text:
+            raise
+        raise ValueError(f"{op}: x holds cases of shape {tuple(xb.shape[1:])}, which the models "
+                         f"do not take ({text.splitlines()[0] if text else 'RuntimeError'})"
+                         ) from None
     if label_max >= 0 and (out.dim() != 2 or out.shape[1] <= label_max):
-        raise ValueError(f"selGradientLexicase: y holds class indices up to {label_max}, but the "
-                         f"models output {tuple(out.shape[1:])} scores per case; valid labels are "
+        raise ValueError(f"{op}: y holds class indices up to {label_max}, but the models output "
+                         f"{tuple(out.shape[1:])} scores per case; valid labels are "
                          f"0..{out.shape[1] - 1 if out.dim() == 2 else '?'}")
     return out
+
+
+def check_model_takes(op: str, model, x: torch.Tensor, label_max: int = -1) -> None:
+    """:func:`check_x`, and one forward pass of one case (in eval mode, nothing recorded, no
+    random draw; the mode restored) through :func:`forward_checked`: the cases and labels
+    fit the model before training starts, instead of torch's error from inside it."""
+    check_x(op, model, x)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            forward_checked(model, x[:1], label_max, op)
+    finally:
+        model.train(was_training)
 
 
 @contextmanager

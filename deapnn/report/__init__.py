@@ -16,6 +16,7 @@ import os
 
 from ..results import CONFIG_FILE, config_class, migrate, read_summary
 from ..rundir import RunDirError, atomic_write, check_no_links
+from ..safefs import guard
 from .document import (Report, ReportError, code, forget_reads, last_read, one_line, read_json,
                        setting)
 
@@ -124,6 +125,7 @@ def render_report(run_dir: str, out: str | None = None) -> Report:
         check_no_links(run_dir)
     except RunDirError as exc:
         raise ReportError(str(exc)) from None
+    guard(run_dir)      # and reads and writes it without following links (deapnn.safefs)
     forget_reads()
     config = load_config(run_dir)
     summary = load_summary(run_dir)
@@ -135,6 +137,8 @@ def render_report(run_dir: str, out: str | None = None) -> Report:
     try:
         status = section(body, config if section.__name__ == "generic" else config["config"],
                          summary)
+    except ReportError:         # a file a section read, named already
+        raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,
             RecursionError) as exc:
         # a file of the run holds something its writer never writes (tampered, or of

@@ -61,6 +61,20 @@ def seconds(value) -> str:
 #: could start a line of its own in the report (a heading, a shell line, an HTML tag)
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|#$~!])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` that any UTF-8 stream takes: the bytes of a path that are not UTF-8 (Python
+    holds them as lone surrogates, as a JSON ``\\udcff`` escape also gives) become ``\\xNN``
+    (other lone surrogates ``\\uNNNN``)."""
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def _escape_surrogate(match) -> str:
+    code_point = ord(match.group())
+    return f"\\x{code_point - 0xdc00:02x}" if 0xdc80 <= code_point <= 0xdcff \
+        else f"\\u{code_point:04x}"
 
 
 def one_line(text) -> str:
@@ -160,13 +174,16 @@ def forget_reads() -> None:
 def read_json(path: str, expect: type | None = dict):
     """A JSON file, or None when absent; a corrupt file, or one that holds something else than
     an ``expect`` (a JSON object by default), is a :class:`ReportError` naming it."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
     _READ.append(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            # results may hold Infinity/NaN (json.dump writes them), which json.load accepts
-            data = json.load(fh)
+    from ..rundir import RunDirError
+    from ..safefs import read_text
+    try:        # a regular file of bounded size (a FIFO would block), never through a link
+        # results may hold Infinity/NaN (json.dump writes them), which json.loads accepts
+        data = json.loads(read_text(path))
+    except RunDirError as exc:
+        raise ReportError(str(exc)) from None
     except (OSError, ValueError, RecursionError) as exc:
         raise ReportError(f"cannot read {path}: {one_line(exc)}") from None
     if expect is not None and not isinstance(data, expect):
@@ -177,14 +194,16 @@ def read_json(path: str, expect: type | None = dict):
 
 def read_rows(path: str) -> list[dict]:
     """``logbook.csv`` rows with numbers parsed ([] when absent)."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return []
     import csv
 
-    from ..rundir import read_logbook
+    from ..rundir import RunDirError, read_logbook
     _READ.append(path)
-    try:
+    try:        # streamed from a regular file of bounded size (deapnn.safefs)
         rows = read_logbook(path)
+    except RunDirError as exc:
+        raise ReportError(str(exc)) from None
     except (OSError, ValueError, csv.Error) as exc:
         raise ReportError(f"cannot read {path}: {one_line(exc)}") from None
     for row in rows:  # repr(inf) / repr(nan) come back as strings from the CSV
@@ -237,6 +256,27 @@ def file_span(run_dir: str, exclude: str = "report") -> float | None:
     return max(0.0, newest - start)
 
 
+#: the most points a curve of a report is drawn through: a PNG a few hundred pixels wide shows
+#: no more
+MAX_POINTS = 4000
+
+
+def _thinned(series: dict, bands: dict | None) -> tuple[dict, dict | None]:
+    """``series`` (and their ``bands``) with each curve of more than :data:`MAX_POINTS` points
+    cut to that many evenly spaced ones, the last included."""
+    out, out_bands = {}, dict(bands) if bands else bands
+    for label, (xs, ys) in series.items():
+        n = len(xs)
+        if n <= MAX_POINTS:
+            out[label] = (xs, ys)
+            continue
+        keep = sorted({i * n // MAX_POINTS for i in range(MAX_POINTS)} | {n - 1})
+        out[label] = ([xs[i] for i in keep], [ys[i] for i in keep])
+        if out_bands and label in out_bands:
+            out_bands[label] = tuple([b[i] for i in keep] for b in out_bands[label])
+    return out, out_bands
+
+
 # --- the document -------------------------------------------------------------------------------
 class Report:
     """Markdown lines plus the PNGs referenced (paths relative to the report's directory)."""
@@ -286,10 +326,13 @@ class Report:
     def plot(self, name: str, series: dict, xlabel: str, ylabel: str, title: str = "",
              alt: str | None = None, bands: dict | None = None) -> bool:
         """Draw ``{label: (xs, ys)}`` (empty series dropped) to ``<stem>_<name>.png`` and
-        reference it; False when there is nothing to draw."""
+        reference it; False when there is nothing to draw. A curve of more than
+        :data:`MAX_POINTS` points is drawn through that many evenly spaced ones (the last kept):
+        a long logbook is drawn in bounded time and memory."""
         series = {k: v for k, v in series.items() if v[0]}
         if not series:
             return False
+        series, bands = _thinned(series, bands)
         import matplotlib
         from ..plots import plot_curves
         path = os.path.join(self.out_dir, f"{self.stem}_{name}.png")
@@ -334,6 +377,8 @@ class Report:
                       f"{len(counts)} {per}s.")
 
     def text(self) -> str:
+        """The Markdown, valid UTF-8 (:func:`printable`: a path that is not UTF-8 is shown
+        with ``\\xNN`` escapes)."""
         while self.lines and not self.lines[-1]:
             self.lines.pop()
-        return "\n".join(self.lines) + "\n"
+        return printable("\n".join(self.lines) + "\n")
