@@ -127,3 +127,26 @@ def test_every_network_an_evaluation_and_the_final_training_train_is_xavier(monk
     final = compare.train_final({"tree": "square(sub(y, fx))"}, toy_data(), cfg, [0, 1],
                                 steps=3, eval_every=0, device=torch.device("cpu"))
     assert set(final) == {"EvoMAL", "MSE"} and built == [True] * 4   # 2 losses x 2 seeds
+
+
+def test_the_tuned_comparison_of_a_resumed_run_reuses_its_trainings(monkeypatch):
+    """config.json stores the resolved width (1000,1000), a fresh run has hidden None: the
+    trainings' identity names the resolved width, and a state stored with None (before it did)
+    is this run's."""
+    import deapnn.comparison
+    from deapnn.evomal.config import EvoMALRunConfig
+    seen = []
+    monkeypatch.setattr(deapnn.comparison, "tuned_comparison",
+                        lambda *a, **kw: seen.append((kw["state"], kw["ident"])) or {})
+    best = {"tree": "square(sub(y, fx))", "evaluated": "square(sub(y, fx))", "weights": [1] * 3}
+    fresh = EvoMALRunConfig(dataset="diabetes")
+    resumed = EvoMALRunConfig(**fresh.to_dict())
+    compare.compare_tuned(best, fresh, "regression")
+    ident = seen[-1][1]
+    assert ident["hidden"] == [1000, 1000]
+    old = {"ident": {**ident, "hidden": None}, "results": {}}
+    compare.compare_tuned(best, resumed, "regression", state=old)
+    assert seen[-1][0]["ident"] == seen[-1][1] == ident
+    narrow = EvoMALRunConfig(dataset="diabetes", hidden=(256, 256))
+    compare.compare_tuned(best, narrow, "regression", state={"ident": ident, "results": {}})
+    assert seen[-1][0]["ident"] != seen[-1][1]

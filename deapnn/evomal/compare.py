@@ -320,10 +320,15 @@ def compare_tuned(best: dict, cfg: EvoMALRunConfig, task: str, *, state=None, ch
                         higher_is_better=False, grid=tuple(cfg.lr_grid),
                         tune_seeds=tuple(cfg.tune_seeds),
                         extra={"model": final.model, "steps": cfg.steps_of_final()})
+    hidden = final.hidden_of_model()
     ident = {**final_recipe(cfg, cfg.eval_every()).to_dict(),
-             "model": final.model, "hidden": list(final.hidden) if final.hidden else None,
+             "model": final.model, "hidden": list(hidden) if hidden else None,
              "dataset": cfg.dataset, "seed": cfg.seed, "nonnegative": cfg.nonnegative}
     ident.pop("lr")
+    if state and isinstance(state.get("ident"), dict) and state["ident"].get("hidden") is None:
+        # written before the ident named the resolved width: None meant this run's default,
+        # which its config.json states resolved
+        state = {**state, "ident": {**state["ident"], "hidden": ident["hidden"]}}
     return tuned_comparison(comparison_arms(best, task, cfg.baselines), protocol, tuned_job, cfg,
                             map_fn=map_fn, state=state, checkpoint=checkpoint,
                             progress=progress, ident=ident, log=log)
