@@ -35,3 +35,14 @@ def cli(capsys, monkeypatch):
 
     yield run
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (small trainings compared figure for figure), the
+    thread count restored after."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

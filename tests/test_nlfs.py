@@ -16,12 +16,7 @@ CE = "-(y * log(yhat))"
 TINY = dict(steps=40, eval_every=10, prescreen_steps=10)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_evaluator_trains_ce_and_is_deterministic_and_picklable():

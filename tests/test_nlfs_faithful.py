@@ -12,7 +12,6 @@ import json
 import random
 
 import pytest
-import torch
 import torch.nn.functional as F
 
 from deapnn.losses.graph import LossGraph
@@ -22,12 +21,7 @@ from operators.graph_integrity import checkIntegrity
 TINY = dict(steps=40, eval_every=10, prescreen_steps=10)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Diverging:

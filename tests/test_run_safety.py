@@ -14,9 +14,13 @@ GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "
 
 
 def _one_error_line(capsys, code, expected_code=2):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == expected_code and len(err) == 1 and err[0].startswith("deapnn: error:"), err
-    return err[0]
+    """The one ``deapnn: error:`` line of a command that exited ``expected_code`` (no
+    traceback on either stream)."""
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == expected_code and len(lines) == 1, (code, out, err)
+    assert lines[0].startswith("deapnn: error:") and "Traceback" not in out + err, err
+    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,11 @@ import pytest
 
 from deapnn.cli import main
 
-GLS = ["gls", "--dataset", "iris", "--model", "mlp", "--population-size", "2", "--epochs", "1",
-       "--compare", "none", "--seeds", "0", "--quiet"]
+from test_run_safety import GLS, _one_error_line
+
 TRAIN = ["train", "--dataset", "iris", "--model", "mlp", "--epochs", "2", "--quiet"]
 #: a FIFO test that blocks fails here instead of hanging the suite
 FIFO_TIMEOUT = 30
-
-
-def _one_error_line(capsys, code, expected_code=2):
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert code == expected_code and len(lines) == 1, (code, out, err)
-    assert lines[0].startswith("deapnn: error:") and "Traceback" not in out + err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
