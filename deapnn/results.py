@@ -267,23 +267,31 @@ EARLIER_BEHAVIOUR = {
 }
 
 
+def _changed_block(files: dict, change) -> dict:
+    """``files`` with ``config.json``'s settings block replaced by ``change(command, block)``
+    (left as it is when the block is not an object)."""
+    config = files[CONFIG_FILE]
+    block = config.get("config")
+    if not isinstance(block, dict):
+        return files
+    return {**files, CONFIG_FILE: {**config, "config": change(config.get("command"), block)}}
+
+
 def _earlier_behaviour(files: dict) -> dict:
     """A setting a version-0 ``config.json`` lacks takes the value of the behaviour its run
     had (:data:`EARLIER_BEHAVIOUR`); an EvoMAL configuration without ``rejection`` predates the
     faithful protocol: rejection before the local search, per-tree seeds, 1,000 rejection
     steps, and ``generations`` that counted the populations after the initial one (+1)."""
-    config = files[CONFIG_FILE]
-    command, block = config.get("command"), config.get("config")
-    if not isinstance(block, dict):
-        return files
-    block = {**EARLIER_BEHAVIOUR.get(command, {}), **block}
-    if command == "evomal" and "rejection" not in config["config"]:
-        block = {"rejection": "before", "fitness_seed": "per_tree", **block}
-        if isinstance(block.get("generations"), int):
-            block["generations"] += 1
-        if block.get("rejection_steps") is None:
-            block["rejection_steps"] = 1000
-    return {**files, CONFIG_FILE: {**config, "config": block}}
+    def change(command, stored):
+        block = {**EARLIER_BEHAVIOUR.get(command, {}), **stored}
+        if command == "evomal" and "rejection" not in stored:
+            block = {"rejection": "before", "fitness_seed": "per_tree", **block}
+            if isinstance(block.get("generations"), int):
+                block["generations"] += 1
+            if block.get("rejection_steps") is None:
+                block["rejection_steps"] = 1000
+        return block
+    return _changed_block(files, change)
 
 
 #: settings added in version 2 (issue 22, the second faithfulness pass), with the value of the
@@ -303,15 +311,13 @@ def _earlier_behaviour_2(files: dict) -> dict:
     """A setting a version-1 ``config.json`` lacks takes the value of the behaviour its run had
     (:data:`EARLIER_BEHAVIOUR_2`); an EvoMAL MLP without ``init`` and ``hidden`` had the
     MLP's earlier default width (:data:`EARLIER_MLP_HIDDEN`)."""
-    config = files[CONFIG_FILE]
-    command, block = config.get("command"), config.get("config")
-    if not isinstance(block, dict):
-        return files
-    new = {**EARLIER_BEHAVIOUR_2.get(command, {}), **block}
-    if command == "evomal" and "init" not in block and block.get("hidden") is None \
-            and block.get("model", "mlp") == "mlp":
-        new["hidden"] = list(EARLIER_MLP_HIDDEN)
-    return {**files, CONFIG_FILE: {**config, "config": new}}
+    def change(command, stored):
+        block = {**EARLIER_BEHAVIOUR_2.get(command, {}), **stored}
+        if command == "evomal" and "init" not in stored and stored.get("hidden") is None \
+                and stored.get("model", "mlp") == "mlp":
+            block["hidden"] = list(EARLIER_MLP_HIDDEN)
+        return block
+    return _changed_block(files, change)
 
 
 #: ``(from_version, description, function)``: the steps that turn a run directory's JSON files
