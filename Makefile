@@ -1,6 +1,6 @@
 # Entry points; each creates .venv on first use and installs the project into it.
 #   make demo   run the main job on an embedded dataset (digits, offline)
-#   make test   run the full test suite (-rs: the reason of every skipped test)
+#   make test   run the full test suite (-rs: the reason of every skipped test), 2 processes
 #   make lint   ruff over the tree, mypy over the typed modules (MYPY_FILES)
 #   make docs   build the API reference (Sphinx, warnings are errors) into docs/_build/html
 PYTHON ?= python3
@@ -31,8 +31,11 @@ demo: $(STAMP)
 	@echo "== EvoMAL on diabetes (short run)"
 	$(VENV)/bin/deapnn evomal --dataset diabetes --population-size 6 --generations 2 --meta-steps 10 --fitness-steps 100 --rejection-steps 200 --final-steps 500 --hidden 32,32 --seeds 0-2 --out runs/demo/evomal
 
+# pytest-xdist: TEST_WORKERS test processes, each test module whole on one of them (--dist
+# loadfile: a module's fixtures, e.g. test_multihost's network namespace, exist once)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -rs tests
+	$(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -35,11 +35,18 @@ def generation(path):
         return 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_kill_then_resume_equals_uninterrupted(tmp_path, sig):
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run(deapnn(*ARGS, "--out", str(full)), check=True, env=ENV, timeout=300,
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """One uninterrupted run, the reference of every kill below."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "full"
+    subprocess.run(deapnn(*ARGS, "--out", str(out)), check=True, env=ENV, timeout=300,
                    capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_kill_then_resume_equals_uninterrupted(tmp_path, full, sig):
+    killed = tmp_path / "killed"
 
     proc = subprocess.Popen(deapnn(*ARGS, "--out", str(killed)), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

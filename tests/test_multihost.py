@@ -49,10 +49,11 @@ def _unavailable() -> str | None:
             return f"no `{tool}` on PATH"
     if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
         return "no sshd (apt-get install -y openssh-server)"
-    probe = subprocess.run(["ip", "netns", "add", NS + "-probe"], capture_output=True, text=True)
-    if probe.returncode:
-        return f"cannot create a network namespace: {probe.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", NS + "-probe"], capture_output=True)
+    probe = f"{NS}-probe{os.getpid()}"                # two test processes probe apart
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode:
+        return f"cannot create a network namespace: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     if socket.gethostname() in ("localhost", ""):
         return "this host has no name of its own"
     return None
@@ -121,8 +122,11 @@ class _Watch(threading.Thread):
 
 
 def _run(cmd, env, watch=None):
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # stdin from /dev/null: ssh would otherwise read (and steal) the test runner's stdin, which
+    # pytest-xdist's workers use to talk to their controller
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     if watch:
         watch.start()
     started = time.monotonic()
@@ -196,8 +200,8 @@ def test_killing_the_remote_worker_ends_cleanly_and_resume_completes(hosts, tmp_
 def _start(cmd, env, err):
     """``cmd`` in a session of its own, stderr to the file ``err`` (no pipe for an orphan)."""
     with open(err, "w") as fh:
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=fh,
-                                start_new_session=True)
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=fh, start_new_session=True)
 
 
 def _until_remote(proc, seconds=TIMEOUT):
