@@ -122,8 +122,7 @@ class _Watch(threading.Thread):
 
 
 def _run(cmd, env, watch=None):
-    # stdin from /dev/null: ssh would otherwise read (and steal) the test runner's stdin, which
-    # pytest-xdist's workers use to talk to their controller
+    # stdin from /dev/null: a pytest-xdist worker's stdin is its line to the controller
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

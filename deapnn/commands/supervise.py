@@ -27,10 +27,7 @@ def run_supervised(command, env: dict, *, local: bool, hint=lambda: "") -> int:
     sup = Supervisor(local=local)
     group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
     try:
-        # stdin from /dev/null: SCOOP's ssh to the other hosts would otherwise read the
-        # caller's stdin (a shell loop's input, a test runner's pipe) and swallow it
-        child = subprocess.Popen(command(sup.argument), env=env, stdin=subprocess.DEVNULL,
-                                 **group)
+        child = subprocess.Popen(command(sup.argument), env=env, **group)
     except BaseException:
         sup.close()
         raise
