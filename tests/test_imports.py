@@ -1,117 +1,60 @@
-"""No import cycles among deapnn's modules at module level.
+"""Import strings (``package.module:function``) for ``--dataset`` and ``--model``."""
+import sys
 
-A cycle of module-level imports works or breaks depending on which module of the cycle a program
-imports first (a partially initialised module raises ImportError on ``from x import name``), so
-it shows up only for some entry points: a SCOOP worker, a pickle load, a test run alone.  The
-graph is read from the source with ``ast`` (nothing is imported): the imports executed when a
-module loads, i.e. those at top level and inside top-level ``if``/``try``/``with``/``class``
-blocks, but not inside functions (deferred) nor under ``if TYPE_CHECKING:`` (never run).
-"""
-import ast
-import os
+import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from deapnn.imports import ImportStringError, is_import_string, resolve
 
 
-def _modules(package="deapnn"):
-    """{dotted name: (path, is_package)} of every module of ``package``."""
-    out = {}
-    for dirpath, dirs, files in os.walk(os.path.join(ROOT, package)):
-        dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__"))]
-        for f in files:
-            if f.endswith(".py"):
-                parts = os.path.relpath(os.path.join(dirpath, f), ROOT)[:-3].split(os.sep)
-                is_pkg = parts[-1] == "__init__"
-                out[".".join(parts[:-1] if is_pkg else parts)] = (os.path.join(dirpath, f), is_pkg)
-    return out
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """A module ``usermods_<test>`` in a fresh current directory, as a researcher writes it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    name = f"usermods_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(
+        "import torch\n"
+        "def build(input_shape, num_classes):\n"
+        "    return torch.nn.Linear(input_shape[-1], num_classes)\n"
+        "class Net(torch.nn.Module):\n"
+        "    pass\n"
+        "value = 3\n")
+    (tmp_path / "broken_on_import.py").write_text("raise RuntimeError('no GPU here')\n")
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(3)\n")
+    yield name
+    for mod in (name, "broken_on_import", "exits_on_import"):
+        sys.modules.pop(mod, None)
 
 
-def _is_type_checking(test) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+def test_a_function_and_a_class_in_the_current_directory_resolve(user_module):
+    build = resolve(f"{user_module}:build", "--model")
+    assert build((1, 4), 3).out_features == 3
+    assert resolve(f"{user_module}:Net", "--model").__name__ == "Net"
 
 
-def _load_time_imports(body):
-    """The import statements run when a module body ``body`` executes."""
-    for node in body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            yield node
-        elif isinstance(node, ast.If):
-            if not _is_type_checking(node.test):
-                yield from _load_time_imports(node.body)
-            yield from _load_time_imports(node.orelse)
-        elif isinstance(node, ast.Try):
-            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
-                yield from _load_time_imports(block)
-        elif isinstance(node, (ast.With, ast.ClassDef)):
-            yield from _load_time_imports(node.body)
+@pytest.mark.parametrize("text,fragment", [
+    ("os:system", "a built-in"),
+    ("nosuch_module_xyz:thing", "no module named 'nosuch_module_xyz'"),
+    ("os.path:nosuch", "has no attribute 'nosuch'"),
+    ("no_colon_here", "not an import string"),
+    ("a:b:c", "not an import string"),
+    ("../evil:x", "not an import string"),
+    ("broken_on_import:x", "importing broken_on_import failed: RuntimeError: no GPU here"),
+    ("exits_on_import:x", "importing exits_on_import failed: SystemExit"),
+])
+def test_what_is_no_factory_is_one_line_naming_the_flag(user_module, text, fragment):
+    with pytest.raises(ImportStringError) as info:
+        resolve(text, "--model")
+    message = str(info.value)
+    assert message.startswith("--model: ") and fragment in message and "\n" not in message
 
 
-def _targets(name, is_pkg, node, modules):
-    """The deapnn modules an import statement of module ``name`` loads."""
-    if isinstance(node, ast.Import):
-        return [alias.name for alias in node.names]
-    if node.level:
-        base = name.split(".") if is_pkg else name.split(".")[:-1]
-        base = base[:len(base) - (node.level - 1)]
-        source = ".".join(base + ([node.module] if node.module else []))
-    else:
-        source = node.module
-    # ``from pkg import sub`` loads the submodule ``pkg.sub``; ``from mod import name`` loads mod
-    return [f"{source}.{a.name}" if f"{source}.{a.name}" in modules else source
-            for a in node.names]
+def test_a_value_that_is_no_callable_is_refused(user_module):
+    with pytest.raises(ImportStringError, match="int, not a Python function"):
+        resolve(f"{user_module}:value", "--dataset")
 
 
-def import_graph():
-    modules = _modules()
-    graph = {}
-    for name, (path, is_pkg) in modules.items():
-        with open(path, encoding="utf-8") as fh:
-            tree = ast.parse(fh.read(), path)
-        graph[name] = sorted({t for node in _load_time_imports(tree.body)
-                              for t in _targets(name, is_pkg, node, modules)
-                              if t in modules and t != name})
-    return graph
-
-
-def find_cycle(graph):
-    """One cycle of ``graph`` as a list of nodes (first == last), or None."""
-    state, stack = {}, []
-
-    def visit(v):
-        state[v] = "open"
-        stack.append(v)
-        for w in graph[v]:
-            if state.get(w) == "open":
-                return stack[stack.index(w):] + [w]
-            if w not in state:
-                found = visit(w)
-                if found:
-                    return found
-        stack.pop()
-        state[v] = "done"
-        return None
-
-    for v in sorted(graph):
-        if v not in state:
-            found = visit(v)
-            if found:
-                return found
-    return None
-
-
-def test_the_cycle_finder_sees_a_cycle():
-    assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
-
-
-def test_the_graph_is_read_from_load_time_imports_only():
-    graph = import_graph()
-    assert "deapnn.losses.graph_ops" in graph["deapnn.losses.graph"]       # top level
-    assert "deapnn.losses.graph" not in graph["deapnn.losses.graph_expr"]  # TYPE_CHECKING only
-    assert "deapnn.operators.lexicase_deap" in graph["deapnn.operators"]   # relative import
-
-
-def test_no_module_level_import_cycle_in_deapnn():
-    cycle = find_cycle(import_graph())
-    assert cycle is None, "module-level import cycle: " + " -> ".join(cycle)
+def test_the_form_is_recognised_without_importing():
+    assert is_import_string("pkg.mod:make_data") and is_import_string("m:f.g")
+    assert not is_import_string("digits") and not is_import_string("data/x.npz")
+    assert not is_import_string("C:\\data\\x.npz") and not is_import_string(3)
