@@ -5,8 +5,12 @@ A name renamed in this release keeps working until :data:`REMOVAL`, with a
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 #: the release that removes every name deprecated in this one
 REMOVAL = "0.3.0"
@@ -56,4 +60,27 @@ def former_name(old_value, value, old: str, new: str, *, default):
     return old_value
 
 
-__all__ = ["REMOVAL", "renamed", "former_name", "warn_count"]
+def former_keywords(**pairs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: each keyword ``old=`` of ``pairs`` (``old="new"``) is a former name of the
+    function's keyword ``new=``, warned about by :func:`renamed` and passed on as ``new=``.
+    Giving both is a ``TypeError``, whatever the values (the new one's default included, by
+    name or positionally), as Python refuses an argument given twice."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        names = list(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            for old, new in pairs.items():
+                if kwargs.get(old) is None:
+                    continue
+                if new in kwargs or names.index(new) < len(args):
+                    raise TypeError(f"{fn.__name__}() got both {old}= and {new}=: give {new}= "
+                                    f"only ({old}= is its former name)")
+                renamed(f"{old}=", f"{new}=")
+                kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+        return call
+    return wrap
+
+
+__all__ = ["REMOVAL", "renamed", "former_name", "former_keywords", "warn_count"]

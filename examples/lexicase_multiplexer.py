@@ -21,12 +21,12 @@ import argparse
 import itertools
 import operator
 import random
+import sys
 
 import numpy as np
 from deap import algorithms, base, creator, gp, tools
 
 from deapnn.operators import selLexicase
-from deapnn.runtime import get_map
 
 ADDRESS_BITS = (1, 2, 3)            # 3-, 6- and 11-multiplexer
 
@@ -104,6 +104,15 @@ def run(task: dict) -> dict:
             "solved_at": next((r["gen"] for r in logbook if r["max"] == len(targets)), None)}
 
 
+def _map():
+    """``deapnn.runtime.get_map()`` under ``python -m scoop``, the builtin ``map`` otherwise
+    (deapnn.runtime imports torch, which a plain run never needs)."""
+    if "scoop" in sys.modules:
+        from deapnn.runtime import get_map
+        return get_map()
+    return map
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--address-bits", type=int, default=2, choices=ADDRESS_BITS,
@@ -125,7 +134,7 @@ def main(argv=None):
     tasks = [{"selection": sel, "seed": s, "address_bits": args.address_bits, "pop": args.pop,
               "ngen": args.ngen, "tournsize": args.tournsize}
              for sel in ("lexicase", "tournament") for s in seeds]
-    results = list(get_map()(run, tasks))
+    results = list(_map()(run, tasks))
     print(f"{'selection':<12}{'seed':>5}{'best hits':>12}{'solved at gen':>15}{'size':>6}")
     for r in results:
         solved = "-" if r["solved_at"] is None else r["solved_at"]

@@ -21,6 +21,13 @@ from .dalex import dalex  # noqa: F401
 from .lexicase import case_mad, lexicase, lexicase_filter  # noqa: F401
 from .lexicase_deap import (case_errors, selAutomaticEpsilonLexicase, selDALex,  # noqa: F401
                             selDownsampledLexicase, selEpsilonLexicase, selLexicase)  # noqa: F401
+from .lexicase_batch import batch_lexicase, selBatchLexicase  # noqa: F401
+from .lexicase_informed import (case_distances, farthest_first,  # noqa: F401
+                                informed_downsampled_lexicase)  # noqa: F401
+from .lexicase_informed_deap import selInformedDownsampledLexicase  # noqa: F401
+from .lexicase_exact import lexicase_probabilities  # noqa: F401
+from .lexicase_variants import selPlexicase  # noqa: F401
+from .plexicase import plexicase, plexicase_probabilities  # noqa: F401
 
 __all__ = list(_impl.__all__)
 

@@ -19,6 +19,12 @@ from .dalex import dalex
 from .lexicase import case_mad, lexicase, lexicase_filter
 from .lexicase_deap import (case_errors, selAutomaticEpsilonLexicase, selDALex,
                             selDownsampledLexicase, selEpsilonLexicase, selLexicase)
+from .lexicase_batch import batch_lexicase, selBatchLexicase
+from .lexicase_informed import case_distances, farthest_first, informed_downsampled_lexicase
+from .lexicase_informed_deap import selInformedDownsampledLexicase
+from .lexicase_exact import lexicase_probabilities
+from .lexicase_variants import selPlexicase
+from .plexicase import plexicase, plexicase_probabilities
 
 # name -> submodule, imported on first access (these pull in torch / deapnn)
 _LAZY = {
@@ -35,6 +41,10 @@ __all__ = [
     "dalex", "lexicase", "lexicase_filter", "case_mad", "case_errors",
     "selLexicase", "selEpsilonLexicase", "selAutomaticEpsilonLexicase", "selDownsampledLexicase",
     "selDALex",
+    "batch_lexicase", "selBatchLexicase",
+    "informed_downsampled_lexicase", "case_distances", "farthest_first",
+    "selInformedDownsampledLexicase",
+    "lexicase_probabilities", "plexicase", "plexicase_probabilities", "selPlexicase",
     "mutSubGD", "selGradientLexicase", "selRandomChild",
     "mutGraph", "checkIntegrity", "isDuplicate", "PopulationIndex", "IntegrityResult",
     "fingerprint",

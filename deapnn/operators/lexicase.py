@@ -48,8 +48,9 @@ __all__ = ["lexicase", "lexicase_filter", "case_mad"]
 _MODES = ("semi-dynamic", "dynamic")
 
 
-def _parse_epsilon(epsilon, epsilon_mode, m):
-    """Return (fixed per-case array or None, auto, dynamic)."""
+def parse_epsilon(epsilon, epsilon_mode, m):
+    """Validate ``epsilon`` / ``epsilon_mode`` for ``m`` cases; return (fixed per-case array or
+    None, auto, dynamic). Shared by every operator that takes the lexicase epsilon vocabulary."""
     if epsilon_mode not in _MODES:
         raise ValueError(f"epsilon_mode must be one of {_MODES}, got {epsilon_mode!r}")
     if epsilon is None:
@@ -67,6 +68,9 @@ def _parse_epsilon(epsilon, epsilon_mode, m):
     if not np.all(np.isfinite(eps)) or np.any(eps < 0):
         raise ValueError("epsilon must be finite and >= 0")
     return eps, False, False
+
+
+_parse_epsilon = parse_epsilon      # the former private name
 
 
 def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic",
@@ -138,7 +142,7 @@ def lexicase(errors, k, *, epsilon=None, epsilon_mode="semi-dynamic",
     k = validate_k(k)
     check_population(X, k)
     n, m = X.shape
-    eps, auto, dynamic = _parse_epsilon(epsilon, epsilon_mode, m)
+    eps, auto, dynamic = parse_epsilon(epsilon, epsilon_mode, m)
     gen = as_generator(rng)
     if k == 0:
         return np.empty(0, dtype=np.intp)

@@ -22,9 +22,13 @@ run as with ``deap.tools``.  To use a separate stream, register a ``numpy.random
 re-seed every call (every generation would repeat the same case orders), so it draws a warning.
 
 **Names.** One vocabulary with the array API: ``epsilon``, ``epsilon_mode``, ``downsample``,
-``std``, ``key``, ``rng``; every operator has defaults, so ``toolbox.register("select", op)`` works.
-``mode=`` (selAutomaticEpsilonLexicase) and ``rate=`` (selDownsampledLexicase) are deprecated
-aliases of ``epsilon_mode=`` and ``downsample=``.
+``std``, ``key``, ``key_weights``, ``rng``; every operator has defaults, so
+``toolbox.register("select", op)`` works.  ``key=`` values are errors (minimised) unless
+``key_weights=`` says otherwise, as ``fitness.weights`` does for fitness values: a weight > 0
+maximises its case (``key_weights=1.0``: every case).  ``mode=`` (selAutomaticEpsilonLexicase) and
+``rate=`` (selDownsampledLexicase) are deprecated aliases of ``epsilon_mode=`` and ``downsample=``;
+giving a former name together with its new one is a ``TypeError``.  As in ``deap.tools``, ``k <= 0``
+selects nothing (``[]``).
 
 References: Spector 2012 (lexicase); La Cava, Spector & Danai 2016 (epsilon-lexicase, MAD epsilon);
 Hernandez, Lalejini, Dolson & Ofria 2019 (down-sampled lexicase); Ni, Ding & Spector 2024 (DALex).
@@ -37,10 +41,10 @@ import warnings
 
 import numpy as np
 
-from ..deprecation import REMOVAL
+from ..deprecation import former_keywords
 from .dalex import dalex
 from .lexicase import lexicase
-from .lexicase_util import validate_k
+from .lexicase_util import case_signs, rows_matrix, validate_k
 
 __all__ = ["selLexicase", "selEpsilonLexicase", "selAutomaticEpsilonLexicase",
            "selDownsampledLexicase", "selDALex", "case_errors"]
@@ -52,35 +56,7 @@ _REMOTE = ("Per-case errors stored as an attribute inside evaluate are lost when
            "--fitness mean shows how).")
 
 
-def _rows_matrix(rows, what, unevaluated):
-    """Stack per-individual value sequences into a float matrix, or name the individual at fault."""
-    try:
-        E = np.array(rows, dtype=np.float64)
-        if E.ndim == 2:
-            return E
-    except (ValueError, TypeError):
-        pass
-    width = None
-    for i, row in enumerate(rows):
-        try:
-            a = np.asarray(row, dtype=np.float64)
-        except (ValueError, TypeError):
-            raise ValueError(f"{what} of individual {i} is not a sequence of numbers: "
-                             f"{row!r:.80}") from None
-        if a.ndim != 1:
-            raise ValueError(f"{what} of individual {i} must be one flat sequence of per-case "
-                             f"values, got shape {a.shape}")
-        if a.size == 0:
-            raise ValueError(unevaluated.format(i=i))
-        if width is None:
-            width, first = a.size, i
-        elif a.size != width:
-            raise ValueError(f"individual {i} has {a.size} {what} but individual {first} has "
-                             f"{width}: every individual needs one value per case")
-    raise ValueError(f"{what} must be equal-length numeric sequences")     # not reached
-
-
-def case_errors(individuals, key=None):
+def case_errors(individuals, key=None, key_weights=None):
     """The (individuals x cases) error matrix the lexicase operators select on, lower is better.
 
     Parameters
@@ -88,8 +64,13 @@ def case_errors(individuals, key=None):
     individuals : sequence
         Evaluated individuals.
     key : callable, optional
-        ``ind -> per-case errors`` (lower is better). Without it the values are
-        ``ind.fitness.values``, negated on cases whose weight is > 0 (DEAP maximises those).
+        ``ind -> per-case values``, errors (lower is better) unless ``key_weights`` says
+        otherwise. Without it the values are ``ind.fitness.values``, negated on cases whose weight
+        is > 0 (DEAP maximises those).
+    key_weights : float or sequence of float, optional
+        Only with ``key``: one number for every case or one per case, read as
+        ``fitness.weights`` is: > 0 maximises the case (its values are negated), < 0 minimises it;
+        only the sign counts. ``None`` (default): every ``key`` value is an error.
 
     Returns
     -------
@@ -100,7 +81,7 @@ def case_errors(individuals, key=None):
     ------
     ValueError
         Naming the first individual at fault: not evaluated, a wrong number of values, ``key``
-        returned ``None``.
+        returned ``None``; or ``key_weights`` without ``key``, of the wrong length, or zero.
 
     Examples
     --------
@@ -116,6 +97,9 @@ def case_errors(individuals, key=None):
     ----------
     Spector 2012 (lexicase selection reads one error per training case).
     """
+    if key_weights is not None and key is None:
+        raise ValueError("key_weights= applies to key= values; fitness.values are read with "
+                         "their fitness.weights")
     if len(individuals) == 0:
         return np.empty((0, 0))
     if key is not None:
@@ -128,14 +112,16 @@ def case_errors(individuals, key=None):
             if row is None:
                 raise ValueError(f"key returned None for individual {i}. {_REMOTE}")
             rows.append(row)
-        E = _rows_matrix(rows, "key values",
-                         "key returned no values for individual {i}: was it evaluated?")
+        E = rows_matrix(rows, "key values",
+                        "key returned no values for individual {i}: was it evaluated?")
         if E.shape[1] == 0:
             raise ValueError("key returned no values for individual 0: was it evaluated?")
+        if key_weights is not None:
+            np.negative(E, out=E, where=case_signs(key_weights, E.shape[1]) > 0)
         return E
     weights = np.asarray(individuals[0].fitness.weights, dtype=np.float64)
-    E = _rows_matrix([ind.fitness.values for ind in individuals], "fitness values",
-                     "individual {i} has no fitness values: was it evaluated?")
+    E = rows_matrix([ind.fitness.values for ind in individuals], "fitness values",
+                    "individual {i} has no fitness values: was it evaluated?")
     if E.shape[1] != weights.size:
         for i, ind in enumerate(individuals):
             if len(ind.fitness.values) == 0:
@@ -156,30 +142,28 @@ def _rng(rng):
     return rng
 
 
-def _renamed(old, new, old_value, new_value, default):
-    """Value of a renamed keyword: the new name wins; the old one warns (removed in
-    :data:`deapnn.deprecation.REMOVAL`)."""
-    if old_value is None:
-        return new_value
-    warnings.warn(f"{old}= is deprecated, use {new}= (the old name is removed in deapnn "
-                  f"{REMOVAL})", DeprecationWarning, stacklevel=3)
-    if new_value != default:
-        raise TypeError(f"got both {old}= and {new}=")
-    return old_value
-
-
-def _select(individuals, k, key, rng, select, **kw):
+def select_individuals(individuals, k, key, rng, select, *, key_weights=None, **kw):
+    """The DEAP-side half of every wrapper: ``select(errors, k, rng=..., **kw)`` (an array
+    operator of this package) on :func:`case_errors`; ``k <= 0`` selects nothing, as in
+    ``deap.tools`` (``range(k)`` is empty)."""
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool) and k < 0:
+        k = 0
     k = validate_k(k)
     if len(individuals) == 0:
         if k == 0:
             return []
         raise ValueError(f"empty population: cannot select {k} from 0 individuals")
-    idx = select(case_errors(individuals, key), k, rng=_rng(rng), **kw)
+    idx = select(case_errors(individuals, key, key_weights), k, rng=_rng(rng), **kw)
     return [individuals[i] for i in idx]
 
 
-def selLexicase(individuals, k, *, key=None, rng=None):
-    """Lexicase selection (Spector 2012), exact and vectorised; drop-in for ``deap.tools``.
+_select = select_individuals        # the former private name
+
+
+def selLexicase(individuals, k, *, key=None, key_weights=None, rng=None):
+    """Lexicase selection (Spector 2012); ``key=`` errors, or scores with ``key_weights=1``.
+
+    Exact and vectorised; a drop-in for ``deap.tools.selLexicase``.
 
     Each of the ``k`` selections filters ``individuals`` through the cases in a fresh random order,
     keeping those best on each case, until one individual or no case is left, then draws among the
@@ -196,6 +180,10 @@ def selLexicase(individuals, k, *, key=None, rng=None):
     key : callable, optional
         ``ind -> per-case errors`` (lower is better) instead of fitness values, e.g.
         ``operator.attrgetter("case_errors")`` beside a scalar fitness.
+    key_weights : float or sequence of float, optional
+        Only with ``key``: the sign of one number for every case, or of one per case, as
+        ``fitness.weights``: > 0 maximises (``1.0``: higher-is-better scores), < 0 minimises.
+        Default ``None``: ``key`` values are errors (minimised).
     rng : None, numpy.random.Generator or random.Random, optional
         ``None`` (Python's ``random`` state, reproducible by ``random.seed``), a
         ``numpy.random.Generator`` created once at registration, or a ``random.Random``.
@@ -226,12 +214,14 @@ def selLexicase(individuals, k, *, key=None, rng=None):
     Spector 2012, "Assessment of problem modality by differential performance of lexicase
     selection in genetic programming" (GECCO companion).
     """
-    return _select(individuals, k, key, rng, lexicase)
+    return select_individuals(individuals, k, key, rng, lexicase, key_weights=key_weights)
 
 
 def selEpsilonLexicase(individuals, k, epsilon="auto", *, epsilon_mode="semi-dynamic", key=None,
-                       rng=None):
-    """epsilon-lexicase selection (La Cava et al. 2016); drop-in for ``deap.tools``.
+                       key_weights=None, rng=None):
+    """epsilon-lexicase (La Cava 2016); ``key=`` errors, or scores with ``key_weights=1``.
+
+    A drop-in for ``deap.tools.selEpsilonLexicase``.
 
     Survivors of a case are those within ``epsilon`` of the pool's best value on it.
     ``deap.tools.selEpsilonLexicase(individuals, k, epsilon)`` calls work unchanged.
@@ -250,6 +240,8 @@ def selEpsilonLexicase(individuals, k, epsilon="auto", *, epsilon_mode="semi-dyn
         the current pool (``"dynamic"``).
     key : callable, optional
         ``ind -> per-case errors`` instead of fitness values, as in :func:`selLexicase`.
+    key_weights : float or sequence of float, optional
+        Only with ``key``: > 0 maximises, as in :func:`selLexicase`.
     rng : None, numpy.random.Generator or random.Random, optional
         Source of randomness, as in :func:`selLexicase`.
 
@@ -271,14 +263,17 @@ def selEpsilonLexicase(individuals, k, epsilon="auto", *, epsilon_mode="semi-dyn
     La Cava, Helmuth, Spector & Moore 2019 (Evolutionary Computation 27(3)): the semi-dynamic
     and dynamic variants.
     """
-    return _select(individuals, k, key, rng, lexicase, epsilon=epsilon, epsilon_mode=epsilon_mode)
+    return select_individuals(individuals, k, key, rng, lexicase, key_weights=key_weights,
+                              epsilon=epsilon, epsilon_mode=epsilon_mode)
 
 
-def selAutomaticEpsilonLexicase(individuals, k, *, epsilon_mode="dynamic", key=None, rng=None,
-                                mode=None):
-    """epsilon-lexicase with epsilon = median absolute deviation per case (La Cava et al. 2016).
+@former_keywords(mode="epsilon_mode")
+def selAutomaticEpsilonLexicase(individuals, k, *, epsilon_mode="dynamic", key=None,
+                                key_weights=None, rng=None, mode=None):
+    """MAD epsilon-lexicase (La Cava 2016); ``key=`` errors, or scores with ``key_weights=1``.
 
-    The default ``epsilon_mode="dynamic"`` matches ``deap.tools.selAutomaticEpsilonLexicase``: the
+    epsilon = the median absolute deviation (MAD) of each case. The default
+    ``epsilon_mode="dynamic"`` matches ``deap.tools.selAutomaticEpsilonLexicase``: the
     MAD and the best value are taken over the current pool, each case is used once.
 
     Parameters
@@ -292,10 +287,12 @@ def selAutomaticEpsilonLexicase(individuals, k, *, epsilon_mode="dynamic", key=N
         population (cheaper; the variant La Cava et al. 2019 recommend).
     key : callable, optional
         ``ind -> per-case errors`` instead of fitness values, as in :func:`selLexicase`.
+    key_weights : float or sequence of float, optional
+        Only with ``key``: > 0 maximises, as in :func:`selLexicase`.
     rng : None, numpy.random.Generator or random.Random, optional
         Source of randomness, as in :func:`selLexicase`.
     mode : str, optional
-        Deprecated alias of ``epsilon_mode``.
+        Deprecated alias of ``epsilon_mode`` (both together: ``TypeError``).
 
     Returns
     -------
@@ -316,13 +313,15 @@ def selAutomaticEpsilonLexicase(individuals, k, *, epsilon_mode="dynamic", key=N
     La Cava, Helmuth, Spector & Moore 2019 (Evolutionary Computation 27(3)): the dynamic and
     semi-dynamic variants.
     """
-    epsilon_mode = _renamed("mode", "epsilon_mode", mode, epsilon_mode, "dynamic")
-    return _select(individuals, k, key, rng, lexicase, epsilon="auto", epsilon_mode=epsilon_mode)
+    return select_individuals(individuals, k, key, rng, lexicase, key_weights=key_weights,
+                              epsilon="auto", epsilon_mode=epsilon_mode)
 
 
+@former_keywords(rate="downsample")
 def selDownsampledLexicase(individuals, k, downsample=0.1, *, epsilon=None,
-                           epsilon_mode="semi-dynamic", key=None, rng=None, rate=None):
-    """Down-sampled lexicase selection (Hernandez et al. 2019).
+                           epsilon_mode="semi-dynamic", key=None, key_weights=None, rng=None,
+                           rate=None):
+    """Down-sampled lexicase (Hernandez 2019); ``key=`` errors, or scores with ``key_weights=1``.
 
     One random ``downsample`` fraction of the cases (at least one) is drawn per call, i.e. per
     generation, and used for all ``k`` selections.
@@ -341,10 +340,12 @@ def selDownsampledLexicase(individuals, k, downsample=0.1, *, epsilon=None,
         As in :func:`selEpsilonLexicase`.
     key : callable, optional
         ``ind -> per-case errors`` instead of fitness values, as in :func:`selLexicase`.
+    key_weights : float or sequence of float, optional
+        Only with ``key``: > 0 maximises, as in :func:`selLexicase`.
     rng : None, numpy.random.Generator or random.Random, optional
         Source of randomness, as in :func:`selLexicase`.
     rate : float, optional
-        Deprecated alias of ``downsample``.
+        Deprecated alias of ``downsample`` (both together: ``TypeError``).
 
     Returns
     -------
@@ -363,13 +364,13 @@ def selDownsampledLexicase(individuals, k, downsample=0.1, *, epsilon=None,
     Hernandez, Lalejini, Dolson & Ofria 2019, "Random subsampling improves performance in
     lexicase selection" (GECCO companion).
     """
-    downsample = _renamed("rate", "downsample", rate, downsample, 0.1)
-    return _select(individuals, k, key, rng, lexicase, epsilon=epsilon, epsilon_mode=epsilon_mode,
+    return select_individuals(individuals, k, key, rng, lexicase, key_weights=key_weights,
+                              epsilon=epsilon, epsilon_mode=epsilon_mode,
                    downsample=downsample)
 
 
-def selDALex(individuals, k, std=200.0, *, key=None, rng=None):
-    """DALex selection (Ni, Ding & Spector 2024).
+def selDALex(individuals, k, std=200.0, *, key=None, key_weights=None, rng=None):
+    """DALex (Ni, Ding & Spector 2024); ``key=`` errors, or scores with ``key_weights=1``.
 
     Per selection, importance scores ~ N(0, ``std``) per case are softmaxed into weights and the
     individual with the least weighted error sum is chosen (see
@@ -386,6 +387,8 @@ def selDALex(individuals, k, std=200.0, *, key=None, rng=None):
         small one like selection on the mean error.
     key : callable, optional
         ``ind -> per-case errors`` instead of fitness values, as in :func:`selLexicase`.
+    key_weights : float or sequence of float, optional
+        Only with ``key``: > 0 maximises, as in :func:`selLexicase`.
     rng : None, numpy.random.Generator or random.Random, optional
         Source of randomness, as in :func:`selLexicase`.
 
@@ -405,4 +408,4 @@ def selDALex(individuals, k, std=200.0, *, key=None, rng=None):
     ----------
     Ni, Ding & Spector 2024, "DALex: Lexicase-like selection via diverse aggregation" (EuroGP).
     """
-    return _select(individuals, k, key, rng, dalex, std=std)
+    return select_individuals(individuals, k, key, rng, dalex, key_weights=key_weights, std=std)

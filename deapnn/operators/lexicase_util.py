@@ -79,6 +79,52 @@ def clean(v):
     return v
 
 
+def rows_matrix(rows, what, unevaluated):
+    """Stack per-individual value sequences into a float matrix, or name the individual at fault."""
+    try:
+        E = np.array(rows, dtype=np.float64)
+        if E.ndim == 2:
+            return E
+    except (ValueError, TypeError):
+        pass
+    width = None
+    for i, row in enumerate(rows):
+        try:
+            a = np.asarray(row, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise ValueError(f"{what} of individual {i} is not a sequence of numbers: "
+                             f"{row!r:.80}") from None
+        if a.ndim != 1:
+            raise ValueError(f"{what} of individual {i} must be one flat sequence of per-case "
+                             f"values, got shape {a.shape}")
+        if a.size == 0:
+            raise ValueError(unevaluated.format(i=i))
+        if width is None:
+            width, first = a.size, i
+        elif a.size != width:
+            raise ValueError(f"individual {i} has {a.size} {what} but individual {first} has "
+                             f"{width}: every individual needs one value per case")
+    raise ValueError(f"{what} must be equal-length numeric sequences")     # not reached
+
+
+def case_signs(weights, m):
+    """Per-case weights (one number for all ``m`` cases, or one per case) as a float array, as
+    DEAP's ``fitness.weights`` are read: only the sign counts (> 0: maximised)."""
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(f"key_weights must be a number or a sequence of numbers, "
+                         f"got {weights!r:.80}") from None
+    if w.ndim == 0:
+        w = np.full(m, float(w))
+    elif w.ndim != 1 or w.size != m:
+        raise ValueError(f"key_weights has {w.size} weights but key= gives {m} values per "
+                         f"individual: give one number, or one per case")
+    if not np.all(np.isfinite(w)) or np.any(w == 0):
+        raise ValueError(f"key_weights must be non-zero finite numbers (> 0: maximised, "
+                         f"< 0: minimised), got {weights!r:.80}")
+    return w
+
 # ----------------------------------------------------------------------------- medians / MAD
 def _mid(s, cnt):
     """Median of the first ``cnt`` entries of each sorted row of ``s`` (numpy's even-count mean)."""

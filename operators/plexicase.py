@@ -1,0 +1,5 @@
+"""Alias of :mod:`deapnn.operators.plexicase`: the same module object under the short path."""
+import importlib
+import sys
+
+sys.modules[__name__] = importlib.import_module("deapnn.operators.plexicase")
