@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 
 from .checkpoint import StateError, restoring
-from .config import ConfigError, Options, seed_constraint, setting
-from .data import DATASETS, dataset_names
-from .models import check_model_input, model_names
+from .config import ConfigError, check_network, dataset_of, seed_constraint, setting
+from .data import dataset_argument, dataset_constraint
+from .models import model_constraint, model_names
 from .progress import no_progress
 from .results import SCHEMA_VERSION
 from .sgd import SGDSettings
@@ -26,8 +26,12 @@ class SGDRunConfig(SGDSettings):
     model, the epochs and the :class:`~deapnn.sgd.SGDSettings`, the augmentation switch and
     where the data lives. Base of :class:`TrainRunConfig` and :class:`deapnn.gls.GLSConfig`,
     which declare their own SGD defaults."""
-    dataset: str = setting("digits", "dataset name (see `deapnn datasets`)", group="data")
-    model: str = setting("cnn", "network: " + ", ".join(model_names()), group="training")
+    dataset: str = setting("digits", "dataset name (see `deapnn datasets`), a path to your "
+                                     ".npz, or package.module:function returning its arrays",
+                           parse=dataset_argument, group="data")
+    model: str = setting("cnn", "network: " + ", ".join(model_names()) + ", or your factory "
+                                "package.module:function(input_shape, num_classes)",
+                         group="training")
     epochs: int = setting(20, "training epochs", group="training")
     augment: bool = setting(True, "disable the dataset's augmentation", flag="--no-augment",
                             group="training")
@@ -36,7 +40,7 @@ class SGDRunConfig(SGDSettings):
 
     _parameter_constraints = {
         **SGDSettings._parameter_constraints,
-        "dataset": [Options(dataset_names())], "model": [Options(model_names())],
+        "dataset": [dataset_constraint()], "model": [model_constraint()],
         "epochs": TrainConfig._parameter_constraints["epochs"],
         "augment": [bool], "root": [str, None], "download": [bool],
     }
@@ -45,11 +49,7 @@ class SGDRunConfig(SGDSettings):
         """The model accepts the dataset's examples (e.g. no conv-net on tabular iris) and the
         SGD settings are consistent."""
         super()._check()
-        try:
-            check_model_input(self.model, DATASETS[self.dataset].input_shape)
-        except ValueError as exc:
-            raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: {exc}",
-                              "model") from None
+        check_network(self.model, dataset_of(self.dataset))
 
     def train_config(self, epochs: int | None = None) -> TrainConfig:
         """The SGD loop for ``epochs`` epochs or generations (default: ``self.epochs``).
@@ -80,10 +80,11 @@ class TrainRunConfig(SGDRunConfig):
     def _check(self) -> None:
         super()._check()
         if self.loss is not None:
-            if DATASETS[self.dataset].task != "classification":
+            task = dataset_of(self.dataset).task
+            if task != "classification":
                 # the library's losses (and formulas over y, yhat) compare a softmax over the
                 # classes with the label: on a one-output regression network they are constant
-                raise ConfigError(f"{self.dataset} is a {DATASETS[self.dataset].task} "
+                raise ConfigError(f"{self.dataset} is a {task} "
                                   "dataset, trained with mean squared error; --loss takes a "
                                   "classification loss (drop --loss)", "loss")
             from .losses import resolve_loss

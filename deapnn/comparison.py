@@ -60,7 +60,8 @@ class TuningSettings(Config):
     network (the transfer check)."""
     final_model: str | None = setting(
         None, "network of the final comparison, e.g. cnn for losses found on the mlp "
-              "(the transfer check) [default: the search's model]", parse=str,
+              "(the transfer check), or your factory package.module:function [default: the "
+              "search's model]", parse=str,
         metavar="NAME", group="final comparison")
     tune: bool = setting(True, "final comparison at the configured learning rate only (the "
                                "protocol before tuning) instead of the tuned comparison",
@@ -104,10 +105,12 @@ class TuningSettings(Config):
     def _check(self) -> None:
         """``final_model`` names a network; every baseline is a loss of the library."""
         super()._check()
-        from .models import model_names
-        if self.final_model is not None and self.final_model not in model_names():
+        from .models import USER_MODEL, is_user_model, model_names
+        if self.final_model is not None and self.final_model not in model_names() \
+                and not is_user_model(self.final_model):
             raise ConfigError(f"unknown model {self.final_model!r}; valid: "
-                              f"{', '.join(sorted(model_names()))}", "final_model")
+                              f"{', '.join(sorted(model_names()))}, or {USER_MODEL}",
+                              "final_model")
         from .losses.library import get
         for name in self.baselines:
             try:

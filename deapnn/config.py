@@ -76,18 +76,23 @@ class Interval:
 
 
 class Options:
-    """One of a fixed set of values."""
+    """One of a fixed set of values; with ``other`` (a :class:`Check`), or a value it accepts
+    (e.g. a dataset name, or a path to the user's ``.npz`` file)."""
 
-    def __init__(self, values):
+    def __init__(self, values, other: Check | None = None):
         self.values = tuple(values)
+        self.other = other
 
     def accepts(self, value) -> bool:
-        """Whether ``value`` is one of the options."""
-        return isinstance(value, (str, int, float, bool)) and value in self.values
+        """Whether ``value`` is one of the options (or ``other`` accepts it)."""
+        if isinstance(value, (str, int, float, bool)) and value in self.values:
+            return True
+        return self.other is not None and self.other.accepts(value)
 
     def describe(self) -> str:
         """The options in words, for an error message."""
-        return "one of " + ", ".join(str(v) for v in self.values)
+        words = "one of " + ", ".join(str(v) for v in self.values)
+        return words + (f", or {self.other.describe()}" if self.other is not None else "")
 
 
 class Check:
@@ -296,10 +301,37 @@ def network_parameters(model: str, input_shape, num_classes: int) -> int:
     torch's meta device (nothing is allocated; milliseconds)."""
     import torch
 
-    from .models import build_model
+    from .models import build_model, check_user_model, is_user_model
+    if is_user_model(model):        # the user's factory may need real tensors: built once
+        return check_user_model(model, input_shape, num_classes)
     with torch.device("meta"):
         net = build_model(model, input_shape, num_classes)
     return sum(p.numel() for p in net.parameters())
+
+
+def dataset_of(spec: str, field: str = "dataset"):
+    """The :class:`~deapnn.data.DatasetInfo` of a configuration's dataset (a name or the user's
+    data, :func:`deapnn.data.dataset_info`); a problem is a :class:`ConfigError` naming
+    ``field``."""
+    from .data import dataset_info
+    try:
+        return dataset_info(spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field) from None
+
+
+def check_network(model: str, info, field: str = "model") -> None:
+    """Network ``model`` (a name or the user's factory, built and run once) takes the examples
+    of the dataset ``info`` describes and gives its outputs; else a :class:`ConfigError`
+    naming ``field``."""
+    from .models import check_model_input, is_user_model
+    try:
+        check_model_input(model, info.input_shape, info.num_classes, field)
+    except ValueError as exc:
+        if is_user_model(model):        # its message names the setting already
+            raise ConfigError(str(exc), field) from None
+        raise ConfigError(f"model {model} does not fit dataset {info.name}: {exc}",
+                          field) from None
 
 
 @dataclasses.dataclass
@@ -383,6 +415,7 @@ class Config:
 
 
 __all__ = ["FLOAT32_MAX", "SEED_MAX", "SEEDS_MAX", "SIZE_MAX", "available_memory",
+           "check_network", "dataset_of",
            "network_parameters", "seed_constraint", "seed_list", "setting", "parse_list",
            "parse_seeds", "parse_seed_indices", "seed_indices", "Config", "ConfigError", "Interval",
            "Options", "Check", "int_list", "subset_of"]

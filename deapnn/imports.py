@@ -60,16 +60,13 @@ def resolve(text: str, flag: str):
     _ensure_search_path()
     try:
         obj = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name) \
-                and module_name[len(exc.name):len(exc.name) + 1] in ("", "."):
-            raise ImportStringError(f"{flag}: no module named {exc.name!r} (looked in the current "
-                                    "directory and on sys.path)") from None
-        raise ImportStringError(f"{flag}: importing {module_name} failed: "
-                                f"{type(exc).__name__}: {_first_line(exc)}") from None
     except (Exception, SystemExit) as exc:    # a user's module may raise anything on import
+        missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+        if missing and (module_name + ".").startswith(missing + "."):   # the module itself
+            raise ImportStringError(f"{flag}: no module named {missing!r} (looked in the current "
+                                    f"directory and on sys.path){_on_worker()}") from None
         raise ImportStringError(f"{flag}: importing {module_name} failed: "
-                                f"{type(exc).__name__}: {_first_line(exc)}") from None
+                                f"{exception_line(exc)}") from None
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
@@ -83,9 +80,25 @@ def resolve(text: str, flag: str):
     return obj
 
 
-def _first_line(exc: BaseException) -> str:
+def _on_worker() -> str:
+    """On a SCOOP worker (not the origin), where the module was not found: what to do."""
+    try:
+        import scoop
+    except ImportError:
+        return ""
+    if not getattr(scoop, "IS_RUNNING", False) or getattr(scoop, "IS_ORIGIN", True):
+        return ""
+    import socket
+    return (f" on SCOOP worker {socket.gethostname()} in {os.getcwd()}: the module must be "
+            "importable on every worker; start the run in the directory that holds it (SCOOP "
+            "starts its workers there) or put its directory on PYTHONPATH")
+
+
+def exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: a user's code's exception inside one error line."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else '(no message)'}"
 
 
-__all__ = ["IMPORT_STRING", "ImportStringError", "is_import_string", "resolve", "search_path"]
+__all__ = ["IMPORT_STRING", "ImportStringError", "exception_line", "is_import_string", "resolve",
+           "search_path"]

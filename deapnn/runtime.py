@@ -246,15 +246,19 @@ def scoop_launch_env(env: dict | None = None, *, local: bool = True) -> dict:
     """Environment for starting ``python -m scoop`` from this checkout.
 
     The checkout goes first on ``PYTHONPATH`` (SCOOP forwards it to every worker, remote ones
-    included, so they import this deapnn even where it is not installed); with ``local`` the
+    included, so they import this deapnn even where it is not installed) and the current
+    directory last (:func:`deapnn.imports.search_path`: the user's ``--model`` or ``--dataset``
+    module ``package.module:function`` is imported on every worker as here); with ``local`` the
     batch-system host lists are dropped, so SCOOP starts its workers on this host.
     """
+    from .imports import search_path
     env = dict(os.environ if env is None else env)
     if local:
         for var in SCHEDULER_VARS:
             env.pop(var, None)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH"), *search_path())
+                                        if p)
     return env
 
 

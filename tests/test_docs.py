@@ -25,6 +25,9 @@ PUBLIC = [("operators", n) for n in operators.__all__] + \
          [("deapnn.algorithms", n) for n in deapnn.algorithms.__all__]
 #: the modules whose docstring examples are run (every public operator and algorithm lives here)
 EXAMPLE_MODULES = ["operators.lexicase", "operators.dalex", "operators.lexicase_deap",
+                   "operators.lexicase_batch", "operators.lexicase_informed",
+                   "operators.lexicase_informed_deap",
+                   "operators.plexicase", "operators.lexicase_variants", "operators.lexicase_exact",
                    "operators.gls", "operators.graph", "operators.aging", "operators.gp_loss",
                    "deapnn.losses.tree", "deapnn.algorithms.gradient_lexicase",
                    "deapnn.algorithms.regularized", "deapnn.algorithms.evomal"]

@@ -43,3 +43,18 @@ def test_lexicase_symbreg_runs_plainly_and_under_scoop_with_both_fitness_pattern
         assert plain.stdout.splitlines()[-2:] == scoop.stdout.splitlines()[-2:]
         best[fitness] = plain.stdout.splitlines()[-2]
     assert best["cases"] == best["mean"]          # the same errors select the same parents
+
+
+def test_bring_your_own_writes_an_npz_and_a_factory_and_runs_gls_and_nlfs_on_them(tmp_path):
+    work = tmp_path / "byo"
+    out = run("examples/bring_your_own.py", "--smoke", "--dir", str(work))
+    assert out.returncode == 0, out.stderr[-3000:]
+    for command in ("gls", "nlfs"):
+        config = json.loads((work / command / "config.json").read_text())
+        body = config[command] if command in config else config["config"]
+        assert body["model"] == "my_models:small_net"
+        assert body["dataset"] == str(work / "wine.npz")
+        assert (work / command / "environment.json").is_file()
+    rows = json.loads((work / "gls" / "results.json").read_text())["results"]
+    assert {r["arm"] for r in rows} == {"gls", "sgd"} and not any(r.get("error") for r in rows)
+    assert "my_models:small_net" in out.stdout and "best losses found" in out.stdout

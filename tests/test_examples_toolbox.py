@@ -115,3 +115,17 @@ def test_lexicase_symbreg_smoke_is_a_short_seeded_run(tmp_path):
     out = smoke(tmp_path, "lexicase_symbreg.py", "--quiet")
     assert re.search(r"^mean absolute error: [\d.e+-]+\s+\(selection: lexicase, fitness: cases, "
                      r"seed 1, 3 generations\)$", out, re.M), out
+
+
+def test_lexicase_variants_smoke_tables_every_variant_on_both_problems(tmp_path):
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        from lexicase_variants import VARIANTS
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    out = smoke(tmp_path, "lexicase_variants.py")
+    rows = re.findall(r"^(6-multiplexer|symbolic regression)\s+(\S+)\s+(\d)/1\s+(\d+)%", out, re.M)
+    assert sorted((p, v) for p, v, *_ in rows) == \
+        sorted((p, v) for p in ("6-multiplexer", "symbolic regression") for v in VARIANTS)
+    assert all(int(pct) == 100 * int(s) for *_, s, pct in rows)
+    assert re.search(r"^\(population 40, at most 3 generations, seeds 0;", out, re.M)

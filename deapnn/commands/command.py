@@ -10,7 +10,9 @@ open-or-resume of the run directory and the exit code are the same code for all 
       → summary printed, exit code from its failures (0, 3 some jobs failed, 1 all did)
 
 The runner runs holding the run directory's lock (:meth:`deapnn.rundir.RunDir.locked`: a second
-process is refused). ``--resume`` of a finished run (its ``results.json`` stored; for GLS, with
+process is refused) and records the run's environment first (``environment.json``,
+:mod:`deapnn.environment`; a resume on a machine whose numerics differ says so in one warning
+line). ``--resume`` of a finished run (its ``results.json`` stored; for GLS, with
 no failed job, which ``--resume`` retries) runs nothing and changes nothing: it reprints the
 stored summary and exits with its code.
 """
@@ -83,6 +85,7 @@ class Command:
         if args.resume:
             from ..rundir import RunDir
             rundir = RunDir.resume(args.resume)
+            check_data_file(rundir)
             cfg = rundir.stored(self.name, cls)
             conflicts = resume_conflicts(cls, cfg, args)
             if conflicts:
@@ -130,7 +133,9 @@ class Command:
             configure_worker_threads()
         rundir, cfg = getattr(args, "_configured", None) or self.configure(args)
         if rundir is None and args.out:
-            rundir = RunDir.create(args.out, self.name, cfg, device=args.device)
+            from ..data.user import dataset_record
+            rundir = RunDir.create(args.out, self.name, cfg, device=args.device,
+                                   **dataset_record(getattr(cfg, "dataset", None)))
         if rundir is None:          # nothing kept (train without --out): nothing to lock
             return self._run(cfg, None, args)
         with rundir.locked():
@@ -139,6 +144,7 @@ class Command:
                 print(f"deapnn: {rundir.path} holds a finished run: its stored results "
                       "follow (nothing was run or changed)", file=sys.stderr, flush=True)
                 return import_object(self.finish)(stored, rundir, args)
+            record_environment(rundir, args)
             return self._run(cfg, rundir, args)
 
     def _run(self, cfg, rundir, args) -> int:
@@ -173,6 +179,27 @@ class Command:
                                  "run, whose stored results it would change; drop the flag to "
                                  "print them, or start a new run with --out")
         return summary
+
+
+def record_environment(rundir, args) -> None:
+    """The run's ``environment.json`` (:func:`deapnn.environment.record`): written by a fresh
+    run; compared by ``--resume`` with the machine it continues on (one warning line naming
+    what differs) and updated."""
+    from ..environment import collect, record
+    from .common import hostfile_hosts
+    hosts = hostfile_hosts(args.hostfile) if getattr(args, "hostfile", None) else None
+    record(rundir, resumed=bool(args.resume),
+           current=collect(hosts=hosts, workers=getattr(args, "workers", None)))
+
+
+def check_data_file(rundir) -> None:
+    """The user's data file a run recorded (:func:`deapnn.data.user.dataset_record`) is still
+    there, unchanged; else the one-line usage error of ``--resume``."""
+    from ..data.user import UserDataError, check_record
+    try:
+        check_record(rundir.config)
+    except UserDataError as exc:
+        raise UsageError(f"--resume {rundir.path}: {exc}") from None
 
 
 def _log(text: str) -> None:

@@ -140,6 +140,17 @@ def check_hostfile(path: str) -> None:
         raise UsageError(f"--hostfile {path!r} lists no host (one `host [workers]` a line)")
 
 
+def hostfile_hosts(path: str) -> list[str] | None:
+    """The hosts a SCOOP hosts file (:func:`check_hostfile`) lists, in order (None when it
+    cannot be read any more)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [text.split()[0] for text in (line.split("#", 1)[0] for line in fh)
+                    if text.strip()]
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def check_writable_dir(path: str, flag: str = "--out") -> None:
     """``path`` can be a directory this process creates or writes in: it is one or does not
     exist yet, its nearest existing ancestor is a directory, and that one is writable."""
@@ -197,7 +208,7 @@ def config_usage_error(exc, flags: dict | None = None) -> UsageError:
     if name is None:
         return UsageError(message)
     flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
-    if message.startswith(name + " must "):
+    if message.startswith(name + " must ") or message.startswith(name + ": "):
         return UsageError(flag + message[len(name):])
     return UsageError(f"{flag}: {message}")
 

@@ -11,7 +11,9 @@ learned weights), trains them with the run's final training and writes ``compari
 finished training is kept in ``<output>.state.json``, so a killed comparison resumes where it
 stopped. The output and its state file are checked before any training. ``comparison.json``
 records its ``"settings"`` (the run's configuration hash and the comparison's settings): a
-finished comparison run again with the same settings is reprinted, not retrained. The run
+finished comparison run again with the same settings is reprinted, not retrained; and the
+``"environment"`` it trained on (:func:`deapnn.environment.collect`; the run directory's own
+``environment.json``, the search's, is left as it is). The run
 directory's lock is held throughout (:meth:`deapnn.rundir.RunDir.locked`). Also home of the
 flags every loss search shares for its final comparison (generated from
 :class:`~deapnn.comparison.TuningSettings`).
@@ -62,6 +64,11 @@ def load_run(args):
     if kind not in ("nlfs", "evomal"):
         raise UsageError(f"{args.run_dir} holds a {kind!r} run; deapnn compare needs an nlfs or "
                          f"evomal run")
+    from ..data.user import UserDataError, check_record
+    try:                # the run's own data file, unchanged
+        check_record(rundir.config)
+    except UserDataError as exc:
+        raise UsageError(f"cannot compare {rundir.path}: {exc}") from None
     if kind == "nlfs":
         from ..nlfs.config import NLFSConfig
         cfg = rundir.stored("nlfs", NLFSConfig)
@@ -192,8 +199,8 @@ def _compare(args, rundir, kind, cfg, found, out, settings) -> int:
         atomic_write(args.state_file, lambda fh: json.dump(s, fh), mode="w")
 
     bar = partial(progress, quiet=args.quiet)
-    from ..data import DATASETS
-    spec = DATASETS[cfg.dataset]
+    from ..data import dataset_info
+    spec = dataset_info(cfg.dataset)
     if kind == "nlfs":
         from ..nlfs.compare import compare_tuned, scale_reports
         record = compare_tuned(cfg, found, map, state=state, checkpoint=save, progress=bar,
@@ -204,8 +211,9 @@ def _compare(args, rundir, kind, cfg, found, out, settings) -> int:
         record = compare_tuned(found[0], cfg, spec.task, state=state, checkpoint=save,
                                progress=bar, log=print)
         scale = scale_reports(found, spec.task, spec.num_classes, cfg.nonnegative)
+    from ..environment import collect
     record = {**record, "run": rundir.path, "command": kind, "scale": scale,
-              "settings": settings}
+              "settings": settings, "environment": collect()}
     atomic_write(out, lambda fh: (json.dump(record, fh, indent=2, sort_keys=True, default=str),
                                   fh.write("\n")), mode="w")
     for line in table_lines(record, scale):

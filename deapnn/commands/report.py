@@ -8,8 +8,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="summarise a run directory as Markdown with PNG plots",
         description="Render RUN_DIR (from train, gls, nlfs or evomal; finished, running or "
-                    "killed) as Markdown: configuration, results (mean ± std), curves, best "
-                    "formulas, timings and recorded failures.")
+                    "killed) as Markdown: configuration, the environment it ran on, results "
+                    "(mean ± std), curves, best formulas, timings and recorded failures.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (holds config.json)")
     p.add_argument("--out", metavar="FILE.md", default=None,
                    help="where to write the report [default: RUN_DIR/report.md]; plots the run "

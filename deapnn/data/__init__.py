@@ -8,19 +8,49 @@
 Embedded (offline, no files): ``digits``, ``diabetes``, ``iris``, ``wine``, ``breast_cancer``
 (scikit-learn), ``mnist1d`` and ``mnist1d_large`` (generated from its templates). torchvision,
 read from a data directory: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``svhn``.
+The user's own (:mod:`deapnn.data.user`): a path to an ``.npz`` file or an import string
+``package.module:function``; :func:`dataset_info` describes any of them.
 """
 from __future__ import annotations
 
 from .augment import AUGMENTATIONS, augment_batch, parse_kind
 from .base import Dataset, Split
 from .registry import DATASETS, DatasetInfo, canonical_name, dataset_names
+from .user import UserDataError, dataset_argument, is_user_spec
 from .vision import DatasetNotFoundError, default_root
 
 __all__ = [
     "AUGMENTATIONS", "DATASETS", "Dataset", "DatasetInfo", "DatasetNotFoundError", "Split",
-    "augment_batch", "cache_dataset", "cached_dataset", "dataset_names", "default_root",
-    "load_dataset", "parse_kind",
+    "UserDataError", "augment_batch", "cache_dataset", "cached_dataset", "dataset_argument",
+    "dataset_constraint", "dataset_info", "dataset_key", "dataset_names", "default_root",
+    "is_user_spec", "load_dataset", "parse_kind",
 ]
+
+#: the words of a user's dataset in a constraint's message
+USER_DATASET = "a path to an .npz file, or package.module:function"
+
+
+def dataset_key(spec: str) -> str:
+    """The registry key of a dataset name (``ValueError`` listing the valid ones for an unknown
+    one), or the user's dataset ``spec`` (a path or import string) as it is."""
+    return spec if is_user_spec(spec) else canonical_name(spec)
+
+
+def dataset_info(spec: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of a dataset name or of the user's data (a path to an ``.npz``
+    or ``package.module:function``: read and checked once per process,
+    :class:`UserDataError` naming the array at fault)."""
+    if is_user_spec(spec):
+        from .user import user_info
+        return user_info(spec)
+    return DATASETS[canonical_name(spec)]
+
+
+def dataset_constraint():
+    """The constraint of a configuration's ``dataset``: a registry name, or the user's data
+    (the file itself is checked by :func:`dataset_info` in the configuration's checks)."""
+    from ..config import Check, Options
+    return Options(dataset_names(), Check(is_user_spec, USER_DATASET))
 
 #: datasets loaded in this process, by (name, seed, root): the one cache of every method
 _CACHE: dict = {}
@@ -42,12 +72,18 @@ def load_dataset(name: str, root=None, download: bool = False, seed: int = 0,
     ``~/.cache/deapnn/data``; ``download`` is passed through to torchvision. Unknown names
     raise ``ValueError`` listing the valid ones; missing files raise
     :class:`DatasetNotFoundError` (a ``FileNotFoundError``) naming the directory and
-    ``--download``.
+    ``--download``. ``name`` may be the user's data (:mod:`deapnn.data.user`: a path to an
+    ``.npz`` or ``package.module:function``; its own ``x_val`` or 20 % of its training examples
+    for validation); a problem with it is a :class:`UserDataError`.
     """
-    key = canonical_name(name)
+    key = dataset_key(name)
     if isinstance(seed, bool) or int(seed) != seed:
         raise ValueError(f"seed must be an integer, got {seed!r}")
     seed = int(seed)
+    if is_user_spec(key):
+        from .user import load_user
+
+        return load_user(key, seed, val_size)
     if DATASETS[key].source == "embedded":
         from .embedded import load_embedded
 
@@ -60,7 +96,7 @@ def load_dataset(name: str, root=None, download: bool = False, seed: int = 0,
 def cached_dataset(name: str, seed: int = 0, root=None) -> Dataset:
     """:func:`load_dataset` once per process for each ``(name, seed, root)`` (a SCOOP worker
     evaluating many candidates of one run loads its data once). Keeps the last few datasets."""
-    key = (canonical_name(name), int(seed), None if root is None else str(root))
+    key = (dataset_key(name), int(seed), None if root is None else str(root))
     if key not in _CACHE:
         cache_dataset(load_dataset(name, root=root, seed=seed), name, seed, root)
     return _CACHE[key]
@@ -69,7 +105,7 @@ def cached_dataset(name: str, seed: int = 0, root=None) -> Dataset:
 def cache_dataset(data: Dataset, name: str, seed: int = 0, root=None) -> Dataset:
     """Make :func:`cached_dataset` return ``data`` (already loaded by the caller) for these
     arguments, so in-process evaluations reuse it instead of loading it again."""
-    key = (canonical_name(name), int(seed), None if root is None else str(root))
+    key = (dataset_key(name), int(seed), None if root is None else str(root))
     _CACHE.pop(key, None)
     _CACHE[key] = data
     while len(_CACHE) > _CACHE_SIZE:

@@ -26,8 +26,10 @@ from dataclasses import InitVar, dataclass
 
 from deapnn.algorithms.evomal import variation_error
 from deapnn.comparison import TuningSettings
-from deapnn.config import (FLOAT32_MAX, SIZE_MAX, ConfigError, Interval, Options, int_list,
-                           network_parameters, parse_list, seed_constraint, setting)
+from deapnn.config import (FLOAT32_MAX, SIZE_MAX, ConfigError, Interval, Options, check_network,
+                           dataset_of, int_list, network_parameters, parse_list,
+                           seed_constraint, setting)
+from deapnn.data import dataset_argument
 from deapnn.deprecation import former_name
 from deapnn.losses.archive import ARCHIVE_KEYS
 from deapnn.models.init import INITS
@@ -111,11 +113,12 @@ class EvoMALConfig(SGDSettings):
     """One EvoMAL fitness evaluation (plain data, picklable). The SGD settings are the base
     learner's (local search, fitness and final training): :meth:`sgd_defaults` resolves the
     ones left ``None`` to the reference's for the dataset (:func:`reference_sgd`)."""
-    dataset: str = setting("diabetes", "diabetes, digits, or any `deapnn datasets` name",
-                           group=_SEARCH)
+    dataset: str = setting("diabetes", "diabetes, digits, or any `deapnn datasets` name, a path "
+                                       "to your .npz or package.module:function",
+                           parse=dataset_argument, group=_SEARCH)
     seed: int = setting(0, "run seed (python, numpy, torch)", group="run")
-    model: str = setting("mlp", "base network (mlp, cnn, ...)",
-                         group=_SEARCH)
+    model: str = setting("mlp", "base network (mlp, cnn, ...) or your factory "
+                                "package.module:function", group=_SEARCH)
     hidden: tuple | None = setting(
         None, "MLP hidden sizes, e.g. 256,256 (default: the reference's 1000,1000)",
         parse=parse_list(int, "layer sizes", positive=True, nonempty=True), group=_SEARCH)
@@ -184,22 +187,20 @@ class EvoMALConfig(SGDSettings):
 
     def _check(self) -> None:
         super()._check()
-        from deapnn.data import DATASETS, dataset_names
-        from deapnn.models import MODELS, check_model_input, model_names
-        for name, value, valid in (("dataset", self.dataset, dataset_names()),
-                                   ("model", self.model, model_names())):
-            if value not in valid:
+        from deapnn.data import dataset_names, is_user_spec
+        from deapnn.models import USER_MODEL, is_user_model, model_names
+        for name, value, valid, user, words in (
+                ("dataset", self.dataset, dataset_names(), is_user_spec,
+                 "a path to an .npz file, or package.module:function"),
+                ("model", self.model, model_names(), is_user_model, USER_MODEL)):
+            if value not in valid and not user(value):
                 raise ConfigError(f"unknown {name} {value!r}; valid: "
-                                  f"{', '.join(sorted(valid))}", name)
-        if self.hidden is not None and self.model != "mlp" and self.model in MODELS:
+                                  f"{', '.join(sorted(valid))}, or {words}", name)
+        if self.hidden is not None and self.model != "mlp":
             raise ConfigError(f"hidden sets the layers of model mlp, not of {self.model}",
                               "hidden")
-        if self.dataset in DATASETS and self.model in MODELS:
-            try:        # a base network that cannot take the data fails every candidate
-                check_model_input(self.model, DATASETS[self.dataset].input_shape)
-            except ValueError as exc:
-                raise ConfigError(f"model {self.model} does not fit dataset {self.dataset}: "
-                                  f"{exc}", "model") from None
+        # a base network that cannot take the data fails every candidate
+        check_network(self.model, dataset_of(self.dataset))
 
     def hidden_of_model(self) -> tuple | None:
         """The MLP's hidden sizes: ``hidden``, or when None the reference's
@@ -213,11 +214,11 @@ class EvoMALConfig(SGDSettings):
         four times (weights, gradients, SGD momentum, the unrolled step's updated copy) and, for
         the MLP, its activations twice (forward and backward) for the larger of a batch and
         the rejection protocol's rows; measured peaks are higher (about 6x and 3x)."""
-        from deapnn.data import DATASETS
-        spec = DATASETS.get(self.dataset)
-        hidden = self.hidden_of_model()
-        if spec is None:
+        try:
+            spec = dataset_of(self.dataset)
+        except ConfigError:
             return []
+        hidden = self.hidden_of_model()
         if hidden is None:
             n, width = network_parameters(self.model, spec.input_shape, spec.num_classes), 0
         else:
@@ -331,10 +332,11 @@ class EvoMALRunConfig(EvoMALConfig, TuningSettings):
         if self.elitism >= self.population_size:
             raise ConfigError(f"elitism must be < population_size, got {self.elitism}",
                               "elitism")
+        if self.final_model and self.final_model != self.model:
+            check_network(self.final_model, dataset_of(self.dataset), "final_model")
         if self.baselines:
-            from deapnn.data import DATASETS
-            spec = DATASETS.get(self.dataset)
-            if spec is not None and spec.task != "classification":
+            spec = dataset_of(self.dataset)
+            if spec.task != "classification":
                 raise ConfigError(f"the library's losses (deapnn.losses.get) are classification "
                                   f"losses; {self.dataset} is {spec.task}", "baselines")
 

@@ -11,8 +11,8 @@ from ..algorithms.gradient_lexicase import GLSLoopConfig
 from ..baseline import SGDRunConfig
 from ..operators.gls_cases import CASE_METRICS, MAX_CHUNK_SIZE, LexicaseSettings
 from ..deprecation import former_name
-from ..config import (Check, ConfigError, Interval, Options, network_parameters, parse_list,
-                      parse_seeds, seed_list, setting, subset_of)
+from ..config import (Check, ConfigError, Interval, Options, dataset_of, network_parameters,
+                      parse_list, parse_seeds, seed_list, setting, subset_of)
 
 ARMS = ("gls", "sgd", "sgd_matched", "random", "sgd_reset", "sgd_tuned")
 ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
@@ -134,8 +134,13 @@ class GLSConfig(SGDRunConfig):
     def _check(self) -> None:
         """Beside the dataset/model/SGD checks: ``val_size`` leaves training examples."""
         super()._check()
-        from ..data import DATASETS
-        pool = DATASETS[self.dataset].train_pool
+        from ..data import is_user_spec
+        info = dataset_of(self.dataset)
+        pool = info.train_pool
+        if self.val_size and pool is None and is_user_spec(self.dataset):
+            raise ConfigError(f"val_size must be left out (or 0 for none) for {self.dataset}: "
+                              f"it has its own validation split, x_val, y_val; got "
+                              f"{self.val_size}", "val_size")
         if self.val_size is not None and pool is not None and self.val_size >= pool:
             raise ConfigError(f"val_size must be < {pool} (the training examples of "
                               f"{self.dataset}), got {self.val_size}", "val_size")
@@ -158,7 +163,7 @@ class GLSConfig(SGDRunConfig):
             import torch
 
             from ..data import augment_batch
-            shape = DATASETS[self.dataset].input_shape
+            shape = info.input_shape
             try:
                 augment_batch(torch.zeros((1,) + tuple(shape)), kind)
             except ValueError as exc:
@@ -169,8 +174,7 @@ class GLSConfig(SGDRunConfig):
         """The children of a generation, each with its weights, gradients and (unless
         ``momentum_mode`` is none or momentum 0) momentum buffers, as float32, and the parent;
         activations and the data come on top."""
-        from ..data import DATASETS
-        spec = DATASETS[self.dataset]
+        spec = dataset_of(self.dataset)
         n = network_parameters(self.model, spec.input_shape, spec.num_classes)
         copies = 2 if self.momentum == 0 or self.momentum_mode == "none" else 3
         need = 4 * n * (copies * self.population_size + 1)
@@ -182,11 +186,10 @@ class GLSConfig(SGDRunConfig):
         ``selection_data`` is "augmented"): None with ``augment`` off, else ``augmentation``
         or the dataset's own (``dataset_default``, the loaded dataset's ``augment``; by default
         the registry's: ``mnist1d_large``: ``shift:4``; digits: none, ``crop:1`` opt-in)."""
-        from ..data import DATASETS
         if not self.augment:
             return None
         if dataset_default == "registry":
-            dataset_default = DATASETS[self.dataset].augment
+            dataset_default = dataset_of(self.dataset).augment
         kind = self.augmentation if self.augmentation is not None else dataset_default
         return None if kind in (None, "none") else kind
 

@@ -4,7 +4,8 @@ Small models for the embedded datasets (``mlp``, ``cnn`` with 2-D and 1-D varian
 CIFAR-style 32×32 architectures of the GLS paper's experiments (Ding & Spector 2022, §4):
 ``vgg19_bn``, ``resnet18``, ``resnet50``, ``densenet121``, ``mobilenetv2``, ``senet18``,
 ``efficientnetb0``, plus ``mobilenetv2_paper`` (MobileNetV2 as Sandler et al. define it;
-``mobilenetv2`` is the reference code's variant, see ``deapnn.models.mobilenetv2``).
+``mobilenetv2`` is the reference code's variant, see ``deapnn.models.mobilenetv2``). A name
+may also be the user's factory, ``package.module:function`` (:mod:`deapnn.models.user`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .densenet import DenseNet121
 from .efficientnet import EfficientNetB0
 from .mobilenetv2 import MobileNetV2, MobileNetV2Paper
 from .senet import SENet18
+from .user import ModelFactoryError, build_user_model, check_user_model, is_import_string
 
 
 def _cnn(input_shape, num_classes):
@@ -80,26 +82,60 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
-def check_model_input(name: str, input_shape) -> None:
+#: the words of a user's factory in a constraint's or error's message
+USER_MODEL = "a factory package.module:function"
+
+
+def check_model_input(name: str, input_shape, num_classes: int | None = None,
+                      field: str = "model") -> None:
     """Raise ``ValueError`` unless model ``name`` exists and accepts examples of ``input_shape``
-    (cheap: builds nothing, so the CLI can check before loading data)."""
+    (cheap for the named models: builds nothing, so the CLI can check before loading data). A
+    user's factory ``package.module:function`` is imported and, with ``num_classes``, built and
+    run once (:func:`~deapnn.models.user.check_user_model`; a :class:`ModelFactoryError` or
+    :class:`~deapnn.imports.ImportStringError` naming ``field``)."""
+    if is_import_string(name):
+        if num_classes is None:
+            from ..imports import resolve
+            resolve(name, field)
+        else:
+            check_user_model(name, input_shape, num_classes, field)
+        return
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(model_names())}")
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(model_names())}, or "
+                         f"{USER_MODEL}")
     shape = tuple(int(s) for s in input_shape)
     if not shape or min(shape) < 1:
         raise ValueError(f"{name} needs a non-empty input shape of positive sizes, got {shape}")
     _INPUT_CHECKS.get(name, lambda _shape: None)(shape)
 
 
+def is_user_model(name) -> bool:
+    """``package.module:function``: the user's factory (nothing is imported)."""
+    return is_import_string(name)
+
+
+def model_constraint():
+    """The constraint of a configuration's ``model``: a name of ``MODELS`` or the user's
+    factory (imported and checked by :func:`check_model_input` in the configuration's
+    checks)."""
+    from ..config import Check, Options
+    return Options(model_names(), Check(is_import_string, USER_MODEL))
+
+
 def build_model(name: str, input_shape, num_classes: int) -> nn.Module:
     """Build model ``name`` for examples of ``input_shape`` and ``num_classes`` outputs
     (``num_classes`` = output dimension, 1 for regression)."""
-    check_model_input(name, input_shape)
+    user = is_import_string(name)
+    if not user:
+        check_model_input(name, input_shape)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if user:        # the user's factory, checked once by the configuration (check_model_input)
+        return build_user_model(name, input_shape, num_classes)
     return MODELS[name](tuple(input_shape), int(num_classes))
 
 
-__all__ = ["build_model", "check_model_input", "model_names", "MODELS", "MLP", "CNN1d", "CNN2d",
+__all__ = ["build_model", "check_model_input", "model_names", "MODELS", "USER_MODEL",
+           "ModelFactoryError", "is_user_model", "model_constraint", "MLP", "CNN1d", "CNN2d",
            "VGG19BN", "ResNet18", "ResNet50", "DenseNet121", "MobileNetV2",
            "MobileNetV2Paper", "SENet18", "EfficientNetB0", "StagedResNet"]

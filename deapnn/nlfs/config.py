@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import InitVar, dataclass
 
 from ..comparison import TuningSettings
-from ..config import Check, ConfigError, Interval, Options, parse_list, seed_constraint, setting
+from ..config import (Check, ConfigError, Interval, Options, check_network, dataset_of,
+                      parse_list, seed_constraint, setting)
+from ..data import dataset_argument
 from ..deprecation import former_name
 from ..operators.aging import check_sample_size
 from ..operators.graph_integrity import FLIP_RULES
@@ -80,9 +82,11 @@ class NLFSConfig(SGDSettings, TuningSettings):
     against cross-entropy (Morgan & Hougen 2024 §3.4–3.6). The SGD settings are the
     surrogate's (:data:`SURROGATE_SGD`); ``pool`` left None is 2 × ``population`` and
     ``final_steps`` left None 3 × ``budget``."""
-    dataset: str = setting("digits", "dataset (a classification one; see `deapnn datasets`)",
-                           group="search")
-    model: str = setting("mlp", "surrogate model (mlp, cnn, ...)", group="search")
+    dataset: str = setting("digits", "dataset (a classification one; see `deapnn datasets`), "
+                                     "a path to your .npz or package.module:function",
+                           parse=dataset_argument, group="search")
+    model: str = setting("mlp", "surrogate model (mlp, cnn, ...) or your factory "
+                                "package.module:function", group="search")
     population_size: int = setting(20, "population size P [paper: 100]", group="search",
                                    aliases=("--population",))
     cycles: int = setting(200, "children to evaluate [paper: 4000]", group="search")
@@ -168,23 +172,21 @@ class NLFSConfig(SGDSettings, TuningSettings):
             raise ConfigError(f"pool_rescore must be 0 (one stage) or between the population "
                               f"{self.population_size} and the pool {self.pool}, got {n}",
                               "pool_rescore")
-        from ..data import DATASETS, dataset_names
-        from ..models import check_model_input, model_names
-        if self.dataset not in DATASETS:
+        from ..data import DATASETS, dataset_names, is_user_spec
+        from ..models import USER_MODEL, is_user_model, model_names
+        if self.dataset not in DATASETS and not is_user_spec(self.dataset):
             raise ConfigError(f"unknown dataset {self.dataset!r}; valid: "
-                              f"{', '.join(sorted(dataset_names()))}", "dataset")
-        spec = DATASETS[self.dataset]
+                              f"{', '.join(sorted(dataset_names()))}, or a path to an .npz "
+                              "file, or package.module:function", "dataset")
+        spec = dataset_of(self.dataset)
         if spec.task != "classification":
             raise ConfigError(f"NLFS needs a classification dataset; {self.dataset} is "
                               f"{spec.task}", "dataset")
         for name, m in (("model", self.model), ("final_model", self.final_model or self.model)):
-            if m not in model_names():
-                raise ConfigError(f"unknown model {m!r}; valid: {', '.join(sorted(model_names()))}",
-                                  name)
-            try:
-                check_model_input(m, spec.input_shape)
-            except ValueError as exc:
-                raise ConfigError(f"model {m} does not fit {self.dataset}: {exc}", name) from None
+            if m not in model_names() and not is_user_model(m):
+                raise ConfigError(f"unknown model {m!r}; valid: "
+                                  f"{', '.join(sorted(model_names()))}, or {USER_MODEL}", name)
+            check_network(m, spec, name)
 
     def rescore_count(self) -> int:
         """How many of the best pool members the second pool stage re-scores: ``pool_rescore``,

@@ -177,10 +177,10 @@ def eliminate(cfg: NLFSConfig, best: list, map_fn, *, state=None, checkpoint=Non
     budgets and, for image data, a CNN. Returns ``(survivors, rounds, history)``: survivors best
     first (keeping their surrogate fitness), ``rounds`` each survivor's score per round by
     expression, ``history`` the rows of ``elimination.json``."""
-    from ..data import DATASETS
+    from ..data import dataset_info
     from .elimination import default_stages, successive_halving, survivor_scores
     sizes = [min(s, len(best)) for s in cfg.sizes]
-    image = len(tuple(DATASETS[cfg.dataset].input_shape)) == 3
+    image = len(tuple(dataset_info(cfg.dataset).input_shape)) == 3
     survivors, history = successive_halving(
         best, default_stages(cfg.surrogate(), len(sizes) - 1, image), sizes, map_fn,
         state=state, chunk=max(1, cfg.batch), checkpoint=checkpoint)
@@ -299,8 +299,8 @@ def run_nlfs(cfg: NLFSConfig, rundir=None, *, map_fn=None, progress=no_progress,
             plot_probe(rundir.file("probe_curves.png"), best, [e["name"] for e in summary.best])
     found = [(e["name"], ind.to_json()) for e, ind in zip(summary.best, best)]
     if found:
-        from ..data import DATASETS
-        summary.scale = scale_reports(found, DATASETS[cfg.dataset].num_classes)
+        from ..data import dataset_info
+        summary.scale = scale_reports(found, dataset_info(cfg.dataset).num_classes)
     if cfg.seeds and best and cfg.tune:
         summary.tuned = compare_tuned(cfg, found, map_fn, state=ckpt.part("tuned"),
                                       checkpoint=lambda s: ckpt.save("tuned", tuned=s),

@@ -5,10 +5,9 @@ Every command writes ``config.json`` first (``command`` names the run type), the
 loader, never unpickling objects; ``config.json`` and ``results.json`` of any version through the
 migration table, :mod:`deapnn.results`, the results as the command's
 :class:`~deapnn.results.Summary`), so it works on finished, still-running and killed runs alike.
-Sections:
-configuration, results (mean ± std per arm / loss), curves (the run's PNGs, or PNGs drawn from
-``logbook.csv`` when the run made none), best formulas (loss searches), timings and recorded
-failures.
+Sections: configuration, environment (``environment.json``: what the run ran on), results
+(mean ± std per arm / loss), curves (the run's PNGs, or PNGs drawn from ``logbook.csv`` when the
+run made none), best formulas (loss searches), timings and recorded failures.
 """
 from __future__ import annotations
 
@@ -17,8 +16,8 @@ import os
 from ..results import CONFIG_FILE, config_class, migrate, read_summary
 from ..rundir import RunDirError, atomic_write, check_no_links
 from ..safefs import guard
-from .document import (Report, ReportError, code, forget_reads, last_read, one_line, read_json,
-                       setting)
+from .document import (Report, ReportError, cell, code, forget_reads, last_read, one_line, plain,
+                       read_json, setting)
 
 __all__ = ["ReportError", "render_report", "write_report", "RUN_KINDS"]
 
@@ -153,9 +152,55 @@ def render_report(run_dir: str, out: str | None = None) -> Report:
             f"- directory: {code(os.path.abspath(run_dir))}")
     rep.heading("Configuration")
     rep.table(["setting", "value"], [[code(k), setting(v)] for k, v in flat_config(config).items()])
+    environment_section(rep, run_dir)
     rep.lines += body.lines
     rep.images = body.images
     return rep
+
+
+def environment_section(rep: Report, run_dir: str) -> None:
+    """The "Environment" section: what the run ran on (its ``environment.json``,
+    :mod:`deapnn.environment`), and each resume on another environment; a file that is not
+    one deapnn writes is a :class:`ReportError` naming it."""
+    from ..environment import ENVIRONMENT_FILE, RELEVANT, check_record
+    path = os.path.join(run_dir, ENVIRONMENT_FILE)
+    data = read_json(path)
+    rep.heading("Environment")
+    if data is None:
+        rep.para(f"Not recorded (no `{ENVIRONMENT_FILE}`: a run directory of an earlier deapnn, "
+                 "or a run stopped before it recorded it).")
+        return
+    try:
+        check_record(data)
+    except ValueError as exc:
+        raise ReportError(f"{path} is {exc}") from None
+
+    def v(key):
+        return cell(data.get(key))
+    commit = f" (git {cell(str(data['git_commit'])[:12])})" if data.get("git_commit") else ""
+    gpu = (f", GPU {v('gpu')} (compute capability {v('gpu_capability')}, CUDA {v('cuda')}, "
+           f"cuDNN {v('cudnn')}, driver {v('gpu_driver')})") if data.get("gpu") else ""
+    hosts = f"; SCOOP hosts {v('hosts')}" if data.get("hosts") else ""
+    when = "when the run started" if data.get("recorded") == "start" else \
+        "when the run was first resumed (where it started is unknown)"
+    rep.add(f"- software: deapnn {v('deapnn')}{commit}, Python {v('python')}, torch "
+            f"{v('torch')}, torchvision {v('torchvision')}, numpy {v('numpy')}, deap "
+            f"{v('deap')}, scoop {v('scoop')}",
+            f"- CPU: {v('cpu')} (torch uses {v('cpu_capability')}), {v('threads')} torch "
+            f"thread(s); {v('os')}",
+            f"- device: {v('device')}{gpu}",
+            f"- deterministic algorithms: {v('deterministic_algorithms')}, cuDNN deterministic: "
+            f"{v('cudnn_deterministic')}, cuDNN benchmark: {v('cudnn_benchmark')}",
+            f"- host: {v('hostname')}{hosts}, workers: {v('workers')}",
+            f"- recorded {when}: {v('recorded_at')}")
+    for entry in data.get("resumes", []):
+        changes = ", ".join(f"{plain(k)} {cell(value)} (was {cell(data.get(k))})"
+                            for k, value in entry.items() if k != "resumed_at")
+        numerics = " — results not bit-identical to an uninterrupted run" \
+            if set(entry) & set(RELEVANT) else ""
+        rep.add(f"- resumed {cell(entry.get('resumed_at'))} on another environment: "
+                f"{changes or 'the one it started on'}{numerics}")
+    rep.add("")
 
 
 def write_report(run_dir: str, out: str | None = None) -> str:
