@@ -1,6 +1,7 @@
 # Entry points; each creates .venv on first use and installs the project into it.
 #   make demo   run the main job on an embedded dataset (digits, offline)
 #   make test   run the full test suite (-rs: the reason of every skipped test), 2 processes
+#   make test-matrix   make test again on every other supported Python (PYTHONS), one .venv<XY> each
 #   make lint   ruff over the tree, mypy over the typed modules (MYPY_FILES)
 #   make docs   build the API reference (Sphinx, warnings are errors) into docs/_build/html
 PYTHON ?= python3
@@ -9,12 +10,17 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deapnn-installed
 DOCS_STAMP := $(VENV)/.deapnn-docs-installed
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test test-matrix lint bench docs clean
 
 # the modules mypy checks (`make lint`); extend this list as more of deapnn gains annotations
 MYPY_FILES := deapnn/config.py deapnn/sgd.py deapnn/deprecation.py deapnn/evaluation.py deapnn/algorithms/ \
+	deapnn/environment.py deapnn/imports.py deapnn/data/user.py deapnn/models/user.py \
 	deapnn/operators/lexicase.py deapnn/operators/lexicase_engine.py deapnn/operators/lexicase_deap.py \
-	deapnn/operators/lexicase_util.py deapnn/operators/dalex.py
+	deapnn/operators/lexicase_util.py deapnn/operators/dalex.py \
+	deapnn/operators/lexicase_exact.py deapnn/operators/plexicase.py \
+	deapnn/operators/lexicase_variants.py \
+	deapnn/operators/lexicase_batch.py deapnn/operators/lexicase_informed.py \
+	deapnn/operators/lexicase_informed_deap.py
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +42,18 @@ demo: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile tests
+
+# The Python versions deapnn supports. One truth: pyproject.toml's "Programming Language ::
+# Python :: 3.X" classifiers (tests/test_python_versions.py checks requires-python, ruff's and
+# mypy's target and the README against them). test-matrix runs make test on each of MATRIX_PYTHONS
+# (default: all but the version .venv runs, which make test covers) in its own .venv<XY>, made from
+# pyenv's interpreter and reused while up to date; a missing interpreter fails unless
+# ALLOW_MISSING_PYTHONS=1 (.ci/test-matrix). E.g. make test-matrix MATRIX_PYTHONS="3.10 3.13"
+PYTHONS ?= $(shell sed -n 's/^ *"Programming Language :: Python :: \(3\.[0-9][0-9]*\)",.*/\1/p' pyproject.toml)
+MATRIX_PYTHONS ?= $(filter-out $(shell $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -c \
+	'import sys; print("%d.%d" % sys.version_info[:2])'),$(PYTHONS))
+test-matrix:
+	.ci/test-matrix $(MATRIX_PYTHONS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -120,11 +120,24 @@ def _resolve_alias(app, env, node, contnode):
     return None
 
 
+def _exported(app, what, name, obj) -> bool:
+    """Whether ``name`` is a name the module being documented exports: in its ``__all__``, or,
+    without one, defined in it. Sphinx 8 (the last for Python 3.10) also passes a module's
+    imported names and the names outside its ``__all__`` to ``autodoc-skip-member`` (as skipped);
+    Sphinx 9 passes only the exported ones."""
+    modname = app.env.temp_data.get("autodoc:module") if what == "module" else None
+    module = sys.modules.get(modname) if modname else None
+    if module is None:
+        return True
+    exported = getattr(module, "__all__", None)
+    return name in exported if exported is not None else getattr(obj, "__module__", None) == modname
+
+
 def _check_docstrings(app, what, name, obj, skip, options):
     """Warn (an error under ``-W``) about a public function, class or method that autodoc leaves
     out for want of a docstring: every public name of a documented module is in the reference."""
     if skip and not name.startswith("_") and (inspect.isclass(obj) or inspect.isroutine(obj)) \
-            and not inspect.getdoc(obj):
+            and not inspect.getdoc(obj) and _exported(app, what, name, obj):
         where = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', name)}"
         logger.warning("public name %s has no docstring, so the reference leaves it out", where)
     return None
