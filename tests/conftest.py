@@ -46,3 +46,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# The modules that take longest (tens of seconds each, mostly subprocess runs) go first, so that
+# with `make test`'s two processes (--dist loadfile) none of them starts last and runs alone.
+LONGEST_FIRST = ("test_multihost.py", "test_worker_loss.py", "test_kill_resume.py",
+                 "test_examples_toolbox.py", "test_scale_equality.py", "test_supervised.py",
+                 "test_shadowing.py", "test_examples.py", "test_gls_resume.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))    # stable: order kept
