@@ -23,13 +23,11 @@ exactly: integer errors are summed in int64 when that cannot overflow, float err
 from __future__ import annotations
 
 import numbers
-import random
-import warnings
 
 import numpy as np
 
 from .lexicase import lexicase
-from .lexicase_deap import case_errors
+from .lexicase_deap import select_individuals
 from .lexicase_engine import Groups
 from .lexicase_util import as_generator, check_population, clean, validate_errors, validate_k
 
@@ -212,26 +210,5 @@ def selBatchLexicase(individuals, k, batch_size=10, threshold=None, *, key=None,
     Aenugu & Spector 2019, "Lexicase selection in learning classifier systems" (GECCO),
     Algorithm 2.
     """
-    return deap_select(individuals, k, key, key_weights, rng, batch_lexicase,
-                       batch_size=batch_size, threshold=threshold)
-
-
-def deap_select(individuals, k, key, key_weights, rng, select, **kw):
-    """``select(errors, k, rng=..., **kw)`` on the individuals' :func:`case_errors`, as the
-    ``deap.tools``-style wrappers of this package do: ``k <= 0`` selects nothing, ``rng=None``
-    draws from Python's ``random``, an int ``rng`` (re-seeding every call) warns."""
-    if isinstance(k, numbers.Integral) and not isinstance(k, bool) and k < 0:
-        k = 0
-    k = validate_k(k)
-    if len(individuals) == 0:
-        if k == 0:
-            return []
-        raise ValueError(f"empty population: cannot select {k} from 0 individuals")
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        warnings.warn(f"rng={rng} re-seeds every call, so every generation repeats the same "
-                      f"draws; register a generator once instead: rng=np.random.default_rng("
-                      f"{rng})", UserWarning, stacklevel=3)
-    E = case_errors(individuals, key) if key_weights is None else \
-        case_errors(individuals, key, key_weights=key_weights)
-    idx = select(E, k, rng=random if rng is None else rng, **kw)
-    return [individuals[i] for i in idx]
+    return select_individuals(individuals, k, key, rng, batch_lexicase, key_weights=key_weights,
+                              batch_size=batch_size, threshold=threshold)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .lexicase import lexicase
-from .lexicase_batch import deap_select
+from .lexicase_deap import select_individuals
 from .lexicase_informed import (CaseGroups, check_epsilon_shape, check_fraction, check_threshold,
                                 downsample_size, parent_distances, select_on_cases)
 from .lexicase_util import as_generator, check_population, validate_errors, validate_k
@@ -138,8 +138,8 @@ class selInformedDownsampledLexicase:
         self._warned: bool = False
 
     def __call__(self, individuals, k):
-        return deap_select(individuals, k, self.key, self.key_weights, None,
-                           lambda E, k, rng: self.select(E, k))
+        return select_individuals(individuals, k, self.key, None,
+                                  lambda E, k, rng: self.select(E, k), key_weights=self.key_weights)
 
     def select(self, errors, k):
         """One generation on an error matrix: ``k`` row indices (and the state moves on).
