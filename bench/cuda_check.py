@@ -7,7 +7,11 @@ Runs, each as its own process with a time limit, and prints what it measured:
    ``--max-cases``) and resnet18 on random 32×32 tensors (N = 8,192 by default);
 3. ``bench/evomal.py`` on the GPU: meta-step time vs ``higher`` and the K = 5 peak memory;
 4. ``deapnn gls --workers 2`` on the GPU: the per-worker device assignment (host and device of
-   every job, from its ``result.json``) and the accuracies next to a serial run.
+   every job, from its ``result.json``) and the accuracies next to a serial run;
+5. ``bench/speed.py`` on the GPU: the fast paths (``--compile``, ``--precision bf16`` and
+   ``fp16``, compiled and not) against eager float32 — SGD epoch and GLS generation of cnn and
+   mlp on mnist1d_large and resnet18 on 2,048 random 32×32 images, compile times and
+   break-even epochs (``--skip-speed`` leaves it out).
 
 The device image has torch, torchvision, scikit-learn, scipy, sympy, tqdm and matplotlib, but
 not deap, scoop (with greenlet and pyzmq) or higher. Make wheels for its Python 3.12 here, in
@@ -63,6 +67,7 @@ def main() -> int:
     ap.add_argument("--out", default=os.environ.get("OUT", "runs/cuda_check"))
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--resnet-n", type=int, default=8192)
+    ap.add_argument("--skip-speed", action="store_true", help="leave out bench/speed.py")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -102,6 +107,9 @@ def main() -> int:
         for r in job_results(run_dir):
             print(f"   workers {workers}: {r['arm']:<4} seed {r['seed']}  test {r['test_acc']:.4f}"
                   f"  on {r.get('host')} {r.get('device')}  {r['seconds']:.1f} s")
+    if not args.skip_speed:
+        ok["bench speed"] = step("fast paths against eager float32", [
+            py, "bench/speed.py", "--repeats", "2"], 540, env)
     print("\nsummary: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in ok.items()))
     return 0 if all(ok.values()) else 1
 

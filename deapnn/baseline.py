@@ -9,11 +9,12 @@ their constraints are declared once, on :class:`SGDRunConfig` (and
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .checkpoint import StateError, restoring
 from .config import ConfigError, check_network, dataset_of, seed_constraint, setting
-from .data import dataset_argument, dataset_constraint
+from .data import RegimeSettings, dataset_argument, dataset_constraint
+from .fastpath import FastPathSettings
 from .models import model_constraint, model_names
 from .progress import no_progress
 from .results import SCHEMA_VERSION
@@ -21,11 +22,13 @@ from .sgd import SGDSettings
 from .training import TrainConfig
 
 @dataclass
-class SGDRunConfig(SGDSettings):
+class SGDRunConfig(SGDSettings, RegimeSettings, FastPathSettings):
     """What every run that trains networks with SGD on a dataset declares: the dataset, the
-    model, the epochs and the :class:`~deapnn.sgd.SGDSettings`, the augmentation switch and
-    where the data lives. Base of :class:`TrainRunConfig` and :class:`deapnn.gls.GLSConfig`,
-    which declare their own SGD defaults."""
+    model, the epochs and the :class:`~deapnn.sgd.SGDSettings`, the augmentation switch, where
+    the data lives, the training split's regime (:class:`~deapnn.data.RegimeSettings`) and the
+    opt-in fast paths (:class:`~deapnn.fastpath.FastPathSettings`). Base of
+    :class:`TrainRunConfig` and :class:`deapnn.gls.GLSConfig`, which declare their own SGD
+    defaults."""
     dataset: str = setting("digits", "dataset name (see `deapnn datasets`), a path to your "
                                      ".npz, or package.module:function returning its arrays",
                            parse=dataset_argument, group="data")
@@ -39,7 +42,8 @@ class SGDRunConfig(SGDSettings):
     download: bool = setting(False, "let torchvision download missing files", group="data")
 
     _parameter_constraints = {
-        **SGDSettings._parameter_constraints,
+        **SGDSettings._parameter_constraints, **RegimeSettings._parameter_constraints,
+        **FastPathSettings._parameter_constraints,
         "dataset": [dataset_constraint()], "model": [model_constraint()],
         "epochs": TrainConfig._parameter_constraints["epochs"],
         "augment": [bool], "root": [str, None], "download": [bool],
@@ -107,6 +111,9 @@ class TrainSummary:
     diverged: bool
     reason: str | None
     device: str | None          # None: a run directory of version 0 did not store it
+    #: classification: the training split's regime and the per-class metrics on the test split
+    #: (:func:`deapnn.class_metrics.class_results`; empty for a run of an earlier deapnn)
+    classes: dict = field(default_factory=dict)
 
     @property
     def jobs(self) -> int:
@@ -121,20 +128,29 @@ class TrainSummary:
     def to_dict(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, f"test_{self.metric}": self.test,
                 "seconds": self.seconds, "diverged": self.diverged, "reason": self.reason,
-                "device": self.device}
+                "device": self.device, **self.classes}
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainSummary:
         """The summary :meth:`to_dict` stored (``ValueError`` without one ``test_<metric>``)."""
         (metric,) = [k[len("test_"):] for k in data if k.startswith("test_")]
+        from .class_metrics import ROW_KEYS
         return cls(metric, data[f"test_{metric}"], data["seconds"], data["diverged"],
-                   data["reason"], data["device"])
+                   data["reason"], data["device"], {k: data[k] for k in ROW_KEYS if k in data})
 
     def render(self) -> str:
         """``deapnn train``'s printed result."""
         lines = [f"training diverged: {self.reason}"] if self.diverged else []
         lines.append(f"test {self.metric}: {self.test:.4f}  ({self.seconds:.1f} s on "
                      f"{self.device})")
+        c = self.classes
+        if all(isinstance(c.get(k), (int, float)) for k in ("balanced_acc", "worst_class_acc",
+                                                              "rare3_acc")):
+            from .data.regimes import regime_text
+            split = regime_text(c.get("imbalance"), c.get("label_noise"))
+            lines.append(f"test balanced accuracy {c['balanced_acc']:.4f}, worst class "
+                         f"{c['worst_class_acc']:.4f}, rarest 3 classes {c['rare3_acc']:.4f}  "
+                         f"(training split {split})")
         return "\n".join(lines)
 
 
@@ -160,8 +176,11 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
                        if k not in resume_state]
             if missing:
                 raise KeyError(missing[0])
+    fast = cfg.fast_path()
+    fast.check(get_device())        # fp16 on CPU: refused before any work
     seed_everything(cfg.seed)
-    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=cfg.seed)
+    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=cfg.seed,
+                        **cfg.regime())
     model = build_model(cfg.model, data.input_shape, data.num_classes)
     loss_fn = None
     if cfg.loss is not None:
@@ -174,7 +193,7 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
 
     def on_epoch(epoch, loss):
         return {"epoch": epoch + 1, "train_loss": loss,
-                f"val_{metric}": evaluate(model, data.val.x, data.val.y, data.task)}
+                f"val_{metric}": evaluate(model, data.val.x, data.val.y, data.task, fast=fast)}
 
     start = time.perf_counter()
     try:
@@ -182,15 +201,19 @@ def run_train(cfg: TrainRunConfig, rundir=None, *, map_fn=None, progress=no_prog
                        task=data.task, augment=data.augment if cfg.augment else None,
                        device=device, seed=cfg.seed, on_epoch=on_epoch, progress=bar,
                        checkpoint=rundir.save_checkpoint if rundir is not None else None,
-                       resume_state=resume_state)
+                       resume_state=resume_state, fast=fast)
     except StateError as exc:       # name the run's checkpoint
         raise exc.at(rundir.file(rundir.CHECKPOINT)) from None
     bar.close()
     seconds = time.perf_counter() - start
-    test = evaluate(model, data.test.x, data.test.y, data.task)
-    summary = TrainSummary(metric, test, seconds, result.diverged, result.reason, str(device))
+    test = evaluate(model, data.test.x, data.test.y, data.task, fast=fast)
+    from .class_metrics import class_results
+    summary = TrainSummary(metric, test, seconds, result.diverged, result.reason, str(device),
+                           class_results(data, model))
     if rundir is not None:
         write_outputs(rundir, cfg, summary, model, result.history)
+        if data.meta.get("regime"):     # the class order and the flipped labels
+            rundir.write_json("regime.json", data.meta["regime"])
     return summary
 
 

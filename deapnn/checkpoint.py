@@ -70,11 +70,18 @@ def config_hash(command, block: dict, part: str | None = None) -> str:
     """The identity of a run (or of ``part`` of it, e.g. one GLS job ``"gls/seed0"``): the
     SHA-256 of its ``command`` and defining configuration ``block`` (``config.json``'s
     ``"config"``, in the current layout) without the invocation's settings
-    (:meth:`deapnn.config.Config.invocation_settings`: they may change on ``--resume``)."""
+    (:meth:`deapnn.config.Config.invocation_settings`: they may change on ``--resume``), and
+    without the settings added since runs were stored while they hold the value that means "as
+    before" (``ADDED_FIELDS`` of the class and of every base: a run stored before they existed
+    keeps its identity)."""
     from .results import config_class
     cls = config_class(command) if isinstance(command, str) else None
     skip = set(cls.invocation_settings()) if cls is not None else set()
     plain = json.loads(json.dumps(block, default=str))      # as config.json stores it
+    if cls is not None and isinstance(plain, dict):
+        added = {k: v for klass in cls.__mro__ for k, v in vars(klass).get("ADDED_FIELDS",
+                                                                            {}).items()}
+        skip |= {k for k, v in added.items() if k in plain and plain[k] == v}
     defining = {k: v for k, v in plain.items() if k not in skip} if isinstance(plain, dict) \
         else plain
     text = json.dumps({"command": command, "config": defining, "part": part}, sort_keys=True,

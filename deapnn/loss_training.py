@@ -91,11 +91,13 @@ def prediction_error(pred: torch.Tensor, target: torch.Tensor, task: str) -> flo
 
 
 @torch.no_grad()
-def task_error(model, x: torch.Tensor, y: torch.Tensor, task: str) -> float:
+def task_error(model, x: torch.Tensor, y: torch.Tensor, task: str, fast=None) -> float:
     """The model's error rate (classification) or MSE (regression) on ``x``, evaluated in
-    batches of 1,024 in eval mode (the model is left in train mode); non-finite outputs → ∞."""
+    batches of 1,024 in eval mode (the model is left in train mode); non-finite outputs → ∞.
+    ``fast`` with ``compile``: through the compiled float32 forward pass."""
     model.eval()
-    out = torch.cat([model(xb) for xb in x.split(1024)])
+    forward = fast.infer_forward(model, float32=True) if fast is not None else model
+    out = torch.cat([forward(xb) for xb in x.split(1024)])
     model.train()
     if not torch.isfinite(out).all():
         return WORST
@@ -125,7 +127,7 @@ def uniform_batches(n: int, batch_size: int, steps: int, gen: torch.Generator):
 
 def train_with_loss(model, loss_fn: Callable, data, recipe: LossTraining, *, batch_seed: int,
                     device, evaluate: Callable | None = None, stop: Callable | None = None,
-                    eval_steps=(), eval_at_start: bool = False) -> LossTrainingResult:
+                    eval_steps=(), eval_at_start: bool = False, fast=None) -> LossTrainingResult:
     """Train ``model`` (moved to ``device``) on ``data.train`` with ``loss_fn(outputs, targets)``
     for ``recipe.steps`` SGD steps.
 
@@ -137,8 +139,12 @@ def train_with_loss(model, loss_fn: Callable, data, recipe: LossTraining, *, bat
     there. Evaluation must draw no random numbers, so the trained network does not depend on
     where it is evaluated. A non-finite training loss stops training before that step's update
     (reason recorded); errors raised by the loss or the model propagate to the caller.
+    ``fast``: a :class:`~deapnn.fastpath.FastPath` (compiled forward pass, shared by every
+    candidate's network of one architecture; mixed precision; default eager float32). The
+    candidate loss itself runs eagerly, on float32 outputs.
     """
     from .data import augment_batch
+    from .fastpath import Stepper
     recipe.validate()
     model.to(device)
     x, y = data.train.x.to(device), data.train.y.to(device)
@@ -147,33 +153,32 @@ def train_with_loss(model, loss_fn: Callable, data, recipe: LossTraining, *, bat
     draw = uniform_batches if recipe.sampling == "uniform" else shuffled_passes
     every, extra_points = recipe.eval_every, set(eval_steps)
     result = LossTrainingResult()
-    if eval_at_start:
-        result.curve.append((0, *evaluate(model, 0)))
-    for step, idx in enumerate(draw(len(x), recipe.batch_size, recipe.steps, gen)):
-        if recipe.schedule != "constant":
-            set_lr(opt, scheduled_lr(recipe, step, recipe.steps))
-        idx = idx.to(device)
-        xb, yb = x[idx], y[idx]
-        if recipe.augment:
-            xb = augment_batch(xb, recipe.augment, gen, padding=max(1, xb.shape[-1] // 8))
-        if recipe.noise:
-            xb = xb + recipe.noise * torch.randn(xb.shape, generator=gen).to(device)
-        model.train()
-        loss = loss_fn(model(xb), yb)
-        if not torch.isfinite(loss):
-            result.reason = f"non-finite loss at step {step}"
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        result.steps = done = step + 1
-        if (every and (done % every == 0 or done == recipe.steps)) or done in extra_points:
-            metrics = tuple(evaluate(model, done))
-            result.curve.append((done, *metrics))
-            reason = stop(done, metrics) if stop is not None else None
-            if reason:
-                result.reason = reason
+    with Stepper(fast, model, opt, loss_fn, device) as stepper:
+        if eval_at_start:
+            result.curve.append((0, *evaluate(model, 0)))
+        for step, idx in enumerate(draw(len(x), recipe.batch_size, recipe.steps, gen)):
+            if recipe.schedule != "constant":
+                set_lr(opt, scheduled_lr(recipe, step, recipe.steps))
+            idx = idx.to(device)
+            xb, yb = x[idx], y[idx]
+            if recipe.augment:
+                xb = augment_batch(xb, recipe.augment, gen, padding=max(1, xb.shape[-1] // 8))
+            if recipe.noise:
+                xb = xb + recipe.noise * torch.randn(xb.shape, generator=gen).to(device)
+            model.train()
+            loss = stepper.loss(xb, yb)
+            if not torch.isfinite(loss):
+                result.reason = f"non-finite loss at step {step}"
                 break
+            stepper.update(loss)
+            result.steps = done = step + 1
+            if (every and (done % every == 0 or done == recipe.steps)) or done in extra_points:
+                metrics = tuple(evaluate(model, done))
+                result.curve.append((done, *metrics))
+                reason = stop(done, metrics) if stop is not None else None
+                if reason:
+                    result.reason = reason
+                    break
     return result
 
 

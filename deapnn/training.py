@@ -53,30 +53,32 @@ def batch_order(n: int, generator: torch.Generator | None) -> torch.Tensor:
 
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                 y: torch.Tensor, loss_fn: collections.abc.Callable, batches, augment=None,
-                generator: torch.Generator | None = None) -> tuple[float, str | None]:
+                generator: torch.Generator | None = None, fast=None) -> tuple[float, str | None]:
     """Run SGD over the given index batches; return (mean loss, divergence reason or None).
 
     ``x``/``y`` already live on the model's device; ``batches`` is an iterable of index tensors.
     Stops at the first non-finite loss (the model is then left as it was before that step).
+    ``fast``: a :class:`~deapnn.fastpath.FastPath` (compiled step, mixed precision; default
+    eager float32).
     """
     from .data import augment_batch   # local: data is a sibling concern, imported lazily
+    from .fastpath import Stepper
     model.train()
     device = x.device
     total, count = torch.zeros((), device=device), 0
-    for idx in batches:
-        idx = idx.to(device)
-        xb, yb = x[idx], y[idx]
-        if augment:
-            xb = augment_batch(xb, augment, generator)
-        loss = loss_fn(model(xb), yb)
-        if not torch.isfinite(loss):
-            return ((float(total) / max(count, 1)),
-                    f"non-finite loss {float(loss.detach())} at step {count}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach()
-        count += 1
+    with Stepper(fast, model, optimizer, loss_fn, device) as step:
+        for idx in batches:
+            idx = idx.to(device)
+            xb, yb = x[idx], y[idx]
+            if augment:
+                xb = augment_batch(xb, augment, generator)
+            loss = step.loss(xb, yb)
+            if not torch.isfinite(loss):
+                return ((float(total) / max(count, 1)),
+                        f"non-finite loss {float(loss.detach())} at step {count}")
+            step.update(loss)
+            total += loss.detach()
+            count += 1
     mean = float(total) / max(count, 1)
     if not math.isfinite(mean):
         return mean, "non-finite mean loss"
@@ -88,7 +90,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
           augment=None, device: torch.device | None = None, seed: int = 0,
           on_epoch: collections.abc.Callable[[int, float], dict | None] | None = None,
           progress=None, checkpoint: collections.abc.Callable[[dict], None] | None = None,
-          resume_state: dict | None = None, momentum_reset: int | None = None) -> TrainResult:
+          resume_state: dict | None = None, momentum_reset: int | None = None,
+          sampler: collections.abc.Callable | None = None, fast=None) -> TrainResult:
     """Train ``model`` in place with SGD for ``cfg.epochs`` epochs (the SGD baseline loop).
 
     Epoch ``e`` shuffles and augments with generators seeded by ``derive_seed(seed, "sgd", e)``,
@@ -103,6 +106,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
     end at every such reset and at every epoch end, each block taking the schedule's value at
     its start (in fractional epochs), as GLS holds it constant within a generation (Ding &
     Spector 2022, §3). ``None`` (T = ∞) is plain SGD.
+
+    ``sampler(n, generator)``: the example indices of an epoch, in batch order, drawn from the
+    epoch's generator (default :func:`batch_order`, one shuffled pass; e.g. class-balanced
+    sampling with replacement, :func:`deapnn.rebalance.balanced_order`).
+
+    ``fast``: a :class:`~deapnn.fastpath.FastPath` (``--compile``, ``--precision``; default
+    eager float32), refused before any step when the device cannot run it (fp16 on CPU).
     """
     cfg.validate()
     from .runtime import derive_seed, get_device
@@ -110,6 +120,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
     model.to(device)
     loss_fn = loss_fn or default_loss(task)
     x, y = x.to(device), y.to(device)
+    if fast is not None:
+        fast.check(device)
     optimizer = make_optimizer(model.parameters(), cfg)
     result, start = TrainResult(), 0
     if resume_state is not None:
@@ -127,15 +139,15 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
         e_seed = derive_seed(seed, "sgd", epoch)
         torch.manual_seed(e_seed)
         set_lr(optimizer, scheduled_lr(cfg, epoch, cfg.epochs))
-        order = batch_order(len(x), torch.Generator().manual_seed(e_seed))
+        order = (sampler or batch_order)(len(x), torch.Generator().manual_seed(e_seed))
         aug_gen = torch.Generator(device=device).manual_seed(e_seed + 1) if augment else None
         if momentum_reset is None:
             loss, reason = train_steps(model, optimizer, x, y, loss_fn,
-                                       order.split(cfg.batch_size), augment, aug_gen)
+                                       order.split(cfg.batch_size), augment, aug_gen, fast)
         else:
             loss, reason = _reset_blocks(model, optimizer, x, y, loss_fn,
                                          order.split(cfg.batch_size), augment, aug_gen, cfg,
-                                         epoch, momentum_reset)
+                                         epoch, momentum_reset, fast)
         result.losses.append(loss)
         if reason:
             result.diverged, result.reason = True, f"epoch {epoch}: {reason}"
@@ -164,7 +176,7 @@ def zero_momentum(optimizer: torch.optim.Optimizer) -> None:
 
 
 def _reset_blocks(model, optimizer, x, y, loss_fn, batches, augment, generator, cfg, epoch,
-                  period: int) -> tuple[float, str | None]:
+                  period: int, fast=None) -> tuple[float, str | None]:
     """One epoch of :func:`train` with ``momentum_reset=period``: the epoch's batches split at
     every multiple of ``period`` steps (global count), momentum zeroed there, lr set per block."""
     if int(period) < 1:
@@ -180,7 +192,7 @@ def _reset_blocks(model, optimizer, x, y, loss_fn, batches, augment, generator, 
         end = min(n, start + period - step % period)
         set_lr(optimizer, scheduled_lr(cfg, epoch + start / n, cfg.epochs))
         loss, reason = train_steps(model, optimizer, x, y, loss_fn, batches[start:end], augment,
-                                   generator)
+                                   generator, fast)
         if reason:
             return loss, reason
         if end - start == n:
@@ -193,32 +205,37 @@ def _reset_blocks(model, optimizer, x, y, loss_fn, batches, augment, generator, 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024,
-            device: torch.device | None = None) -> torch.Tensor:
-    """Model outputs for ``x`` in eval mode, computed in batches, returned on CPU."""
+            device: torch.device | None = None, fast=None) -> torch.Tensor:
+    """Model outputs for ``x`` in eval mode, computed in batches, returned on CPU (float32).
+    ``fast`` with ``compile``: the compiled float32 forward pass (reported metrics are never
+    computed in lower precision)."""
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
-    outs = [model(xb.to(device)).float().cpu() for xb in x.split(batch_size)]
+    forward = fast.infer_forward(model, float32=True) if fast is not None else model
+    outs = [forward(xb.to(device)).float().cpu() for xb in x.split(batch_size)]
     model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-             device: torch.device | None = None) -> float:
+             device: torch.device | None = None, fast=None) -> float:
     """Top-1 accuracy of a classifier (higher is better)."""
-    return float((predict(model, x, batch_size, device).argmax(1) == y.cpu()).float().mean())
+    return float((predict(model, x, batch_size, device, fast).argmax(1) == y.cpu())
+                 .float().mean())
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str = "classification",
-             batch_size: int = 1024, device: torch.device | None = None) -> float:
+             batch_size: int = 1024, device: torch.device | None = None, fast=None) -> float:
     """The metric a run reports for its task, named in its outputs: ``accuracy`` (higher is
     better) for classification, ``mse`` (lower is better) for regression; NaN outputs give NaN
     MSE. Fitness functions that need one direction for both tasks use
-    :func:`deapnn.loss_training.task_error` (lower is better) instead."""
+    :func:`deapnn.loss_training.task_error` (lower is better) instead. ``fast``: see
+    :func:`predict`."""
     if task == "classification":
-        return accuracy(model, x, y, batch_size, device)
-    return float(F.mse_loss(predict(model, x, batch_size, device), y.cpu().float()))
+        return accuracy(model, x, y, batch_size, device, fast)
+    return float(F.mse_loss(predict(model, x, batch_size, device, fast), y.cpu().float()))

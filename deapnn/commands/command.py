@@ -110,6 +110,7 @@ class Command:
         check_common(args)
         args._configured = self.configure(args)     # run() uses it: made (and warned) once
         self.check_resources(args, args._configured[1])
+        self.check_fast_path(args, args._configured[1])
         warn_deprecated(args)
 
     def check_resources(self, args, cfg) -> None:
@@ -121,6 +122,10 @@ class Command:
             cfg.check_resources(workers=1 if args.hostfile else args.workers)
         except ConfigError as exc:
             raise config_usage_error(exc, flags_by_field(self.config_class)) from None
+
+    def check_fast_path(self, args, cfg) -> None:
+        """:func:`check_fast_path` of this command's configuration."""
+        check_fast_path(cfg, args.device, args.hostfile, flags_by_field(self.config_class))
 
     # --- the run ------------------------------------------------------------------------
     def run(self, args) -> int:
@@ -153,6 +158,11 @@ class Command:
         quiet = args.quiet or (self.quiet_workers and args.workers > 1)
         summary = import_object(self.runner)(cfg, rundir, map_fn=get_map(),
                                      progress=partial(progress, quiet=quiet), log=_log)
+        if getattr(cfg, "compile", False):
+            from ..compiled import summary_line
+            line = summary_line()
+            if line:
+                print(line, file=sys.stderr, flush=True)
         return import_object(self.finish)(summary, rundir, args)
 
     def finished(self, rundir, args):
@@ -179,6 +189,24 @@ class Command:
                                  "run, whose stored results it would change; drop the flag to "
                                  "print them, or start a new run with --out")
         return summary
+
+
+def check_fast_path(cfg, device: str, hostfile=None, flags: dict | None = None) -> None:
+    """``--precision fp16`` is refused (:class:`UsageError`, one line) where the run would
+    train on CPU: ``--device cpu``, or ``auto`` without CUDA here and no ``--hostfile``."""
+    from ..config import ConfigError
+    if not hasattr(cfg, "fast_path"):
+        return
+    base = device.split(":")[0]
+    if base == "auto" and not hostfile:
+        from ..runtime import cuda_device_count
+        base = "cuda" if cuda_device_count() else "cpu"
+    if base != "cpu":
+        return
+    try:
+        cfg.fast_path().check("cpu")
+    except ConfigError as exc:
+        raise config_usage_error(exc, flags) from None
 
 
 def record_environment(rundir, args) -> None:

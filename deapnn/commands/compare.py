@@ -26,6 +26,7 @@ import os
 from functools import partial
 
 from ..comparison import TuningSettings
+from ..fastpath import FastPathSettings
 from .common import UsageError, check_device, config_usage_error
 from .flags import add_config_flags, flags_by_field, given_values
 
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished nlfs or evomal run directory")
     # the tuned comparison's settings, as the searches declare them (the run's are the defaults)
     add_config_flags(p, TuningSettings, exclude=("tune",), title="comparison")
+    add_config_flags(p, FastPathSettings)       # default: the run's own fast path
     p.add_argument("--out", metavar="FILE.json", default=None,
                    help="where to write the comparison [default: RUN_DIR/comparison.json, "
                         "RUN_DIR/comparison-<model>.json with --final-model]")
@@ -83,11 +85,13 @@ def load_run(args):
         found = summary.best[:1] if summary.found_loss() else []
     if not found:
         raise UsageError(f"{args.run_dir}: the run found no loss to compare")
-    values = {**given_values(TuningSettings, args), "tune": True}
+    values = {**given_values(TuningSettings, args), **given_values(FastPathSettings, args),
+              "tune": True}
     try:
         cfg = dataclasses.replace(cfg, **values)
     except ConfigError as exc:
-        raise config_usage_error(exc, flags_by_field(TuningSettings)) from None
+        raise config_usage_error(exc, {**flags_by_field(TuningSettings),
+                                       **flags_by_field(FastPathSettings)}) from None
     if not cfg.seeds:
         raise UsageError("--seeds must list at least one seed (a comparison trains on them)")
     return rundir, kind, cfg, found
@@ -137,7 +141,9 @@ def check(args) -> None:
     check_device(args.device)          # the comparison trains here: the device must exist
     if args.out is not None and not args.out.endswith(".json"):
         raise UsageError(f"--out must name a .json file, got {args.out!r}")
-    rundir = load_run(args)[0]
+    rundir, _, cfg, _ = load_run(args)
+    from .command import check_fast_path
+    check_fast_path(cfg, args.device, flags=flags_by_field(FastPathSettings))
     out = output_path(args, rundir)
     for path in (out, state_path(out)):
         check_output(path, "--out" if args.out else None)

@@ -16,12 +16,14 @@ from __future__ import annotations
 from .augment import AUGMENTATIONS, augment_batch, parse_kind
 from .base import Dataset, Split
 from .registry import DATASETS, DatasetInfo, canonical_name, dataset_names
+from .regimes import RegimeError, RegimeSettings, apply_regime
 from .user import UserDataError, dataset_argument, is_user_spec
 from .vision import DatasetNotFoundError, default_root
 
 __all__ = [
-    "AUGMENTATIONS", "DATASETS", "Dataset", "DatasetInfo", "DatasetNotFoundError", "Split",
-    "UserDataError", "augment_batch", "cache_dataset", "cached_dataset", "dataset_argument",
+    "AUGMENTATIONS", "DATASETS", "Dataset", "DatasetInfo", "DatasetNotFoundError",
+    "RegimeError", "RegimeSettings", "Split", "UserDataError", "apply_regime", "augment_batch",
+    "cache_dataset", "cached_dataset", "dataset_argument",
     "dataset_constraint", "dataset_info", "dataset_key", "dataset_names", "default_root",
     "is_user_spec", "load_dataset", "parse_kind",
 ]
@@ -58,7 +60,8 @@ _CACHE_SIZE = 4
 
 
 def load_dataset(name: str, root=None, download: bool = False, seed: int = 0,
-                 val_size: int | None = None) -> Dataset:
+                 val_size: int | None = None, *, imbalance: float | None = None,
+                 label_noise: float = 0.0) -> Dataset:
     """Load dataset ``name`` with disjoint train/val/test splits, deterministic in ``seed``.
 
     ``val_size``: examples held out of the training data for validation; ``None`` (default) is
@@ -67,6 +70,12 @@ def load_dataset(name: str, root=None, download: bool = False, seed: int = 0,
     GLS paper's CIFAR protocol, Ding & Spector 2022, §4). The test split never depends on it.
     A value that leaves no training example (or, for the stratified embedded splits, no room
     for every class) raises ``ValueError`` naming ``val_size``.
+
+    ``imbalance`` / ``label_noise``: the training split's data regime, drawn from ``seed``
+    (:mod:`deapnn.data.regimes`: a long tail with head/tail ratio ``imbalance``, a fraction
+    ``label_noise`` of its labels replaced by another class; recorded in ``meta["regime"]``);
+    the validation and test splits never change. A long tail that leaves a class fewer than 2
+    examples, or a regime on a regression dataset, raises :class:`RegimeError`.
 
     ``root`` (torchvision datasets only) defaults to ``$DEAPNN_DATA`` or
     ``~/.cache/deapnn/data``; ``download`` is passed through to torchvision. Unknown names
@@ -83,29 +92,42 @@ def load_dataset(name: str, root=None, download: bool = False, seed: int = 0,
     if is_user_spec(key):
         from .user import load_user
 
-        return load_user(key, seed, val_size)
-    if DATASETS[key].source == "embedded":
+        data = load_user(key, seed, val_size)
+    elif DATASETS[key].source == "embedded":
         from .embedded import load_embedded
 
-        return load_embedded(key, seed, val_size)
-    from .vision import load_torchvision
+        data = load_embedded(key, seed, val_size)
+    else:
+        from .vision import load_torchvision
 
-    return load_torchvision(key, root, download, seed, val_size)
+        data = load_torchvision(key, root, download, seed, val_size)
+    # the one place a training split gets its regime (validation and test are left as they are)
+    return apply_regime(data, seed, imbalance, label_noise)
 
 
-def cached_dataset(name: str, seed: int = 0, root=None) -> Dataset:
-    """:func:`load_dataset` once per process for each ``(name, seed, root)`` (a SCOOP worker
-    evaluating many candidates of one run loads its data once). Keeps the last few datasets."""
-    key = (dataset_key(name), int(seed), None if root is None else str(root))
+def _cache_key(name, seed, root, imbalance, label_noise) -> tuple:
+    return (dataset_key(name), int(seed), None if root is None else str(root),
+            None if imbalance is None else float(imbalance), float(label_noise))
+
+
+def cached_dataset(name: str, seed: int = 0, root=None, *, imbalance: float | None = None,
+                   label_noise: float = 0.0) -> Dataset:
+    """:func:`load_dataset` once per process for each ``(name, seed, root)`` and regime (a
+    SCOOP worker evaluating many candidates of one run loads its data once). Keeps the last
+    few datasets."""
+    key = _cache_key(name, seed, root, imbalance, label_noise)
     if key not in _CACHE:
-        cache_dataset(load_dataset(name, root=root, seed=seed), name, seed, root)
+        cache_dataset(load_dataset(name, root=root, seed=seed, imbalance=imbalance,
+                                   label_noise=label_noise), name, seed, root,
+                      imbalance=imbalance, label_noise=label_noise)
     return _CACHE[key]
 
 
-def cache_dataset(data: Dataset, name: str, seed: int = 0, root=None) -> Dataset:
+def cache_dataset(data: Dataset, name: str, seed: int = 0, root=None, *,
+                  imbalance: float | None = None, label_noise: float = 0.0) -> Dataset:
     """Make :func:`cached_dataset` return ``data`` (already loaded by the caller) for these
     arguments, so in-process evaluations reuse it instead of loading it again."""
-    key = (dataset_key(name), int(seed), None if root is None else str(root))
+    key = _cache_key(name, seed, root, imbalance, label_noise)
     _CACHE.pop(key, None)
     _CACHE[key] = data
     while len(_CACHE) > _CACHE_SIZE:

@@ -105,8 +105,9 @@ def train_final(best: dict, data, cfg: EvoMALConfig, seeds, steps: int, eval_eve
             res = train_with_loss(model, loss, data,
                                   training_recipe(cfg, steps, eval_every, milestones),
                                   batch_seed=batch_seed(seed), device=device,
-                                  evaluate=split_errors(data, ("test", "val"), device),
-                                  eval_at_start=bool(eval_every))
+                                  evaluate=split_errors(data, ("test", "val"), device,
+                                                        cfg.fast_path()),
+                                  eval_at_start=bool(eval_every), fast=cfg.fast_path())
             curve, reason = res.curve, res.reason
             final = curve[-1][1] if curve and not reason else float("inf")
             # early stopping on validation (first minimum); a diverged run keeps its good past
@@ -267,7 +268,7 @@ def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str
     if cfg.device:
         set_device(cfg.device)
     device = get_device()
-    data = cached_dataset(cfg.dataset, cfg.seed, cfg.root)
+    data = cached_dataset(cfg.dataset, cfg.seed, cfg.root, **cfg.regime())
     loss = comparison_loss(spec, data.task, cfg.nonnegative, device)
     model = build_base_model(cfg.final_network(), data, seed)
     every = cfg.eval_every()
@@ -276,8 +277,8 @@ def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str
     res = train_with_loss(model, loss, data,
                           dataclasses.replace(final_recipe(cfg, every), lr=lr),
                           batch_seed=batch_seed(seed), device=device,
-                          evaluate=split_errors(data, splits, device),
-                          eval_at_start=bool(every))
+                          evaluate=split_errors(data, splits, device, cfg.fast_path()),
+                          eval_at_start=bool(every), fast=cfg.fast_path())
     curve = res.curve
     if spec.get("stop") == "early":
         best = min(curve, key=lambda p: p[-1]) if curve else None
@@ -353,7 +354,8 @@ def tuned_phase(best: dict, data, cfg: EvoMALRunConfig, rundir, *, progress=no_p
     """:func:`compare_tuned` of the run: every finished training is written to
     ``tuned_runs.json`` at once and reused by a resumed run. Returns the comparison and the
     seconds this invocation spent."""
-    cache_dataset(data, cfg.dataset, cfg.seed, cfg.root)   # the trainings reuse the loaded data
+    # the trainings reuse the loaded data
+    cache_dataset(data, cfg.dataset, cfg.seed, cfg.root, **cfg.regime())
     from deapnn.comparison import check_state
     stored = stored_runs(rundir, TUNED_FILE, resuming, check_state)
     start = time.perf_counter()

@@ -29,8 +29,9 @@ from deapnn.comparison import TuningSettings
 from deapnn.config import (FLOAT32_MAX, SIZE_MAX, ConfigError, Interval, Options, check_network,
                            dataset_of, int_list, network_parameters, parse_list,
                            seed_constraint, setting)
-from deapnn.data import dataset_argument
+from deapnn.data import RegimeSettings, dataset_argument
 from deapnn.deprecation import former_name
+from deapnn.fastpath import FastPathSettings
 from deapnn.losses.archive import ARCHIVE_KEYS
 from deapnn.models.init import INITS
 from deapnn.sgd import SGDSettings
@@ -109,10 +110,13 @@ def reference_rejection_steps(dataset: str) -> int:
 
 
 @dataclass
-class EvoMALConfig(SGDSettings):
+class EvoMALConfig(SGDSettings, RegimeSettings, FastPathSettings):
     """One EvoMAL fitness evaluation (plain data, picklable). The SGD settings are the base
     learner's (local search, fitness and final training): :meth:`sgd_defaults` resolves the
-    ones left ``None`` to the reference's for the dataset (:func:`reference_sgd`)."""
+    ones left ``None`` to the reference's for the dataset (:func:`reference_sgd`). The
+    training split is in the regime of :class:`~deapnn.data.RegimeSettings`; the fitness and
+    final trainings run on the fast path of :class:`~deapnn.fastpath.FastPathSettings` (the
+    unrolled local search stays eager float32)."""
     dataset: str = setting("diabetes", "diabetes, digits, or any `deapnn datasets` name, a path "
                                        "to your .npz or package.module:function",
                            parse=dataset_argument, group=_SEARCH)
@@ -152,7 +156,8 @@ class EvoMALConfig(SGDSettings):
     download: bool = setting(False, "let torchvision download missing files", group="data")
 
     _parameter_constraints = {
-        **SGDSettings._parameter_constraints,
+        **SGDSettings._parameter_constraints, **RegimeSettings._parameter_constraints,
+        **FastPathSettings._parameter_constraints,
         "dataset": [str], "seed": seed_constraint(), "model": [str],
         "hidden": [None, int_list(1, high=SIZE_MAX)],
         "init": [Options(INITS)],

@@ -88,12 +88,14 @@ def batch_seed(seed: int) -> int:
     return derive_seed(seed, "fitness-batches")
 
 
-def split_errors(data, splits, device):
+def split_errors(data, splits, device, fast=None):
     """``evaluate(model, step)`` for :func:`deapnn.loss_training.train_with_loss`: the task
-    error (lower is better) on each named split."""
+    error (lower is better) on each named split (``fast``: see
+    :func:`~deapnn.loss_training.task_error`)."""
     tensors = [(getattr(data, name).x.to(device), getattr(data, name).y.to(device))
                for name in splits]
-    return lambda model, step: tuple(task_error(model, x, y, data.task) for x, y in tensors)
+    return lambda model, step: tuple(task_error(model, x, y, data.task, fast)
+                                     for x, y in tensors)
 
 
 class EvoMALEvaluator:
@@ -110,9 +112,8 @@ class EvoMALEvaluator:
         self.data = data
 
     def _data(self):
-        return self.data if self.data is not None else cached_dataset(self.config.dataset,
-                                                                      self.config.seed,
-                                                                      self.config.root)
+        return self.data if self.data is not None else cached_dataset(
+            self.config.dataset, self.config.seed, self.config.root, **self.config.regime())
 
     def __call__(self, tree_string) -> Evaluation:
         tree_string = str(tree_string)
@@ -167,12 +168,14 @@ class EvoMALEvaluator:
                 info.update(reason=rej.reason, rejected=True)
                 return WORST
         model = build_base_model(cfg, data, derive_seed(seed, "fitness-init"))
+        fast = cfg.fast_path()
         reason = train_with_loss(model, net, data, training_recipe(cfg, cfg.fitness_steps),
-                                 batch_seed=batch_seed(seed), device=device).reason
+                                 batch_seed=batch_seed(seed), device=device, fast=fast).reason
         if reason:
             info["reason"] = f"training with the learned loss diverged: {reason}"
             return WORST
-        fitness = task_error(model, data.val.x.to(device), data.val.y.to(device), data.task)
+        fitness = task_error(model, data.val.x.to(device), data.val.y.to(device), data.task,
+                             fast)
         if not fitness < WORST:
             info["reason"] = "non-finite validation outputs"
         return fitness

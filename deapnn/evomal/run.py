@@ -245,7 +245,8 @@ def run_evomal(cfg: EvoMALRunConfig, rundir, *, map_fn=None, progress=no_progres
     if cfg.device:
         set_device(cfg.device)
     seed_everything(cfg.seed)
-    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=cfg.seed)
+    data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=cfg.seed,
+                        **cfg.regime())
     stored = rundir.load_checkpoint()
     with restoring(rundir.file(rundir.CHECKPOINT)):
         resume_state = stored.get(CKPT_KEY) if stored else None

@@ -2,7 +2,9 @@
 2022, §4: GLS against SGD at the same epochs, SGD at matched gradient compute and SubGD with
 random selection; beyond the paper, two controls: ``sgd_reset``, SGD whose momentum is reset
 every T steps, T = a GLS child's steps per generation, and ``sgd_tuned``, SGD at the learning
-rate of a small grid that scores best on the validation split; ``docs/faithfulness.md``)."""
+rate of a small grid that scores best on the validation split; ``docs/faithfulness.md``) —
+and, for a long-tailed training split (``imbalance``, issue 25), the class-rebalancing baselines
+``sgd_balanced`` and ``sgd_resampled`` (:mod:`deapnn.rebalance`), tuned as ``sgd_tuned``)."""
 from __future__ import annotations
 
 from dataclasses import InitVar, dataclass
@@ -14,10 +16,16 @@ from ..deprecation import former_name
 from ..config import (Check, ConfigError, Interval, Options, dataset_of, network_parameters,
                       parse_list, parse_seeds, seed_list, setting, subset_of)
 
-ARMS = ("gls", "sgd", "sgd_matched", "random", "sgd_reset", "sgd_tuned")
+ARMS = ("gls", "sgd", "sgd_matched", "random", "sgd_reset", "sgd_tuned", "sgd_balanced",
+        "sgd_resampled")
 ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+1)× epochs)",
               "random": "SubGD + random selection", "sgd_reset": "SGD, momentum reset",
-              "sgd_tuned": "SGD, lr tuned on val"}
+              "sgd_tuned": "SGD, lr tuned on val", "sgd_balanced": "SGD, class-weighted loss",
+              "sgd_resampled": "SGD, balanced sampling"}
+#: the arms whose learning rate is chosen on the validation split from ``tune_factors``:
+#: ``sgd_tuned`` and the class-rebalancing baselines of a long-tailed split (issue 25,
+#: :mod:`deapnn.rebalance`)
+TUNED_ARMS = ("sgd_tuned", "sgd_balanced", "sgd_resampled")
 SELECTION_DATA = ("clean", "augmented")
 #: the learning rates ``sgd_tuned`` tries, as multiples of ``lr``
 TUNE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -55,7 +63,8 @@ class GLSConfig(SGDRunConfig):
     MAD of the case's losses over the current pool, "dynamic" ε-lexicase, La Cava et al. 2016);
     ``diagnostics`` logs, per generation, whether the winner trained on the case that decided
     its selection and whether it is the best child on the validation split; ``tune_factors``
-    are the multiples of ``lr`` the ``sgd_tuned`` arm tries."""
+    are the multiples of ``lr`` the ``sgd_tuned`` arm tries (and ``sgd_balanced`` and
+    ``sgd_resampled``, the class-rebalancing baselines of ``imbalance``, issue 25)."""
     epochs: int = setting(30, "the baselines' epochs; GLS runs epochs x (p+1) generations",
                           group="training")
     population_size: int = setting(4, "children per generation, p", group="GLS",
@@ -79,7 +88,8 @@ class GLSConfig(SGDRunConfig):
         factory=lambda: ["sgd"], flag="--compare", group="GLS", metavar="ARM,...",
         parse=parse_list(str, "arm names", skip=("none",)),
         help="arms beside GLS, which always runs: sgd, sgd_matched, random, sgd_reset, "
-             "sgd_tuned (comma-separated; none for GLS only)")
+             "sgd_tuned, sgd_balanced (loss weighted by inverse class frequency), "
+             "sgd_resampled (class-balanced sampling) (comma-separated; none for GLS only)")
     seeds: list = setting(factory=lambda: [0], help="run seeds, e.g. 0,1,2 or 0-4",
                           parse=parse_seeds, metavar="SEEDS", group="run", aliases=("--seed",))
     augmentation: str | None = setting(
@@ -98,7 +108,7 @@ class GLSConfig(SGDRunConfig):
     tune_factors: list = setting(
         factory=lambda: list(TUNE_FACTORS), group="GLS", metavar="F,...",
         parse=parse_list(float, "numbers", nonempty=True),
-        help="the multiples of --lr the sgd_tuned arm tries")
+        help="the multiples of --lr the sgd_tuned, sgd_balanced and sgd_resampled arms try")
 
     #: Ding & Spector 2022, §4 and the reference code's ``lexi.py``: SGD lr 0.1, momentum 0.9,
     #: weight decay 1e-4, no Nesterov, batch 64, cosine from lr to 0 over all generations
@@ -145,19 +155,17 @@ class GLSConfig(SGDRunConfig):
             raise ConfigError(f"val_size must be < {pool} (the training examples of "
                               f"{self.dataset}), got {self.val_size}", "val_size")
         if pool is not None:        # SubGD gives every child mini-batches of its own (§3.2)
-            most = pool - (self.val_size or 0)
-            batches = -(-most // self.batch_size)
-            if self.population_size > batches:
-                raise ConfigError(
-                    f"population_size must be <= {batches}, the mini-batches of an epoch "
-                    f"({self.dataset}: at most {most} training examples in batches of "
-                    f"{self.batch_size}; each child trains on batches of its own), got "
-                    f"{self.population_size}", "population_size")
+            self._check_batches(pool - (self.val_size or 0), f"{self.dataset}: at most")
         LexicaseSettings(self.semantics, self.case_metric, self.epsilon, self.chunk_size,
                          self.max_cases)
-        if "sgd_tuned" in self.arms and self.val_size == 0:
-            raise ConfigError("arm sgd_tuned chooses its learning rate on the validation split: "
-                              "it needs val_size > 0", "arms")
+        tuned = [a for a in TUNED_ARMS if a in self.arms]
+        if tuned and self.val_size == 0:
+            raise ConfigError(f"arm {tuned[0]} chooses its learning rate on the validation "
+                              "split: it needs val_size > 0", "arms")
+        rebalanced = [a for a in ("sgd_balanced", "sgd_resampled") if a in self.arms]
+        if rebalanced and info.task != "classification":
+            raise ConfigError(f"arm {rebalanced[0]} rebalances classes: {self.dataset} is a "
+                              f"{info.task} dataset", "arms")
         kind = self.augmentation_kind()
         if kind is not None:
             import torch
@@ -169,6 +177,20 @@ class GLSConfig(SGDRunConfig):
             except ValueError as exc:
                 raise ConfigError(f"augmentation {kind} does not fit dataset {self.dataset}: "
                                   f"{exc}", "augmentation") from None
+
+    def _check_batches(self, n_train: int, where: str) -> None:
+        batches = -(-n_train // self.batch_size)
+        if self.population_size > batches:
+            raise ConfigError(
+                f"population_size must be <= {batches}, the mini-batches of an epoch "
+                f"({where} {n_train} training examples in batches of {self.batch_size}; each "
+                f"child trains on batches of its own), got {self.population_size}",
+                "population_size")
+
+    def check_training_split(self, data, seed: int) -> None:
+        """With a data regime (checked before the run starts, :meth:`check_regime`): the
+        long-tailed training split still gives every child mini-batches of its own."""
+        self._check_batches(len(data.train), f"{self.dataset} in its regime with seed {seed}:")
 
     def memory_needs(self) -> list[tuple[str, float, str]]:
         """The children of a generation, each with its weights, gradients and (unless
@@ -199,4 +221,5 @@ class GLSConfig(SGDRunConfig):
         return self.epochs * (self.population_size + 1)
 
 
-__all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "SELECTION_DATA", "CASE_METRICS", "TUNE_FACTORS"]
+__all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "SELECTION_DATA", "CASE_METRICS", "TUNE_FACTORS",
+           "TUNED_ARMS"]

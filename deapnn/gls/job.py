@@ -28,7 +28,9 @@ from ..rundir import RunDir, RunDirError, atomic_write, check_no_links, lock_dir
 from ..safefs import FileKindError, guard, make_dirs, read_text
 from ..runtime import derive_seed, get_device, seed_everything
 from ..training import train
-from .config import GLSConfig
+from ..class_metrics import class_results
+from ..compiled import compile_record
+from .config import TUNED_ARMS, GLSConfig
 from .representation import feature_effective_rank
 from .toolbox import accuracy_evaluator, final_accuracy, gls_toolbox
 
@@ -132,12 +134,13 @@ def diagnostics_summary(records) -> dict:
 
 
 def _sgd(model, data, cfg, epochs, lr, seed, device, interval, bar, save, resume, best_file,
-         reset=None):
-    """Train ``model`` with SGD (``reset``: momentum reset period, the ``sgd_reset`` control);
+         reset=None, rebalance=None):
+    """Train ``model`` with SGD (``reset``: momentum reset period, the ``sgd_reset`` control;
+    ``rebalance``: the ``loss_fn`` and ``sampler`` of a rebalancing arm, :func:`_rebalance`);
     return ``(records, divergence reason)``."""
     with restoring():
         best = _best_so_far((resume or {}).get("history", []))
-    evaluate_all = accuracy_evaluator(data, best_file, best)
+    evaluate_all = accuracy_evaluator(data, best_file, best, cfg.fast_path())
 
     def on_epoch(epoch, loss):
         record = {"epoch": epoch + 1, "compute_epochs": epoch + 1, "train_loss": loss}
@@ -151,16 +154,29 @@ def _sgd(model, data, cfg, epochs, lr, seed, device, interval, bar, save, resume
     res = train(model, data.train.x, data.train.y, tc, task=data.task,
                 augment=cfg.augmentation_kind(data.augment), device=device, seed=seed,
                 on_epoch=on_epoch, progress=bar, checkpoint=save, resume_state=resume,
-                momentum_reset=reset)
+                momentum_reset=reset, fast=cfg.fast_path(), **(rebalance or {}))
     return res.history, res.reason
 
 
-def _tuned_sgd(cfg, data, model, seed, out, device, bar, interval, run=None):
+def _rebalance(arm: str, data) -> dict:
+    """The training of a class-rebalancing arm (:mod:`deapnn.rebalance`), as keywords of
+    :func:`deapnn.training.train`: ``sgd_balanced`` weights the loss by inverse class
+    frequency, ``sgd_resampled`` samples every class equally often; other arms: none."""
+    from ..rebalance import WeightedCrossEntropy, balanced_order, class_weights
+    if arm == "sgd_balanced":
+        return {"loss_fn": WeightedCrossEntropy(class_weights(data.train.y, data.num_classes))}
+    if arm == "sgd_resampled":
+        return {"sampler": balanced_order(data.train.y, data.num_classes)}
+    return {}
+
+
+def _tuned_sgd(cfg, data, model, seed, out, device, bar, interval, run=None, rebalance=None):
     """The ``sgd_tuned`` control: SGD for ``cfg.epochs`` epochs from the same initial weights at
     every learning rate ``lr · f`` (``f`` in ``cfg.tune_factors``), each in ``lr<i>/`` with its
     own checkpoints; the one with the best final validation accuracy (the first of a tie, in
     grid order) is the arm's model. The test split is never looked at while choosing.
-    Returns ``(model, records, divergence reason, {"lr", "tuning"})``."""
+    ``rebalance``: the training of ``sgd_balanced`` / ``sgd_resampled`` (:func:`_rebalance`),
+    tuned the same way. Returns ``(model, records, divergence reason, {"lr", "tuning"})``."""
     init = copy.deepcopy(model.state_dict())
     trials = []
     for i, factor in enumerate(cfg.tune_factors):
@@ -181,8 +197,8 @@ def _tuned_sgd(cfg, data, model, seed, out, device, bar, interval, run=None):
                 save_checkpoint(ckpt, state, run)
 
             records, reason = _sgd(model, data, cfg, cfg.epochs, lr, seed, device, interval, bar,
-                                   save, resume, None)
-            val = None if reason else final_accuracy(data, model)["val_acc"]
+                                   save, resume, None, rebalance=rebalance)
+            val = None if reason else final_accuracy(data, model, cfg.fast_path())["val_acc"]
             trial = {"lr": lr, "val_acc": val, "reason": reason, "history": records,
                      "model": model.state_dict()}
             save_checkpoint(trial_file, trial, run)
@@ -243,7 +259,7 @@ def _stored_result(path: str, arm: str, seed: int) -> dict:
 def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file, run=None) -> dict:
     seed_everything(seed)
     data = load_dataset(cfg.dataset, root=cfg.root, download=cfg.download, seed=seed,
-                        val_size=cfg.val_size)
+                        val_size=cfg.val_size, **cfg.regime())
     device = get_device()
     torch.manual_seed(derive_seed(seed, "init"))
     model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
@@ -262,7 +278,7 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file, run=None) -> di
         tb = gls_toolbox(data, cfg, arm, device)
         with restoring(ckpt_file):
             best = _best_so_far(list(checkpoint_logbook(resume)) if resume else [])
-        tb.register("evaluate", accuracy_evaluator(data, best_file, best))
+        tb.register("evaluate", accuracy_evaluator(data, best_file, best, cfg.fast_path()))
         model, logbook = eaGradientLexicase(
             model, tb, ngen, cfg=cfg.train_config(ngen), population_size=cfg.population_size,
             momentum_mode=cfg.momentum_mode, init=cfg.init, seed=seed, eval_interval=interval,
@@ -271,10 +287,10 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file, run=None) -> di
         for r in records:
             r["compute_epochs"] = r["gen"]          # one SubGD pass = one epoch of gradient steps
         extra = diagnostics_summary(records) if cfg.diagnostics else {}
-    elif arm == "sgd_tuned":
+    elif arm in TUNED_ARMS:
         bar = progress(cfg.epochs * len(cfg.tune_factors), f"{arm} seed {seed}", unit="epoch")
         model, records, diverged, extra = _tuned_sgd(cfg, data, model, seed, out, device, bar,
-                                                     interval, run)
+                                                     interval, run, _rebalance(arm, data))
     else:
         epochs = cfg.epochs * (cfg.population_size + 1 if arm == "sgd_matched" else 1)
         bar = progress(epochs, f"{arm} seed {seed}", unit="epoch")
@@ -285,13 +301,17 @@ def _train_job(cfg, arm, seed, out, progress, resume, ckpt_file, run=None) -> di
         extra = {"momentum_reset": reset} if reset is not None else {}
     bar.close()
     # the final parent is reported, not the best (as the reference code, Ding & Spector 2022, §4)
-    final = final_accuracy(data, model)
+    final = final_accuracy(data, model, cfg.fast_path())
     result = {"arm": arm, "seed": seed, "test_acc": final["test_acc"], "val_acc": final["val_acc"],
               "val_size": len(data.val), "seconds": time.perf_counter() - start,
               "diverged": diverged, "device": str(device), "host": socket.gethostname(), **extra,
               **regime(cfg, len(data.train), data.augment),
-              "feature_erank": feature_effective_rank(model, data.test.x)}
+              "feature_erank": feature_effective_rank(model, data.test.x),
+              **class_results(data, model, records if cfg.diagnostics else None),
+              **(compile_record() if cfg.compile else {})}
     rd = RunDir.open(out)
+    if data.meta.get("regime"):         # the class order and the flipped labels of the seed
+        rd.write_json("regime.json", data.meta["regime"])
     rd.write_logbook(records)
     rd.save_weights(model.state_dict(), "model.pt")
     rd.write_json("result.json", result)

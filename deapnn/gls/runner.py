@@ -17,6 +17,7 @@ import numpy as np
 from ..evaluation import Evaluation
 from ..progress import no_progress
 from ..results import SCHEMA_VERSION
+from ..class_metrics import SCALAR_KEYS
 from .config import ARM_TITLES, ARMS, GLSConfig
 from .job import run_job
 
@@ -108,12 +109,18 @@ def summarize(evaluations: list[Evaluation]) -> dict:
         for arm in summary:
             if arm != "gls":
                 _paired(summary, arm)
+                for key in SCALAR_KEYS:
+                    pair = _pair({r["seed"]: r.get(key) for r in by_arm["gls"]},
+                                 {r["seed"]: r.get(key) for r in by_arm[arm]})
+                    if pair:
+                        summary[arm][f"gls_minus_arm_{key}"] = pair
     return summary
 
 
-#: result-row numbers beyond accuracy averaged per arm (when present): the representation metric
-#: and the ``--diagnostics`` shares
-EXTRA_MEANS = ("feature_erank", "diag_decided", "diag_trained_on_decider", "diag_winner_best_val")
+#: result-row numbers beyond accuracy averaged per arm (when present): the representation metric,
+#: the ``--diagnostics`` shares, the per-class metrics and the classes of the deciding cases
+EXTRA_MEANS = ("feature_erank", "diag_decided", "diag_trained_on_decider", "diag_winner_best_val",
+               *SCALAR_KEYS, "diag_rare_decider", "rare_train_share")
 
 
 def _extra_means(rows: list[dict]) -> dict:
@@ -134,19 +141,34 @@ def regime_line(rows: list[dict]) -> str:
         return ""
     metric = r.get("case_metric", "error")
     eps = f", ε {r['epsilon']}" if r.get("epsilon") is not None else ""
+    data = ""
+    if "train_class_counts" in r:       # the training split's regime (issue 25)
+        from ..data.regimes import regime_text
+        data = f"; training split {regime_text(r.get('imbalance'), r.get('label_noise'))}"
+        if r.get("imbalance") is not None:
+            data += " (class order per seed in the result rows)"
     return (f"regime: p={r.get('population_size')}, {r['steps_per_child']} SGD steps per child per "
             f"generation, augmentation {r.get('augmentation') or 'none'}, lexicase on "
-            f"per-case {metric}{eps}")
+            f"per-case {metric}{eps}{data}")
+
+
+def _pair(gls: dict, arm: dict) -> dict | None:
+    """Paired GLS − arm over the seeds both have a number for (seed -> value): mean ± std and
+    wins/ties/losses; None without a common seed."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    common = sorted(s for s in set(gls) & set(arm) if number(gls[s]) and number(arm[s]))
+    d = np.array([gls[s] - arm[s] for s in common], dtype=float)
+    if not len(d):
+        return None
+    return {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
+            "wins": int((d > 0).sum()), "ties": int((d == 0).sum()), "losses": int((d < 0).sum())}
 
 
 def _paired(summary: dict, arm: str) -> None:
-    common = sorted(set(summary[arm]["per_seed"]) & set(summary["gls"]["per_seed"]))
-    d = np.array([summary["gls"]["per_seed"][s] - summary[arm]["per_seed"][s] for s in common])
-    if len(d):
-        summary[arm]["gls_minus_arm"] = {
-            "mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
-            "wins": int((d > 0).sum()), "ties": int((d == 0).sum()),
-            "losses": int((d < 0).sum())}
+    pair = _pair(summary["gls"]["per_seed"], summary[arm]["per_seed"])
+    if pair:
+        summary[arm]["gls_minus_arm"] = pair
 
 
 def format_table(summary: dict, cfg: GLSConfig, rows: list[dict] | None = None) -> str:
@@ -174,7 +196,36 @@ def format_table(summary: dict, cfg: GLSConfig, rows: list[dict] | None = None) 
             lines.append(f"  failed: {ARM_TITLES[arm]} {why}")
     if rows and extra:
         lines.extend(extra)
+    if rows:
+        lines.extend(class_lines(summary))
     return "\n".join(lines)
+
+
+def class_lines(summary: dict) -> list[str]:
+    """The per-class metrics of every arm (test split: balanced, worst-class and rarest-3
+    accuracy, :mod:`deapnn.class_metrics`) with GLS − arm paired on each, and with
+    ``--diagnostics`` how often a rare class decided GLS's selection against its share of the
+    training split; none when no row has them (a regression dataset)."""
+    if not any("balanced_acc" in s for s in summary.values()):
+        return []
+    out = [f"{'arm':<26} {'balanced acc':>16} {'worst-class acc':>16} {'rarest-3 acc':>16}  "
+           "GLS − arm (paired): balanced / worst / rarest-3"]
+    for arm in ARMS:
+        s = summary.get(arm)
+        if not s or "balanced_acc" not in s:
+            continue
+        cells = "".join(f" {s[k]['mean']:>7.4f} ± {s[k]['std']:<6.4f}" if k in s
+                        else f" {'—':>16}" for k in SCALAR_KEYS)
+        pairs = [s.get(f"gls_minus_arm_{k}") for k in SCALAR_KEYS]
+        ptxt = " / ".join(f"{p['mean']:+.4f} ({p['wins']}W/{p['ties']}T/{p['losses']}L)"
+                          if p else "—" for p in pairs) if arm != "gls" else ""
+        out.append(f"{ARM_TITLES[arm]:<26}{cells}  {ptxt}".rstrip())
+    g = summary.get("gls", {})
+    if "diag_rare_decider" in g and "rare_train_share" in g:
+        out.append(f"GLS deciding case in a rarest-3 class: {g['diag_rare_decider']['mean']:.3f} "
+                   f"of decided generations, against their {g['rare_train_share']['mean']:.3f} "
+                   "share of the training split")
+    return out
 
 
 def _extra_lines(summary: dict, cfg: GLSConfig) -> list[str]:

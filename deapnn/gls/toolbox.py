@@ -12,17 +12,18 @@ from ..training import evaluate
 from .config import GLSConfig
 
 
-def accuracy_evaluator(data, best_file: str | None = None, best: float = -1.0):
+def accuracy_evaluator(data, best_file: str | None = None, best: float = -1.0, fast=None):
     """Validation/test accuracy of a model during training (a
     :class:`~deapnn.algorithms.contracts.GLSEvaluate`); with ``best_file``, the weights of the
     best model by validation accuracy so far are saved there (atomically) whenever it improves.
     Without a validation split (``val_size=0``, the paper's protocol) it measures nothing: the
-    test split is read once, at the end (:func:`final_accuracy`)."""
+    test split is read once, at the end (:func:`final_accuracy`). ``fast``: see
+    :func:`final_accuracy`."""
     def run(model):
         nonlocal best
         if not len(data.val):
             return {}
-        record = final_accuracy(data, model)
+        record = final_accuracy(data, model, fast)
         if best_file and record["val_acc"] > best:
             best = record["val_acc"]
             save_weights(best_file, model.state_dict())
@@ -30,23 +31,28 @@ def accuracy_evaluator(data, best_file: str | None = None, best: float = -1.0):
     return run
 
 
-def final_accuracy(data, model) -> dict:
-    """``{"val_acc", "test_acc"}`` of ``model`` (``val_acc`` None without a validation split)."""
-    return {"val_acc": evaluate(model, data.val.x, data.val.y, data.task) if len(data.val)
-            else None,
-            "test_acc": evaluate(model, data.test.x, data.test.y, data.task)}
+def final_accuracy(data, model, fast=None) -> dict:
+    """``{"val_acc", "test_acc"}`` of ``model`` (``val_acc`` None without a validation split);
+    ``fast`` with ``compile``: through the compiled float32 forward pass."""
+    return {"val_acc": evaluate(model, data.val.x, data.val.y, data.task, fast=fast)
+            if len(data.val) else None,
+            "test_acc": evaluate(model, data.test.x, data.test.y, data.task, fast=fast)}
 
 
 def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Toolbox:
     """A DEAP toolbox with ``mutate`` (SubGD), ``select`` (lazy gradient lexicase, or
     :func:`operators.selRandomChild` for the ``random`` ablation arm), ``evaluate`` (val/test
     accuracy) and ``model`` registered for ``data`` (the contract of
-    :mod:`deapnn.algorithms.contracts`)."""
+    :mod:`deapnn.algorithms.contracts`); mutation, selection and evaluation on the
+    configuration's fast path (``--compile``, ``--precision``)."""
     device = device or get_device()
+    fast = cfg.fast_path()
+    fast.check(device)
     tb = base.Toolbox()
     x, y = data.train.x.to(device), data.train.y.to(device)
     augment = cfg.augmentation_kind(data.augment)
-    tb.register("mutate", mutSubGD, x=x, y=y, batch_size=cfg.batch_size, augment=augment)
+    tb.register("mutate", mutSubGD, x=x, y=y, batch_size=cfg.batch_size, augment=augment,
+                fast=fast)
     if arm == "random":
         tb.register("select", selRandomChild)
     else:
@@ -55,8 +61,8 @@ def gls_toolbox(data, cfg: GLSConfig, arm: str = "gls", device=None) -> base.Too
         tb.register("select", selGradientLexicase, x=x, y=y, chunk_size=cfg.chunk_size,
                     max_cases=cfg.max_cases, semantics=cfg.semantics,
                     augment=augment if cfg.selection_data == "augmented" else None,
-                    case_metric=cfg.case_metric, epsilon=cfg.epsilon)
-    tb.register("evaluate", accuracy_evaluator(data))
+                    case_metric=cfg.case_metric, epsilon=cfg.epsilon, fast=fast)
+    tb.register("evaluate", accuracy_evaluator(data, fast=fast))
     tb.register("model", build_model, cfg.model, data.input_shape, data.num_classes)
     if cfg.diagnostics:
         tb.register("diagnose", selection_diagnostics(data, device))

@@ -125,8 +125,12 @@ def compare_tuned(cfg: NLFSConfig, found: list, map_fn, *, state=None, checkpoin
 def _ident(final: SurrogateConfig) -> dict:
     """The trainings' identity for resuming: the final training without ``diverged_fitness``,
     which changes no metric compared (a diverged training's best-validation accuracy and
-    weights are the same either way), so a run from before that setting resumes its results."""
-    return {k: v for k, v in final.to_dict().items() if k != "diverged_fitness"}
+    weights are the same either way), so a run from before that setting resumes its results;
+    nor the fast-path settings, which (as ``--device``) say how the arithmetic is done, not
+    what is trained (:mod:`deapnn.fastpath`)."""
+    from ..fastpath import FAST_PATH_FIELDS
+    return {k: v for k, v in final.to_dict().items()
+            if k != "diverged_fitness" and k not in FAST_PATH_FIELDS}
 
 
 def scale_reports(found: list, num_classes: int) -> dict:

@@ -11,8 +11,9 @@ from dataclasses import InitVar, dataclass
 from ..comparison import TuningSettings
 from ..config import (Check, ConfigError, Interval, Options, check_network, dataset_of,
                       parse_list, seed_constraint, setting)
-from ..data import dataset_argument
+from ..data import RegimeSettings, dataset_argument
 from ..deprecation import former_name
+from ..fastpath import FastPathSettings
 from ..operators.aging import check_sample_size
 from ..operators.graph_integrity import FLIP_RULES
 from ..sgd import SGDSettings
@@ -46,8 +47,10 @@ _DIVERGED = {"insert": "best", "failed": "zero"}
 
 
 @dataclass
-class SurrogateConfig(SGDSettings):
-    """Budget and regularisation of one surrogate training run (Morgan & Hougen 2024 §3.5)."""
+class SurrogateConfig(SGDSettings, RegimeSettings, FastPathSettings):
+    """Budget and regularisation of one surrogate training run (Morgan & Hougen 2024 §3.5), on
+    the training split in the run's regime (:class:`~deapnn.data.RegimeSettings`), on the
+    run's fast path (:class:`~deapnn.fastpath.FastPathSettings`)."""
     dataset: str = "digits"
     model: str = "mlp"
     steps: int = 300
@@ -65,7 +68,8 @@ class SurrogateConfig(SGDSettings):
     SGD_DEFAULTS = SURROGATE_SGD
 
     _parameter_constraints = {
-        **SGDSettings._parameter_constraints,
+        **SGDSettings._parameter_constraints, **RegimeSettings._parameter_constraints,
+        **FastPathSettings._parameter_constraints,
         "dataset": [str], "model": [str],
         "steps": _positive_int(), "eval_every": _positive_int(),
         "noise": [Interval(float, 0, None)],
@@ -77,7 +81,7 @@ class SurrogateConfig(SGDSettings):
 
 
 @dataclass
-class NLFSConfig(SGDSettings, TuningSettings):
+class NLFSConfig(SGDSettings, TuningSettings, RegimeSettings, FastPathSettings):
     """An NLFS run: random pool → aging evolution → (optional) elimination → final comparison
     against cross-entropy (Morgan & Hougen 2024 §3.4–3.6). The SGD settings are the
     surrogate's (:data:`SURROGATE_SGD`); ``pool`` left None is 2 × ``population`` and
@@ -136,6 +140,7 @@ class NLFSConfig(SGDSettings, TuningSettings):
 
     _parameter_constraints = {
         **SGDSettings._parameter_constraints, **TuningSettings._parameter_constraints,
+        **RegimeSettings._parameter_constraints, **FastPathSettings._parameter_constraints,
         "dataset": [str], "model": [str],
         "population_size": _positive_int(), "cycles": _count(), "sample_size": _positive_int(),
         "pool": _positive_int(), "budget": _positive_int(), "batch": _positive_int(),
@@ -207,6 +212,7 @@ class NLFSConfig(SGDSettings, TuningSettings):
         ``diverged_child="failed"``."""
         return SurrogateConfig(**self.sgd().to_dict(), dataset=self.dataset, model=self.model,
                                steps=self.budget, seed=self.seed, root=self.root,
+                               **self.regime(), compile=self.compile, precision=self.precision,
                                eval_every=max(1, min(50, self.budget // 4)),
                                prescreen_steps=min(50, self.budget // 4),
                                diverged_fitness=_DIVERGED[self.diverged_child])

@@ -58,10 +58,12 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
     """
     from ..models import build_model
     cfg.validate()
-    ds = cached_dataset(cfg.dataset, cfg.seed, cfg.root)
+    ds = cached_dataset(cfg.dataset, cfg.seed, cfg.root, **cfg.regime())
     if ds.task != "classification":
         raise ValueError(f"NLFS needs a classification dataset, {cfg.dataset} is {ds.task}")
     device = get_device()
+    fast = cfg.fast_path()
+    fast.check(device)
     torch.manual_seed(seed)
     model = build_model(cfg.model, ds.input_shape, ds.num_classes).to(device)
     vx, vy = ds.val.x.to(device), ds.val.y.to(device)
@@ -93,7 +95,8 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
     try:
         res = train_with_loss(model, loss_fn, ds, surrogate_recipe(cfg, augment),
                               batch_seed=seed + 1, device=device,
-                              evaluate=lambda m, step: (accuracy(m, vx, vy),), stop=stop,
+                              evaluate=lambda m, step: (accuracy(m, vx, vy, fast=fast),),
+                              stop=stop, fast=fast,
                               eval_steps=(cfg.prescreen_steps,) if cfg.prescreen_steps else ())
         reason, done = res.reason, res.steps
     except (RuntimeError, ValueError, FloatingPointError) as exc:   # OOM, bad shapes, ...
@@ -113,7 +116,8 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
     if test:
         if best["state"] is not None:
             model.load_state_dict(best["state"])
-        out["test_acc"] = accuracy(model, ds.test.x.to(device), ds.test.y.to(device)) \
+        out["test_acc"] = accuracy(model, ds.test.x.to(device), ds.test.y.to(device),
+                                   fast=fast) \
             if not reason or best["state"] is not None else float("nan") if error else 0.0
     return out
 

@@ -29,7 +29,7 @@ from .lexicase import lexicase_filter
 
 def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=F.cross_entropy,
              batch_size: int = 64, generator: torch.Generator | None = None, augment=None,
-             augment_generator: torch.Generator | None = None):
+             augment_generator: torch.Generator | None = None, fast=None):
     """Subset-gradient-descent mutation of ``p`` children (GLS §3.2).
 
     One shuffled pass over ``(x, y)`` (permutation drawn from ``generator``); mini-batch ``b`` is
@@ -63,6 +63,10 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
         (default none).
     augment_generator : torch.Generator, optional
         Seeds the per-child augmentation generators.
+    fast : deapnn.fastpath.FastPath, optional
+        Compiled steps and/or mixed precision (default eager float32). Compiled, the p children
+        share one graph: it is compiled for the architecture, not for a child
+        (:mod:`deapnn.compiled`), so every generation's new children reuse it.
 
     Returns
     -------
@@ -134,7 +138,7 @@ def mutSubGD(children, x: torch.Tensor, y: torch.Tensor, *, optimizers, loss_fn=
         child_generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
     for i, child in enumerate(children):
         mean, reason = train_steps(child, optimizers[i], x, y, loss_fn, batches[i::p], augment,
-                                   child_generators[i])
+                                   child_generators[i], fast)
         child.diverged = reason
         child.train_loss = math.nan if reason else mean
         child.subgd_steps = len(batches[i::p])
@@ -169,7 +173,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
                         max_chunk_size: int = MAX_CHUNK_SIZE, max_cases: int | None = None,
                         eval_batch_size: int | None = None, semantics: str = "standard",
                         augment: str | None = None, case_metric: str = "error", epsilon=None,
-                        info: dict | None = None):
+                        info: dict | None = None, fast=None):
     """Lexicase selection over the training cases ``(x, y)``, lazily evaluated (GLS §3.3).
 
     Each of the ``k`` selection events visits the cases in a fresh random order (``rng``). The
@@ -234,6 +238,9 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
         ``survivors_per_chunk`` (pool sizes after each chunk) and ``deciding_case`` (the index in
         ``x`` of the case at which the pool became one child, ``None`` when it never did) of the
         last event.
+    fast : deapnn.fastpath.FastPath, optional
+        Compiled forward passes (one graph for every child) and/or mixed precision (default
+        eager float32); the pass/fail and losses are computed from float32 logits either way.
 
     Returns
     -------
@@ -301,7 +308,7 @@ def selGradientLexicase(individuals, k: int = 1, *, x: torch.Tensor, y: torch.Te
                 chosen.append(individuals[_select_one(individuals, x, y, rng, chunk_size,
                                                       max_chunk_size, limit, eval_batch_size,
                                                       semantics, info, layout, case_metric,
-                                                      epsilon, label_max)])
+                                                      epsilon, label_max, fast)])
     finally:
         for m, t in zip(individuals, was_training):
             m.train(t)
@@ -356,7 +363,7 @@ def selRandomChild(children, k: int = 1, *, rng: np.random.Generator, info: dict
 
 
 def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch_size, semantics,
-                info, layout, case_metric="error", epsilon=None, label_max=-1):
+                info, layout, case_metric="error", epsilon=None, label_max=-1, fast=None):
     n = len(models)
     fallback = int(rng.integers(n))   # reference: the winner when the cases run out, drawn first
     pool = [i for i in range(n) if not getattr(models[i], "diverged", None)]
@@ -376,7 +383,8 @@ def _select_one(models, x, y, rng, chunk_size, max_chunk_size, limit, eval_batch
             bad = idx[torch.isnan(xb).reshape(len(xb), -1).any(1)][:5].tolist()
             raise ValueError(f"selGradientLexicase: x holds NaN (cases {bad}...); the training "
                              f"cases must be NaN-free")
-        errors = matrix([models[i] for i in pool], layout(xb), y[idx], eval_batch_size, label_max)
+        errors = matrix([models[i] for i in pool], layout(xb), y[idx], eval_batch_size, label_max,
+                        fast)
         if semantics == "reference":
             pool, used = _reference_filter(pool, errors)
             examined += used

@@ -9,6 +9,7 @@ settings of the selection with their constraints (:class:`LexicaseSettings`).
 """
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -169,24 +170,48 @@ def cpu_inference_layout(models, x: torch.Tensor):
             m.to(memory_format=torch.contiguous_format)
 
 
+def _forwards(models, x: torch.Tensor, fast):
+    """``(forward callables, autocast context factory)`` of ``models`` on ``fast``'s path (the
+    models themselves and no context by default)."""
+    if fast is None:
+        return list(models), contextlib.nullcontext
+    return [fast.infer_forward(m) for m in models], lambda: fast.autocast(x.device)
+
+
+def _float32(logits: torch.Tensor) -> torch.Tensor:
+    """Logits of an autocast forward pass (bfloat16, float16) as float32; others as they are."""
+    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
+
+
 @torch.inference_mode()
 def loss_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                 label_max: int = -1) -> np.ndarray:
-    """(len(models), len(x)) per-case cross-entropy losses (float64)."""
-    rows = [torch.cat([F.cross_entropy(forward_checked(model, xb, label_max).float(), yb,
-                                       reduction="none")
-                       for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
-            for model in models]
+                label_max: int = -1, fast=None) -> np.ndarray:
+    """(len(models), len(x)) per-case cross-entropy losses (float64), from float32 logits
+    whatever ``fast``'s precision (the forward pass alone runs under its autocast)."""
+    forwards, autocast = _forwards(models, x, fast)
+    rows = []
+    for forward in forwards:
+        row = []
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            with autocast():
+                logits = forward_checked(forward, xb, label_max)
+            row.append(F.cross_entropy(logits.float(), yb, reduction="none"))
+        rows.append(torch.cat(row))
     return torch.stack(rows).double().cpu().numpy()
 
 
 @torch.inference_mode()
 def pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                 label_max: int = -1) -> np.ndarray:
-    """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise."""
+                label_max: int = -1, fast=None) -> np.ndarray:
+    """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise
+    (the argmax of float32 logits whatever ``fast``'s precision)."""
+    forwards, autocast = _forwards(models, x, fast)
     rows = []
-    for model in models:
-        correct = torch.cat([forward_checked(model, xb, label_max).argmax(1) == yb
-                             for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
-        rows.append(correct)
+    for forward in forwards:
+        correct = []
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            with autocast():
+                logits = forward_checked(forward, xb, label_max)
+            correct.append(_float32(logits).argmax(1) == yb)
+        rows.append(torch.cat(correct))
     return (~torch.stack(rows)).to(torch.uint8).cpu().numpy()

@@ -52,6 +52,11 @@ def train(rep: Report, config: dict, summary) -> str:
              [f"final validation {metric}", num(vals[-1] if vals else None)],
              ["final train loss", num(rows[-1].get("train_loss") if rows else None)]]
     rep.table(["", "value"], table)
+    regime = summary.classes if summary is not None else {}
+    if regime.get("imbalance") is not None or regime.get("label_noise"):   # issue 25
+        from .classes import class_section
+        class_section(rep, [dict(summary.classes, arm="train", seed=config.get("seed", 0))],
+                      {"train": "SGD"}, paired=False)
 
     rep.heading("Curves")
     rep.image_or_plot("loss.png", "training loss", "loss",

@@ -6,6 +6,7 @@ import statistics
 
 from ..gls.config import ARM_TITLES as _TITLES
 from .basic import logbook_reasons
+from .classes import class_section
 from ..results import job_row
 from .document import (Report, code, finite, mean_std, num, plain, read_json, read_rows,
                        sample_std, seconds)
@@ -154,6 +155,7 @@ def gls(rep: Report, config: dict, results) -> str:
                for j in jobs])
 
     _regime_section(rep, cfg, done, summary)
+    class_section(rep, [dict(j["result"], arm=j["arm"], seed=j["seed"]) for j in done], _TITLES)
 
     rep.heading("Curves")
     for fname, key, ylabel in (("accuracy.png", "val_acc", "validation accuracy"),
