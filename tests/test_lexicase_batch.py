@@ -8,11 +8,12 @@ import random
 
 import numpy as np
 import pytest
-from deap import base, creator
+from deap import base
 from scipy.stats import chi2
 
 from operators.lexicase import lexicase
 from operators.lexicase_batch import batch_lexicase, selBatchLexicase
+from test_lexicase_deap import _population
 
 N_DRAWS = 12000
 P_MIN = 1e-4
@@ -120,19 +121,6 @@ def test_non_finite_errors_never_win_and_integers_sum_exactly():
 def test_invalid_settings_are_refused(kw):
     with pytest.raises(ValueError):
         batch_lexicase(HAND, 3, **kw)
-
-
-def _population(values, weights):
-    name = "FitBatch" + ("p" if weights[0] > 0 else "m") + str(len(weights))
-    if not hasattr(creator, name):
-        creator.create(name, base.Fitness, weights=tuple(weights))
-        creator.create("Ind" + name, list, fitness=getattr(creator, name))
-    pop = []
-    for i, row in enumerate(values):
-        ind = getattr(creator, "Ind" + name)([i])
-        ind.fitness.values = tuple(float(v) for v in row)
-        pop.append(ind)
-    return pop
 
 
 def test_deap_wrapper_registers_bare_and_reads_maximised_fitness():

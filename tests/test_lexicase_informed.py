@@ -8,11 +8,12 @@ import warnings
 
 import numpy as np
 import pytest
-from deap import base, creator
+from deap import base
 
 from operators.lexicase_informed import (CaseGroups, case_distances, farthest_first,
                                          informed_downsampled_lexicase)
 from operators.lexicase_informed_deap import selInformedDownsampledLexicase
+from test_lexicase_deap import _population
 
 #: five cases on a line at 0, 1, 3, 7, 15: every traversal step has a unique farthest case
 LINE = np.array([0, 1, 3, 7, 15])
@@ -139,19 +140,6 @@ def test_with_pythons_random_state_a_checkpoint_holds_the_operator_and_random_ge
     sel, state = pickle.loads(blob)
     random.setstate(state)
     assert head + _run(sel, 8, start=5) == whole
-
-
-def _population(values, weights):
-    name = "FitIDS" + "".join("p" if w > 0 else "m" for w in weights[:1]) + str(len(weights))
-    if not hasattr(creator, name):
-        creator.create(name, base.Fitness, weights=tuple(weights))
-        creator.create("Ind" + name, list, fitness=getattr(creator, name))
-    pop = []
-    for i, row in enumerate(values):
-        ind = getattr(creator, "Ind" + name)([i])
-        ind.fitness.values = tuple(float(v) for v in row)
-        pop.append(ind)
-    return pop
 
 
 def test_deap_registration_of_an_instance_and_a_clear_error_for_the_bare_class():

@@ -8,11 +8,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from deap import base, creator
+from deap import base
 from scipy.stats import chisquare
 
 from operators import plexicase, plexicase_probabilities, selPlexicase
 from operators.lexicase_deap import case_errors
+from test_lexicase_deap import _population
 
 #: a, b elite on two cases each, c and g on one, d on none, e Pareto-dominated by a
 HAND = np.array([[0, 0, 2, 2],      # a  E=2, elite on cases 0, 1
@@ -123,18 +124,6 @@ def test_sampling_follows_the_probabilities():
 
 
 # ------------------------------------------------------------------ the DEAP drop-in
-def _population(values, weights):
-    name = "FitPlex" + "".join("p" if w > 0 else "m" for w in weights)
-    if not hasattr(creator, name):
-        creator.create(name, base.Fitness, weights=tuple(weights))
-        creator.create("Ind" + name, list, fitness=getattr(creator, name))
-    cls = getattr(creator, "Ind" + name)
-    pop = []
-    for i, row in enumerate(values):
-        ind = cls([i])
-        ind.fitness.values = tuple(float(v) for v in row)
-        pop.append(ind)
-    return pop
 
 
 def test_selplexicase_is_a_drop_in():

@@ -9,25 +9,12 @@ from deap import base, creator, tools
 
 from operators.lexicase_deap import (case_errors, selAutomaticEpsilonLexicase, selDALex,
                                      selDownsampledLexicase, selEpsilonLexicase, selLexicase)
+from test_lexicase_deap import _population
 
 OPS = [selLexicase, selEpsilonLexicase, selAutomaticEpsilonLexicase, selDownsampledLexicase,
        selDALex]
 #: one all-ones individual that dominates, three that do not (per-case values, higher is better)
 SCORES = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1.0]])
-
-
-def _population(values, weights):
-    name = "FitFix" + "".join("p" if w > 0 else "m" for w in weights)
-    if not hasattr(creator, name):
-        creator.create(name, base.Fitness, weights=tuple(weights))
-        creator.create("Ind" + name, list, fitness=getattr(creator, name))
-    cls = getattr(creator, "Ind" + name)
-    pop = []
-    for i, row in enumerate(values):
-        ind = cls([i])
-        ind.fitness.values = tuple(float(v) for v in row)
-        pop.append(ind)
-    return pop
 
 
 def _ids(selected):
