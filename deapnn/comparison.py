@@ -23,7 +23,9 @@ The method supplies the training: ``trainer(context, spec, lr, seed, split) -> {
 a picklable module-level function that trains one network with the loss ``spec`` at learning
 rate ``lr`` from ``seed`` (through :func:`deapnn.loss_training.train_with_loss`, with the
 method's own recipe) and scores it on ``split`` (``"val"`` while tuning, ``"test"`` in the final
-phase — the tuning phase never asks for the test split). Every training's result is stored in
+phase — the tuning phase never asks for the test split); on a classification test split it
+also returns the per-class metrics, which each row summarises and pairs as ``"classes"``
+(issue 25, :mod:`deapnn.comparison_classes`). Every training's result is stored in
 the state given to ``checkpoint`` after each chunk, so a killed comparison resumes without
 redoing them. Cost: ``len(grid) × tune_seeds + seeds`` trainings per loss (``+ seeds`` more when
 the chosen learning rate is not the configured one), against ``seeds`` untuned.
@@ -69,8 +71,8 @@ class TuningSettings(Config):
     lr_grid: list = setting(
         factory=lambda: list(DEFAULT_LR_GRID), group="final comparison", metavar="M,M,...",
         parse=lambda text: parse_grid(text),
-        help="learning-rate multipliers of the tuned comparison, e.g. 1/4,1,4 "
-             "[default: 1/8,1/4,1/2,1,2,4,8]")
+        show=lambda grid: ",".join(multiplier_text(m) for m in grid),
+        help="learning-rate multipliers of the tuned comparison, e.g. 1/4,1,4")
     seeds: list = setting(
         factory=lambda: list(range(5)), parse=parse_seed_indices, metavar="SEEDS",
         group="final comparison",
@@ -356,6 +358,13 @@ def tuned_comparison(arms: list, protocol: Protocol, trainer, context, *, map_fn
         row["paired_untuned"] = paired_stats(row["untuned"]["test"], base["untuned"]["test"],
                                              higher_is_better=higher,
                                              of=f"{row['loss']} - {base['loss']} (untuned)")
+    # issue 25: the per-class test metrics the trainers return (classification), per arm
+    from .comparison_classes import class_entries
+    finals = [[results[job_key(arm, row["lr"], final_seed(protocol.run_seed, s), "test")]
+               for s in protocol.seeds] for arm, row in zip(arms, rows)]
+    for row, entry in zip(rows, class_entries(finals, [r["loss"] for r in rows])):
+        if entry:
+            row["classes"] = entry
     return {"protocol": "tuned", "metric": protocol.metric, "higher_is_better": higher,
             "lr": protocol.lr, "grid": list(protocol.grid), "tune_seeds": list(protocol.tune_seeds),
             "seeds": list(protocol.seeds), "baseline": base["loss"], **protocol.extra,
@@ -368,7 +377,8 @@ def seed_count(seeds) -> int:
     return len(seeds) if isinstance(seeds, (list, tuple)) else int(seeds)
 
 
-def _p_text(p: dict) -> str:
+def paired_text(p: dict) -> str:
+    """One :func:`paired_stats` record as ``+mean ± std, WW/TT/LL (t p=…, Wilcoxon p=…)``."""
     ps = ", ".join(f"{label} p={p[k]:.3g}"
                    for k, label in (("t_p", "t"), ("wilcoxon_p", "Wilcoxon"))
                    if p.get(k) is not None)
@@ -378,7 +388,8 @@ def _p_text(p: dict) -> str:
 
 def table_lines(record: dict, scale: dict | None = None) -> list[str]:
     """The printed tuned comparison: per loss the chosen lr, untuned and tuned test metric, the
-    paired difference against the tuned baseline; then the scale report of the found losses."""
+    paired difference against the tuned baseline; the per-class test metrics when the record
+    has them (:mod:`deapnn.comparison_classes`); then the scale report of the found losses."""
     grid = ",".join(multiplier_text(m) for m in record["grid"])
     better = "higher" if record["higher_is_better"] else "lower"
     extra = ", ".join(f"{k} {record[k]}" for k in ("model", "steps") if record.get(k) is not None)
@@ -394,11 +405,13 @@ def table_lines(record: dict, scale: dict | None = None) -> list[str]:
         lines.append(f"  {row['loss']:<22}{row['lr']:>9.4g}  {u['mean']:>8.4f} ± {u['std']:<5.4f}"
                      f"  {t['mean']:>8.4f} ± {t['std']:<5.4f}  "
                      + ("(baseline)" if row is record["losses"][0] else
-                        _p_text(pair) if pair else "no finite pair"))
+                        paired_text(pair) if pair else "no finite pair"))
     for row in record["losses"][1:]:
         if row.get("paired_untuned"):
             lines.append(f"  untuned {row['loss']} − untuned {record['baseline']}: "
-                         + _p_text(row["paired_untuned"]))
+                         + paired_text(row["paired_untuned"]))
+    from .comparison_classes import class_lines
+    lines += class_lines(record)        # issue 25; none for a record without them
     if scale:
         from .losses.scale import scale_line
         lines.append("scale report (gradient on random outputs vs the baseline's):")
@@ -408,4 +421,4 @@ def table_lines(record: dict, scale: dict | None = None) -> list[str]:
 
 __all__ = ["Arm", "Protocol", "DEFAULT_LR_GRID", "DEFAULT_TUNE_SEEDS", "tuning_seed",
            "final_seed", "parse_grid", "grid_ok", "multiplier_text", "job_key", "choose_lr",
-           "paired_stats", "check_state", "tuned_comparison", "table_lines"]
+           "paired_stats", "paired_text", "check_state", "tuned_comparison", "table_lines"]

@@ -115,7 +115,7 @@ class Check:
 
 def setting(default=dataclasses.MISSING, help: str = "", *, factory=dataclasses.MISSING,
             flag: str | None = None, group: str | None = None, metavar: str | None = None,
-            parse=None, aliases: tuple = (), invocation: bool = False):
+            parse=None, aliases: tuple = (), invocation: bool = False, show=None):
     """A configuration field with what the command line needs to offer it as a flag, declared
     once beside the field (``dataclasses.field`` metadata; ``deapnn.commands.flags`` builds
     the flags from it). ``help``: the one description; ``flag``: when not ``--field-name``
@@ -123,10 +123,12 @@ def setting(default=dataclasses.MISSING, help: str = "", *, factory=dataclasses.
     ``parse``: an argparse ``type`` for values that are not a plain int/float/str; ``aliases``:
     former flag names, accepted with a deprecation warning until
     :data:`deapnn.deprecation.REMOVAL`; ``invocation``: a setting of this invocation, not of
-    the run (a resumed run takes it from its command line). A field without ``help`` gets no
-    flag."""
+    the run (a resumed run takes it from its command line); ``show``: how the help writes the
+    default (value -> text) when not as the flag would be typed by default. A field without
+    ``help`` gets no flag."""
     metadata = {"help": help, "flag": flag, "group": group, "metavar": metavar,
-                "parse": parse, "aliases": tuple(aliases), "invocation": invocation}
+                "parse": parse, "aliases": tuple(aliases), "invocation": invocation,
+                "show": show}
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

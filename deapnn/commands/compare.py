@@ -40,8 +40,9 @@ def register(subparsers) -> None:
                     "fresh seeds and scored on test. The search is not re-run.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished nlfs or evomal run directory")
     # the tuned comparison's settings, as the searches declare them (the run's are the defaults)
-    add_config_flags(p, TuningSettings, exclude=("tune",), title="comparison")
-    add_config_flags(p, FastPathSettings)       # default: the run's own fast path
+    add_config_flags(p, TuningSettings, exclude=("tune",), title="comparison",
+                     default_text="the run's")
+    add_config_flags(p, FastPathSettings, default_text="the run's")
     p.add_argument("--out", metavar="FILE.json", default=None,
                    help="where to write the comparison [default: RUN_DIR/comparison.json, "
                         "RUN_DIR/comparison-<model>.json with --final-model]")

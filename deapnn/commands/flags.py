@@ -77,11 +77,14 @@ def _shown(value) -> str:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls, *, groups: dict | None = None,
-                     sections: tuple = (), title: str = "settings", exclude=()) -> dict:
+                     sections: tuple = (), title: str = "settings", exclude=(),
+                     default_text: str | None = None) -> dict:
     """One flag per field of ``cls`` declared with a help (see the module docstring), in the
     help sections the fields name (``sections``: those to show first, in this order;
     ``groups``: section name -> argument group, extended and returned). The help ends with
-    the configuration's default (``cls()``) unless it is None or the help states it."""
+    the configuration's default (``cls()``) unless it is None or the help states it;
+    ``default_text`` replaces that default where the default comes from elsewhere (``deapnn
+    compare``: the stored run's value)."""
     groups = {} if groups is None else groups
     for section in sections:
         if section not in groups:
@@ -98,7 +101,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, *, groups: dict | Non
         flag, kind = flag_of(field), _kind(field)
         value = getattr(example, field.name)
         states = value is None or "default:" in meta["help"] or flag.startswith("--no-")
-        text = meta["help"] + ("" if states else f" [default: {_shown(value)}]")
+        shown = (default_text if default_text is not None
+                 else (meta.get("show") or _shown)(value))
+        text = meta["help"] + ("" if states else f" [default: {shown}]")
         common = {"dest": field.name, "default": argparse.SUPPRESS, "help": text}
         if kind == "bool":
             if flag.startswith("--no-"):

@@ -263,7 +263,11 @@ def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str
     ``metric``: the ``split`` error rate / MSE after the last step (∞ when training diverged)
     or, for ``spec["stop"] == "early"``, at the step with the lowest validation metric (early
     stopping). ``split="val"`` evaluates the validation split only; ``"test"`` the test and
-    validation splits."""
+    validation splits, and on a classification dataset the per-class test metrics of the
+    trained network (issue 25: :func:`deapnn.class_metrics.class_results`'s
+    ``balanced_acc``, ``worst_class_acc``, ``rare3_acc``; None when the training diverged,
+    whose metric is ∞, and for ``"early"``, whose best-validation weights are not kept — no
+    classification arm stops early)."""
     from deapnn.runtime import get_device, set_device
     if cfg.device:
         set_device(cfg.device)
@@ -286,8 +290,14 @@ def tuned_job(cfg: EvoMALRunConfig, spec: dict, lr: float, seed: int, split: str
     else:
         metric = curve[-1][1] if curve and not res.reason else float("inf")
         step = res.steps
-    return {"metric": metric, "step": step, "reason": res.reason,
-            "seconds": round(time.perf_counter() - start, 2)}
+    out = {"metric": metric, "step": step, "reason": res.reason,
+           "seconds": round(time.perf_counter() - start, 2)}
+    if split == "test" and data.task == "classification":
+        from deapnn.class_metrics import SCALAR_KEYS, class_results
+        measured = spec.get("stop") != "early" and math.isfinite(metric)
+        out.update({k: v for k, v in class_results(data, model).items() if k in SCALAR_KEYS}
+                   if measured else dict.fromkeys(SCALAR_KEYS))
+    return out
 
 
 def comparison_arms(best: dict, task: str, baselines=()) -> list:

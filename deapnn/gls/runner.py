@@ -18,6 +18,7 @@ from ..evaluation import Evaluation
 from ..progress import no_progress
 from ..results import SCHEMA_VERSION
 from ..class_metrics import SCALAR_KEYS
+from ..comparison import paired_stats
 from .config import ARM_TITLES, ARMS, GLSConfig
 from .job import run_job
 
@@ -153,16 +154,14 @@ def regime_line(rows: list[dict]) -> str:
 
 
 def _pair(gls: dict, arm: dict) -> dict | None:
-    """Paired GLS − arm over the seeds both have a number for (seed -> value): mean ± std and
-    wins/ties/losses; None without a common seed."""
+    """Paired GLS − arm over the seeds both have a number for (seed -> value): mean ± std,
+    wins/ties/losses and the p-values of :func:`deapnn.comparison.paired_stats`; None without a
+    common seed."""
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
     common = sorted(s for s in set(gls) & set(arm) if number(gls[s]) and number(arm[s]))
-    d = np.array([gls[s] - arm[s] for s in common], dtype=float)
-    if not len(d):
-        return None
-    return {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
-            "wins": int((d > 0).sum()), "ties": int((d == 0).sum()), "losses": int((d < 0).sum())}
+    pair = paired_stats([gls[s] for s in common], [arm[s] for s in common], higher_is_better=True)
+    return None if pair is None else {k: v for k, v in pair.items() if k not in ("of", "diff")}
 
 
 def _paired(summary: dict, arm: str) -> None:

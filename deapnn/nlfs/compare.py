@@ -87,7 +87,8 @@ def tuned_job(final: SurrogateConfig, spec: str, lr: float, seed: int, split: st
     """One training of the tuned comparison (:func:`deapnn.comparison.tuned_comparison`'s
     trainer): the final training (:func:`final_config`) of loss ``spec`` at learning rate ``lr``
     from ``seed``; ``metric`` is the best validation accuracy (``split="val"``; the test split
-    is not evaluated) or the test accuracy of the best-validation weights (``"test"``)."""
+    is not evaluated) or the test accuracy of the best-validation weights (``"test"``, with the
+    per-class test metrics of the same weights, issue 25: :func:`surrogate_training`)."""
     res = surrogate_training(loss_of(spec), replace(final, lr=lr), seed, test=split == "test")
     return {**res, "metric": res["test_acc"] if split == "test" else res["val_acc"]}
 

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import torch
 
+from ..class_metrics import SCALAR_KEYS, class_results
 from ..data import cached_dataset
 from ..evaluation import Evaluation
 from ..loss_training import LossTraining, train_with_loss
@@ -53,8 +54,12 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
     ``"zero"`` it scores 0 with the ``reason``;
     ``test_acc`` (when ``test``) is the test accuracy of the best-validation weights: 0 when the
     training stopped (divergence) before any, NaN when it failed (``error``) before any — no
-    measurement, a failed job of the final comparison (:mod:`deapnn.results`). Never raises for
-    a bad loss: a training error (out-of-memory, bad shapes, ...) is ``error``.
+    measurement, a failed job of the final comparison (:mod:`deapnn.results`); with it the
+    per-class test metrics of the same weights (issue 25: ``balanced_acc``,
+    ``worst_class_acc``, ``rare3_acc``, :func:`deapnn.class_metrics.class_results`; 0 or NaN
+    as ``test_acc`` when there are no weights), which the tuned comparison reports per loss.
+    Never raises for a bad loss: a training error (out-of-memory, bad shapes, ...) is
+    ``error``.
     """
     from ..models import build_model
     cfg.validate()
@@ -116,9 +121,14 @@ def surrogate_training(loss_fn, cfg: SurrogateConfig, seed: int, test: bool = Fa
     if test:
         if best["state"] is not None:
             model.load_state_dict(best["state"])
+        measured = not reason or best["state"] is not None
         out["test_acc"] = accuracy(model, ds.test.x.to(device), ds.test.y.to(device),
                                    fast=fast) \
-            if not reason or best["state"] is not None else float("nan") if error else 0.0
+            if measured else float("nan") if error else 0.0
+        # issue 25: the per-class test metrics of the same (best-validation) weights, and the
+        # test accuracy's value (0 or NaN) when there are none
+        out.update({k: v for k, v in class_results(ds, model).items() if k in SCALAR_KEYS}
+                   if measured else dict.fromkeys(SCALAR_KEYS, out["test_acc"]))
     return out
 
 

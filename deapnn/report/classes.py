@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 
+from ..comparison import paired_stats
 from .document import Report, code, finite, mean_std, plain, sample_std
 
 #: (result-row key, column title) of the per-class metrics
@@ -45,11 +46,9 @@ def _mean(values) -> float | None:
 def _pairs(rows: list[dict], arm: str, key: str) -> str:
     gls = {r["seed"]: r[key] for r in rows if r["arm"] == "gls" and finite(r.get(key))}
     other = {r["seed"]: r[key] for r in rows if r["arm"] == arm and finite(r.get(key))}
-    d = [gls[s] - other[s] for s in sorted(set(gls) & set(other), key=str)]
-    if not d:
-        return "—"
-    wins, ties = sum(x > 0 for x in d), sum(x == 0 for x in d)
-    return f"{statistics.fmean(d):+.4f} ({wins}W/{ties}T/{len(d) - wins - ties}L)"
+    seeds = sorted(set(gls) & set(other), key=str)
+    p = paired_stats([gls[s] for s in seeds], [other[s] for s in seeds], higher_is_better=True)
+    return f"{p['mean']:+.4f} ({p['wins']}W/{p['ties']}T/{p['losses']}L)" if p else "—"
 
 
 def _regime(rep: Report, rows: list[dict]) -> None:

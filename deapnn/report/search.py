@@ -68,8 +68,40 @@ def tuned_section(rep: Report, tuned: dict, title: str = "Tuned comparison") -> 
                     mean_std(r["tuned"]["mean"], r["tuned"]["std"]),
                     _pair(r.get("paired")) or "baseline", _pair(r.get("paired_untuned"))]
                    for r in tuned.get("losses", [])])
+        _class_table(rep, tuned.get("losses", []), base)
     except (KeyError, TypeError, AttributeError) as exc:
         rep.para(f"Tuned comparison record unreadable ({type(exc).__name__}: {exc}).")
+
+
+def _class_table(rep: Report, losses: list, base: str) -> None:
+    """The per-class test metrics of the tuned comparison (issue 25,
+    :mod:`deapnn.comparison_classes`): per loss at its tuned lr, with each paired against the
+    tuned baseline; nothing for a record without them (regression, a deapnn before issue 25)."""
+    from .classes import _METRICS
+    rows = [r for r in losses if isinstance(r.get("classes"), dict) and r["classes"]]
+    if not rows:
+        return
+
+    def cells(r):
+        got = [r["classes"].get(k) for k, _ in _METRICS]
+        tuned = [mean_std(e["tuned"]["mean"], e["tuned"]["std"]) if e else "—" for e in got]
+        pairs = " / ".join((_short(e.get("paired")) if e else "—") for e in got)
+        return tuned + [pairs if r is not losses[0] else "baseline"]
+    rep.para("Per-class test accuracy of each loss at its tuned learning rate, mean ± std over "
+             "the final seeds (issue 25). Balanced accuracy: the mean of the per-class "
+             "accuracies; worst-class: the smallest; rarest-3: the mean over the 3 classes with "
+             "the fewest training examples (`--imbalance`, `--label-noise`).")
+    rep.table(["loss"] + [t for _, t in _METRICS]
+              + [f"tuned − tuned {base} (paired): balanced / worst / rarest-3"],
+              [[code(r["loss"])] + cells(r) for r in rows])
+
+
+def _short(p: dict | None) -> str:
+    if not p:
+        return "—"
+    mean = p.get("mean")
+    mean = f"{mean:+.4f}" if isinstance(mean, (int, float)) else num(mean)
+    return f"{mean} ({p.get('wins')}W/{p.get('ties')}T/{p.get('losses')}L)"
 
 
 def _sci(value) -> str:
