@@ -153,6 +153,26 @@ def fast_path_of(fast) -> FastPath:
 _SCALERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def scaler_state(optimizer) -> dict | None:
+    """The state of the gradient scaler an fp16 loop keeps for ``optimizer`` (None when it
+    has none): part of a checkpoint, so a resumed fp16 run starts from the loss scale the
+    interrupted one had reached, not from the initial 2^16."""
+    scaler = _SCALERS.get(optimizer)
+    return None if scaler is None else scaler.state_dict()
+
+
+def restore_scaler(optimizer, state: dict | None, device) -> None:
+    """Give ``optimizer`` the gradient scaler stored by :func:`scaler_state` (nothing when
+    ``state`` is None: a run that was not fp16, or stored before the scaler was kept)."""
+    if not state:
+        return
+    import torch
+    scaler = _SCALERS.get(optimizer)
+    if scaler is None:
+        scaler = _SCALERS[optimizer] = torch.amp.GradScaler(getattr(device, "type", str(device)))
+    scaler.load_state_dict(state)
+
+
 class Stepper:
     """One training loop's step on ``fast``'s path: :meth:`loss` (forward and loss) and
     :meth:`update` (gradients zeroed, backward, optimizer step). With the default path these are
@@ -218,5 +238,6 @@ class Stepper:
         return False
 
 
-__all__ = ["FastPath", "FastPathSettings", "Stepper", "fast_path_of",
+__all__ = ["FastPath", "FastPathSettings", "Stepper", "fast_path_of", "scaler_state",
+           "restore_scaler",
            "PRECISIONS", "FAST_PATH_FIELDS"]

@@ -18,6 +18,7 @@ from torch import nn
 
 from .checkpoint import restoring
 from .config import Interval
+from .fastpath import restore_scaler, scaler_state
 from .sgd import SGDSettings, make_optimizer, scheduled_lr, set_lr
 
 
@@ -128,6 +129,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
         with restoring():
             model.load_state_dict(resume_state["model"])
             optimizer.load_state_dict(resume_state["optimizer"])
+            restore_scaler(optimizer, resume_state.get("grad_scaler"), device)
             result.losses = list(resume_state["losses"])
             result.history = list(resume_state["history"])
             start = int(resume_state["epoch"])
@@ -161,7 +163,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
             progress.set_postfix(loss=f"{loss:.4f}")
         if checkpoint is not None:
             checkpoint({"epoch": epoch + 1, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "losses": list(result.losses),
+                        "optimizer": optimizer.state_dict(),
+                        "grad_scaler": scaler_state(optimizer), "losses": list(result.losses),
                         "history": [dict(r) for r in result.history]})
     return result
 

@@ -177,3 +177,22 @@ def test_channels_last_training_only_where_measured_faster_and_layout_put_back(m
         return losses
     assert trained(FastPath(channels_last=True)) == pytest.approx(trained(None), rel=1e-5)
     assert all(np.isfinite(trained(FastPath(precision="bf16"))))
+
+
+def test_an_fp16_run_checkpoints_its_loss_scale_and_resumes_from_it(fresh, monkeypatch):
+    # fp16 needs CUDA; CPU autocast and GradScaler("cpu") run the same code path here
+    monkeypatch.setattr(FastPath, "check", lambda self, device: None)
+    x, y = cases(96)
+    cfg, cpu, fp16 = TrainConfig(epochs=2, batch_size=32), torch.device("cpu"), \
+        FastPath(precision="fp16")
+    states = []
+    train(tiny(), x, y, cfg, device=cpu, fast=fp16, checkpoint=states.append)
+    assert states[0]["grad_scaler"]["scale"] == 2.0 ** 16         # the scaler's initial scale
+    states[0]["grad_scaler"]["scale"] = 8.0                       # a scale the run had reached
+    resumed = []
+    train(tiny(), x, y, cfg, device=cpu, fast=fp16, checkpoint=resumed.append,
+          resume_state=states[0])
+    assert resumed[-1]["grad_scaler"]["scale"] == 8.0             # restored, not 2^16 again
+    plain = []
+    train(tiny(), x, y, cfg, device=cpu, checkpoint=plain.append)
+    assert plain[-1]["grad_scaler"] is None                       # fp32: nothing to keep
