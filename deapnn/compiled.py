@@ -69,6 +69,21 @@ def _forward_function(template: torch.nn.Module, tag: str):
     return types.FunctionType(code, forward.__globals__, code.co_name, None, forward.__closure__)
 
 
+def _canonical_strides(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with the strides a fresh contiguous tensor of its shape has, when it is contiguous:
+    a size-1 dimension may carry any stride (``(N, 1, 40)`` arrives as ``(40, 40, 1)`` or
+    ``(40, 1, 1)``), and dynamo guards on it, so the same data would compile a second graph.
+    Other layouts (channels-last) are passed as they are."""
+    if not x.is_contiguous():
+        return x
+    strides, step = [], 1
+    for size in reversed(x.shape):
+        strides.append(step)
+        step *= max(size, 1)
+    strides.reverse()
+    return x if x.stride() == tuple(strides) else x.as_strided(x.shape, strides)
+
+
 class CompiledForward:
     """One architecture's compiled forward pass in one mode (training or inference) and
     precision; see the module docstring. ``graphs``: graphs compiled so far; ``recompiles``:
@@ -108,9 +123,10 @@ class CompiledForward:
                     self.shape = tuple(x.shape)
                 if tuple(x.shape) != self.shape or not model.training:
                     return model(x)
-                return self._call(params, buffers, x)
+                return self._call(params, buffers, _canonical_strides(x))
             if len(x) < MIN_COMPILED_BATCH or model.training:
                 return model(x)
+            x = _canonical_strides(x)
             torch._dynamo.maybe_mark_dynamic(x, 0)
             with torch.inference_mode():
                 return self._call(params, buffers, x)

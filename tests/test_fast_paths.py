@@ -196,3 +196,18 @@ def test_an_fp16_run_checkpoints_its_loss_scale_and_resumes_from_it(fresh, monke
     plain = []
     train(tiny(), x, y, cfg, device=cpu, checkpoint=plain.append)
     assert plain[-1]["grad_scaler"] is None                       # fp32: nothing to keep
+
+
+def test_one_inference_graph_for_any_batch_size_and_size_one_strides(fresh):
+    # a (N, 1, k) batch may carry either stride on its size-1 dimension (a view or a copy):
+    # dynamo guards on strides, so without canonical strides each would compile again
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3)).eval()
+    forward = COMPILED.infer_forward(model)
+    x = torch.randn(48, 4)
+    views = [x[:32].unsqueeze(1), x.as_strided((48, 1, 4), (4, 1, 1)),
+             x[:20].reshape(20, 1, 4)]
+    assert {v.stride() for v in views} == {(4, 1, 1), (4, 4, 1)}
+    for v in views:
+        assert torch.allclose(forward(v), model(v), atol=1e-6)
+    stats = compile_stats()["Sequential inference"]
+    assert stats == {"graphs": 1, "recompiles": 0}
