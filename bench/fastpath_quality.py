@@ -3,7 +3,7 @@
 Runs ``deapnn gls`` (cnn on ``mnist1d_large``, p = 4, augmentation on, arms GLS and SGD) once
 per path — eager float32 (the anchor), ``--compile``, ``--precision bf16`` and both — with the
 same seeds, then prints each path's test accuracy against eager float32, paired by seed:
-mean ± std of the difference and wins/ties/losses (:func:`deapnn.comparison.paired_stats`), for
+mean ± std of the difference and wins/ties/losses (:func:`deapnn.paired.paired_stats`), for
 GLS and SGD. A path passes when its differences sit within the seed noise of eager float32
 (the spread of eager's own per-seed accuracies is printed beside them).
 
@@ -27,7 +27,7 @@ import sys
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 
-from deapnn.comparison import paired_stats, paired_text  # noqa: E402
+from deapnn.paired import paired_stats, paired_text  # noqa: E402
 
 PATHS = {"eager": [], "compile": ["--compile"], "bf16": ["--precision", "bf16"],
          "compile+bf16": ["--compile", "--precision", "bf16"]}

@@ -16,8 +16,8 @@ loss of the comparison (the baseline, the reference baselines and every found lo
    split: the tuned and the untuned result;
 3. **paired** — per final seed, each loss minus the tuned baseline (seed ``s`` gives every loss
    the same initial network and batch order): mean ± std, wins/ties/losses, paired t-test and
-   Wilcoxon signed-rank p-values (:func:`paired_stats`); the untuned pairs too (the protocol
-   before tuning).
+   Wilcoxon signed-rank p-values (:func:`deapnn.paired.paired_stats`); the untuned pairs too
+   (the protocol before tuning).
 
 The method supplies the training: ``trainer(context, spec, lr, seed, split) -> {"metric": …}``,
 a picklable module-level function that trains one network with the loss ``spec`` at learning
@@ -41,6 +41,7 @@ from fractions import Fraction
 
 from .config import (FLOAT32_MAX, Check, Config, ConfigError, parse_list, parse_seed_indices,
                      seed_indices, seed_list, setting)
+from .paired import paired_stats, paired_text
 from .progress import no_progress
 from .runtime import derive_seed
 
@@ -246,32 +247,6 @@ def choose_lr(protocol: Protocol, val: dict) -> tuple[float, float]:
     return best, protocol.lr * best
 
 
-def paired_stats(values: list, base: list, *, higher_is_better: bool, of: str = "") -> dict | None:
-    """Per-seed differences ``values − base`` (the finite pairs): mean ± sample std,
-    wins/ties/losses (a win is a higher metric when ``higher_is_better``, else a lower one),
-    two-sided paired t-test and Wilcoxon signed-rank p-values (None when undefined). None when
-    no pair is finite."""
-    pairs = [(a, b) for a, b in zip(values, base)
-             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
-    if not pairs:
-        return None
-    d = [a - b for a, b in pairs]
-    sd = statistics.stdev(d) if len(d) > 1 else 0.0
-    win = (lambda x: x > 0) if higher_is_better else (lambda x: x < 0)
-    out = {"of": of, "n": len(d), "diff": d, "mean": statistics.fmean(d), "std": sd,
-           "wins": sum(win(x) for x in d), "ties": sum(x == 0 for x in d),
-           "losses": sum(x != 0 and not win(x) for x in d), "t_p": None, "wilcoxon_p": None}
-    try:
-        from scipy import stats
-        if len(d) > 1 and sd > 0:
-            out["t_p"] = float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
-        if any(x != 0 for x in d):
-            out["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
-    except Exception:  # scipy missing or a degenerate sample: report without p-values
-        pass
-    return out
-
-
 def _summary(values: list, higher: bool) -> dict:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return {"mean": statistics.fmean(finite) if finite else _worst(higher),
@@ -377,15 +352,6 @@ def seed_count(seeds) -> int:
     return len(seeds) if isinstance(seeds, (list, tuple)) else int(seeds)
 
 
-def paired_text(p: dict) -> str:
-    """One :func:`paired_stats` record as ``+mean ± std, WW/TT/LL (t p=…, Wilcoxon p=…)``."""
-    ps = ", ".join(f"{label} p={p[k]:.3g}"
-                   for k, label in (("t_p", "t"), ("wilcoxon_p", "Wilcoxon"))
-                   if p.get(k) is not None)
-    return (f"{p['mean']:+.4f} ± {p['std']:.4f}, {p['wins']}W/{p['ties']}T/{p['losses']}L"
-            + (f" ({ps})" if ps else ""))
-
-
 def table_lines(record: dict, scale: dict | None = None) -> list[str]:
     """The printed tuned comparison: per loss the chosen lr, untuned and tuned test metric, the
     paired difference against the tuned baseline; the per-class test metrics when the record
@@ -421,4 +387,4 @@ def table_lines(record: dict, scale: dict | None = None) -> list[str]:
 
 __all__ = ["Arm", "Protocol", "DEFAULT_LR_GRID", "DEFAULT_TUNE_SEEDS", "tuning_seed",
            "final_seed", "parse_grid", "grid_ok", "multiplier_text", "job_key", "choose_lr",
-           "paired_stats", "paired_text", "check_state", "tuned_comparison", "table_lines"]
+           "check_state", "tuned_comparison", "table_lines"]

@@ -16,7 +16,8 @@ stored trainings are reused, not retrained), loads and prints without them.
 from __future__ import annotations
 
 from .class_metrics import SCALAR_KEYS
-from .comparison import _score, _summary, paired_stats
+from .comparison import _score, _summary
+from .paired import paired_stats
 
 #: the printed column title of each key of :data:`~deapnn.class_metrics.SCALAR_KEYS`
 TITLES = dict(zip(SCALAR_KEYS, ("balanced acc", "worst-class acc", "rarest-3 acc")))
@@ -29,7 +30,7 @@ def class_entries(finals: list, names: list) -> list[dict]:
     std and per-seed values, as the tuned metric's summary; a missing or non-finite value is
     the worst, −∞, and left out of the mean) and, for the arms after the baseline,
     ``"paired"``: the per-seed differences against the baseline
-    (:func:`~deapnn.comparison.paired_stats`, higher is better; None when the baseline lacks
+    (:func:`~deapnn.paired.paired_stats`, higher is better; None when the baseline lacks
     the key or no pair is finite). Empty when no key is carried (module docstring)."""
     values = [{key: [_score(r.get(key), True) for r in results] for key in SCALAR_KEYS
                if results and all(key in r for r in results)} for results in finals]

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from deapnn.comparison import (DEFAULT_LR_GRID, Arm, Protocol, choose_lr, final_seed,
-                               paired_stats, parse_grid, table_lines, tuned_comparison,
-                               tuning_seed)
+                               parse_grid, table_lines, tuned_comparison, tuning_seed)
+from deapnn.paired import paired_stats
 
 CALLS = []
 BEST = {"a": 2.0, "b": 0.25}        # each arm's validation optimum (multiplier of lr)

@@ -133,9 +133,9 @@ def train_final(best: dict, data, cfg: EvoMALConfig, seeds, steps: int, eval_eve
 def paired_comparison(results: dict, key: str = "test") -> dict | None:
     """EvoMAL − baseline per seed (lower metric is better, so a negative difference is an EvoMAL
     win): mean ± sample std of the differences, wins/ties/losses, and two-sided paired t-test and
-    Wilcoxon signed-rank p-values (None when undefined) — :func:`deapnn.comparison.paired_stats`
+    Wilcoxon signed-rank p-values (None when undefined) — :func:`deapnn.paired.paired_stats`
     on the seeds both losses finished."""
-    from deapnn.comparison import paired_stats
+    from deapnn.paired import paired_stats
     names = list(results)
     if len(names) != 2:
         return None

@@ -18,7 +18,7 @@ from ..evaluation import Evaluation
 from ..progress import no_progress
 from ..results import SCHEMA_VERSION
 from ..class_metrics import SCALAR_KEYS
-from ..comparison import paired_stats
+from ..paired import paired_stats
 from .config import ARM_TITLES, ARMS, GLSConfig
 from .job import run_job
 
@@ -155,7 +155,7 @@ def regime_line(rows: list[dict]) -> str:
 
 def _pair(gls: dict, arm: dict) -> dict | None:
     """Paired GLS − arm over the seeds both have a number for (seed -> value): mean ± std,
-    wins/ties/losses and the p-values of :func:`deapnn.comparison.paired_stats`; None without a
+    wins/ties/losses and the p-values of :func:`deapnn.paired.paired_stats`; None without a
     common seed."""
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)

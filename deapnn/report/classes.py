@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 
-from ..comparison import paired_stats
+from ..paired import paired_stats
 from .document import Report, code, finite, mean_std, plain, sample_std
 
 #: (result-row key, column title) of the per-class metrics
