@@ -71,10 +71,10 @@ class FastPath:
     ``channels_last``: the memory layout of a network with 2-D convolutions while it trains
     (its weights and batches; put back after the loop). ``None`` (the default) takes it where
     bench/speed.py measured it faster: on CPU with ``precision="bf16"`` (oneDNN's bfloat16
-    convolutions; about 1.5× over bf16 in the default layout for the small cnn, no loss on
-    resnet18), never on the default path, whose arithmetic it would change. ``True`` asks for it
-    on any path (eager float32 included: 1.1–1.4× for cnn and resnet18 on CPU, results equal to
-    float rounding), ``False`` never."""
+    convolutions: resnet18 trains 1.94× faster than eager float32 in it against 1.75× in the
+    default layout; docs/results.md, "Fast paths"), never on the default path, whose
+    arithmetic it would change. ``True`` asks for it on any path (eager float32 included:
+    1.06× for resnet18 on CPU, results equal to float rounding), ``False`` never."""
     compile: bool = False
     precision: str = "fp32"
     channels_last: bool | None = None
