@@ -1,10 +1,15 @@
 """Suite-wide settings: one torch thread (CI has 2 cores and tiny models oversubscribe badly)."""
 import os
+import signal
 import sys
 
 import pytest
 import torch
 
+# A suite started under nohup would hand its ignored SIGHUP to every deapnn it starts, and deapnn
+# keeps a signal it was started ignoring (deapnn.signals): the signal tests need the default.
+if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 os.environ.setdefault("DEAPNN_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
