@@ -27,6 +27,12 @@ import torch
 RARE_K = 3
 #: the result-row keys of :func:`class_metrics` that are single numbers (averaged per arm)
 SCALAR_KEYS = ("balanced_acc", "worst_class_acc", "rare3_acc")
+#: the column title of each of :data:`SCALAR_KEYS` in printed tables and reports
+TITLES = dict(zip(SCALAR_KEYS, ("balanced acc", "worst-class acc", "rarest-3 acc")))
+#: what the :data:`SCALAR_KEYS` measure, in the words of a report
+DEFINITIONS = ("Balanced accuracy: the mean of the per-class accuracies; worst-class: the "
+               "smallest; rarest-3: the mean over the 3 classes with the fewest training "
+               "examples")
 #: the result-row keys of :func:`class_results` (without the ``--diagnostics`` ones)
 ROW_KEYS = ("imbalance", "label_noise", "class_order", "train_class_counts", "n_flipped",
             *SCALAR_KEYS, "rare_classes", "class_acc")
@@ -117,5 +123,6 @@ def class_results(data, model, records=None) -> dict:
     return row
 
 
-__all__ = ["RARE_K", "SCALAR_KEYS", "ROW_KEYS", "per_class_accuracy", "rarest_classes",
-           "class_metrics", "model_class_metrics", "decider_classes", "class_results"]
+__all__ = ["RARE_K", "SCALAR_KEYS", "TITLES", "DEFINITIONS", "ROW_KEYS", "per_class_accuracy",
+           "rarest_classes", "class_metrics", "model_class_metrics", "decider_classes",
+           "class_results"]

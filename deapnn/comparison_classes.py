@@ -15,12 +15,9 @@ stored trainings are reused, not retrained), loads and prints without them.
 """
 from __future__ import annotations
 
-from .class_metrics import SCALAR_KEYS
+from .class_metrics import SCALAR_KEYS, TITLES
 from .comparison import _score, _summary
-from .paired import paired_stats
-
-#: the printed column title of each key of :data:`~deapnn.class_metrics.SCALAR_KEYS`
-TITLES = dict(zip(SCALAR_KEYS, ("balanced acc", "worst-class acc", "rarest-3 acc")))
+from .paired import paired_short, paired_stats
 
 
 def class_entries(finals: list, names: list) -> list[dict]:
@@ -47,10 +44,6 @@ def class_entries(finals: list, names: list) -> list[dict]:
     return out
 
 
-def _pair(p: dict | None) -> str:
-    return f"{p['mean']:+.4f} ({p['wins']}W/{p['ties']}T/{p['losses']}L)" if p else "—"
-
-
 def class_lines(record: dict) -> list[str]:
     """The printed per-class block of a tuned comparison ``record``: per loss the tuned
     balanced / worst-class / rarest-3 test accuracy (mean ± std) and each paired against the
@@ -67,10 +60,10 @@ def class_lines(record: dict) -> list[str]:
         cells = "".join(f" {classes[k]['tuned']['mean']:>7.4f} ± "
                         f"{classes[k]['tuned']['std']:<6.4f}" if k in classes else f" {'—':>16}"
                         for k in TITLES)
-        pairs = " / ".join(_pair(classes[k].get("paired")) if k in classes else "—"
+        pairs = " / ".join(paired_short(classes[k].get("paired")) if k in classes else "—"
                            for k in TITLES) if row is not record["losses"][0] else "(baseline)"
         lines.append(f"  {row['loss']:<22}{cells}  {pairs}")
     return lines
 
 
-__all__ = ["TITLES", "class_entries", "class_lines"]
+__all__ = ["class_entries", "class_lines"]

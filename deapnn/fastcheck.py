@@ -54,9 +54,8 @@ def cause(fast, device, eager_s: float, fast_s: float) -> str:
 
 
 def _steps(model, opt, forward, loss_fn, xb, yb, n, fast, device):
-    autocast = fast.autocast(device) if fast is not None else None
     for _ in range(n):
-        if autocast is None:
+        if fast is None:
             loss = loss_fn(forward(xb), yb)
         else:
             with fast.autocast(device):

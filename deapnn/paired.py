@@ -44,4 +44,10 @@ def paired_text(p: dict) -> str:
             + (f" ({ps})" if ps else ""))
 
 
-__all__ = ["paired_stats", "paired_text"]
+def paired_short(p: dict | None) -> str:
+    """A :func:`paired_stats` record as ``+mean (WW/TT/LL)`` (the per-class columns); ``—``
+    for None."""
+    return f"{p['mean']:+.4f} ({p['wins']}W/{p['ties']}T/{p['losses']}L)" if p else "—"
+
+
+__all__ = ["paired_stats", "paired_text", "paired_short"]

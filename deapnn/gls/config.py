@@ -22,10 +22,10 @@ ARM_TITLES = {"gls": "GLS", "sgd": "SGD (same epochs)", "sgd_matched": "SGD ((p+
               "random": "SubGD + random selection", "sgd_reset": "SGD, momentum reset",
               "sgd_tuned": "SGD, lr tuned on val", "sgd_balanced": "SGD, class-weighted loss",
               "sgd_resampled": "SGD, balanced sampling"}
-#: the arms whose learning rate is chosen on the validation split from ``tune_factors``:
-#: ``sgd_tuned`` and the class-rebalancing baselines of a long-tailed split (issue 25,
-#: :mod:`deapnn.rebalance`)
-TUNED_ARMS = ("sgd_tuned", "sgd_balanced", "sgd_resampled")
+#: the class-rebalancing baselines of a long-tailed split (issue 25, :mod:`deapnn.rebalance`)
+REBALANCING_ARMS = ("sgd_balanced", "sgd_resampled")
+#: the arms whose learning rate is chosen on the validation split from ``tune_factors``
+TUNED_ARMS = ("sgd_tuned", *REBALANCING_ARMS)
 SELECTION_DATA = ("clean", "augmented")
 #: the learning rates ``sgd_tuned`` tries, as multiples of ``lr``
 TUNE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -162,7 +162,7 @@ class GLSConfig(SGDRunConfig):
         if tuned and self.val_size == 0:
             raise ConfigError(f"arm {tuned[0]} chooses its learning rate on the validation "
                               "split: it needs val_size > 0", "arms")
-        rebalanced = [a for a in ("sgd_balanced", "sgd_resampled") if a in self.arms]
+        rebalanced = [a for a in REBALANCING_ARMS if a in self.arms]
         if rebalanced and info.task != "classification":
             raise ConfigError(f"arm {rebalanced[0]} rebalances classes: {self.dataset} is a "
                               f"{info.task} dataset", "arms")
@@ -222,4 +222,4 @@ class GLSConfig(SGDRunConfig):
 
 
 __all__ = ["GLSConfig", "ARMS", "ARM_TITLES", "SELECTION_DATA", "CASE_METRICS", "TUNE_FACTORS",
-           "TUNED_ARMS"]
+           "TUNED_ARMS", "REBALANCING_ARMS"]

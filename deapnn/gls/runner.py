@@ -17,8 +17,8 @@ import numpy as np
 from ..evaluation import Evaluation
 from ..progress import no_progress
 from ..results import SCHEMA_VERSION
-from ..class_metrics import SCALAR_KEYS
-from ..paired import paired_stats
+from ..class_metrics import SCALAR_KEYS, TITLES
+from ..paired import paired_short, paired_stats
 from .config import ARM_TITLES, ARMS, GLSConfig
 from .job import run_job
 
@@ -207,8 +207,8 @@ def class_lines(summary: dict) -> list[str]:
     training split; none when no row has them (a regression dataset)."""
     if not any("balanced_acc" in s for s in summary.values()):
         return []
-    out = [f"{'arm':<26} {'balanced acc':>16} {'worst-class acc':>16} {'rarest-3 acc':>16}  "
-           "GLS − arm (paired): balanced / worst / rarest-3"]
+    out = [f"{'arm':<26}" + "".join(f" {TITLES[k]:>16}" for k in SCALAR_KEYS)
+           + "  GLS − arm (paired): balanced / worst / rarest-3"]
     for arm in ARMS:
         s = summary.get(arm)
         if not s or "balanced_acc" not in s:
@@ -216,8 +216,7 @@ def class_lines(summary: dict) -> list[str]:
         cells = "".join(f" {s[k]['mean']:>7.4f} ± {s[k]['std']:<6.4f}" if k in s
                         else f" {'—':>16}" for k in SCALAR_KEYS)
         pairs = [s.get(f"gls_minus_arm_{k}") for k in SCALAR_KEYS]
-        ptxt = " / ".join(f"{p['mean']:+.4f} ({p['wins']}W/{p['ties']}T/{p['losses']}L)"
-                          if p else "—" for p in pairs) if arm != "gls" else ""
+        ptxt = " / ".join(paired_short(p) for p in pairs) if arm != "gls" else ""
         out.append(f"{ARM_TITLES[arm]:<26}{cells}  {ptxt}".rstrip())
     g = summary.get("gls", {})
     if "diag_rare_decider" in g and "rare_train_share" in g:

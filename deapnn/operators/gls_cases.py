@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,12 +171,23 @@ def cpu_inference_layout(models, x: torch.Tensor):
             m.to(memory_format=torch.contiguous_format)
 
 
-def _forwards(models, x: torch.Tensor, fast):
-    """``(forward callables, autocast context factory)`` of ``models`` on ``fast``'s path (the
-    models themselves and no context by default)."""
+def _batch_logits(models, x: torch.Tensor, y: torch.Tensor, batch_size: int, label_max: int,
+                  fast):
+    """Per model, the ``(logits, labels)`` of its batches of ``batch_size`` cases, lazily: the
+    forward pass on ``fast``'s path (compiled and under its autocast; the model itself by
+    default), its outputs checked (:func:`forward_checked`)."""
     if fast is None:
-        return list(models), contextlib.nullcontext
-    return [fast.infer_forward(m) for m in models], lambda: fast.autocast(x.device)
+        forwards, autocast = list(models), contextlib.nullcontext
+    else:
+        forwards = [fast.infer_forward(m) for m in models]
+        autocast = partial(fast.autocast, x.device)
+
+    def batches(forward):
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            with autocast():
+                logits = forward_checked(forward, xb, label_max)
+            yield logits, yb
+    return [batches(forward) for forward in forwards]
 
 
 def _float32(logits: torch.Tensor) -> torch.Tensor:
@@ -188,15 +200,9 @@ def loss_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int,
                 label_max: int = -1, fast=None) -> np.ndarray:
     """(len(models), len(x)) per-case cross-entropy losses (float64), from float32 logits
     whatever ``fast``'s precision (the forward pass alone runs under its autocast)."""
-    forwards, autocast = _forwards(models, x, fast)
-    rows = []
-    for forward in forwards:
-        row = []
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-            with autocast():
-                logits = forward_checked(forward, xb, label_max)
-            row.append(F.cross_entropy(logits.float(), yb, reduction="none"))
-        rows.append(torch.cat(row))
+    rows = [torch.cat([F.cross_entropy(logits.float(), yb, reduction="none")
+                       for logits, yb in batches])
+            for batches in _batch_logits(models, x, y, batch_size, label_max, fast)]
     return torch.stack(rows).double().cpu().numpy()
 
 
@@ -205,13 +211,6 @@ def pass_matrix(models, x: torch.Tensor, y: torch.Tensor, batch_size: int,
                 label_max: int = -1, fast=None) -> np.ndarray:
     """(len(models), len(x)) errors: 0 where the model's top-1 prediction is right, 1 otherwise
     (the argmax of float32 logits whatever ``fast``'s precision)."""
-    forwards, autocast = _forwards(models, x, fast)
-    rows = []
-    for forward in forwards:
-        correct = []
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-            with autocast():
-                logits = forward_checked(forward, xb, label_max)
-            correct.append(_float32(logits).argmax(1) == yb)
-        rows.append(torch.cat(correct))
+    rows = [torch.cat([_float32(logits).argmax(1) == yb for logits, yb in batches])
+            for batches in _batch_logits(models, x, y, batch_size, label_max, fast)]
     return (~torch.stack(rows)).to(torch.uint8).cpu().numpy()

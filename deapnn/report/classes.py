@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import statistics
 
-from ..paired import paired_stats
+from ..class_metrics import DEFINITIONS, TITLES
+from ..paired import paired_short, paired_stats
 from .document import Report, code, finite, mean_std, plain, sample_std
 
 #: (result-row key, column title) of the per-class metrics
-_METRICS = (("balanced_acc", "balanced acc"), ("worst_class_acc", "worst-class acc"),
-            ("rare3_acc", "rarest-3 acc"))
+_METRICS = tuple(TITLES.items())
 
 
 def _counts(row: dict) -> list[int] | None:
@@ -48,7 +48,7 @@ def _pairs(rows: list[dict], arm: str, key: str) -> str:
     other = {r["seed"]: r[key] for r in rows if r["arm"] == arm and finite(r.get(key))}
     seeds = sorted(set(gls) & set(other), key=str)
     p = paired_stats([gls[s] for s in seeds], [other[s] for s in seeds], higher_is_better=True)
-    return f"{p['mean']:+.4f} ({p['wins']}W/{p['ties']}T/{p['losses']}L)" if p else "—"
+    return paired_short(p)
 
 
 def _regime(rep: Report, rows: list[dict]) -> None:
@@ -95,9 +95,8 @@ def class_section(rep: Report, rows: list[dict], titles: dict, paired: bool = Tr
         table.append(cells)
     rep.table(["arm"] + [t for _, t in _METRICS]
               + ["GLS − arm, paired: balanced / worst / rarest-3"] * paired, table)
-    rep.para("Test split, mean ± std over seeds. Balanced accuracy: the mean of the per-class "
-             "accuracies; worst-class: the smallest; rarest-3: the mean over the 3 classes with "
-             "the fewest training examples (Cui et al. 2019; Cao et al. 2019).")
+    rep.para(f"Test split, mean ± std over seeds. {DEFINITIONS} (Cui et al. 2019; Cao et "
+             "al. 2019).")
     _per_class(rep, rows, arms, titles)
     _deciders(rep, [r for r in rows if r["arm"] == "gls"])
 

@@ -77,21 +77,19 @@ def _class_table(rep: Report, losses: list, base: str) -> None:
     """The per-class test metrics of the tuned comparison (issue 25,
     :mod:`deapnn.comparison_classes`): per loss at its tuned lr, with each paired against the
     tuned baseline; nothing for a record without them (regression, a deapnn before issue 25)."""
-    from .classes import _METRICS
+    from ..class_metrics import DEFINITIONS, TITLES
     rows = [r for r in losses if isinstance(r.get("classes"), dict) and r["classes"]]
     if not rows:
         return
 
     def cells(r):
-        got = [r["classes"].get(k) for k, _ in _METRICS]
+        got = [r["classes"].get(k) for k in TITLES]
         tuned = [mean_std(e["tuned"]["mean"], e["tuned"]["std"]) if e else "—" for e in got]
         pairs = " / ".join((_short(e.get("paired")) if e else "—") for e in got)
         return tuned + [pairs if r is not losses[0] else "baseline"]
     rep.para("Per-class test accuracy of each loss at its tuned learning rate, mean ± std over "
-             "the final seeds (issue 25). Balanced accuracy: the mean of the per-class "
-             "accuracies; worst-class: the smallest; rarest-3: the mean over the 3 classes with "
-             "the fewest training examples (`--imbalance`, `--label-noise`).")
-    rep.table(["loss"] + [t for _, t in _METRICS]
+             f"the final seeds (issue 25). {DEFINITIONS} (`--imbalance`, `--label-noise`).")
+    rep.table(["loss"] + list(TITLES.values())
               + [f"tuned − tuned {base} (paired): balanced / worst / rarest-3"],
               [[code(r["loss"])] + cells(r) for r in rows])
 
