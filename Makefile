@@ -17,7 +17,7 @@ MYPY_FILES := deapnn/config.py deapnn/sgd.py deapnn/deprecation.py deapnn/evalua
 	deapnn/fastpath.py deapnn/compiled.py deapnn/fastcheck.py \
 	deapnn/environment.py deapnn/imports.py deapnn/data/user.py deapnn/models/user.py \
 	deapnn/operators/lexicase.py deapnn/operators/lexicase_engine.py deapnn/operators/lexicase_deap.py \
-	deapnn/operators/lexicase_util.py deapnn/operators/dalex.py \
+	deapnn/operators/lexicase_util.py deapnn/operators/dalex.py deapnn/paired.py deapnn/comparison_classes.py \
 	deapnn/operators/lexicase_exact.py deapnn/operators/plexicase.py \
 	deapnn/operators/lexicase_variants.py \
 	deapnn/operators/lexicase_batch.py deapnn/operators/lexicase_informed.py \

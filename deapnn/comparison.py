@@ -41,7 +41,7 @@ from fractions import Fraction
 
 from .config import (FLOAT32_MAX, Check, Config, ConfigError, parse_list, parse_seed_indices,
                      seed_indices, seed_list, setting)
-from .paired import paired_stats, paired_text
+from .paired import metric_score, paired_stats, paired_text, seed_summary, worst_score
 from .progress import no_progress
 from .runtime import derive_seed
 
@@ -221,36 +221,18 @@ def _call(job):
     return trainer(context, spec, lr, seed, split)
 
 
-def _worst(higher: bool) -> float:
-    return -math.inf if higher else math.inf
-
-
-def _score(value, higher: bool) -> float:
-    """A metric as a finite-or-worst number (NaN, None and the wrong infinity are worst)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return _worst(higher)
-    return value if math.isfinite(value) else _worst(higher)
-
-
 def choose_lr(protocol: Protocol, val: dict) -> tuple[float, float]:
     """``(multiplier, lr)`` with the best mean validation metric; ``val`` maps a multiplier to
     its tuning seeds' validation metrics. Ties: the multiplier nearest 1, then the smaller."""
     higher = protocol.higher_is_better
 
     def mean(m):
-        vals = [_score(v, higher) for v in val[m]]
-        return statistics.fmean(vals) if all(math.isfinite(v) for v in vals) else _worst(higher)
+        vals = [metric_score(v, higher) for v in val[m]]
+        finite = all(math.isfinite(v) for v in vals)
+        return statistics.fmean(vals) if finite else worst_score(higher)
     best = sorted(protocol.grid, key=lambda m: ((-mean(m) if higher else mean(m)),
                                                 abs(math.log(m)), m))[0]
     return best, protocol.lr * best
-
-
-def _summary(values: list, higher: bool) -> dict:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return {"mean": statistics.fmean(finite) if finite else _worst(higher),
-            "std": statistics.stdev(finite) if len(finite) > 1 else 0.0, "test": values}
 
 
 def _run(jobs: list, trainer, context, results: dict, *, map_fn, chunk: int, bar,
@@ -316,16 +298,17 @@ def tuned_comparison(arms: list, protocol: Protocol, trainer, context, *, map_fn
          bar=progress(len(finals), "final", unit="training"), checkpoint=save)
 
     def test_values(arm, lr):
-        return [_score(results[job_key(arm, lr, final_seed(protocol.run_seed, s), "test")]
+        return [metric_score(results[job_key(arm, lr, final_seed(protocol.run_seed, s), "test")]
                        ["metric"], higher) for s in protocol.seeds]
     rows = []
     for arm in arms:
         m, lr, val = chosen[arm.name]
         rows.append({"loss": arm.name, "role": arm.role, "lr": lr, "multiplier": m,
-                     "val": {multiplier_text(k): statistics.fmean(_score(x, higher) for x in v)
+                     "val": {multiplier_text(k):
+                             statistics.fmean(metric_score(x, higher) for x in v)
                              for k, v in val.items()},
-                     "untuned": _summary(test_values(arm, protocol.lr), higher),
-                     "tuned": _summary(test_values(arm, lr), higher)})
+                     "untuned": seed_summary(test_values(arm, protocol.lr), higher),
+                     "tuned": seed_summary(test_values(arm, lr), higher)})
     base = rows[0]
     for row in rows[1:]:
         row["paired"] = paired_stats(row["tuned"]["test"], base["tuned"]["test"],

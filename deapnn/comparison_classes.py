@@ -16,8 +16,7 @@ stored trainings are reused, not retrained), loads and prints without them.
 from __future__ import annotations
 
 from .class_metrics import SCALAR_KEYS, TITLES
-from .comparison import _score, _summary
-from .paired import paired_short, paired_stats
+from .paired import metric_score, paired_short, paired_stats, seed_summary
 
 
 def class_entries(finals: list, names: list) -> list[dict]:
@@ -29,17 +28,18 @@ def class_entries(finals: list, names: list) -> list[dict]:
     ``"paired"``: the per-seed differences against the baseline
     (:func:`~deapnn.paired.paired_stats`, higher is better; None when the baseline lacks
     the key or no pair is finite). Empty when no key is carried (module docstring)."""
-    values = [{key: [_score(r.get(key), True) for r in results] for key in SCALAR_KEYS
+    values = [{key: [metric_score(r.get(key), True) for r in results] for key in SCALAR_KEYS
                if results and all(key in r for r in results)} for results in finals]
     out = []
     for i, (mine, name) in enumerate(zip(values, names)):
-        entry = {}
+        entry: dict[str, dict] = {}
         for key, vals in mine.items():
-            entry[key] = {"tuned": _summary(vals, True)}
+            summary: dict = {"tuned": seed_summary(vals, True)}
             if i:
                 base = values[0].get(key)
-                entry[key]["paired"] = paired_stats(vals, base, higher_is_better=True,
-                                                    of=f"{name} - {names[0]}") if base else None
+                summary["paired"] = paired_stats(vals, base, higher_is_better=True,
+                                                 of=f"{name} - {names[0]}") if base else None
+            entry[key] = summary
         out.append(entry)
     return out
 

@@ -9,6 +9,29 @@ import math
 import statistics
 
 
+def worst_score(higher: bool) -> float:
+    """The worst value a metric can take: −∞ when higher is better, else +∞."""
+    return -math.inf if higher else math.inf
+
+
+def metric_score(value, higher: bool) -> float:
+    """A metric as a finite-or-worst number (NaN, None, text and the wrong infinity are the
+    worst, :func:`worst_score`), so a failed training ranks last instead of crashing a table."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return worst_score(higher)
+    return value if math.isfinite(value) else worst_score(higher)
+
+
+def seed_summary(values: list, higher: bool) -> dict:
+    """One arm's per-seed values as ``{"mean", "std", "test": values}``: mean and sample std of
+    the finite values (the worst score when none is finite); the values themselves are kept."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return {"mean": statistics.fmean(finite) if finite else worst_score(higher),
+            "std": statistics.stdev(finite) if len(finite) > 1 else 0.0, "test": values}
+
+
 def paired_stats(values: list, base: list, *, higher_is_better: bool, of: str = "") -> dict | None:
     """Per-seed differences ``values − base`` (the finite pairs): mean ± sample std,
     wins/ties/losses (a win is a higher metric when ``higher_is_better``, else a lower one),

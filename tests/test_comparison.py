@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from deapnn.comparison import (DEFAULT_LR_GRID, Arm, Protocol, choose_lr, final_seed,
                                parse_grid, table_lines, tuned_comparison, tuning_seed)
-from deapnn.paired import paired_stats
+from deapnn.paired import metric_score, paired_stats, seed_summary
 
 CALLS = []
 BEST = {"a": 2.0, "b": 0.25}        # each arm's validation optimum (multiplier of lr)

@@ -198,9 +198,9 @@ def selLexicase(individuals, k, *, key=None, key_weights=None, rng=None):
     >>> import random
     >>> from deap import base, creator
     >>> from deapnn.operators import selLexicase
-    >>> creator.create("FitnessCases", base.Fitness, weights=(-1.0, -1.0, -1.0))
-    >>> creator.create("IndCases", list, fitness=creator.FitnessCases)
-    >>> pop = [creator.IndCases([i]) for i in range(3)]
+    >>> creator.create("ErrorsOn3Cases", base.Fitness, weights=(-1.0, -1.0, -1.0))
+    >>> creator.create("IndOn3Cases", list, fitness=creator.ErrorsOn3Cases)
+    >>> pop = [creator.IndOn3Cases([i]) for i in range(3)]
     >>> for ind, errors in zip(pop, [(0, 1, 2), (1, 0, 2), (2, 2, 0)]):
     ...     ind.fitness.values = errors
     >>> toolbox = base.Toolbox()
