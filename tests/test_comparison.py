@@ -120,6 +120,18 @@ def test_paired_stats_and_table():
     assert "base" in text and "(baseline)" in text and "W/" in text and "×{1/8,1/4" in text
 
 
+@pytest.mark.parametrize("higher, worst", [(True, -math.inf), (False, math.inf)])
+def test_a_failed_metric_scores_worst_and_stays_out_of_the_mean(higher, worst):
+    for bad in (None, "oops", float("nan"), worst):
+        assert metric_score(bad, higher) == worst
+    assert metric_score(-worst, higher) == worst     # the wrong infinity is no win
+    assert metric_score("0.25", higher) == 0.25
+    s = seed_summary([0.5, worst, 0.7], higher)
+    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1 * math.sqrt(2))
+    assert s["test"] == [0.5, worst, 0.7]
+    assert seed_summary([worst], higher) == {"mean": worst, "std": 0.0, "test": [worst]}
+
+
 @pytest.mark.parametrize("text,why", [("0,1", "positive"), ("1,x", "not a number"),
                                       ("1,1", "repeated"), ("", "no learning")])
 def test_parse_grid_rejects(text, why):

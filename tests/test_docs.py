@@ -30,7 +30,8 @@ EXAMPLE_MODULES = ["operators.lexicase", "operators.dalex", "operators.lexicase_
                    "operators.plexicase", "operators.lexicase_variants", "operators.lexicase_exact",
                    "operators.gls", "operators.graph", "operators.aging", "operators.gp_loss",
                    "deapnn.losses.tree", "deapnn.algorithms.gradient_lexicase",
-                   "deapnn.algorithms.regularized", "deapnn.algorithms.evomal"]
+                   "deapnn.algorithms.regularized", "deapnn.algorithms.regularized_state",
+                   "deapnn.algorithms.evomal"]
 
 
 def _sphinx_missing():

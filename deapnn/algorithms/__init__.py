@@ -2,6 +2,7 @@
 ``(population, logbook)`` out)."""
 from .evomal import eaEvoMAL
 from .gradient_lexicase import eaGradientLexicase
-from .regularized import eaRegularizedEvolution, regularized_state
+from .regularized import eaRegularizedEvolution
+from .regularized_state import regularized_state
 
 __all__ = ["eaEvoMAL", "eaGradientLexicase", "eaRegularizedEvolution", "regularized_state"]

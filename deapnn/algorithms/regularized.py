@@ -44,34 +44,9 @@ from deap import tools
 
 from ..operators.aging import check_sample_size, replaceOldest, selAgingTournament
 
-from ..checkpoint import restoring
 from ..evaluation import assign
-from ..runtime import rng_state, set_rng_state
-from .support import (failure_fields, logbook_records, map_evaluations, plain,
-                      restore_halloffame, restore_logbook)
-
-STATE_FORMAT = "deapnn-regularized-2"
-#: states written before the logbook was stored as ``logbook_records`` (still read)
-OLD_STATE_FORMATS = ("deapnn-regularized-1",)
-
-
-def _default_encode(ind):
-    if hasattr(ind, "to_json"):
-        return ind.to_json()
-    return plain(list(ind))
-
-
-def _make_decode(toolbox, decode, population):
-    if decode is not None:
-        return decode
-    if hasattr(toolbox, "decode"):
-        return toolbox.decode
-    if not population:
-        raise ValueError("resuming needs toolbox.decode, a decode= function or a non-empty "
-                         "population whose class rebuilds individuals")
-    cls = type(population[0])
-    return cls.from_json if hasattr(cls, "from_json") else cls
-
+from .regularized_state import default_encode, make_decode, regularized_state, restore_state
+from .support import failure_fields, map_evaluations
 
 FAILED_CHILD = ("discard", "insert")
 
@@ -102,93 +77,6 @@ def _diverged(ind) -> bool:         # marked by its evaluation, scored (not fail
 def _select_one(toolbox, population, sample_size):
     sel = toolbox.select(population, sample_size)
     return sel[0] if isinstance(sel, (list, tuple)) else sel
-
-
-def _encode_ind(ind, encode) -> dict:
-    return {"genome": encode(ind), "birth": int(getattr(ind, "birth", -1)),
-            "fitness": [float(v) for v in ind.fitness.values],
-            "info": plain(getattr(ind, "info", {}))}
-
-
-def _decode_ind(rec, decode):
-    ind = decode(rec["genome"])
-    ind.birth = int(rec["birth"])
-    if rec["fitness"]:
-        ind.fitness.values = tuple(rec["fitness"])
-    if rec.get("info"):
-        ind.info = dict(rec["info"])
-    return ind
-
-
-def regularized_state(population, halloffame, logbook, cycle, next_birth, encode=None) -> dict:
-    """The restart state of an :func:`eaRegularizedEvolution` run after ``cycle`` children.
-
-    This is what the loop gives to its ``checkpoint`` callable; pass it back as ``resume_state``
-    to continue the run.
-
-    Parameters
-    ----------
-    population : list
-        The current members (each with ``birth`` and a fitness).
-    halloffame : deap.tools.HallOfFame or None
-        The hall of fame, stored best first.
-    logbook : deap.tools.Logbook
-        The run's logbook.
-    cycle : int
-        Children made so far.
-    next_birth : int
-        The birth number the next child gets.
-    encode : callable, optional
-        Genome → plain data (default: ``ind.to_json()`` when present, else ``list(ind)``).
-
-    Returns
-    -------
-    dict
-        Plain data: ``format``, ``cycle``, ``next_birth``, ``population`` and ``halloffame``
-        (genome, birth, fitness, info of each member), ``logbook`` (header and records) and
-        ``rng`` (python / numpy / torch random states).
-
-    Examples
-    --------
-    >>> from deap import tools
-    >>> from deapnn.algorithms import regularized_state
-    >>> state = regularized_state([], None, tools.Logbook(), cycle=0, next_birth=0)
-    >>> sorted(state)
-    ['cycle', 'format', 'halloffame', 'logbook', 'next_birth', 'population', 'rng']
-
-    References
-    ----------
-    Real, Aggarwal, Huang & Le 2019 (AAAI), Algorithm 1 (the state is the population, the ages
-    and the history).
-    """
-    encode = encode or _default_encode
-    return {"format": STATE_FORMAT, "cycle": int(cycle), "next_birth": int(next_birth),
-            "population": [_encode_ind(ind, encode) for ind in population],
-            "halloffame": [_encode_ind(ind, encode) for ind in (halloffame or [])],
-            "logbook": logbook_records(logbook), "rng": rng_state()}
-
-
-def state_logbook(state: dict) -> list:
-    """The logbook records stored in a :func:`regularized_state` (either layout)."""
-    book = state["logbook"]
-    return list(book["records"]) if isinstance(book, dict) else list(book)
-
-
-def _restore(state, population, halloffame, decode):
-    """Put the run stored in ``state`` back: population (in place), hall of fame, RNGs;
-    return ``(logbook, cycle, next_birth)``. A state of the wrong shape raises
-    :class:`~deapnn.checkpoint.StateError`."""
-    with restoring():
-        if state.get("format") not in (STATE_FORMAT, *OLD_STATE_FORMATS):
-            raise ValueError("resume state is not a regularized-evolution state")
-        population[:] = [_decode_ind(r, decode) for r in state["population"]]
-        if halloffame is not None:
-            restore_halloffame(halloffame, [_decode_ind(r, decode) for r in state["halloffame"]])
-        book = state["logbook"]
-        logbook = restore_logbook(book if isinstance(book, dict) else
-                                  {"header": state.get("header"), "records": book})
-        set_rng_state(state["rng"])
-        return logbook, int(state["cycle"]), int(state["next_birth"])
 
 
 def _make_child(toolbox, parent, birth):
@@ -273,8 +161,9 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         sequential algorithm).
     checkpoint : callable, optional
         ``checkpoint(state)`` after the initial evaluation and after every round, with a plain
-        dict (:func:`regularized_state`: genomes via ``encode``, births, fitnesses, infos, hall of
-        fame, logbook records, counters, python/numpy/torch RNG states).
+        dict (:func:`~deapnn.algorithms.regularized_state.regularized_state`: genomes via
+        ``encode``, births, fitnesses, infos, hall of fame, logbook records, counters,
+        python/numpy/torch RNG states).
     resume_state : dict, optional
         A state given to ``checkpoint`` earlier; the run continues from it and, as the RNGs are
         restored too, ends exactly as the uninterrupted run would (given deterministic
@@ -349,7 +238,7 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         raise ValueError(f"attempts must be >= 1, got {attempts}")
     if not hasattr(toolbox, "select"):
         toolbox.register("select", selAgingTournament)
-    encode = encode or getattr(toolbox, "encode", None) or _default_encode
+    encode = encode or getattr(toolbox, "encode", None) or default_encode
 
     def record(logbook, cycle, errors, counts):
         logbook.record(cycle=cycle, nevals=counts["nevals"],
@@ -363,8 +252,8 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
                                          encode))
 
     if resume_state is not None:
-        logbook, cycle, next_birth = _restore(resume_state, population, halloffame,
-                                              _make_decode(toolbox, decode, population))
+        logbook, cycle, next_birth = restore_state(resume_state, population, halloffame,
+                                              make_decode(toolbox, decode, population))
         check_sample_size(len(population), sample_size)
         if progress is not None:
             progress.update(cycle)
