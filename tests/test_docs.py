@@ -30,7 +30,7 @@ EXAMPLE_MODULES = ["operators.lexicase", "operators.dalex", "operators.lexicase_
                    "operators.plexicase", "operators.lexicase_variants", "operators.lexicase_exact",
                    "operators.gls", "operators.graph", "operators.aging", "operators.gp_loss",
                    "deapnn.losses.tree", "deapnn.algorithms.gradient_lexicase",
-                   "deapnn.algorithms.regularized", "deapnn.algorithms.regularized_state",
+                   "deapnn.algorithms.regularized", "deapnn.algorithms.regularized_restart",
                    "deapnn.algorithms.evomal"]
 
 

@@ -3,6 +3,6 @@
 from .evomal import eaEvoMAL
 from .gradient_lexicase import eaGradientLexicase
 from .regularized import eaRegularizedEvolution
-from .regularized_state import regularized_state
+from .regularized_restart import regularized_state
 
 __all__ = ["eaEvoMAL", "eaGradientLexicase", "eaRegularizedEvolution", "regularized_state"]

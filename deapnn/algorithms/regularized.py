@@ -45,7 +45,7 @@ from deap import tools
 from ..operators.aging import check_sample_size, replaceOldest, selAgingTournament
 
 from ..evaluation import assign
-from .regularized_state import default_encode, make_decode, regularized_state, restore_state
+from .regularized_restart import default_encode, make_decode, regularized_state, restore_state
 from .support import failure_fields, map_evaluations
 
 FAILED_CHILD = ("discard", "insert")
@@ -161,7 +161,7 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
         sequential algorithm).
     checkpoint : callable, optional
         ``checkpoint(state)`` after the initial evaluation and after every round, with a plain
-        dict (:func:`~deapnn.algorithms.regularized_state.regularized_state`: genomes via
+        dict (:func:`~deapnn.algorithms.regularized_restart.regularized_state`: genomes via
         ``encode``, births, fitnesses, infos, hall of fame, logbook records, counters,
         python/numpy/torch RNG states).
     resume_state : dict, optional

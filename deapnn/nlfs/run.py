@@ -20,7 +20,7 @@ from deap import tools
 from ..operators.graph_phenotype import PopulationIndex, fingerprint, samePhenotype
 
 from ..algorithms.regularized import DistinctHallOfFame, eaRegularizedEvolution
-from ..algorithms.regularized_state import state_logbook
+from ..algorithms.regularized_restart import state_logbook
 from ..checkpoint import StateError
 from ..evaluation import as_evaluation
 from ..losses.graph import LossGraph
