@@ -15,7 +15,7 @@ DOCS_STAMP := $(VENV)/.deapnn-docs-installed
 # the modules mypy checks (`make lint`); extend this list as more of deapnn gains annotations
 MYPY_FILES := deapnn/config.py deapnn/sgd.py deapnn/deprecation.py deapnn/evaluation.py deapnn/algorithms/ \
 	deapnn/fastpath.py deapnn/compiled.py deapnn/fastcheck.py \
-	deapnn/environment.py deapnn/imports.py deapnn/data/user.py deapnn/models/user.py \
+	deapnn/environment.py deapnn/imports.py deapnn/data/user.py deapnn/data/user_file.py deapnn/models/user.py \
 	deapnn/operators/lexicase.py deapnn/operators/lexicase_engine.py deapnn/operators/lexicase_deap.py \
 	deapnn/operators/lexicase_util.py deapnn/operators/dalex.py deapnn/paired.py deapnn/comparison_classes.py \
 	deapnn/operators/lexicase_exact.py deapnn/operators/plexicase.py \

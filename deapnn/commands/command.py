@@ -138,7 +138,7 @@ class Command:
             configure_worker_threads()
         rundir, cfg = getattr(args, "_configured", None) or self.configure(args)
         if rundir is None and args.out:
-            from ..data.user import dataset_record
+            from ..data.user_file import dataset_record
             rundir = RunDir.create(args.out, self.name, cfg, device=args.device,
                                    **dataset_record(getattr(cfg, "dataset", None)))
         if rundir is None:          # nothing kept (train without --out): nothing to lock
@@ -221,9 +221,9 @@ def record_environment(rundir, args) -> None:
 
 
 def check_data_file(rundir) -> None:
-    """The user's data file a run recorded (:func:`deapnn.data.user.dataset_record`) is still
+    """The user's data file a run recorded (:func:`deapnn.data.user_file.dataset_record`) is still
     there, unchanged; else the one-line usage error of ``--resume``."""
-    from ..data.user import UserDataError, check_record
+    from ..data.user_file import UserDataError, check_record
     try:
         check_record(rundir.config)
     except UserDataError as exc:

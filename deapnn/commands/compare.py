@@ -67,7 +67,7 @@ def load_run(args):
     if kind not in ("nlfs", "evomal"):
         raise UsageError(f"{args.run_dir} holds a {kind!r} run; deapnn compare needs an nlfs or "
                          f"evomal run")
-    from ..data.user import UserDataError, check_record
+    from ..data.user_file import UserDataError, check_record
     try:                # the run's own data file, unchanged
         check_record(rundir.config)
     except UserDataError as exc:

@@ -17,7 +17,7 @@ from .augment import AUGMENTATIONS, augment_batch, parse_kind
 from .base import Dataset, Split
 from .registry import DATASETS, DatasetInfo, canonical_name, dataset_names
 from .regimes import RegimeError, RegimeSettings, apply_regime
-from .user import UserDataError, dataset_argument, is_user_spec
+from .user_file import UserDataError, dataset_argument, is_user_spec
 from .vision import DatasetNotFoundError, default_root
 
 __all__ = [
