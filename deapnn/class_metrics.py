@@ -103,6 +103,19 @@ def decider_classes(records, train_y, num_classes: int, rare) -> dict:
             "rare_train_share": share}
 
 
+def decider_noise(records, flipped, n_train: int) -> dict:
+    """How often a mislabelled case decided GLS's selection (``--label-noise``): the share of
+    decided generations whose ``deciding_case`` is one of the ``flipped`` training indices
+    (``diag_noisy_decider``, None when none was decided) against the flipped share of the
+    training split (``noisy_train_share``, what a case drawn at random would give). Above the
+    share, lexicase rewards the children that fit wrong labels; below it, it avoids them."""
+    flipped = {int(i) for i in flipped}
+    cases = [int(r["deciding_case"]) for r in records if r.get("deciding_case") is not None]
+    return {"diag_noisy_decider": (sum(c in flipped for c in cases) / len(cases)
+                                   if cases else None),
+            "noisy_train_share": len(flipped) / max(int(n_train), 1)}
+
+
 def class_results(data, model, records=None) -> dict:
     """The result-row keys of the data regime and the classes (issue 25), for a classification
     dataset: the regime (:func:`deapnn.data.regimes.regime_summary`: ``imbalance``,
@@ -110,7 +123,8 @@ def class_results(data, model, records=None) -> dict:
     metrics on the test split (:func:`class_metrics`: ``balanced_acc``,
     ``worst_class_acc``, ``rare3_acc``, ``rare_classes``, ``class_acc``) and, with the
     ``--diagnostics`` ``records`` of a GLS job, the classes of the deciding cases
-    (:func:`decider_classes`)."""
+    (:func:`decider_classes`) and, under label noise, how often they were mislabelled
+    (:func:`decider_noise`)."""
     if data.task != "classification":
         return {}
     from .data.regimes import regime_summary
@@ -120,9 +134,12 @@ def class_results(data, model, records=None) -> dict:
     row.update(model_class_metrics(model, data.test, data.num_classes, row["train_class_counts"]))
     if records is not None and any("deciding_case" in r for r in records):
         row.update(decider_classes(records, data.train.y, data.num_classes, row["rare_classes"]))
+        flipped = (data.meta.get("regime") or {}).get("flipped")
+        if flipped:
+            row.update(decider_noise(records, flipped, len(data.train.y)))
     return row
 
 
 __all__ = ["RARE_K", "SCALAR_KEYS", "TITLES", "DEFINITIONS", "ROW_KEYS", "per_class_accuracy",
            "rarest_classes", "class_metrics", "model_class_metrics", "decider_classes",
-           "class_results"]
+           "decider_noise", "class_results"]

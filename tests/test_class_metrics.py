@@ -2,13 +2,14 @@
 computation, the classes of GLS's deciding cases, the comparison table's new columns and the
 per-class section of ``deapnn report``; and a GLS run with ``--imbalance`` and the rebalancing
 arms end to end."""
+import csv
 import json
 
 import pytest
 import torch
 
-from deapnn.class_metrics import (class_metrics, decider_classes, per_class_accuracy,
-                                  rarest_classes)
+from deapnn.class_metrics import (class_metrics, decider_classes, decider_noise,
+                                  per_class_accuracy, rarest_classes)
 from deapnn.evaluation import Evaluation
 from deapnn.gls.runner import class_lines, summarize
 from deapnn.report.classes import class_section
@@ -45,6 +46,14 @@ def test_deciding_cases_by_class():
     assert decider_classes([], labels, 3, [2])["diag_rare_decider"] is None
 
 
+def test_mislabelled_deciding_cases_against_the_flipped_share():
+    records = [{"deciding_case": 0}, {"deciding_case": 6}, {"deciding_case": None},
+               {"deciding_case": 7}, {}, {"deciding_case": 6}]
+    d = decider_noise(records, flipped=[6, 7, 3], n_train=8)
+    assert d["diag_noisy_decider"] == pytest.approx(3 / 4) and d["noisy_train_share"] == 3 / 8
+    assert decider_noise([{}], [1], 4) == {"diag_noisy_decider": None, "noisy_train_share": 0.25}
+
+
 def _row(arm, seed, bal, acc, order=(0, 1, 2), deciders=None):
     counts = [30, 10, 3] if order == (0, 1, 2) else [3, 10, 30]
     row = {"arm": arm, "seed": seed, "test_acc": bal, "val_acc": None, "seconds": 1.0,
@@ -52,7 +61,8 @@ def _row(arm, seed, bal, acc, order=(0, 1, 2), deciders=None):
            "rare_classes": [2, 1, 0], "class_acc": list(acc), "train_class_counts": counts,
            "imbalance": 10.0, "label_noise": 0.0, "class_order": list(order), "n_flipped": 0}
     if deciders:
-        row.update(diag_decider_classes=deciders, diag_rare_decider=0.25, rare_train_share=0.07)
+        row.update(diag_decider_classes=deciders, diag_rare_decider=0.25, rare_train_share=0.07,
+                   diag_noisy_decider=0.5 - 0.1 * seed, noisy_train_share=0.2)
     return row
 
 
@@ -72,7 +82,9 @@ def test_the_comparison_table_gains_the_per_class_columns():
     lines = class_lines(summary)
     assert "balanced acc" in lines[0] and "worst-class acc" in lines[0]
     assert lines[2].startswith("SGD, class-weighted loss") and "(1W/0T/1L)" in lines[2]
-    assert "GLS deciding case in a rarest-3 class: 0.250" in lines[-1]
+    assert "GLS deciding case in a rarest-3 class: 0.250" in lines[-2]
+    assert lines[-1] == ("GLS deciding case mislabelled: 0.450 of decided generations, against "
+                         "the 0.200 flipped share of the training split")
 
 
 def test_report_renders_the_per_class_table_by_frequency_rank(tmp_path):
@@ -88,6 +100,8 @@ def test_report_renders_the_per_class_table_by_frequency_rank(tmp_path):
     assert "share of deciding cases" in text
     # GLS's deciders at rank 0: seed 0 2/4 (class 0), seed 1 2/4 (class 2)
     assert "| 0 | 0.698 | 0.500 |" in text
+    assert "Deciding case mislabelled (`--label-noise`): 0.450 of decided generations, " \
+        "against the 0.200 flipped share" in text
 
 
 def test_gls_with_imbalance_and_rebalancing_arms_end_to_end(cli, tmp_path):
@@ -108,7 +122,15 @@ def test_gls_with_imbalance_and_rebalancing_arms_end_to_end(cli, tmp_path):
         assert r["imbalance"] == 3.0 and r["label_noise"] == 0.1 and r["n_flipped"] > 0
         assert len(r["class_acc"]) == 3 and 0 <= r["balanced_acc"] <= 1
         assert {"worst_class_acc", "rare3_acc", "class_order"} <= set(r)
-    assert "diag_rare_decider" in next(r for r in rows if r["arm"] == "gls")
+    gls = next(r for r in rows if r["arm"] == "gls")
+    assert "diag_rare_decider" in gls and 0 <= gls["diag_noisy_decider"] <= 1
+    # the deciding cases of the logbook checked against the flipped indices of regime.json
+    regime = json.loads((out / "gls" / "seed0" / "regime.json").read_text())
+    assert gls["noisy_train_share"] == regime["n_flipped"] / sum(gls["train_class_counts"])
+    with open(out / "gls" / "seed0" / "logbook.csv") as fh:
+        cases = [int(r["deciding_case"]) for r in csv.DictReader(fh) if r["deciding_case"]]
+    assert cases and gls["diag_noisy_decider"] == \
+        sum(c in set(regime["flipped"]) for c in cases) / len(cases)
     code, _, err = cli("report", out)
     assert code == 0, err
     text = (out / "report.md").read_text()

@@ -121,7 +121,8 @@ def summarize(evaluations: list[Evaluation]) -> dict:
 #: result-row numbers beyond accuracy averaged per arm (when present): the representation metric,
 #: the ``--diagnostics`` shares, the per-class metrics and the classes of the deciding cases
 EXTRA_MEANS = ("feature_erank", "diag_decided", "diag_trained_on_decider", "diag_winner_best_val",
-               *SCALAR_KEYS, "diag_rare_decider", "rare_train_share")
+               *SCALAR_KEYS, "diag_rare_decider", "rare_train_share", "diag_noisy_decider",
+               "noisy_train_share")
 
 
 def _extra_means(rows: list[dict]) -> dict:
@@ -223,6 +224,10 @@ def class_lines(summary: dict) -> list[str]:
         out.append(f"GLS deciding case in a rarest-3 class: {g['diag_rare_decider']['mean']:.3f} "
                    f"of decided generations, against their {g['rare_train_share']['mean']:.3f} "
                    "share of the training split")
+    if "diag_noisy_decider" in g and "noisy_train_share" in g:
+        out.append(f"GLS deciding case mislabelled: {g['diag_noisy_decider']['mean']:.3f} of "
+                   f"decided generations, against the {g['noisy_train_share']['mean']:.3f} "
+                   "flipped share of the training split")
     return out
 
 

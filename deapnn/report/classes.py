@@ -156,6 +156,13 @@ def _deciders(rep: Report, rows: list[dict]) -> None:
         rep.para(f"Deciding case in one of the 3 rarest classes: "
                  f"{statistics.fmean(a for a, _ in rare):.3f} of decided generations, against "
                  f"their {statistics.fmean(b for _, b in rare):.3f} share of the training split.")
+    noisy = [(r["diag_noisy_decider"], r["noisy_train_share"]) for r in rows
+             if finite(r.get("diag_noisy_decider")) and finite(r.get("noisy_train_share"))]
+    if noisy:
+        rep.para(f"Deciding case mislabelled (`--label-noise`): "
+                 f"{statistics.fmean(a for a, _ in noisy):.3f} of decided generations, against "
+                 f"the {statistics.fmean(b for _, b in noisy):.3f} flipped share of the training "
+                 "split.")
 
 
 __all__ = ["class_section"]
