@@ -11,6 +11,10 @@ to each class, measured on the balanced, clean test split.
   fewest *training* examples (ties: the lower class index first; fewer when the dataset has
   fewer classes) — the tail of a long-tailed split.
 
+Under ``--label-noise``, ``flipped_fit`` is the share of the flipped training labels the final
+network predicts: the noise it memorised (Zhang et al. 2017, "Understanding deep learning
+requires rethinking generalization"; chance is about (1 − accuracy)/(C − 1)).
+
 :func:`decider_classes` is the class view of GLS's ``--diagnostics``: how often the case that
 decided a selection belongs to a rare class, against the rare classes' share of the training
 split (the share a deciding case drawn at random would have). :func:`class_results` gathers the
@@ -35,7 +39,7 @@ DEFINITIONS = ("Balanced accuracy: the mean of the per-class accuracies; worst-c
                "examples")
 #: the result-row keys of :func:`class_results` (without the ``--diagnostics`` ones)
 ROW_KEYS = ("imbalance", "label_noise", "class_order", "train_class_counts", "n_flipped",
-            *SCALAR_KEYS, "rare_classes", "class_acc")
+            *SCALAR_KEYS, "rare_classes", "class_acc", "flipped_fit")
 
 
 def per_class_accuracy(pred, y, num_classes: int) -> list:
@@ -83,6 +87,18 @@ def model_class_metrics(model, split, num_classes: int, train_counts) -> dict:
     return class_metrics(predict(model, split.x).argmax(1), split.y, num_classes, train_counts)
 
 
+def flipped_fit(model, train, flipped) -> float | None:
+    """The share of the ``flipped`` training cases (indices into ``train``, a
+    :class:`~deapnn.data.Split` holding the noisy labels) that ``model`` predicts as their
+    flipped label; None without flipped cases."""
+    if not len(flipped):
+        return None
+    from .training import predict
+    index = torch.as_tensor(list(flipped), dtype=torch.long)
+    pred = predict(model, train.x[index]).argmax(1).cpu()
+    return float((pred == train.y[index].cpu()).float().mean())
+
+
 def decider_classes(records, train_y, num_classes: int, rare) -> dict:
     """The classes of the deciding cases of GLS's ``--diagnostics`` records
     (``deciding_case``: an index into the training split ``train_y``, None when no case
@@ -121,7 +137,8 @@ def class_results(data, model, records=None) -> dict:
     dataset: the regime (:func:`deapnn.data.regimes.regime_summary`: ``imbalance``,
     ``label_noise``, ``class_order``, ``train_class_counts``, ``n_flipped``), the per-class
     metrics on the test split (:func:`class_metrics`: ``balanced_acc``,
-    ``worst_class_acc``, ``rare3_acc``, ``rare_classes``, ``class_acc``) and, with the
+    ``worst_class_acc``, ``rare3_acc``, ``rare_classes``, ``class_acc``), under label noise the
+    memorised share of the flipped labels (:func:`flipped_fit`) and, with the
     ``--diagnostics`` ``records`` of a GLS job, the classes of the deciding cases
     (:func:`decider_classes`) and, under label noise, how often they were mislabelled
     (:func:`decider_noise`)."""
@@ -132,14 +149,16 @@ def class_results(data, model, records=None) -> dict:
     row = regime_summary(data.meta.get("regime"))
     row["train_class_counts"] = class_counts(data.train.y, data.num_classes).tolist()
     row.update(model_class_metrics(model, data.test, data.num_classes, row["train_class_counts"]))
+    flipped = (data.meta.get("regime") or {}).get("flipped")
+    if flipped:
+        row["flipped_fit"] = flipped_fit(model, data.train, flipped)
     if records is not None and any("deciding_case" in r for r in records):
         row.update(decider_classes(records, data.train.y, data.num_classes, row["rare_classes"]))
-        flipped = (data.meta.get("regime") or {}).get("flipped")
         if flipped:
             row.update(decider_noise(records, flipped, len(data.train.y)))
     return row
 
 
 __all__ = ["RARE_K", "SCALAR_KEYS", "TITLES", "DEFINITIONS", "ROW_KEYS", "per_class_accuracy",
-           "rarest_classes", "class_metrics", "model_class_metrics", "decider_classes",
-           "decider_noise", "class_results"]
+           "rarest_classes", "class_metrics", "model_class_metrics", "flipped_fit",
+           "decider_classes", "decider_noise", "class_results"]

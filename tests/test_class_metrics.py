@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
-from deapnn.class_metrics import (class_metrics, decider_classes, decider_noise,
+from deapnn.class_metrics import (class_metrics, decider_classes, decider_noise, flipped_fit,
                                   per_class_accuracy, rarest_classes)
+from deapnn.data.base import Split
 from deapnn.evaluation import Evaluation
 from deapnn.gls.runner import class_lines, summarize
 from deapnn.report.classes import class_section
@@ -54,12 +55,28 @@ def test_mislabelled_deciding_cases_against_the_flipped_share():
     assert decider_noise([{}], [1], 4) == {"diag_noisy_decider": None, "noisy_train_share": 0.25}
 
 
+class _Lookup(torch.nn.Module):
+    """Predicts class ``x[:, 0]`` (a fixed prediction per case)."""
+
+    def forward(self, x):
+        return torch.nn.functional.one_hot(x[:, 0].long(), 3).float()
+
+
+def test_flipped_fit_is_the_share_of_flipped_labels_predicted():
+    train = Split(torch.tensor([[0.], [1.], [2.], [0.], [1.]]), torch.tensor([0, 2, 2, 1, 1]))
+    # flipped cases 1, 2, 3: predicted 1, 2, 0 against their (noisy) labels 2, 2, 1
+    assert flipped_fit(_Lookup(), train, [1, 2, 3]) == pytest.approx(1 / 3)
+    assert flipped_fit(_Lookup(), train, [2, 4]) == 1.0
+    assert flipped_fit(_Lookup(), train, []) is None
+
+
 def _row(arm, seed, bal, acc, order=(0, 1, 2), deciders=None):
     counts = [30, 10, 3] if order == (0, 1, 2) else [3, 10, 30]
     row = {"arm": arm, "seed": seed, "test_acc": bal, "val_acc": None, "seconds": 1.0,
            "balanced_acc": bal, "worst_class_acc": min(acc), "rare3_acc": sum(acc) / 3,
            "rare_classes": [2, 1, 0], "class_acc": list(acc), "train_class_counts": counts,
-           "imbalance": 10.0, "label_noise": 0.0, "class_order": list(order), "n_flipped": 0}
+           "imbalance": 10.0, "label_noise": 0.0, "class_order": list(order), "n_flipped": 0,
+           "flipped_fit": 0.01 * (seed + 1)}
     if deciders:
         row.update(diag_decider_classes=deciders, diag_rare_decider=0.25, rare_train_share=0.07,
                    diag_noisy_decider=0.5 - 0.1 * seed, noisy_train_share=0.2)
@@ -82,6 +99,8 @@ def test_the_comparison_table_gains_the_per_class_columns():
     lines = class_lines(summary)
     assert "balanced acc" in lines[0] and "worst-class acc" in lines[0]
     assert lines[2].startswith("SGD, class-weighted loss") and "(1W/0T/1L)" in lines[2]
+    assert lines[-3] == ("flipped training labels the final network predicts (memorised "
+                         "noise): GLS 0.015, SGD, class-weighted loss 0.015")
     assert "GLS deciding case in a rarest-3 class: 0.250" in lines[-2]
     assert lines[-1] == ("GLS deciding case mislabelled: 0.450 of decided generations, against "
                          "the 0.200 flipped share of the training split")
@@ -100,6 +119,7 @@ def test_report_renders_the_per_class_table_by_frequency_rank(tmp_path):
     assert "share of deciding cases" in text
     # GLS's deciders at rank 0: seed 0 2/4 (class 0), seed 1 2/4 (class 2)
     assert "| 0 | 0.698 | 0.500 |" in text
+    assert "the noise it memorised" in text and "GLS 0.0150 ± 0.0071" in text
     assert "Deciding case mislabelled (`--label-noise`): 0.450 of decided generations, " \
         "against the 0.200 flipped share" in text
 
@@ -124,6 +144,7 @@ def test_gls_with_imbalance_and_rebalancing_arms_end_to_end(cli, tmp_path):
         assert {"worst_class_acc", "rare3_acc", "class_order"} <= set(r)
     gls = next(r for r in rows if r["arm"] == "gls")
     assert "diag_rare_decider" in gls and 0 <= gls["diag_noisy_decider"] <= 1
+    assert all(0 <= r["flipped_fit"] <= 1 for r in rows)
     # the deciding cases of the logbook checked against the flipped indices of regime.json
     regime = json.loads((out / "gls" / "seed0" / "regime.json").read_text())
     assert gls["noisy_train_share"] == regime["n_flipped"] / sum(gls["train_class_counts"])

@@ -121,8 +121,8 @@ def summarize(evaluations: list[Evaluation]) -> dict:
 #: result-row numbers beyond accuracy averaged per arm (when present): the representation metric,
 #: the ``--diagnostics`` shares, the per-class metrics and the classes of the deciding cases
 EXTRA_MEANS = ("feature_erank", "diag_decided", "diag_trained_on_decider", "diag_winner_best_val",
-               *SCALAR_KEYS, "diag_rare_decider", "rare_train_share", "diag_noisy_decider",
-               "noisy_train_share")
+               *SCALAR_KEYS, "flipped_fit", "diag_rare_decider", "rare_train_share",
+               "diag_noisy_decider", "noisy_train_share")
 
 
 def _extra_means(rows: list[dict]) -> dict:
@@ -219,6 +219,11 @@ def class_lines(summary: dict) -> list[str]:
         pairs = [s.get(f"gls_minus_arm_{k}") for k in SCALAR_KEYS]
         ptxt = " / ".join(paired_short(p) for p in pairs) if arm != "gls" else ""
         out.append(f"{ARM_TITLES[arm]:<26}{cells}  {ptxt}".rstrip())
+    fits = [f"{ARM_TITLES[a]} {summary[a]['flipped_fit']['mean']:.3f}" for a in ARMS
+            if "flipped_fit" in summary.get(a, {})]
+    if fits:
+        out.append("flipped training labels the final network predicts (memorised noise): "
+                   + ", ".join(fits))
     g = summary.get("gls", {})
     if "diag_rare_decider" in g and "rare_train_share" in g:
         out.append(f"GLS deciding case in a rarest-3 class: {g['diag_rare_decider']['mean']:.3f} "

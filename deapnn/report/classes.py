@@ -97,8 +97,22 @@ def class_section(rep: Report, rows: list[dict], titles: dict, paired: bool = Tr
               + ["GLS − arm, paired: balanced / worst / rarest-3"] * paired, table)
     rep.para(f"Test split, mean ± std over seeds. {DEFINITIONS} (Cui et al. 2019; Cao et "
              "al. 2019).")
+    _memorised(rep, rows, arms, titles)
     _per_class(rep, rows, arms, titles)
     _deciders(rep, [r for r in rows if r["arm"] == "gls"])
+
+
+def _memorised(rep: Report, rows: list[dict], arms: list, titles: dict) -> None:
+    fits = []
+    for arm in arms:
+        vals = [r["flipped_fit"] for r in rows if r["arm"] == arm and finite(r.get("flipped_fit"))]
+        if vals:
+            spread = mean_std(statistics.fmean(vals), sample_std(vals))
+            fits.append(f"{titles.get(arm, arm)} {spread}")
+    if fits:
+        rep.para("Flipped training labels the final network predicts (`--label-noise`: the noise "
+                 "it memorised; chance is about (1 − accuracy)/(classes − 1)), mean ± std over "
+                 "seeds: " + "; ".join(fits) + ".")
 
 
 def _per_class(rep: Report, rows: list[dict], arms: list[str], titles: dict) -> None:
