@@ -253,7 +253,7 @@ def eaRegularizedEvolution(population, toolbox, cycles, sample_size, stats=None,
 
     if resume_state is not None:
         logbook, cycle, next_birth = restore_state(resume_state, population, halloffame,
-                                              make_decode(toolbox, decode, population))
+                                                   make_decode(toolbox, decode, population))
         check_sample_size(len(population), sample_size)
         if progress is not None:
             progress.update(cycle)
