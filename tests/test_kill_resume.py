@@ -1,9 +1,9 @@
 """Nothing lost (issue 7 item 4).
 
-* A process writing large checkpoints in a loop is SIGKILLed at random moments, many times
-  (mid-write included): every time, the checkpoint loads as a complete old-or-new state, a
-  restarted writer continues from it, and the temporary files a killed write leaves never break
-  the next load or write.
+* A process writing large checkpoints in a loop is SIGKILLed many times, at random moments and,
+  every other time, just after a write began: every time, the checkpoint loads as a complete
+  old-or-new state, a restarted writer continues from it, and the temporary files a killed write
+  leaves never break the next load or write.
 * ``deapnn gls|nlfs|evomal --resume`` on a truncated, garbage or tampered (code-carrying)
   checkpoint: one-line error, exit 2, the code never runs.
 * NLFS end to end: a ``--workers 2`` SCOOP run (launcher, origin, workers) is SIGKILLed mid-search
@@ -13,6 +13,7 @@
 """
 import glob
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -34,12 +35,13 @@ N_KILLS = 16
 SIZE = 1_500_000               # float32s per tensor: ~12 MB a checkpoint, a write takes a while
 
 
-def _writer(path):
-    """Forked child: resume from ``path`` (if any) and keep writing step+1, step+2, …"""
+def _writer(path, ready):
+    """Child process: resume from ``path`` (if any), set ``ready``, keep writing step+1, …"""
     try:
         step = load_checkpoint(path)["step"]
     except CheckpointError:
         step = 0
+    ready.set()
     while True:
         step += 1
         save_checkpoint(path, {"step": step, "a": torch.full((SIZE,), float(step)),
@@ -50,17 +52,24 @@ def test_sigkill_during_checkpoint_writes_leaves_old_or_new_state(tmp_path):
     path = str(tmp_path / "checkpoint.pt")
     rng = random.Random(7)
     last, mid_write = 0, 0
-    for _ in range(N_KILLS):
+    # spawned, not forked: this process has torch's threads, and fork() with threads can deadlock
+    ctx = multiprocessing.get_context("spawn")
+    for i in range(N_KILLS):
         before = set(glob.glob(str(tmp_path / ".ckpt-*")))
-        pid = os.fork()
-        if pid == 0:                                       # child: write until killed
-            try:
-                _writer(path)
-            finally:
-                os._exit(1)
-        time.sleep(rng.uniform(0.05, 0.6))
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        ready = ctx.Event()
+        writer = ctx.Process(target=_writer, args=(path, ready), daemon=True)
+        writer.start()
+        assert ready.wait(60), "the writer did not start"
+        if i % 2 == 0:                                     # at a random moment
+            time.sleep(rng.uniform(0.05, 0.6))
+        else:                                              # once a write has begun
+            deadline = time.monotonic() + 30
+            while (set(glob.glob(str(tmp_path / ".ckpt-*"))) <= before
+                   and time.monotonic() < deadline):
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0, 0.005))
+        writer.kill()
+        writer.join(10)
         debris = set(glob.glob(str(tmp_path / ".ckpt-*"))) - before
         mid_write += bool(debris)                          # killed inside save_checkpoint
         state = load_checkpoint(path)                      # complete, never torn
