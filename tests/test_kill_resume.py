@@ -60,10 +60,12 @@ def test_sigkill_during_checkpoint_writes_leaves_old_or_new_state(tmp_path):
         writer = ctx.Process(target=_writer, args=(path, ready), daemon=True)
         writer.start()
         assert ready.wait(60), "the writer did not start"
-        if i % 2 == 0:                                     # at a random moment
+        deadline = time.monotonic() + 30
+        if i % 2 == 0:                                     # at a random moment (after the
+            while not os.path.exists(path) and time.monotonic() < deadline:   # first write)
+                time.sleep(0.001)
             time.sleep(rng.uniform(0.05, 0.6))
         else:                                              # once a write has begun
-            deadline = time.monotonic() + 30
             while (set(glob.glob(str(tmp_path / ".ckpt-*"))) <= before
                    and time.monotonic() < deadline):
                 time.sleep(0.001)
