@@ -69,8 +69,14 @@ def paired_text(p: dict) -> str:
 
 def paired_short(p: dict | None) -> str:
     """A :func:`paired_stats` record as ``+mean (WW/TT/LL)`` (the per-class columns); ``—``
-    for None."""
-    return f"{p['mean']:+.4f} ({p['wins']}W/{p['ties']}T/{p['losses']}L)" if p else "—"
+    for None. A record read back from a file prints as it is, never raises: a mean that is not
+    a number is shown as text, a missing count as None."""
+    if not p:
+        return "—"
+    mean = p.get("mean")
+    mean = (f"{mean:+.4f}" if isinstance(mean, (int, float))
+            else "—" if mean is None or mean == "" else str(mean))
+    return f"{mean} ({p.get('wins')}W/{p.get('ties')}T/{p.get('losses')}L)"
 
 
 __all__ = ["paired_stats", "paired_text", "paired_short"]

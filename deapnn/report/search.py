@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from ..comparison import seed_count
+from ..paired import paired_short
 from ..results import RESULTS_FILE
 from .basic import logbook_reasons
 from .document import (Report, code, column, file_span, finite, math_or_code, mean_std, num,
@@ -85,7 +86,7 @@ def _class_table(rep: Report, losses: list, base: str) -> None:
     def cells(r):
         got = [r["classes"].get(k) for k in TITLES]
         tuned = [mean_std(e["tuned"]["mean"], e["tuned"]["std"]) if e else "—" for e in got]
-        pairs = " / ".join((_short(e.get("paired")) if e else "—") for e in got)
+        pairs = " / ".join((paired_short(e.get("paired")) if e else "—") for e in got)
         return tuned + [pairs if r is not losses[0] else "baseline"]
     rep.para("Per-class test accuracy of each loss at its tuned learning rate, mean ± std over "
              f"the final seeds (issue 25). {DEFINITIONS} (`--imbalance`, `--label-noise`).")
@@ -93,13 +94,6 @@ def _class_table(rep: Report, losses: list, base: str) -> None:
               + [f"tuned − tuned {base} (paired): balanced / worst / rarest-3"],
               [[code(r["loss"])] + cells(r) for r in rows])
 
-
-def _short(p: dict | None) -> str:
-    if not p:
-        return "—"
-    mean = p.get("mean")
-    mean = f"{mean:+.4f}" if isinstance(mean, (int, float)) else num(mean)
-    return f"{mean} ({p.get('wins')}W/{p.get('ties')}T/{p.get('losses')}L)"
 
 
 def _sci(value) -> str:
